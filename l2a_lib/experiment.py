@@ -1,0 +1,225 @@
+"""``run(config) -> tidy DataFrame`` and the result cache.
+
+Each finished run is one small JSON file ``<results_dir>/runs/<hash>.json``
+(written to a temporary file, then renamed, so a killed run leaves nothing
+half-written). The hash covers the full config plus ``CODE_VERSION``; a rerun
+of a cached config reads the file instead of training.
+
+Fine-tuned teachers are cached locally under ``<cache_dir>/teachers`` (never
+committed) and reused by every later method of the same task and seed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+
+from . import data as data_mod
+from . import models, paths
+from .config import CODE_VERSION, METHODS, ExperimentConfig, without_none
+from .train import Encoded, encode, evaluate, fine_tune
+
+log = logging.getLogger(__name__)
+
+CORE_COLUMNS = ["table", "task", "method", "seed", "split", "metric", "value", "n_params",
+                "profile", "teacher", "student", "n_train", "n_dev", "n_test", "config_hash",
+                "code_version", "wall_seconds"]
+
+
+@dataclass
+class Context:
+    """Where a run reads and writes."""
+    data_dir: Path | None = None
+    results_dir: Path | None = None
+    cache_dir: Path | None = None
+
+    @property
+    def runs(self) -> Path:
+        p = paths.results_dir(self.results_dir) / "runs"
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder + rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# --------------------------------------------------------------- shared steps
+@dataclass
+class Prepared:
+    task: data_mod.TaskData
+    tokenizer: object
+    train: Encoded
+    dev: Encoded
+    test: Encoded
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id
+
+
+def prepare(config: ExperimentConfig, ctx: Context) -> Prepared:
+    task = data_mod.load_task(config.task, config.data, seed=config.seed, data_dir=ctx.data_dir)
+    tok = models.load_tokenizer(config.model)
+    enc = {s: encode(getattr(task, s), tok, config.data.max_length) for s in ("train", "dev", "test")}
+    return Prepared(task, tok, enc["train"], enc["dev"], enc["test"])
+
+
+def teacher_key(config: ExperimentConfig) -> str:
+    """What determines a fine-tuned teacher (not the method that uses it)."""
+    m = config.model
+    blob = json.dumps({"data": without_none(dataclasses.asdict(config.data)), "teacher": m.teacher,
+                       "pooling": m.pooling, "dropout": m.dropout, "seed": config.seed,
+                       "train": dataclasses.asdict(config.teacher_train),
+                       "code_version": CODE_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def get_teacher(config: ExperimentConfig, ctx: Context, prep: Prepared):
+    """Teacher-FT for this task and seed: from the local cache, or fine-tuned now."""
+    spec = prep.task.spec
+    teacher = models.build_teacher(config.model, spec.num_labels, prep.tokenizer,
+                                   seed=config.seed, cache=ctx.cache_dir)
+    folder = paths.cache_dir(ctx.cache_dir) / "teachers"
+    key = teacher_key(config)
+    weights, meta = folder / f"{key}.pt", folder / f"{key}.json"
+    if weights.is_file() and meta.is_file():
+        teacher.load_state_dict(torch.load(weights, map_location="cpu"))
+        return teacher, json.loads(meta.read_text())
+    result = fine_tune(teacher, prep.train, prep.dev, spec.kind, config.teacher_train,
+                       seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
+                       desc=f"teacher {config.task} s{config.seed}")
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = weights.with_suffix(".pt.tmp")
+    torch.save(teacher.state_dict(), tmp)
+    os.replace(tmp, weights)
+    info = dataclasses.asdict(result)
+    atomic_write_text(meta, json.dumps(info))
+    return teacher, info
+
+
+def _score(model, prep: Prepared, config: ExperimentConfig, train_cfg) -> list[dict]:
+    rows = []
+    for split, enc in (("dev", prep.dev), ("test", prep.test)):
+        scores = evaluate(model, enc, prep.task.spec.kind, pad_id=prep.pad_id,
+                          batch_size=train_cfg.eval_batch_size, bf16=train_cfg.bf16,
+                          desc=f"eval {split}")
+        rows += [{"split": split, "metric": k, "value": v} for k, v in scores.items()]
+    return rows
+
+
+# -------------------------------------------------------------------- methods
+def run_teacher_ft(config: ExperimentConfig, ctx: Context) -> dict:
+    """Teacher-FT: the pretrained teacher fine-tuned on the target train split only."""
+    prep = prepare(config, ctx)
+    teacher, info = get_teacher(config, ctx, prep)
+    return {"rows": _score(teacher, prep, config, config.teacher_train),
+            "n_params": teacher.n_params(), "fine_tune": info, "sizes": prep.task.sizes()}
+
+
+def run_student_ft(config: ExperimentConfig, ctx: Context) -> dict:
+    """Student-FT: the pretrained (truncated) student fine-tuned on the target train split."""
+    prep = prepare(config, ctx)
+    spec = prep.task.spec
+    student = models.build_student(config.model, spec.num_labels, seed=config.seed,
+                                   cache=ctx.cache_dir)
+    result = fine_tune(student, prep.train, prep.dev, spec.kind, config.student_train,
+                       seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
+                       desc=f"student {config.task} s{config.seed}")
+    return {"rows": _score(student, prep, config, config.student_train),
+            "n_params": student.n_params(), "fine_tune": dataclasses.asdict(result),
+            "sizes": prep.task.sizes()}
+
+
+METHOD_REGISTRY: dict[str, Callable[[ExperimentConfig, Context], dict]] = {
+    "teacher_ft": run_teacher_ft,
+    "student_ft": run_student_ft,
+}
+assert set(METHOD_REGISTRY) == set(METHODS)
+
+
+# ---------------------------------------------------------------------- cache
+def cache_path(config: ExperimentConfig, ctx: Context | None = None) -> Path:
+    return (ctx or Context()).runs / f"{config.hash()}.json"
+
+
+def is_cached(config: ExperimentConfig, ctx: Context | None = None) -> bool:
+    return cache_path(config, ctx).is_file()
+
+
+def record_to_frame(record: dict) -> pd.DataFrame:
+    """Tidy rows of one cached run, every setting in a column."""
+    cfg = record["config"]
+    sizes = record.get("sizes", {})
+    base = {"table": cfg["table"], "task": cfg["task"], "method": cfg["method"],
+            "seed": cfg["seed"], "n_params": record.get("n_params"), "profile": cfg["profile"],
+            "teacher": cfg["model"]["teacher"], "student": cfg["model"]["student"],
+            "n_train": sizes.get("train"), "n_dev": sizes.get("dev"), "n_test": sizes.get("test"),
+            "config_hash": record["config_hash"], "code_version": record["code_version"],
+            "wall_seconds": record.get("wall_seconds")}
+    settings = pd.json_normalize({k: v for k, v in cfg.items()
+                                  if k not in ("table", "task", "method", "seed", "profile")},
+                                 sep=".").iloc[0].to_dict()
+    settings = {k: (json.dumps(v) if isinstance(v, (list, tuple)) else v)
+                for k, v in settings.items()}
+    rows = [{**base, **r, **settings} for r in record["rows"]]
+    df = pd.DataFrame(rows)
+    return df[CORE_COLUMNS + [c for c in df.columns if c not in CORE_COLUMNS]]
+
+
+def run(config: ExperimentConfig, *, data_dir=None, results_dir=None, cache_dir=None,
+        force: bool = False) -> pd.DataFrame:
+    """Run one experiment (or read it from the cache) and return its tidy rows."""
+    ctx = Context(data_dir, results_dir, cache_dir)
+    path = cache_path(config, ctx)
+    if path.is_file() and not force:
+        return record_to_frame(json.loads(path.read_text()))
+    started = dt.datetime.now(dt.timezone.utc)
+    t0 = time.time()
+    out = METHOD_REGISTRY[config.method](config, ctx)
+    import transformers
+    record = {
+        "config": config.to_dict(), "config_hash": config.hash(), "code_version": CODE_VERSION,
+        "rows": out.pop("rows"), "n_params": out.pop("n_params"), "sizes": out.pop("sizes"),
+        "wall_seconds": round(time.time() - t0, 1),
+        "started_at": started.isoformat(timespec="seconds"),
+        "environment": {"torch": torch.__version__, "transformers": transformers.__version__,
+                        "python": platform.python_version(), "threads": torch.get_num_threads()},
+        "extra": out,
+    }
+    atomic_write_text(path, json.dumps(record, indent=1, default=float))
+    return record_to_frame(record)
+
+
+def load_results(results_dir=None) -> pd.DataFrame:
+    """Every cached run as one tidy frame (empty frame with the core columns if none)."""
+    runs = Context(results_dir=results_dir).runs
+    frames = [record_to_frame(json.loads(p.read_text())) for p in sorted(runs.glob("*.json"))]
+    if not frames:
+        return pd.DataFrame(columns=CORE_COLUMNS)
+    df = pd.concat(frames, ignore_index=True)
+    return df[CORE_COLUMNS + [c for c in df.columns if c not in CORE_COLUMNS]]

@@ -1,0 +1,112 @@
+"""Tables and figures from tidy result frames. Every table is a pivot of rows.
+
+The paper's own numbers (``paper_results.csv``, transcribed from the authors'
+slides) sit beside ours, in the same tidy shape.
+"""
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+
+from .config import TASKS
+
+METRICS = {"tc": ("acc", "f1"), "pi": ("acc", "f1"), "nli": ("acc", "f1"),
+           "reg": ("pearson", "spearman")}
+METHOD_LABELS = {
+    "teacher_ft": "Teacher-FT", "student_ft": "Student-FT", "bilstm_soft": "BiLSTM-soft",
+    "distilbert": "DistilBERT", "bert_pkd4": "BERT4-PKD", "bert_pkd6": "BERT6-PKD",
+    "minilm": "MiniLM", "tinybert": "TinyBERT", "eda": "EDA", "cbert": "CBERT", "l2a": "L2A",
+    "l2a_wo_src": "L2A w/o src", "l2a_wo_tgt": "L2A w/o tgt", "l2a_wo_att": "w/o L_att",
+    "l2a_wo_hidden": "w/o L_hidden", "l2a_wo_dark": "w/o L_dark",
+}
+TASK_LABELS = {"nli": "NLI", "pi": "PI", "tc": "TC", "reg": "Reg"}
+COLUMN_ORDER = [(t, m) for t in ("nli", "pi", "tc", "reg") for m in METRICS[t]]
+
+
+class MissingResults(LookupError):
+    """A table asks for runs that are not in the result cache."""
+
+
+def paper_results() -> pd.DataFrame:
+    with resources.files("l2a_lib").joinpath("paper_results.csv").open() as fh:
+        return pd.read_csv(fh)
+
+
+def aggregate(df: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """Mean, sd and number of seeds per (table, task, method, metric)."""
+    d = df[df["split"] == split]
+    g = d.groupby(["task", "method", "metric"])["value"]
+    return g.agg(mean="mean", sd="std", n="count").reset_index()
+
+
+def require(df: pd.DataFrame, methods, tasks=TASKS, seeds=None) -> None:
+    """Raise ``MissingResults`` naming each missing (task, method, seed)."""
+    missing = []
+    for t in tasks:
+        for m in methods:
+            have = set(df[(df.task == t) & (df.method == m)]["seed"])
+            want = set(seeds) if seeds is not None else {0}
+            missing += [(t, m, s) for s in sorted(want - have)]
+    if missing:
+        raise MissingResults(f"{len(missing)} run(s) are not cached, e.g. {missing[:6]}. Run "
+                             "`make results` (or python -m l2a_lib run ...) first.")
+
+
+def _fmt(mean: float, sd: float) -> str:
+    if np.isnan(mean):
+        return "-"
+    return f"{mean:.4f}" if np.isnan(sd) else f"{mean:.4f} ± {sd:.4f}"
+
+
+def results_table(df: pd.DataFrame, methods: list[str], split: str = "test",
+                  with_paper: bool = True, paper_table: str = "table1") -> pd.DataFrame:
+    """Rows: each method (ours, and the paper's beside it); columns: task x metric.
+    Cells: ``mean ± sd`` over seeds (ours) or the paper's number."""
+    agg = aggregate(df[df.method.isin(methods)], split)
+    paper = paper_results()
+    paper = paper[paper.table == paper_table]
+    rows = {}
+    for m in methods:
+        label = METHOD_LABELS.get(m, m)
+        ours, theirs = {}, {}
+        for t, met in COLUMN_ORDER:
+            r = agg[(agg.task == t) & (agg.method == m) & (agg.metric == met)]
+            ours[(TASK_LABELS[t], met)] = _fmt(r["mean"].iloc[0], r["sd"].iloc[0]) if len(r) else "-"
+            p = paper[(paper.task == t) & (paper.method == m) & (paper.metric == met)]
+            theirs[(TASK_LABELS[t], met)] = f"{p.value.iloc[0]:.4f}" if len(p) else "-"
+        rows[(label, "this repo")] = ours
+        if with_paper:
+            rows[(label, "paper")] = theirs
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    out.index = pd.MultiIndex.from_tuples(out.index, names=["method", "source"])
+    return out
+
+
+def mean_table(df: pd.DataFrame, methods: list[str], split: str = "test") -> pd.DataFrame:
+    """Numeric means (rows: methods, columns: task x metric) for styling and glue."""
+    agg = aggregate(df[df.method.isin(methods)], split)
+    agg["col"] = list(zip(agg.task.map(TASK_LABELS), agg.metric))
+    wide = agg.pivot(index="method", columns="col", values="mean")
+    cols = [(TASK_LABELS[t], m) for t, m in COLUMN_ORDER if (TASK_LABELS[t], m) in wide.columns]
+    wide = wide.reindex(index=[m for m in methods if m in wide.index], columns=cols)
+    wide.columns = pd.MultiIndex.from_tuples(wide.columns)
+    return wide
+
+
+def mark_best(table: pd.DataFrame, means: pd.DataFrame):
+    """Style ``table`` (from ``results_table``) with the best of ours per column in bold."""
+    best = {c: means[c].idxmax() for c in means.columns}
+
+    def style(col):
+        return ["font-weight: bold" if (src == "this repo" and best.get(col.name)
+                                        and METHOD_LABELS.get(best[col.name]) == m) else ""
+                for m, src in col.index]
+    return table.style.apply(style, axis=0)
+
+
+def standard_error(p: float, n: int) -> float:
+    """Binomial standard error of an accuracy ``p`` measured on ``n`` examples."""
+    return float(np.sqrt(p * (1 - p) / n))

@@ -1,0 +1,188 @@
+"""Encoding, batching, evaluation and the fine-tuning loop.
+
+This module is the only place an optimizer steps. ``fine_tune`` trains
+Teacher-FT and Student-FT alike: AdamW with linear warm-up and decay, one
+evaluation on the target dev set per epoch, early stopping with patience, and
+the best dev state restored at the end.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import metrics
+from .config import TrainConfig
+from .models import SequenceModel
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite; the message names the epoch and step."""
+
+
+def progress_enabled(default: bool = True) -> bool:
+    return os.environ.get("L2A_PROGRESS", "1" if default else "0") != "0"
+
+
+# ------------------------------------------------------------------ encoding
+@dataclass
+class Encoded:
+    """A tokenised split: ragged id lists plus labels."""
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]]
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def encode(df: pd.DataFrame, tokenizer, max_length: int) -> Encoded:
+    """Tokenise ``text_a`` (and ``text_b`` for pairs) with truncation."""
+    a = df["text_a"].tolist()
+    b = df["text_b"].tolist() if "text_b" in df and df["text_b"].notna().any() else None
+    enc = tokenizer(a, b, truncation=True, max_length=max_length)
+    tt = enc.get("token_type_ids") or [[0] * len(x) for x in enc["input_ids"]]
+    return Encoded(enc["input_ids"], tt, df["label"].to_numpy())
+
+
+def collate(enc: Encoded, idx, pad_id: int, regression: bool) -> dict[str, torch.Tensor]:
+    """Pad the examples ``idx`` to their longest length."""
+    idx = list(idx)
+    T = max(len(enc.input_ids[i]) for i in idx)
+    ids = torch.full((len(idx), T), pad_id, dtype=torch.long)
+    types = torch.zeros((len(idx), T), dtype=torch.long)
+    mask = torch.zeros((len(idx), T), dtype=torch.long)
+    for r, i in enumerate(idx):
+        n = len(enc.input_ids[i])
+        ids[r, :n] = torch.tensor(enc.input_ids[i])
+        types[r, :n] = torch.tensor(enc.token_type_ids[i])
+        mask[r, :n] = 1
+    y = torch.tensor(enc.labels[idx], dtype=torch.float32 if regression else torch.long)
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "labels": y}
+
+
+def autocast(bf16: bool):
+    """bf16 autocast on CPU (about 2.4x faster training here), or nothing."""
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
+
+
+def task_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> torch.Tensor:
+    """Cross-entropy for classification, squared error for regression."""
+    logits = logits.float()
+    if regression:
+        return nn.functional.mse_loss(logits.squeeze(-1), labels)
+    return nn.functional.cross_entropy(logits, labels)
+
+
+# ---------------------------------------------------------------- evaluation
+@torch.no_grad()
+def predict(model: SequenceModel, enc: Encoded, *, pad_id: int, batch_size: int = 64,
+            bf16: bool = True, desc: str | None = None) -> np.ndarray:
+    """Logits ``(N, C)`` in the original order; batches are length-sorted."""
+    model.eval()
+    order = np.argsort([len(x) for x in enc.input_ids], kind="stable")
+    out = np.zeros((len(enc), model.num_labels), dtype=np.float32)
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    it = tqdm(batches, desc=desc, leave=False, disable=not (desc and progress_enabled()))
+    for idx in it:
+        b = collate(enc, idx, pad_id, regression=model.num_labels == 1)
+        with autocast(bf16):
+            logits = model(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits
+        out[idx] = logits.float().numpy()
+    return out
+
+
+def evaluate(model: SequenceModel, enc: Encoded, kind: str, *, pad_id: int, batch_size: int = 64,
+             bf16: bool = True, desc: str | None = None) -> dict[str, float]:
+    logits = predict(model, enc, pad_id=pad_id, batch_size=batch_size, bf16=bf16, desc=desc)
+    return metrics.compute(kind, logits, enc.labels)
+
+
+# ------------------------------------------------------------------ training
+@dataclass
+class FineTuneResult:
+    best_dev: dict[str, float]
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+
+def selection_score(scores: dict[str, float], dev_metric: str) -> float:
+    """The dev score early stopping maximises (``acc_f1`` = mean of ACC and F1)."""
+    if dev_metric == "acc_f1":
+        return (scores["acc"] + scores["f1"]) / 2
+    return scores[dev_metric]
+
+
+def _linear_schedule(optimizer, warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def fine_tune(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cfg: TrainConfig, *,
+              seed: int, pad_id: int, dev_metric: str, desc: str = "fine-tune") -> FineTuneResult:
+    """Train on ``train`` with the task loss; keep the state best on ``dev``."""
+    regression = kind == "regression"
+    torch.manual_seed(seed)  # dropout masks
+    gen = torch.Generator().manual_seed(seed)  # batch order
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+         "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
+         "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    scheduler = _linear_schedule(optimizer, int(cfg.warmup_ratio * total), total)
+
+    best, best_state, best_epoch, bad_epochs, history = None, None, -1, 0, []
+    t0 = time.time()
+    bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress_enabled())
+    for epoch in bar:
+        model.train()
+        perm = torch.randperm(len(train), generator=gen).numpy()
+        losses = []
+        for step in range(steps_per_epoch):
+            b = collate(train, perm[step * cfg.batch_size:(step + 1) * cfg.batch_size], pad_id,
+                        regression)
+            with autocast(cfg.bf16):
+                out = model(b["input_ids"], b["attention_mask"], b["token_type_ids"])
+            loss = task_loss(out.logits, b["labels"], regression)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"{desc}: loss is {loss.item()} at epoch {epoch}, step "
+                                       f"{step}; lower the learning rate or check the inputs")
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+        dev_scores = evaluate(model, dev, kind, pad_id=pad_id, batch_size=cfg.eval_batch_size,
+                              bf16=cfg.bf16)
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), **dev_scores})
+        score = selection_score(dev_scores, dev_metric)
+        bar.set_postfix(loss=f"{np.mean(losses):.3f}", **{dev_metric: f"{score:.3f}"})
+        if best is None or score > selection_score(best, dev_metric):
+            best, best_epoch, bad_epochs = dev_scores, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad_epochs += 1
+            if bad_epochs >= cfg.patience:
+                break
+    model.load_state_dict(best_state)
+    return FineTuneResult(best, best_epoch, len(history), time.time() - t0, history)

@@ -1,0 +1,48 @@
+"""Validation errors name the bad value and the allowed ones; hashes are stable."""
+import dataclasses
+
+import pytest
+
+from l2a_lib.config import (ConfigError, DataConfig, ExperimentConfig, ModelConfig, TrainConfig,
+                            make_config)
+
+
+@pytest.mark.parametrize("build,match", [
+    (lambda: DataConfig(task="qa"), r"task='qa'.*\['tc', 'pi', 'nli', 'reg'\]"),
+    (lambda: DataConfig(train_per_class=0), r"train_per_class=0 must be > 0"),
+    (lambda: DataConfig(train_per_class="40"), r"train_per_class='40' must be an int"),
+    (lambda: DataConfig(max_length=4), r"max_length=4 must be in \[8, 512\]"),
+    (lambda: TrainConfig(lr=-1.0), r"lr=-1.0 must be > 0"),
+    (lambda: TrainConfig(bf16="yes"), r"bf16='yes' must be True or False"),
+    (lambda: TrainConfig(warmup_ratio=1.5), r"warmup_ratio=1.5"),
+    (lambda: ModelConfig(student_layers=(3, 1)), r"strictly increasing"),
+    (lambda: ModelConfig(teacher="gpt2"), r"teacher='gpt2'.*all-mpnet-base-v2"),
+    (lambda: ExperimentConfig(method="magic"), r"method='magic'.*teacher_ft"),
+    (lambda: ExperimentConfig(seed=-1), r"seed=-1"),
+    (lambda: ExperimentConfig(task="pi"), r"data.task='tc' differs from task='pi'"),
+])
+def test_bad_values_are_named(build, match):
+    with pytest.raises(ConfigError, match=match):
+        build()
+
+
+def test_hash_is_stable_and_sensitive():
+    a = make_config("tc", "teacher_ft", seed=0)
+    assert a.hash() == make_config("tc", "teacher_ft", seed=0).hash()
+    assert a.hash() != make_config("tc", "teacher_ft", seed=1).hash()
+    b = dataclasses.replace(a, teacher_train=dataclasses.replace(a.teacher_train, lr=3e-5))
+    assert a.hash() != b.hash()
+
+
+def test_dict_round_trip():
+    a = make_config("nli", "student_ft", seed=2, profile="smoke")
+    assert ExperimentConfig.from_dict(a.to_dict()) == a
+
+
+def test_profiles_are_complete():
+    for profile in ("smoke", "cpu", "paper"):
+        for task in ("tc", "pi", "nli", "reg"):
+            cfg = make_config(task, "teacher_ft", profile=profile)
+            assert cfg.profile == profile and cfg.data.task == task
+    paper = make_config("tc", "teacher_ft", profile="paper")
+    assert paper.model.teacher == "bert-base-uncased" and paper.data.source == "hub"

@@ -1,0 +1,83 @@
+"""run(config): tidy rows, cache hit / miss, atomic files, the results CLI."""
+import dataclasses
+import io
+import json
+from contextlib import redirect_stdout
+
+import pandas as pd
+import pytest
+
+from l2a_lib import experiment
+from l2a_lib.cli import main
+from l2a_lib.config import make_config
+
+
+@pytest.fixture
+def dirs(tmp_path, data_dir):
+    return dict(data_dir=data_dir, results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+
+
+def test_run_writes_tidy_rows_then_hits_cache(dirs, monkeypatch):
+    cfg = make_config("tc", "student_ft", seed=0, profile="smoke")
+    df = experiment.run(cfg, **dirs)
+    assert set(df.columns) >= {"table", "task", "method", "seed", "split", "metric", "value",
+                               "config_hash", "n_params", "code_version"}
+    assert sorted(zip(df.split, df.metric)) == [("dev", "acc"), ("dev", "f1"), ("test", "acc"),
+                                                ("test", "f1")]
+    files = list((dirs["results_dir"] / "runs").iterdir())
+    assert [f.name for f in files] == [f"{cfg.hash()}.json"]  # no temporary file left behind
+
+    def boom(*a, **k):
+        raise AssertionError("a cached run must not train")
+    monkeypatch.setitem(experiment.METHOD_REGISTRY, "student_ft", boom)
+    again = experiment.run(cfg, **dirs)
+    pd.testing.assert_frame_equal(df, again)
+    # a different config is a miss
+    other = dataclasses.replace(cfg, seed=1)
+    with pytest.raises(AssertionError, match="must not train"):
+        experiment.run(other, **dirs)
+
+
+def test_teacher_is_cached_and_reused(dirs, monkeypatch):
+    cfg = make_config("pi", "teacher_ft", seed=0, profile="smoke")
+    first = experiment.run(cfg, **dirs)
+    assert len(list((dirs["cache_dir"] / "teachers").glob("*.pt"))) == 1
+    monkeypatch.setattr(experiment, "fine_tune",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    second = experiment.run(cfg, force=True, **dirs)  # recompute the run, reuse the teacher
+    assert first["value"].tolist() == second["value"].tolist()
+
+
+def test_regression_task_reports_correlations(dirs):
+    df = experiment.run(make_config("reg", "student_ft", profile="smoke"), **dirs)
+    assert set(df.metric) == {"pearson", "spearman"}
+
+
+def test_results_csv(dirs, monkeypatch):
+    experiment.run(make_config("nli", "student_ft", profile="smoke"), **dirs)
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        assert main(["--results-dir", str(dirs["results_dir"]), "results", "--csv"]) == 0
+    df = pd.read_csv(io.StringIO(buf.getvalue()))
+    assert list(df.columns[:8]) == ["table", "task", "method", "seed", "split", "metric", "value",
+                                    "n_params"]
+    assert (df.task == "nli").all() and len(df) == 4
+    assert "data.max_length" in df.columns  # every setting in a column
+
+
+def test_cli_error_is_one_clear_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("L2A_DATA_DIR", str(tmp_path / "missing"))
+    code = main(["--results-dir", str(tmp_path), "run", "--task", "tc", "--method",
+                 "student_ft", "--seeds", "0", "--profile", "smoke"])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    p = tmp_path / "x.json"
+    experiment.atomic_write_text(p, json.dumps({"ok": 1}))
+
+    with pytest.raises(TypeError):
+        experiment.atomic_write_text(p, None)  # fails while writing
+    assert json.loads(p.read_text()) == {"ok": 1}
+    assert [f.name for f in tmp_path.iterdir()] == ["x.json"]
