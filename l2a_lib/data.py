@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from . import paths
-from .config import DataConfig
+from .config import DataConfig, make_config
 
 log = logging.getLogger(__name__)
 
@@ -367,8 +367,9 @@ def split_target(target: pd.DataFrame, spec: TaskSpec, cfg: DataConfig, seed: in
 
 
 def load_task(task: str, cfg: DataConfig | None = None, seed: int = 0, data_dir=None) -> TaskData:
-    """Source domain plus the target's train / dev / test splits for a seed."""
-    cfg = cfg or DataConfig(task=task)
+    """Source domain plus the target's train / dev / test splits for a seed
+    (``cfg`` defaults to the cpu profile's data settings of the task)."""
+    cfg = cfg or make_config(task, "student_ft").data
     if cfg.task != task:
         raise DataError(f"DataConfig is for task {cfg.task!r}, not {task!r}")
     spec = get_task(task)
@@ -387,8 +388,7 @@ def summary(data_dir=None, cfg_by_task: dict[str, DataConfig] | None = None, see
     """Sizes and label balance of every task's domains and splits (the data page)."""
     rows = []
     for name, spec in TASK_REGISTRY.items():
-        cfg = (cfg_by_task or {}).get(name, DataConfig(task=name))
-        td = load_task(name, cfg, seed=seed, data_dir=data_dir)
+        td = load_task(name, (cfg_by_task or {}).get(name), seed=seed, data_dir=data_dir)
         for split in ("source", "train", "dev", "test"):
             df = getattr(td, split)
             row = {"task": name, "split": split, "n": len(df),

@@ -223,3 +223,25 @@ def load_results(results_dir=None) -> pd.DataFrame:
         return pd.DataFrame(columns=CORE_COLUMNS)
     df = pd.concat(frames, ignore_index=True)
     return df[CORE_COLUMNS + [c for c in df.columns if c not in CORE_COLUMNS]]
+
+
+def run_many(tasks, methods, seeds, *, profile: str = "cpu", table: str = "table1",
+             allow_training: bool = False, data_dir=None, results_dir=None, cache_dir=None,
+             **data_overrides) -> pd.DataFrame:
+    """Tidy rows of every (task, method, seed) run. Cached runs are read; missing runs
+    are trained when ``allow_training``, otherwise ``MissingResults`` names them (so a
+    book build never starts hours of training by accident)."""
+    from .config import make_config
+    from .report import MissingResults
+    configs = [make_config(t, m, s, profile=profile, table=table, **data_overrides)
+               for t in tasks for m in methods for s in seeds]
+    ctx = Context(data_dir, results_dir, cache_dir)
+    missing = [c for c in configs if not is_cached(c, ctx)]
+    if missing and not allow_training:
+        names = [(c.task, c.method, c.seed) for c in missing]
+        raise MissingResults(f"{len(missing)} of {len(configs)} runs are not in the result cache "
+                             f"({ctx.runs}), e.g. {names[:6]}. Compute them with `make results` "
+                             "or pass allow_training=True.")
+    frames = [run(c, data_dir=data_dir, results_dir=results_dir, cache_dir=cache_dir)
+              for c in configs]
+    return pd.concat(frames, ignore_index=True)

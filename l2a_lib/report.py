@@ -107,6 +107,49 @@ def mark_best(table: pd.DataFrame, means: pd.DataFrame):
     return table.style.apply(style, axis=0)
 
 
+def plot_vs_paper(df: pd.DataFrame, methods: list[str], split: str = "test",
+                  paper_table: str = "table1"):
+    """One panel per task x metric: our per-seed values (dots), our mean (bar) and
+    the paper's number (black diamond)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    set_style()
+    d = df[(df.split == split) & df.method.isin(methods)].copy()
+    d["Method"] = d.method.map(METHOD_LABELS)
+    paper = paper_results()
+    paper = paper[(paper.table == paper_table) & paper.method.isin(methods)]
+    cols = [(t, m) for t, m in COLUMN_ORDER if ((d.task == t) & (d.metric == m)).any()]
+    fig, axes = plt.subplots(1, len(cols), figsize=(2.1 * len(cols), 3.2), sharey=False,
+                             squeeze=False)
+    order = [METHOD_LABELS[m] for m in methods]
+    for ax, (t, m) in zip(axes[0], cols):
+        sub = d[(d.task == t) & (d.metric == m)]
+        sns.barplot(data=sub, x="Method", y="value", order=order, errorbar=None, ax=ax,
+                    hue="Method", palette=PALETTE, alpha=0.55, legend=False)
+        sns.stripplot(data=sub, x="Method", y="value", order=order, ax=ax, color="0.15", size=4)
+        p = paper[(paper.task == t) & (paper.metric == m)].set_index("method")["value"]
+        for i, meth in enumerate(methods):
+            if meth in p:
+                ax.scatter(i, p[meth], marker="D", color="black", s=30, zorder=5,
+                           label="paper" if i == 0 else None)
+        ax.set_title(f"{TASK_LABELS[t]} {m}")
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.tick_params(axis="x", rotation=45)
+    axes[0][0].legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+PALETTE = "colorblind"
+
+
+def set_style() -> None:
+    """The one figure style of the book."""
+    import seaborn as sns
+    sns.set_theme(style="whitegrid", context="notebook", palette=PALETTE, font_scale=0.9)
+
+
 def standard_error(p: float, n: int) -> float:
     """Binomial standard error of an accuracy ``p`` measured on ``n`` examples."""
     return float(np.sqrt(p * (1 - p) / n))

@@ -1,0 +1,46 @@
+"""Every notebook runs end to end on the smoke profile (tiny random models)."""
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from l2a_lib import experiment
+from l2a_lib.report import MissingResults
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def _execute(name, tmp_path, **params):
+    import papermill as pm
+    out = tmp_path / f"{name}.ipynb"
+    pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out), parameters=params,
+                        kernel_name="python3", progress_bar=False, log_output=False)
+    return nbformat.read(out, as_version=4)
+
+
+def _text(nb) -> str:
+    parts = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            parts.append(str(o.get("text", "")) + str(o.get("data", {}).get("text/html", "")))
+    return "\n".join(parts)
+
+
+def test_table1_notebook_smoke(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
+    nb = _execute("table1", tmp_path, profile="smoke", seeds=[0, 1], allow_training=True,
+                  results_dir=str(tmp_path / "results"), data_dir=str(data_dir))
+    html = _text(nb)
+    assert "Teacher-FT" in html and "Student-FT" in html and "paper" in html
+    assert len(list((tmp_path / "results" / "runs").glob("*.json"))) == 4 * 2 * 2
+
+
+def test_data_notebook(tmp_path, data_dir):
+    nb = _execute("data", tmp_path, data_dir=str(data_dir))
+    assert "4000" in _text(nb)  # the tc test set size shows in the table
+
+
+def test_book_build_never_trains(tmp_path):
+    with pytest.raises(MissingResults, match="not in the result cache"):
+        experiment.run_many(["tc"], ["teacher_ft"], [0], profile="smoke",
+                            results_dir=tmp_path, allow_training=False)
