@@ -124,3 +124,16 @@ def test_empty_text_is_dropped_and_counted(fake_data):
 def test_unknown_task():
     with pytest.raises(data.DataError, match="known tasks"):
         data.get_task("qa")
+
+
+def test_hub_source_without_network_gives_advice(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(data.DataError, match="rotten_tomatoes.*source='local'"):
+        data.load_domain("tc", "target", source="hub")
+
+
+def test_targets_without_a_hub_copy_fall_back_to_local_files(data_dir):
+    # CIKM and the Amazon reviews are not on the hub: every profile reads the files
+    df = data.load_domain("pi", "target", source="hub", data_dir=data_dir)
+    assert len(df) == 1400
