@@ -114,6 +114,30 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class SmartConfig:
+    """Defaults are the SMART paper's (Sec. 5: sigma = eps = 1e-5, eta = 1e-3, K = 1,
+    beta = 0.99, mu = 1)."""
+    lambda_s: float = 1.0
+    sigma: float = 1e-5
+    eta: float = 1e-3
+    epsilon: float = 1e-5
+    steps: int = 1
+    mu: float = 1.0
+    beta: float = 0.99
+    use_bregman: bool = True
+
+    def __post_init__(self):
+        for name in ("lambda_s", "sigma", "eta", "epsilon", "mu"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or v < 0:
+                raise ConfigError(f"SmartConfig.{name}={v!r} must be a number >= 0")
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise ConfigError(f"SmartConfig.steps={self.steps!r} must be an int >= 1")
+        if not 0.0 <= self.beta < 1.0:
+            raise ConfigError(f"SmartConfig.beta={self.beta!r} must be in [0, 1)")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """One fine-tuning run: AdamW, linear warm-up/decay, dev early stopping."""
 
@@ -126,6 +150,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     bf16: bool = True
     eval_batch_size: int = 64
+    smart: SmartConfig | None = None  # SMART regulariser + Bregman proximal point, or off
 
     def __post_init__(self):
         _positive("epochs", self.epochs)
@@ -139,6 +164,8 @@ class TrainConfig:
             raise ConfigError(f"warmup_ratio={self.warmup_ratio!r} must be in [0, 1)")
         if not isinstance(self.bf16, bool):
             raise ConfigError(f"bf16={self.bf16!r} must be True or False")
+        if self.smart is not None and not isinstance(self.smart, SmartConfig):
+            raise ConfigError(f"smart={self.smart!r} must be a SmartConfig or None")
 
 
 @dataclass(frozen=True)
@@ -179,11 +206,15 @@ class ExperimentConfig:
         d = dict(d)
         model = dict(d.pop("model"))
         model["student_layers"] = tuple(model["student_layers"])
+        def train(t: dict) -> TrainConfig:
+            t = dict(t)
+            smart = t.pop("smart", None)
+            return TrainConfig(**t, smart=SmartConfig(**smart) if smart else None)
         return cls(
             data=DataConfig(**d.pop("data")),
             model=ModelConfig(**model),
-            teacher_train=TrainConfig(**d.pop("teacher_train")),
-            student_train=TrainConfig(**d.pop("student_train")),
+            teacher_train=train(d.pop("teacher_train")),
+            student_train=train(d.pop("student_train")),
             **d,
         )
 

@@ -206,12 +206,25 @@ class SequenceModel(nn.Module):
         else:
             self.id_map = None
 
-    def forward(self, input_ids, attention_mask, token_type_ids=None, *,
-                output_hidden: bool = False) -> ModelOutputs:
+    def word_embeddings(self, input_ids) -> torch.Tensor:
+        """(B, T, H) word-piece embeddings (before position / type embeddings):
+        what SMART perturbs."""
         if self.id_map is not None:
-            input_ids = self.id_map[input_ids]  # student ids -> this model's ids
-        kwargs = dict(input_ids=input_ids, attention_mask=attention_mask,
+            input_ids = self.id_map[input_ids]
+        return self.encoder.get_input_embeddings()(input_ids)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, *,
+                output_hidden: bool = False, inputs_embeds: torch.Tensor | None = None
+                ) -> ModelOutputs:
+        """``inputs_embeds`` (B, T, H), if given, replaces the word embeddings of
+        ``input_ids`` (positions and types are still added by the encoder)."""
+        kwargs = dict(attention_mask=attention_mask,
                       output_hidden_states=output_hidden, output_attentions=output_hidden)
+        if inputs_embeds is not None:
+            kwargs["inputs_embeds"] = inputs_embeds
+        else:
+            kwargs["input_ids"] = (self.id_map[input_ids] if self.id_map is not None
+                                   else input_ids)  # student ids -> this model's ids
         if self.uses_token_types and token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
         out = self.encoder(**kwargs)

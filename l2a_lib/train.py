@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import metrics
+from . import metrics, smart
 from .config import TrainConfig
 from .models import SequenceModel
 
@@ -117,6 +117,24 @@ class FineTuneResult:
     history: list[dict] = field(default_factory=list)
 
 
+def _smart_loss(model, b, cfg: TrainConfig, regression: bool, gen: torch.Generator,
+                momentum) -> torch.Tensor:
+    """Task loss + SMART's adversarial regulariser (+ the Bregman penalty)."""
+    def forward(embeds):  # (B, T, H) -> logits, the other inputs fixed
+        return model(b["input_ids"], b["attention_mask"], b["token_type_ids"],
+                     inputs_embeds=embeds).logits
+    embeds = model.word_embeddings(b["input_ids"])  # (B, T, H)
+    logits = forward(embeds)
+    loss = task_loss(logits, b["labels"], regression)
+    loss = loss + smart.adversarial_regularizer(forward, embeds, logits, cfg.smart, regression, gen)
+    if momentum is not None:
+        with torch.no_grad():
+            avg_logits = momentum.model(b["input_ids"], b["attention_mask"],
+                                        b["token_type_ids"]).logits
+        loss = loss + momentum.penalty(logits, avg_logits, cfg.smart.mu, regression)
+    return loss
+
+
 def selection_score(scores: dict[str, float], dev_metric: str) -> float:
     """The dev score early stopping maximises (``acc_f1`` = mean of ACC and F1)."""
     if dev_metric == "acc_f1":
@@ -150,6 +168,8 @@ def fine_tune(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cfg
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
     scheduler = _linear_schedule(optimizer, int(cfg.warmup_ratio * total), total)
 
+    momentum = (smart.MomentumTeacher(model, cfg.smart.beta)
+                if cfg.smart is not None and cfg.smart.use_bregman else None)
     best, best_state, best_epoch, bad_epochs, history = None, None, -1, 0, []
     t0 = time.time()
     bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress_enabled())
@@ -161,8 +181,11 @@ def fine_tune(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cfg
             b = collate(train, perm[step * cfg.batch_size:(step + 1) * cfg.batch_size], pad_id,
                         regression)
             with autocast(cfg.bf16):
-                out = model(b["input_ids"], b["attention_mask"], b["token_type_ids"])
-            loss = task_loss(out.logits, b["labels"], regression)
+                if cfg.smart is None:
+                    logits = model(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits
+                    loss = task_loss(logits, b["labels"], regression)
+                else:
+                    loss = _smart_loss(model, b, cfg, regression, gen, momentum)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"{desc}: loss is {loss.item()} at epoch {epoch}, step "
                                        f"{step}; lower the learning rate or check the inputs")
@@ -171,6 +194,8 @@ def fine_tune(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cfg
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if momentum is not None:
+                momentum.update(model)  # theta~ <- (1 - beta) theta + beta theta~
             losses.append(loss.item())
         dev_scores = evaluate(model, dev, kind, pad_id=pad_id, batch_size=cfg.eval_batch_size,
                               bf16=cfg.bf16)

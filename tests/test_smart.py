@@ -1,0 +1,98 @@
+"""SMART: the regulariser's invariants and the momentum (mean-teacher) update."""
+import dataclasses
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from l2a_lib import models, smart, train
+from l2a_lib.config import ConfigError, ModelConfig, SmartConfig, TrainConfig
+
+
+def test_symmetric_kl_golden():
+    p = torch.tensor([[math.log(3.0), 0.0]])  # (0.75, 0.25)
+    q = torch.zeros(1, 2)  # (0.5, 0.5)
+    kl_pq = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)
+    kl_qp = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(2.0)
+    assert smart.symmetric_kl(p, q).item() == pytest.approx(kl_pq + kl_qp)
+    assert smart.symmetric_kl(p, p).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def _embeds():
+    return torch.randn(3, 5, 4, generator=torch.Generator().manual_seed(0))
+
+
+def test_regularizer_is_zero_for_a_constant_function():
+    base = torch.tensor([[1.0, -1.0]] * 3)
+    forward = lambda e: base + 0.0 * e.sum()  # noqa: E731 - depends on e only through a zero
+    e = _embeds()
+    cfg = SmartConfig(epsilon=1e-2, sigma=1e-2, eta=1e-1, steps=3)
+    for regression in (False, True):
+        reg = smart.adversarial_regularizer(forward, e, forward(e), cfg, regression,
+                                            torch.Generator().manual_seed(1))
+        assert reg.item() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_regularizer_is_positive_and_stays_in_the_eps_ball():
+    W = torch.randn(4, 2, generator=torch.Generator().manual_seed(2))
+    seen = []
+
+    def forward(e):
+        seen.append(e.detach().clone())
+        return (e.mean(1) @ W) * 50.0
+    e = _embeds()
+    cfg = SmartConfig(epsilon=1e-2, sigma=1e-3, eta=1e-1, steps=2, lambda_s=3.0)
+    reg = smart.adversarial_regularizer(forward, e, forward(e), cfg, False,
+                                        torch.Generator().manual_seed(1))
+    assert reg.item() > 0
+    for x in seen[1:]:
+        assert (x - e).abs().max().item() <= cfg.epsilon + 1e-7
+    # the ascent moves the perturbation to the ball's surface: the attack beats random noise
+    delta = seen[-1] - e
+    assert delta.abs().max().item() == pytest.approx(cfg.epsilon, rel=1e-4)
+    # lambda_s scales the regulariser linearly
+    reg1 = smart.adversarial_regularizer(forward, e, forward(e), dataclasses.replace(cfg, lambda_s=1.0),
+                                         False, torch.Generator().manual_seed(1))
+    assert reg.item() == pytest.approx(3.0 * reg1.item(), rel=1e-5)
+
+
+def test_momentum_copy_updates_as_stated():
+    net = torch.nn.Linear(2, 1)
+    mt = smart.MomentumTeacher(net, beta=0.9)
+    before = [p.clone() for p in mt.model.parameters()]
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    mt.update(net)
+    for avg, old, new in zip(mt.model.parameters(), before, net.parameters()):
+        torch.testing.assert_close(avg, 0.1 * new + 0.9 * old)
+        assert not avg.requires_grad
+
+
+def test_smart_config_validation():
+    with pytest.raises(ConfigError, match="beta=1.0"):
+        SmartConfig(beta=1.0)
+    with pytest.raises(ConfigError, match="steps=0"):
+        SmartConfig(steps=0)
+    with pytest.raises(ConfigError, match="must be a SmartConfig"):
+        TrainConfig(smart={"lambda_s": 1})
+
+
+def test_fine_tune_with_smart_switch(tokenizer):
+    tiny = ModelConfig(teacher="tiny-random-mpnet", student="tiny-random-bert", student_layers=(0, 1))
+    df = pd.DataFrame({"text_a": ["good film", "bad film", "great", "awful"] * 2, "text_b": None,
+                       "label": [1, 0, 1, 0] * 2})
+    enc = train.encode(df, tokenizer, 8)
+    cfg = TrainConfig(epochs=1, batch_size=4, lr=1e-3, bf16=False)
+    results = []
+    for s in (None, SmartConfig(lambda_s=5.0, epsilon=1e-2, eta=1e-1)):
+        for build in (lambda: models.build_student(tiny, 2),
+                      lambda: models.build_teacher(tiny, 2, tokenizer)):
+            model = build()
+            res = train.fine_tune(model, enc, enc, "classification",
+                                  dataclasses.replace(cfg, smart=s), seed=0,
+                                  pad_id=tokenizer.pad_token_id, dev_metric="acc")
+            results.append(res.history[0]["train_loss"])
+    # same seed, same data: the SMART switch adds the (positive) regulariser to the loss
+    assert results[2] > results[0] and results[3] > results[1]
