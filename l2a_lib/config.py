@@ -17,8 +17,11 @@ CODE_VERSION = "2"
 
 TASKS = ("tc", "pi", "nli", "reg")
 PROFILES = ("smoke", "cpu", "paper")
-METHODS = ("teacher_ft", "student_ft")
-TABLES = ("table1", "table2", "table3", "fig2_data_size", "sensitivity_T", "sensitivity_alpha")
+METHODS = ("teacher_ft", "student_ft", "eda", "cbert", "tinybert", "bilstm_soft", "distilbert",
+           "bert_pkd4", "bert_pkd6", "minilm")
+AUGMENTERS = ("eda", "bilstm_soft", "tinybert", "cbert")
+TABLES = ("table1", "table2", "table3", "fig2_data_size", "sensitivity_T", "sensitivity_alpha",
+          "mlm")
 DATA_SOURCES = ("local", "hub")
 TEACHERS = ("all-mpnet-base-v2", "bert-base-uncased", "tiny-random-mpnet")
 STUDENTS = ("all-MiniLM-L6-v2", "TinyBERT_General_4L_312D", "tiny-random-bert")
@@ -169,6 +172,71 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """How the distillation pool is made from the target training set.
+
+    ``pool_size`` is the number of augmented examples per run (``n_aug`` per
+    original = pool_size // n_train, at least 1), so every task and method
+    distils on about as many inputs. The other fields are each augmenter's own
+    settings, at the values of its paper.
+    """
+    kind: str = "eda"
+    pool_size: int = 1600
+    eda_alpha: float = 0.1            # EDA: alpha_sr = alpha_ri = alpha_rs = p_rd
+    p_mask: float = 0.1               # BiLSTM-soft
+    p_pos: float = 0.1
+    p_ng: float = 0.25
+    ngram_max: int = 5
+    tinybert_p: float = 0.4           # TinyBERT: replacement probability p_t
+    tinybert_k: int = 15              # TinyBERT: candidates K
+    cbert_mask: float = 0.15          # CBERT: share of pieces re-sampled
+    cbert_epochs: int = 10            # CBERT: conditional MLM fine-tuning epochs
+
+    def __post_init__(self):
+        _choice("augment.kind", self.kind, AUGMENTERS)
+        _positive("pool_size", self.pool_size)
+        for name in ("eda_alpha", "p_mask", "p_pos", "p_ng", "tinybert_p", "cbert_mask"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise ConfigError(f"{name}={v!r} must be a number in [0, 1]")
+        _positive("ngram_max", self.ngram_max)
+        _positive("tinybert_k", self.tinybert_k)
+        _positive("cbert_epochs", self.cbert_epochs)
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Distillation training and loss settings.
+
+    ``att``/``hidden``/``dark`` switch the terms of L_KD (L2A, Table 3);
+    ``temperature`` is T_KD; ``alpha_hard`` weights the hard-label CE on the
+    labelled examples (PKD's alpha; 0 = pure KD); ``pkd_beta`` weights PKD's
+    patience loss; ``cos_weight`` DistilBERT's cosine loss; ``stage1_epochs``
+    TinyBERT's intermediate-layer stage.
+    """
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, batch_size=32,
+                                                                   lr=1e-4, patience=3))
+    att: bool = True
+    hidden: bool = True
+    dark: bool = True
+    temperature: float = 1.0
+    alpha_hard: float = 0.0
+    pkd_beta: float = 100.0
+    cos_weight: float = 1.0
+    stage1_epochs: int = 5
+
+    def __post_init__(self):
+        if not (self.att or self.hidden or self.dark):
+            raise ConfigError("DistillConfig: at least one of att, hidden, dark must be on")
+        _positive("temperature", self.temperature, integer=False)
+        if not 0 <= self.alpha_hard <= 1:
+            raise ConfigError(f"alpha_hard={self.alpha_hard!r} must be in [0, 1]")
+        _positive("pkd_beta", self.pkd_beta, integer=False, allow_zero=True)
+        _positive("cos_weight", self.cos_weight, integer=False, allow_zero=True)
+        _positive("stage1_epochs", self.stage1_epochs, allow_zero=True)
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """One run: a (table, task, method, seed) under a profile."""
 
@@ -181,6 +249,9 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     teacher_train: TrainConfig = field(default_factory=TrainConfig)
     student_train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-4))
+    augment: AugmentConfig | None = None
+    distill: DistillConfig | None = None
+    mlm_steps: int | None = None  # steps of the augmentation masked LM (None: no MLM used)
 
     def __post_init__(self):
         _choice("task", self.task, TASKS)
@@ -210,11 +281,17 @@ class ExperimentConfig:
             t = dict(t)
             smart = t.pop("smart", None)
             return TrainConfig(**t, smart=SmartConfig(**smart) if smart else None)
+        aug, dist = d.pop("augment", None), d.pop("distill", None)
+        if dist:
+            dist = dict(dist)
+            dist = DistillConfig(train=train(dist.pop("train")), **dist)
         return cls(
             data=DataConfig(**d.pop("data")),
             model=ModelConfig(**model),
             teacher_train=train(d.pop("teacher_train")),
             student_train=train(d.pop("student_train")),
+            augment=AugmentConfig(**aug) if aug else None,
+            distill=dist,
             **d,
         )
 
@@ -251,6 +328,38 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
                             student_layers=(0, 1, 2, 3), pooling="cls")
         teacher_train = TrainConfig(epochs=10, batch_size=32, lr=2e-5, bf16=False)
         student_train = TrainConfig(epochs=10, batch_size=32, lr=5e-5, bf16=False)
+    _choice("method", method, METHODS)
+    augment, distill, mlm_steps = None, None, None
+    if method not in ("teacher_ft", "student_ft"):
+        distill = DistillConfig(**METHOD_DISTILL.get(method, {}))
+        if profile == "smoke":
+            distill = dataclasses.replace(distill, stage1_epochs=min(distill.stage1_epochs, 1),
+                                          train=dataclasses.replace(student_train, epochs=2))
+        elif profile == "paper":
+            distill = dataclasses.replace(distill, train=dataclasses.replace(
+                distill.train, bf16=False))
+    if method in AUGMENTERS:
+        augment = AugmentConfig(kind=method, pool_size=32 if profile == "smoke" else 1600)
+        if method in ("tinybert", "cbert"):
+            mlm_steps = 20 if profile == "smoke" else MLM_STEPS
+            if profile == "smoke":
+                augment = dataclasses.replace(augment, cbert_epochs=1, tinybert_k=3)
     return ExperimentConfig(task=task, method=method, seed=seed, table=table, profile=profile,
                             data=data, model=model, teacher_train=teacher_train,
-                            student_train=student_train)
+                            student_train=student_train, augment=augment, distill=distill,
+                            mlm_steps=mlm_steps)
+
+
+MLM_STEPS = 1500  # the augmentation masked LM of the cpu profile (see l2a_lib.mlm)
+# Each baseline's loss settings, from its paper where it gives them.
+# Methods that train on the 80 target examples only get the fine-tuning schedule
+# (more epochs, smaller batches); the 768-wide teacher-layer students a smaller lr.
+_SMALL_DATA = TrainConfig(epochs=20, batch_size=16, lr=1e-4, patience=5)
+_TEACHER_LAYERS = TrainConfig(epochs=20, batch_size=16, lr=5e-5, patience=5)
+METHOD_DISTILL = {
+    "distilbert": dict(temperature=2.0, alpha_hard=0.5, cos_weight=1.0, train=_TEACHER_LAYERS),
+    "bert_pkd4": dict(temperature=10.0, alpha_hard=0.5, pkd_beta=100.0, train=_TEACHER_LAYERS),
+    "bert_pkd6": dict(temperature=10.0, alpha_hard=0.5, pkd_beta=100.0, train=_TEACHER_LAYERS),
+    "minilm": dict(train=_SMALL_DATA),
+    "tinybert": dict(temperature=1.0, stage1_epochs=5),
+}

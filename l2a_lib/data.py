@@ -361,8 +361,9 @@ def split_target(target: pd.DataFrame, spec: TaskSpec, cfg: DataConfig, seed: in
     rest = pool.drop(index=train_idx)
     dev_idx = _stratified(rest, cfg.dev_size, rng, props, "dev")
     train, dev, test = (target.loc[i].reset_index(drop=True) for i in (train_idx, dev_idx, test_idx))
-    if cfg.limit:
-        train, dev, test = (f.iloc[: cfg.limit].reset_index(drop=True) for f in (train, dev, test))
+    if cfg.limit:  # smoke profile: a mixed-class head of each split (draws are class-ordered)
+        train, dev, test = (f.sample(frac=1.0, random_state=seed).iloc[: cfg.limit]
+                            .reset_index(drop=True) for f in (train, dev, test))
     return train, dev, test
 
 

@@ -155,10 +155,12 @@ def run_student_ft(config: ExperimentConfig, ctx: Context) -> dict:
             "sizes": prep.task.sizes()}
 
 
-METHOD_REGISTRY: dict[str, Callable[[ExperimentConfig, Context], dict]] = {
-    "teacher_ft": run_teacher_ft,
-    "student_ft": run_student_ft,
-}
+def _registry() -> dict[str, Callable[[ExperimentConfig, Context], dict]]:
+    from .methods import METHODS as baselines
+    return {"teacher_ft": run_teacher_ft, "student_ft": run_student_ft, **baselines}
+
+
+METHOD_REGISTRY: dict[str, Callable[[ExperimentConfig, Context], dict]] = _registry()
 assert set(METHOD_REGISTRY) == set(METHODS)
 
 

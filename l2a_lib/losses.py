@@ -8,6 +8,7 @@ token-level loss averages over real tokens only, so padding never counts.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -149,6 +150,34 @@ def tinybert_hidden(student_hiddens, teacher_hiddens, projections, mapping: list
                for m, g in enumerate(mapping))
 
 
+def value_relation(values: torch.Tensor, heads: int, mask: torch.Tensor | None = None
+                   ) -> torch.Tensor:
+    """VR = softmax(V_a V_a^T / sqrt(d_k)) per head a   (MiniLM, Wang et al. 2020, Eq. 9).
+
+    values: (B, T, H) outputs of the last layer's value projection; returns
+    (B, heads, T, T) with padded keys given zero weight.
+    """
+    B, T, H = values.shape
+    v = values.float().view(B, T, heads, H // heads).transpose(1, 2)  # (B, h, T, d)
+    scores = v @ v.transpose(-1, -2) / math.sqrt(H // heads)  # (B, h, T, T)
+    if mask is not None:
+        scores = scores.masked_fill(mask[:, None, None, :] == 0, -1e4)
+    return scores.softmax(-1)
+
+
+def relation_kl(teacher_rel: torch.Tensor, student_rel: torch.Tensor,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+    """1/(h |x|) sum_a sum_t KL(R^t_{a,t} || R^s_{a,t})   (MiniLM, Eq. 7 and 10).
+
+    teacher_rel, student_rel: (B, h, T, T) row distributions (attention maps or
+    value relations); the mean runs over heads and real query positions.
+    """
+    t, s = teacher_rel.float().clamp(min=1e-9), student_rel.float().clamp(min=1e-9)
+    kl = (t * (t.log() - s.log())).sum(-1)  # (B, h, T)
+    m = _token_mask(mask, kl[:, 0])[:, None, :]  # (B, 1, T)
+    return (kl * m).sum() / (m.sum() * kl.shape[1]).clamp(min=1.0)
+
+
 # ------------------------------------------------------------ L2A's objective
 @dataclass(frozen=True)
 class KDTerms:
@@ -193,4 +222,5 @@ LOSSES = {
     "pkd_patience": pkd_patience, "cosine_hidden": cosine_hidden,
     "tinybert_embedding": tinybert_embedding, "tinybert_attention": tinybert_attention,
     "tinybert_hidden": tinybert_hidden, "l2a_kd": l2a_kd_loss,
+    "value_relation": value_relation, "relation_kl": relation_kl,
 }

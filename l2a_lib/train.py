@@ -152,24 +152,52 @@ def _linear_schedule(optimizer, warmup: int, total: int):
 
 def fine_tune(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cfg: TrainConfig, *,
               seed: int, pad_id: int, dev_metric: str, desc: str = "fine-tune") -> FineTuneResult:
-    """Train on ``train`` with the task loss; keep the state best on ``dev``."""
+    """Train on ``train`` with the task loss (plus SMART when ``cfg.smart``); keep the
+    state best on ``dev``."""
+    regression = kind == "regression"
+    momentum = (smart.MomentumTeacher(model, cfg.smart.beta)
+                if cfg.smart is not None and cfg.smart.use_bregman else None)
+    gen = torch.Generator().manual_seed(seed + 1)  # SMART's noise
+
+    def compute_loss(b, idx):
+        if cfg.smart is None:
+            logits = model(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits
+            return task_loss(logits, b["labels"], regression)
+        return _smart_loss(model, b, cfg, regression, gen, momentum)
+
+    after_step = (lambda: momentum.update(model)) if momentum is not None else None
+    return train_loop(model, train, dev, kind, cfg, compute_loss=compute_loss, seed=seed,
+                      pad_id=pad_id, dev_metric=dev_metric, desc=desc, after_step=after_step)
+
+
+def train_loop(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cfg: TrainConfig, *,
+               compute_loss, seed: int, pad_id: int, dev_metric: str, desc: str,
+               extra_params: list[nn.Parameter] = (), after_step=None,
+               select_best: bool = True) -> FineTuneResult:
+    """The one loop where optimizers step: AdamW with linear warm-up and decay, one
+    dev evaluation per epoch, early stopping with patience, best dev state restored.
+
+    compute_loss(batch, idx) -> scalar loss of the examples ``idx`` of ``train``;
+    extra_params (e.g. a KD projection W) are optimised alongside the model.
+    select_best=False runs every epoch and keeps the last state (TinyBERT's
+    intermediate-layer stage, where the task head is not trained yet).
+    """
     regression = kind == "regression"
     torch.manual_seed(seed)  # dropout masks
     gen = torch.Generator().manual_seed(seed)  # batch order
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    named = list(model.named_parameters())
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+        {"params": [p for n, p in named if not n.endswith(no_decay)] + list(extra_params),
          "weight_decay": cfg.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
-         "weight_decay": 0.0},
+        {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
+    params = [p for g in groups for p in g["params"]]
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
     scheduler = _linear_schedule(optimizer, int(cfg.warmup_ratio * total), total)
 
-    momentum = (smart.MomentumTeacher(model, cfg.smart.beta)
-                if cfg.smart is not None and cfg.smart.use_bregman else None)
     best, best_state, best_epoch, bad_epochs, history = None, None, -1, 0, []
     t0 = time.time()
     bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress_enabled())
@@ -178,36 +206,35 @@ def fine_tune(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cfg
         perm = torch.randperm(len(train), generator=gen).numpy()
         losses = []
         for step in range(steps_per_epoch):
-            b = collate(train, perm[step * cfg.batch_size:(step + 1) * cfg.batch_size], pad_id,
-                        regression)
+            idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            b = collate(train, idx, pad_id, regression)
             with autocast(cfg.bf16):
-                if cfg.smart is None:
-                    logits = model(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits
-                    loss = task_loss(logits, b["labels"], regression)
-                else:
-                    loss = _smart_loss(model, b, cfg, regression, gen, momentum)
+                loss = compute_loss(b, idx)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"{desc}: loss is {loss.item()} at epoch {epoch}, step "
                                        f"{step}; lower the learning rate or check the inputs")
             loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            if momentum is not None:
-                momentum.update(model)  # theta~ <- (1 - beta) theta + beta theta~
+            if after_step is not None:
+                after_step()  # e.g. SMART's momentum update
             losses.append(loss.item())
         dev_scores = evaluate(model, dev, kind, pad_id=pad_id, batch_size=cfg.eval_batch_size,
                               bf16=cfg.bf16)
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), **dev_scores})
         score = selection_score(dev_scores, dev_metric)
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", **{dev_metric: f"{score:.3f}"})
-        if best is None or score > selection_score(best, dev_metric):
+        if not select_best:
+            best, best_epoch = dev_scores, epoch
+        elif best is None or score > selection_score(best, dev_metric):
             best, best_epoch, bad_epochs = dev_scores, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
         else:
             bad_epochs += 1
             if bad_epochs >= cfg.patience:
                 break
-    model.load_state_dict(best_state)
+    if select_best:
+        model.load_state_dict(best_state)
     return FineTuneResult(best, best_epoch, len(history), time.time() - t0, history)

@@ -116,3 +116,18 @@ def test_l2a_kd_regression_uses_squared_error():
     _, parts = losses.l2a_kd_loss(s, t, W, None, losses.KDTerms(att=False, hidden=False),
                                   regression=True)
     assert parts["dark"] == pytest.approx((0.25 + 1.0) / 2)
+
+
+def test_value_relation_and_relation_kl_golden():
+    # one head, two tokens with orthogonal unit values, d = 2: scores v.v / sqrt(2)
+    v = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    vr = losses.value_relation(v, heads=1)
+    p = math.exp(1 / math.sqrt(2)) / (math.exp(1 / math.sqrt(2)) + 1)
+    assert vr[0, 0, 0].tolist() == pytest.approx([p, 1 - p])
+    masked = losses.value_relation(v, 1, torch.tensor([[1, 0]]))
+    assert masked[0, 0, 0].tolist() == pytest.approx([1.0, 0.0], abs=1e-6)
+    t = torch.tensor([[[[0.5, 0.5], [1.0, 0.0]]]])
+    s = torch.tensor([[[[0.25, 0.75], [1.0, 0.0]]]])
+    kl_row0 = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
+    assert losses.relation_kl(t, s).item() == pytest.approx(kl_row0 / 2, abs=1e-6)
+    assert losses.relation_kl(t, s, torch.tensor([[1, 0]])).item() == pytest.approx(kl_row0, abs=1e-6)

@@ -38,6 +38,7 @@ class GloVe:
         emb = np.load(os.path.join(folder, "glove_6B_50d_emb.npy"))
         self.words = words
         self.index = {w: i for i, w in enumerate(words)}
+        self.vectors = emb  # (400000, 50)
         self.unit = emb / np.linalg.norm(emb, axis=1, keepdims=True).clip(min=1e-8)
 
     def __contains__(self, word: str) -> bool:

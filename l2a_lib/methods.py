@@ -1,0 +1,349 @@
+"""The baselines of Table 1 as runnable methods of the experiment runner.
+
+Every method distils the same Teacher-FT (``experiment.get_teacher``) of its
+task and seed, and is scored on the same dev and test splits. The teacher's
+outputs come from a ``TeacherCache``: one forward pass per unique input.
+
+| method        | student                                  | data                                   | loss |
+|---------------|------------------------------------------|----------------------------------------|------|
+| eda, cbert    | the MiniLM-initialised student           | target train + augmented pool          | L2A's L_KD (att + hidden + dark) |
+| tinybert      | the MiniLM-initialised student           | target train + TinyBERT-augmented pool | stage 1 emb/att/hidden per layer, stage 2 soft CE |
+| bilstm_soft   | BiLSTM (GloVe-initialised words)         | target train + BiLSTM-soft pool        | logit MSE |
+| distilbert    | every other layer of the pretrained teacher | target train                        | soft CE (T) + cosine on last hidden + hard CE |
+| bert_pkd4/6   | bottom 4 / 6 layers of the pretrained teacher | target train                      | hard CE + soft CE (T) + patience |
+| minilm        | the MiniLM-initialised student           | target train                           | last-layer attention KL + value-relation KL |
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from . import augment as aug_mod
+from . import losses, mlm, models, paths
+from .config import AugmentConfig, ExperimentConfig
+from .teacher_cache import TeacherCache, TeacherNeeds
+from .train import Encoded, encode, task_loss, train_loop
+
+REGRESSION = "regression"
+
+
+def _ctx_objects(config: ExperimentConfig, ctx):
+    from .experiment import get_teacher, prepare
+    prep = prepare(config, ctx)
+    teacher, teacher_info = get_teacher(config, ctx, prep)
+    return prep, teacher, teacher_info
+
+
+def masked_lm(config: ExperimentConfig, ctx, tokenizer):
+    """The augmentation masked LM of this profile (trained once, cached)."""
+    cfg = mlm.SMOKE_MLM if config.profile == "smoke" else mlm.MLMConfig()
+    if config.mlm_steps is not None:
+        cfg = dataclasses.replace(cfg, steps=config.mlm_steps)
+    model, info = mlm.train(cfg, tokenizer, data_dir=ctx.data_dir, cache=ctx.cache_dir)
+    return model, info, cfg
+
+
+def make_augmenter(config: ExperimentConfig, ctx, prep):
+    """The augmenter of ``config.augment``, fitted on the target training set."""
+    a: AugmentConfig = config.augment
+    spec, tok = prep.task.spec, prep.tokenizer
+    if a.kind == "eda":
+        return aug_mod.get("eda", alpha_sr=a.eda_alpha, alpha_ri=a.eda_alpha,
+                           alpha_rs=a.eda_alpha, alpha_rd=a.eda_alpha)
+    if a.kind == "bilstm_soft":
+        corpus = prep.task.train["text_a"].tolist() + prep.task.train["text_b"].dropna().tolist()
+        return aug_mod.get("bilstm_soft", p_mask=a.p_mask, p_pos=a.p_pos, p_ng=a.p_ng,
+                           n_max=a.ngram_max).fit(corpus)
+    model, _, mcfg = masked_lm(config, ctx, tok)
+    if a.kind == "tinybert":
+        provider = mlm.MaskedLMProvider(model, tok, max_length=config.data.max_length, bf16=mcfg.bf16)
+        return aug_mod.get("tinybert", provider=provider, p_t=a.tinybert_p, k=a.tinybert_k,
+                           max_length=config.data.max_length)
+    from .augment import cbert
+    train = prep.task.train
+    texts = train["text_a"].tolist() + train["text_b"].dropna().tolist()
+    labels = train["label"].tolist() + (train["label"].tolist() if spec.pair else [])
+    cond, median = cbert.fine_tune(model, texts, labels, tok, num_labels=spec.num_labels,
+                                   regression=spec.kind == REGRESSION, epochs=a.cbert_epochs,
+                                   max_length=config.data.max_length, seed=config.seed,
+                                   bf16=mcfg.bf16)
+    return aug_mod.get("cbert", model=cond, tokenizer=tok, mask_prob=a.cbert_mask,
+                       max_length=config.data.max_length, regression=spec.kind == REGRESSION,
+                       median=median, bf16=mcfg.bf16)
+
+
+def augmented_pool(config: ExperimentConfig, ctx, prep) -> tuple[pd.DataFrame, dict]:
+    """Target train + ``pool_size`` augmented examples (n_aug = pool_size // n_train)."""
+    t0 = time.time()
+    augmenter = make_augmenter(config, ctx, prep)
+    train = prep.task.train
+    n_aug = max(1, config.augment.pool_size // len(train))
+    pool = aug_mod.augment_frame(train, augmenter, n_aug, seed=config.seed)
+    both = pd.concat([train.assign(orig_uid=train["uid"]), pool], ignore_index=True)
+    return both, {"n_aug": n_aug, "pool_size": len(pool), "augment_seconds": time.time() - t0,
+                  "examples": pool.head(6)[["text_a", "text_b"]].to_dict("records")}
+
+
+def _result(student, prep, config, extra: dict) -> dict:
+    from .experiment import _score
+    return {"rows": _score(student, prep, config, config.distill.train),
+            "n_params": student.n_params(), "sizes": prep.task.sizes(), **extra}
+
+
+def _projection(student, teacher, seed: int) -> nn.Parameter:
+    hs, ht = student.encoder.config.hidden_size, teacher.encoder.config.hidden_size
+    g = torch.Generator().manual_seed(seed)
+    return nn.Parameter(torch.randn(hs, ht, generator=g) / hs**0.5)  # W: (H_s, H_t)
+
+
+# ---------------------------------------------------------------- L_KD methods
+def run_kd_on_pool(config: ExperimentConfig, ctx) -> dict:
+    """EDA + KD and CBERT + KD: L2A's L_KD on target train + the augmented pool."""
+    prep, teacher, _ = _ctx_objects(config, ctx)
+    spec, d = prep.task.spec, config.distill
+    data, aug_info = augmented_pool(config, ctx, prep)
+    enc = encode(data, prep.tokenizer, config.data.max_length)
+    student = models.build_student(config.model, spec.num_labels, seed=config.seed,
+                                   cache=ctx.cache_dir)
+    L = teacher.encoder.config.num_hidden_layers
+    cache = TeacherCache(teacher, TeacherNeeds(hidden_layers=(L,), attention_layers=(L - 1,)),
+                         prep.pad_id, bf16=d.train.bf16)
+    t0 = time.time()
+    cache.fill(enc)
+    teacher_seconds = time.time() - t0
+    W = _projection(student, teacher, config.seed)
+    terms = losses.KDTerms(att=d.att, hidden=d.hidden, dark=d.dark, temperature=d.temperature)
+    regression = spec.kind == REGRESSION
+
+    def compute_loss(b, idx):
+        s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
+        t = cache.batch(enc, idx)
+        t_out = models.ModelOutputs(t["logits"], (t[f"hidden{L}"],), (t[f"att{L - 1}"],))
+        loss, _ = losses.l2a_kd_loss(s, t_out, W, b["attention_mask"], terms, regression)
+        return loss
+
+    res = train_loop(student, enc, prep.dev, spec.kind, d.train, compute_loss=compute_loss,
+                     seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
+                     desc=f"{config.method} {config.task} s{config.seed}", extra_params=[W])
+    return _result(student, prep, config, {
+        "augment": aug_info, "fine_tune": dataclasses.asdict(res),
+        "teacher_forward_passes": cache.forward_passes, "unique_inputs": len(cache),
+        "teacher_seconds": teacher_seconds, "train_inputs": len(enc)})
+
+
+def run_tinybert(config: ExperimentConfig, ctx) -> dict:
+    """TinyBERT task distillation on TinyBERT-augmented data: stage 1 matches the
+    embeddings and every student layer's attention and hidden states to teacher
+    layer g(m) = 3m; stage 2 matches the predictions (soft CE at T)."""
+    prep, teacher, _ = _ctx_objects(config, ctx)
+    spec, d = prep.task.spec, config.distill
+    data, aug_info = augmented_pool(config, ctx, prep)
+    enc = encode(data, prep.tokenizer, config.data.max_length)
+    student = models.build_student(config.model, spec.num_labels, seed=config.seed,
+                                   cache=ctx.cache_dir)
+    M = student.encoder.config.num_hidden_layers
+    N = teacher.encoder.config.num_hidden_layers
+    mapping = losses.layer_mapping(M, N)
+    cache = TeacherCache(teacher, TeacherNeeds(hidden_layers=tuple([0] + mapping),
+                                               attention_layers=tuple(g - 1 for g in mapping)),
+                         prep.pad_id, bf16=d.train.bf16)
+    cache.fill(enc)
+    W = [_projection(student, teacher, config.seed + m) for m in range(M + 1)]
+    regression = spec.kind == REGRESSION
+
+    def stage1(b, idx):
+        s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
+        t = cache.batch(enc, idx)
+        mask = b["attention_mask"]
+        t_hidden = [t["hidden0"]] + [None] * N
+        t_att = [None] * N
+        for g in mapping:
+            t_hidden[g], t_att[g - 1] = t[f"hidden{g}"], t[f"att{g - 1}"]
+        return (losses.tinybert_embedding(s.hidden_states[0], t["hidden0"], W[0], mask)
+                + losses.tinybert_attention(s.attentions, t_att, mapping, mask)
+                + losses.tinybert_hidden(s.hidden_states, t_hidden, W[1:], mapping, mask))
+
+    def stage2(b, idx):
+        s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"])
+        t = cache.batch(enc, idx)["logits"]
+        if regression:
+            return losses.logit_mse(s.logits, t)
+        return losses.soft_cross_entropy(s.logits, t, d.temperature)
+
+    desc = f"tinybert {config.task} s{config.seed}"
+    s1 = None
+    if d.stage1_epochs:
+        s1 = train_loop(student, enc, prep.dev, spec.kind,
+                        dataclasses.replace(d.train, epochs=d.stage1_epochs),
+                        compute_loss=stage1, seed=config.seed, pad_id=prep.pad_id,
+                        dev_metric=spec.dev_metric, desc=desc + " stage 1", extra_params=W,
+                        select_best=False)
+    s2 = train_loop(student, enc, prep.dev, spec.kind, d.train, compute_loss=stage2,
+                    seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
+                    desc=desc + " stage 2")
+    return _result(student, prep, config, {
+        "augment": aug_info, "stage1": dataclasses.asdict(s1) if s1 else None,
+        "fine_tune": dataclasses.asdict(s2), "teacher_forward_passes": cache.forward_passes,
+        "unique_inputs": len(cache), "train_inputs": len(enc)})
+
+
+def run_bilstm_soft(config: ExperimentConfig, ctx) -> dict:
+    """BiLSTM-soft: a BiLSTM student (GloVe-initialised word embeddings) trained with
+    the MSE between its logits and the teacher's on BiLSTM-soft-augmented data."""
+    prep, teacher, _ = _ctx_objects(config, ctx)
+    spec, d = prep.task.spec, config.distill
+    data, aug_info = augmented_pool(config, ctx, prep)
+    teacher_enc = encode(data, prep.tokenizer, config.data.max_length)
+    words = models.WordTokenizer(data["text_a"].tolist() + data["text_b"].dropna().tolist())
+    enc = encode(data, words, config.data.max_length)
+    dev, test = (encode(getattr(prep.task, s), words, config.data.max_length) for s in ("dev", "test"))
+    torch.manual_seed(config.seed)
+    student = models.BiLSTMClassifier(len(words), spec.num_labels, pair=spec.pair,
+                                      embeddings=models.glove_init(words.words, seed=config.seed))
+    cache = TeacherCache(teacher, TeacherNeeds(), prep.pad_id, bf16=d.train.bf16)
+    cache.fill(teacher_enc)
+
+    def compute_loss(b, idx):
+        s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"])
+        return losses.logit_mse(s.logits, cache.batch(teacher_enc, idx)["logits"])
+
+    train_cfg = dataclasses.replace(d.train, bf16=False)  # LSTMs gain nothing from bf16 here
+    res = train_loop(student, enc, dev, spec.kind, train_cfg, compute_loss=compute_loss,
+                     seed=config.seed, pad_id=words.pad_token_id, dev_metric=spec.dev_metric,
+                     desc=f"bilstm_soft {config.task} s{config.seed}")
+    from .train import evaluate
+    rows = []
+    for split, e in (("dev", dev), ("test", test)):
+        scores = evaluate(student, e, spec.kind, pad_id=words.pad_token_id, bf16=False)
+        rows += [{"split": split, "metric": k, "value": v} for k, v in scores.items()]
+    return {"rows": rows, "n_params": student.n_params(), "sizes": prep.task.sizes(),
+            "augment": aug_info, "fine_tune": dataclasses.asdict(res), "vocab": len(words),
+            "teacher_forward_passes": cache.forward_passes, "unique_inputs": len(cache)}
+
+
+def _teacher_layer_student(config, ctx, prep, teacher, layers):
+    return models.build_student_from_teacher(config.model, layers, prep.task.spec.num_labels,
+                                             prep.tokenizer, seed=config.seed, cache=ctx.cache_dir)
+
+
+def _hard(student_logits, labels, regression):
+    return task_loss(student_logits, labels, regression)
+
+
+def run_distilbert(config: ExperimentConfig, ctx) -> dict:
+    """DistilBERT-style: student = every other layer of the pretrained teacher;
+    loss = (1 - a) soft CE(T) + a hard CE + cos_weight * (1 - cos) on the last hidden."""
+    prep, teacher, _ = _ctx_objects(config, ctx)
+    spec, d = prep.task.spec, config.distill
+    N = teacher.encoder.config.num_hidden_layers
+    student = _teacher_layer_student(config, ctx, prep, teacher, tuple(range(0, N, 2)))
+    cache = TeacherCache(teacher, TeacherNeeds(hidden_layers=(N,)), prep.pad_id, bf16=d.train.bf16)
+    enc = prep.train
+    cache.fill(enc)
+    regression = spec.kind == REGRESSION
+
+    def compute_loss(b, idx):
+        s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
+        t = cache.batch(enc, idx)
+        soft = (losses.logit_mse(s.logits, t["logits"]) if regression
+                else losses.soft_cross_entropy(s.logits, t["logits"], d.temperature))
+        return ((1 - d.alpha_hard) * soft + d.alpha_hard * _hard(s.logits, b["labels"], regression)
+                + d.cos_weight * losses.cosine_hidden(s.hidden_states[-1], t[f"hidden{N}"],
+                                                      b["attention_mask"]))
+
+    res = train_loop(student, enc, prep.dev, spec.kind, d.train, compute_loss=compute_loss,
+                     seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
+                     desc=f"distilbert {config.task} s{config.seed}")
+    return _result(student, prep, config, {"fine_tune": dataclasses.asdict(res),
+                                           "teacher_forward_passes": cache.forward_passes,
+                                           "unique_inputs": len(cache)})
+
+
+def run_bert_pkd(config: ExperimentConfig, ctx) -> dict:
+    """BERT-PKD (PKD-skip): student = bottom k layers of the pretrained teacher;
+    loss = a hard CE + (1 - a) soft CE(T) + beta * patience loss between the
+    student's first k-1 layers and teacher layers 2, 4, ... (k = 6) or 3, 6, 9
+    (k = 4). Patience states are mean-pooled (the models pool by mean, not [CLS])."""
+    prep, teacher, _ = _ctx_objects(config, ctx)
+    spec, d = prep.task.spec, config.distill
+    N = teacher.encoder.config.num_hidden_layers
+    k = min(4 if config.method == "bert_pkd4" else 6, N)  # N < k only for the smoke profile's tiny teacher
+    student = _teacher_layer_student(config, ctx, prep, teacher, tuple(range(k)))
+    teacher_layers = losses.layer_mapping(k, N)[:-1]  # the last layer is the prediction loss's
+    cache = TeacherCache(teacher, TeacherNeeds(pooled_layers=tuple(teacher_layers)), prep.pad_id,
+                         bf16=d.train.bf16)
+    enc = prep.train
+    cache.fill(enc)
+    regression = spec.kind == REGRESSION
+
+    def compute_loss(b, idx):
+        s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
+        t = cache.batch(enc, idx)
+        m = b["attention_mask"].unsqueeze(-1).float()
+        s_pooled = [(s.hidden_states[j + 1].float() * m).sum(1) / m.sum(1) for j in range(k - 1)]
+        t_pooled = [t[f"pooled{g}"] for g in teacher_layers]
+        soft = (losses.logit_mse(s.logits, t["logits"]) if regression
+                else losses.soft_cross_entropy(s.logits, t["logits"], d.temperature))
+        return (d.alpha_hard * _hard(s.logits, b["labels"], regression) + (1 - d.alpha_hard) * soft
+                + d.pkd_beta * losses.pkd_patience(s_pooled, t_pooled))
+
+    res = train_loop(student, enc, prep.dev, spec.kind, d.train, compute_loss=compute_loss,
+                     seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
+                     desc=f"{config.method} {config.task} s{config.seed}")
+    return _result(student, prep, config, {"fine_tune": dataclasses.asdict(res),
+                                           "teacher_layers": teacher_layers,
+                                           "teacher_forward_passes": cache.forward_passes})
+
+
+def run_minilm(config: ExperimentConfig, ctx) -> dict:
+    """MiniLM-style deep self-attention distillation on the target data: KL between
+    the last layers' attention distributions and between their value relations
+    (plus the prediction loss, since this is task distillation)."""
+    prep, teacher, _ = _ctx_objects(config, ctx)
+    spec, d = prep.task.spec, config.distill
+    student = models.build_student(config.model, spec.num_labels, seed=config.seed,
+                                   cache=ctx.cache_dir)
+    heads_s = student.encoder.config.num_attention_heads
+    heads_t = teacher.encoder.config.num_attention_heads
+    if heads_s != heads_t:
+        raise ValueError(f"MiniLM's relation KL needs equal heads (student {heads_s}, teacher {heads_t})")
+    enc = prep.train
+    regression = spec.kind == REGRESSION
+    L = teacher.encoder.config.num_hidden_layers
+    cache = TeacherCache(teacher, TeacherNeeds(attention_layers=(L - 1,), value_relation=True),
+                         prep.pad_id, bf16=d.train.bf16)
+    cache.fill(enc)
+    captured = {}
+    hook = models.last_value_projection(student).register_forward_hook(
+        lambda mod, inp, out: captured.__setitem__("values", out))
+
+    def compute_loss(b, idx):
+        t = cache.batch(enc, idx)
+        s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
+        s_vr = losses.value_relation(captured["values"], heads_s, b["attention_mask"])
+        mask = b["attention_mask"]
+        soft = (losses.logit_mse(s.logits, t["logits"]) if regression
+                else losses.soft_cross_entropy(s.logits, t["logits"], d.temperature))
+        return (losses.relation_kl(t[f"att{L - 1}"], s.attentions[-1], mask)
+                + losses.relation_kl(t["vr"], s_vr, mask) + soft)
+
+    try:
+        res = train_loop(student, enc, prep.dev, spec.kind, d.train, compute_loss=compute_loss,
+                         seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
+                         desc=f"minilm {config.task} s{config.seed}")
+    finally:
+        hook.remove()
+    return _result(student, prep, config, {"fine_tune": dataclasses.asdict(res),
+                                           "teacher_forward_passes": cache.forward_passes})
+
+
+METHODS = {
+    "eda": run_kd_on_pool, "cbert": run_kd_on_pool, "tinybert": run_tinybert,
+    "bilstm_soft": run_bilstm_soft, "distilbert": run_distilbert, "bert_pkd4": run_bert_pkd,
+    "bert_pkd6": run_bert_pkd, "minilm": run_minilm,
+}
