@@ -18,7 +18,7 @@ CODE_VERSION = "2"
 TASKS = ("tc", "pi", "nli", "reg")
 PROFILES = ("smoke", "cpu", "paper")
 METHODS = ("teacher_ft", "student_ft", "eda", "cbert", "tinybert", "bilstm_soft", "distilbert",
-           "bert_pkd4", "bert_pkd6", "minilm")
+           "bert_pkd4", "bert_pkd6", "minilm", "mlm")
 AUGMENTERS = ("eda", "bilstm_soft", "tinybert", "cbert")
 TABLES = ("table1", "table2", "table3", "fig2_data_size", "sensitivity_T", "sensitivity_alpha",
           "mlm")
@@ -338,6 +338,8 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
         elif profile == "paper":
             distill = dataclasses.replace(distill, train=dataclasses.replace(
                 distill.train, bf16=False))
+    if method == "mlm":  # the augmentation masked LM's held-out quality, not a student
+        distill, mlm_steps = None, 20 if profile == "smoke" else MLM_STEPS
     if method in AUGMENTERS:
         augment = AugmentConfig(kind=method, pool_size=32 if profile == "smoke" else 1600)
         if method in ("tinybert", "cbert"):

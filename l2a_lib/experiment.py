@@ -217,6 +217,15 @@ def run(config: ExperimentConfig, *, data_dir=None, results_dir=None, cache_dir=
     return record_to_frame(record)
 
 
+def load_record(config: ExperimentConfig, results_dir=None) -> dict:
+    """The full cached record of a run (rows plus everything the method logged)."""
+    path = cache_path(config, Context(results_dir=results_dir))
+    if not path.is_file():
+        from .report import MissingResults
+        raise MissingResults(f"run {config.task}/{config.method}/seed {config.seed} is not cached")
+    return json.loads(path.read_text())
+
+
 def load_results(results_dir=None) -> pd.DataFrame:
     """Every cached run as one tidy frame (empty frame with the core columns if none)."""
     runs = Context(results_dir=results_dir).runs

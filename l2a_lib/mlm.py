@@ -295,3 +295,31 @@ class MaskedLMProvider:
                 logits = self.model(ids, attention_mask[s:s + self.batch_size], pos)
             out.append(F.log_softmax(logits.float(), -1))
         return torch.cat(out) if out else torch.zeros(0, len(self.tokenizer))
+
+
+@torch.no_grad()
+def example_fills(model: AugmentationMLM, tokenizer, sentences: list[str], k: int = 5,
+                  seed: int = 0, bf16: bool = True) -> pd.DataFrame:
+    """For each sentence, mask one random word piece and list the top-k fills."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in sentences:
+        ids = tokenizer(s, truncation=True, max_length=64, return_tensors="pt")["input_ids"]
+        real = [j for j in range(1, ids.shape[1] - 1) if int(ids[0, j]) >= FIRST_WORD_ID]
+        if not real:
+            continue
+        j = int(rng.choice(real))
+        pos = torch.zeros_like(ids, dtype=torch.bool)
+        pos[0, j] = True
+        inp = ids.clone()
+        inp[pos] = tokenizer.mask_token_id
+        with autocast(bf16):
+            logits = model(inp, torch.ones_like(ids), pos).float()
+        probs = logits.softmax(-1)[0]
+        top = probs.topk(k)
+        masked = tokenizer.decode(inp[0, 1:-1]).replace(tokenizer.mask_token, "[MASK]")
+        rows.append({"sentence": masked, "original": tokenizer.convert_ids_to_tokens(int(ids[0, j])),
+                     "top fills (probability)": ", ".join(
+                         f"{w} ({p:.2f})" for w, p in zip(tokenizer.convert_ids_to_tokens(
+                             top.indices.tolist()), top.values.tolist()))})
+    return pd.DataFrame(rows)

@@ -44,3 +44,11 @@ def test_book_build_never_trains(tmp_path):
     with pytest.raises(MissingResults, match="not in the result cache"):
         experiment.run_many(["tc"], ["teacher_ft"], [0], profile="smoke",
                             results_dir=tmp_path, allow_training=False)
+
+
+def test_mlm_notebook_smoke(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
+    nb = _execute("mlm", tmp_path, profile="smoke", allow_training=True,
+                  results_dir=str(tmp_path / "results"), data_dir=str(data_dir))
+    text = _text(nb)
+    assert "top1" in text and "top fills" in text
