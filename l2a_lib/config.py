@@ -18,7 +18,9 @@ CODE_VERSION = "2"
 TASKS = ("tc", "pi", "nli", "reg")
 PROFILES = ("smoke", "cpu", "paper")
 METHODS = ("teacher_ft", "student_ft", "eda", "cbert", "tinybert", "bilstm_soft", "distilbert",
-           "bert_pkd4", "bert_pkd6", "minilm", "mlm")
+           "bert_pkd4", "bert_pkd6", "minilm", "mlm", "l2a", "l2a_wo_src", "l2a_wo_tgt",
+           "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark")
+L2A_METHODS = ("l2a", "l2a_wo_src", "l2a_wo_tgt", "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark")
 AUGMENTERS = ("eda", "bilstm_soft", "tinybert", "cbert")
 TABLES = ("table1", "table2", "table3", "fig2_data_size", "sensitivity_T", "sensitivity_alpha",
           "mlm")
@@ -237,6 +239,44 @@ class DistillConfig:
 
 
 @dataclass(frozen=True)
+class L2AConfig:
+    """L2A's augmentation and selection (Algorithm 1).
+
+    alpha: edit-distance temperature of P_s (0.0829 = 15% of pieces edited on
+    average with V = 30,522; see ``augment.l2a``); temperature: T of the fill
+    softmax; episodes: passes of Algorithm 1, each with freshly sampled
+    augmentations; pool_size: augmented inputs per episode, ``source_share`` of
+    them from the source domain (0 = "w/o src"; 1 = "w/o tgt"); selector /
+    generator switch the reinforced selector and G_theta (off = keep every
+    sample / sample fills from the static masked LM).
+    """
+    alpha: float = 0.0829
+    temperature: float = 1.0
+    episodes: int = 4
+    pool_size: int = 1600
+    source_share: float = 0.5
+    selector: bool = True
+    generator: bool = True
+    gamma: float = 0.9
+    selector_lr: float = 1e-3
+    generator_lr: float = 5e-5
+    originals_per_step: int = 8
+
+    def __post_init__(self):
+        _positive("alpha", self.alpha, integer=False)
+        _positive("temperature", self.temperature, integer=False)
+        _positive("episodes", self.episodes)
+        _positive("pool_size", self.pool_size)
+        if not 0.0 <= self.source_share <= 1.0:
+            raise ConfigError(f"source_share={self.source_share!r} must be in [0, 1]")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ConfigError(f"gamma={self.gamma!r} must be in [0, 1]")
+        _positive("selector_lr", self.selector_lr, integer=False)
+        _positive("generator_lr", self.generator_lr, integer=False)
+        _positive("originals_per_step", self.originals_per_step, allow_zero=True)
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """One run: a (table, task, method, seed) under a profile."""
 
@@ -252,6 +292,7 @@ class ExperimentConfig:
     augment: AugmentConfig | None = None
     distill: DistillConfig | None = None
     mlm_steps: int | None = None  # steps of the augmentation masked LM (None: no MLM used)
+    l2a: L2AConfig | None = None
 
     def __post_init__(self):
         _choice("task", self.task, TASKS)
@@ -281,7 +322,7 @@ class ExperimentConfig:
             t = dict(t)
             smart = t.pop("smart", None)
             return TrainConfig(**t, smart=SmartConfig(**smart) if smart else None)
-        aug, dist = d.pop("augment", None), d.pop("distill", None)
+        aug, dist, l2a = d.pop("augment", None), d.pop("distill", None), d.pop("l2a", None)
         if dist:
             dist = dict(dist)
             dist = DistillConfig(train=train(dist.pop("train")), **dist)
@@ -292,6 +333,7 @@ class ExperimentConfig:
             student_train=train(d.pop("student_train")),
             augment=AugmentConfig(**aug) if aug else None,
             distill=dist,
+            l2a=L2AConfig(**l2a) if l2a else None,
             **d,
         )
 
@@ -346,10 +388,18 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
             mlm_steps = 20 if profile == "smoke" else MLM_STEPS
             if profile == "smoke":
                 augment = dataclasses.replace(augment, cbert_epochs=1, tinybert_k=3)
+    l2a = None
+    if method in L2A_METHODS:
+        l2a = L2AConfig(source_share={"l2a_wo_src": 0.0, "l2a_wo_tgt": 1.0}.get(method, 0.5))
+        distill = dataclasses.replace(distill, att=method != "l2a_wo_att",
+                                      hidden=method != "l2a_wo_hidden", dark=method != "l2a_wo_dark")
+        mlm_steps = 20 if profile == "smoke" else MLM_STEPS
+        if profile == "smoke":
+            l2a = dataclasses.replace(l2a, episodes=2, pool_size=32)
     return ExperimentConfig(task=task, method=method, seed=seed, table=table, profile=profile,
                             data=data, model=model, teacher_train=teacher_train,
                             student_train=student_train, augment=augment, distill=distill,
-                            mlm_steps=mlm_steps)
+                            mlm_steps=mlm_steps, l2a=l2a)
 
 
 MLM_STEPS = 1500  # the augmentation masked LM of the cpu profile (see l2a_lib.mlm)

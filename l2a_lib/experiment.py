@@ -156,8 +156,11 @@ def run_student_ft(config: ExperimentConfig, ctx: Context) -> dict:
 
 
 def _registry() -> dict[str, Callable[[ExperimentConfig, Context], dict]]:
+    from .config import L2A_METHODS
+    from .distill import run_l2a
     from .methods import METHODS as baselines
-    return {"teacher_ft": run_teacher_ft, "student_ft": run_student_ft, **baselines}
+    return {"teacher_ft": run_teacher_ft, "student_ft": run_student_ft, **baselines,
+            **{m: run_l2a for m in L2A_METHODS}}
 
 
 METHOD_REGISTRY: dict[str, Callable[[ExperimentConfig, Context], dict]] = _registry()

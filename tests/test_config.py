@@ -46,3 +46,19 @@ def test_profiles_are_complete():
             assert cfg.profile == profile and cfg.data.task == task
     paper = make_config("tc", "teacher_ft", profile="paper")
     assert paper.model.teacher == "bert-base-uncased" and paper.data.source == "hub"
+
+
+def test_round_trip_of_every_method():
+    from l2a_lib.config import METHODS
+    for m in METHODS:
+        for profile in ("smoke", "cpu"):
+            a = make_config("tc", m, seed=1, profile=profile)
+            assert ExperimentConfig.from_dict(a.to_dict()) == a
+
+
+def test_l2a_variants_differ_only_where_named():
+    base = make_config("tc", "l2a")
+    assert make_config("tc", "l2a_wo_src").l2a == dataclasses.replace(base.l2a, source_share=0.0)
+    assert make_config("tc", "l2a_wo_tgt").l2a == dataclasses.replace(base.l2a, source_share=1.0)
+    assert make_config("tc", "l2a_wo_att").distill == dataclasses.replace(base.distill, att=False)
+    assert make_config("tc", "l2a_wo_dark").distill == dataclasses.replace(base.distill, dark=False)

@@ -38,3 +38,17 @@ def test_pair_task_augments_both_sides(smoke_dirs):
     record = json.loads(experiment.cache_path(cfg, experiment.Context(
         smoke_dirs["data_dir"], smoke_dirs["results_dir"])).read_text())
     assert all(e["text_b"] for e in record["extra"]["augment"]["examples"])
+
+
+@pytest.mark.parametrize("method", ["l2a", "l2a_wo_tgt"])
+def test_l2a_runs_and_logs_episodes(method, smoke_dirs):
+    cfg = make_config("tc", method, seed=0, profile="smoke")
+    experiment.run(cfg, **smoke_dirs)
+    extra = experiment.load_record(cfg, smoke_dirs["results_dir"])["extra"]
+    assert len(extra["episodes"]) == cfg.l2a.episodes
+    for e in extra["episodes"]:
+        assert 0 <= e["keep_rate"] <= 1 and {"mean_reward", "dev_metric", "acc"} <= set(e)
+        n_source = e["source_inputs"]
+        assert n_source == (e["pool"] if method == "l2a_wo_tgt" else round(cfg.l2a.pool_size / 2))
+    assert extra["teacher_forward_passes"] == extra["unique_inputs"]
+    assert {g["from"] for g in extra["gallery"]} == {"P_s (static masked LM)", "G_theta (trained)"}

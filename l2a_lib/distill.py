@@ -1,0 +1,268 @@
+"""L2A's distillation trainer: Algorithm 1 as one loop.
+
+    for each episode:
+        sample D' from P_s (fills from G_theta once it has been trained), from the
+            target training sentences and from source-domain sentences
+        teacher outputs on D' (cached: once per unique input)
+        for each batch of D':
+            state  <- teacher and student outputs on the batch
+            action <- selector keeps / drops each sample
+            update the student with L_KD on the kept samples (+ a few labelled
+                target originals, always kept)
+            reward <- change of the student's target-dev metric
+            store (state, action, reward)
+        update the selector (REINFORCE on discounted returns)
+        update the generator with the L2A loss, weighting samples by the
+            selector's keep probability
+        log the episode: reward, keep rate, dev metric
+    restore the student of the best dev metric
+
+Sentence pairs are augmented side by side: each side is sampled from P_s on its
+own and the two sides are zipped (log P_s and d add up).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import losses, mlm, models
+from .augment.l2a import Sample, StaticDistribution
+from .config import ExperimentConfig
+from .generator import Generator
+from .selector import Policy, Selector, n_features, state_features
+from .teacher_cache import TeacherCache, TeacherNeeds
+from .train import Encoded, autocast, collate, encode, evaluate, progress_enabled, selection_score
+
+
+@dataclasses.dataclass
+class Augmented:
+    """A pool of augmented inputs with what the selector and generator need."""
+    enc: Encoded
+    samples: list[list[Sample]]  # per input: its side samples (1, or 2 for pairs)
+    domain: list[str]            # "target" / "source"
+
+    def edit_rate(self) -> torch.Tensor:
+        return torch.tensor([sum(s.distance for s in ss) / max(1, sum(len(s.input_ids) - 2 for s in ss))
+                             for ss in self.samples])
+
+    def log_ps_per_piece(self) -> torch.Tensor:
+        return torch.tensor([sum(s.log_ps for s in ss) / max(1, sum(s.distance for s in ss))
+                             for ss in self.samples])
+
+
+def _sides(df, pair: bool):
+    return [df["text_a"].tolist()] + ([df["text_b"].tolist()] if pair else [])
+
+
+def sample_pool(ps: StaticDistribution, target_df, source_df, labels_target, pair: bool, n_target: int,
+                n_source: int, rng: np.random.Generator, gen: torch.Generator, max_length: int,
+                fill_provider=None) -> Augmented:
+    """``n_target`` samples of each target sentence and one sample each of
+    ``n_source`` random source sentences. Source samples get label 0 (the KD loss
+    never reads them: the teacher labels every augmented input)."""
+    parts = []
+    if n_target:
+        parts.append((target_df, n_target, "target", np.asarray(labels_target)))
+    if n_source:
+        pick = rng.choice(len(source_df), size=min(n_source, len(source_df)), replace=False)
+        parts.append((source_df.iloc[pick], 1, "source", np.zeros(len(pick))))
+    ids, types, labels, samples, domain = [], [], [], [], []
+    for df, n, name, lab in parts:
+        side_samples = [ps.sample(texts, n, rng, gen, fill_provider) for texts in _sides(df, pair)]
+        for k in range(len(side_samples[0])):
+            ss = [side[k] for side in side_samples]
+            a = ss[0].input_ids
+            if pair:
+                b = ss[1].input_ids[1:]
+                x, t = (a + b)[:max_length], ([0] * len(a) + [1] * len(b))[:max_length]
+                if x[-1] != ps.tokenizer.sep_token_id:
+                    x[-1] = ps.tokenizer.sep_token_id
+            else:
+                x, t = a, [0] * len(a)
+            ids.append(x)
+            types.append(t)
+            labels.append(lab[ss[0].source_index])
+            samples.append(ss)
+            domain.append(name)
+    return Augmented(Encoded(ids, types, np.asarray(labels)), samples, domain)
+
+
+def run_l2a(config: ExperimentConfig, ctx) -> dict:
+    from .experiment import _score, get_teacher, prepare
+    from .methods import masked_lm, _projection
+    cfg, d = config.l2a, config.distill
+    prep = prepare(config, ctx)
+    spec, tok = prep.task.spec, prep.tokenizer
+    regression = spec.kind == "regression"
+    teacher, _ = get_teacher(config, ctx, prep)
+    mlm_model, mlm_info, mcfg = masked_lm(config, ctx, tok)
+    provider = mlm.MaskedLMProvider(mlm_model, tok, max_length=config.data.max_length, bf16=mcfg.bf16)
+    ps = StaticDistribution(provider, cfg.alpha, cfg.temperature, max_length=config.data.max_length)
+    generator = Generator(mlm_model, tok, lr=cfg.generator_lr, bf16=mcfg.bf16) if cfg.generator else None
+    selector = (Selector(Policy(n_features(spec.num_labels, regression)), lr=cfg.selector_lr,
+                         gamma=cfg.gamma) if cfg.selector else None)
+    student = models.build_student(config.model, spec.num_labels, seed=config.seed, cache=ctx.cache_dir)
+    W = _projection(student, teacher, config.seed)
+    L = teacher.encoder.config.num_hidden_layers
+    cache = TeacherCache(teacher, TeacherNeeds(hidden_layers=(L,), attention_layers=(L - 1,)),
+                         prep.pad_id, bf16=d.train.bf16)
+    terms = losses.KDTerms(att=d.att, hidden=d.hidden, dark=d.dark, temperature=d.temperature)
+    originals = prep.train
+    cache.fill(originals)
+
+    rng = np.random.default_rng(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    n_source = int(round(cfg.pool_size * cfg.source_share))
+    n_target = (cfg.pool_size - n_source) // len(prep.task.train)
+    if cfg.source_share < 1.0:
+        n_target = max(1, n_target)
+    steps_per_episode = math.ceil((n_target * len(prep.task.train) + n_source) / d.train.batch_size)
+    total_steps = steps_per_episode * cfg.episodes
+    params = list(student.parameters()) + [W]
+    optimizer = torch.optim.AdamW(params, lr=d.train.lr, weight_decay=d.train.weight_decay)
+    warm = max(1, int(d.train.warmup_ratio * total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warm, max(0.0, (total_steps - s) / max(1, total_steps - warm))))
+
+    def kd_loss(enc: Encoded, idx) -> torch.Tensor:
+        b = collate(enc, idx, prep.pad_id, regression)
+        with autocast(d.train.bf16):
+            s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
+        t = cache.batch(enc, idx)
+        t_out = models.ModelOutputs(t["logits"], (t[f"hidden{L}"],), (t[f"att{L - 1}"],))
+        loss, _ = losses.l2a_kd_loss(s, t_out, W, b["attention_mask"], terms, regression)
+        return loss
+
+    def dev_score() -> float:
+        scores = evaluate(student, prep.dev, spec.kind, pad_id=prep.pad_id,
+                          batch_size=d.train.eval_batch_size, bf16=d.train.bf16)
+        return scores["pearson"] if regression else scores["acc"]  # the paper's reward metric
+
+    episodes, best, best_state = [], None, None
+    t0 = time.time()
+    score_now = dev_score()
+    for episode in range(cfg.episodes):
+        te = time.time()
+        fill = generator.provider(config.data.max_length) if generator is not None and episode else None
+        pool = sample_pool(ps, prep.task.train, prep.task.source, prep.task.train["label"], spec.pair,
+                           n_target if cfg.source_share < 1.0 else 0, n_source, rng, gen,
+                           config.data.max_length, fill)
+        sample_seconds = time.time() - te
+        cache.fill(pool.enc)
+        edit_rate, lp_piece = pool.edit_rate(), pool.log_ps_per_piece()
+        order = rng.permutation(len(pool.enc))
+        rewards, kept, all_states = [], [], torch.zeros(0)
+        bar = tqdm(range(steps_per_episode), desc=f"l2a {config.task} s{config.seed} ep{episode}",
+                   disable=not progress_enabled(), leave=False)
+        for step in bar:
+            idx = order[step * d.train.batch_size:(step + 1) * d.train.batch_size]
+            if len(idx) == 0:
+                break
+            # state: teacher and student outputs on the augmented batch
+            b = collate(pool.enc, idx, prep.pad_id, regression)
+            student.eval()
+            with torch.no_grad(), autocast(d.train.bf16):
+                s_logits = student(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits
+            state = state_features(cache.batch(pool.enc, idx)["logits"], s_logits.float(),
+                                   edit_rate[idx], lp_piece[idx], regression)
+            all_states = torch.cat([all_states, state]) if len(all_states) else state
+            actions = selector.act(state, gen) if selector is not None else torch.ones(len(idx))
+            keep = idx[actions.numpy() > 0.5]
+            kept.append(float(actions.mean()))
+            # update the student with L_KD on the kept samples and a few labelled originals
+            student.train()
+            loss = 0.0
+            if len(keep):
+                loss = loss + kd_loss(pool.enc, keep) * len(keep) / len(idx)
+            if cfg.originals_per_step:
+                orig = rng.choice(len(originals), size=min(cfg.originals_per_step, len(originals)),
+                                  replace=False)
+                loss = loss + kd_loss(originals, orig)
+            if torch.is_tensor(loss):
+                if not torch.isfinite(loss):
+                    from .train import TrainingDiverged
+                    raise TrainingDiverged(f"L2A loss is {loss.item()} at episode {episode}, step {step}")
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, d.train.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            # reward: the change of the student's dev metric
+            before, score_now = score_now, dev_score()
+            rewards.append(score_now - before)
+            if selector is not None:
+                selector.reward(score_now - before)
+        policy_log = selector.update() if selector is not None else {}
+        keep_prob = (selector.keep_prob(all_states) if selector is not None
+                     else torch.ones(len(all_states)))
+        gen_loss = (_generator_step(generator, pool, order, keep_prob, rng)
+                    if generator is not None else None)
+        full = evaluate(student, prep.dev, spec.kind, pad_id=prep.pad_id,
+                        batch_size=d.train.eval_batch_size, bf16=d.train.bf16)
+        episodes.append({"episode": episode, "mean_reward": float(np.mean(rewards)),
+                         "keep_rate": float(np.mean(kept)), "dev_metric": score_now, **full,
+                         "generator_loss": gen_loss, **policy_log,
+                         "pool": len(pool.enc), "source_inputs": pool.domain.count("source"),
+                         "sample_seconds": sample_seconds, "seconds": time.time() - te})
+        sel = selection_score(full, spec.dev_metric)
+        if best is None or sel > best:
+            best, best_state = sel, copy.deepcopy(student.state_dict())
+    student.load_state_dict(best_state)
+    gallery = _gallery(ps, generator, selector, prep, cache, student, config)
+    return {"rows": _score(student, prep, config, d.train), "n_params": student.n_params(),
+            "sizes": prep.task.sizes(), "episodes": episodes, "gallery": gallery,
+            "teacher_forward_passes": cache.forward_passes, "unique_inputs": len(cache),
+            "seconds": time.time() - t0,
+            "mlm_top1": {k: v["top1"] for k, v in mlm_info["scores"].items()}}
+
+
+def _generator_step(generator: Generator, pool: Augmented, order, keep_prob, rng) -> float:
+    """L2A loss over the samples the selector judged this episode (their keep probability)."""
+    samples, weights = [], []
+    for pos, k in enumerate(order[:len(keep_prob)]):
+        for s in pool.samples[k]:
+            samples.append(s)
+            weights.append(float(keep_prob[pos]))
+    return generator.update(samples, weights, rng)
+
+
+def _gallery(ps: StaticDistribution, generator, selector, prep, cache, student, config,
+             n_sentences: int = 4, n_samples: int = 3) -> list[dict]:
+    """Samples of real target sentences from P_s and from the trained G_theta, with
+    d, positions, log P_s and the final selector's keep probability."""
+    df = prep.task.train.head(n_sentences)
+    texts = df["text_a"].tolist()
+    rows = []
+    rng = np.random.default_rng(config.seed + 99)
+    gen = torch.Generator().manual_seed(config.seed + 99)
+    sources = [("P_s (static masked LM)", None)]
+    if generator is not None:
+        sources.append(("G_theta (trained)", generator.provider(config.data.max_length)))
+    for name, fill in sources:
+        samples = ps.sample(texts, n_samples, rng, gen, fill)
+        enc = Encoded([s.input_ids for s in samples], [[0] * len(s.input_ids) for s in samples],
+                      np.zeros(len(samples)))
+        keep = [None] * len(samples)
+        if selector is not None and not prep.task.spec.pair:
+            cache.fill(enc)
+            b = collate(enc, range(len(samples)), prep.pad_id, prep.task.spec.kind == "regression")
+            with torch.no_grad():
+                s_logits = student.eval()(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits
+            aug = Augmented(enc, [[s] for s in samples], ["target"] * len(samples))
+            state = state_features(cache.batch(enc, range(len(samples)))["logits"], s_logits,
+                                   aug.edit_rate(), aug.log_ps_per_piece(),
+                                   prep.task.spec.kind == "regression")
+            keep = selector.keep_prob(state).tolist()
+        for s, k in zip(samples, keep):
+            rows.append({"from": name, "original": texts[s.source_index], "sample": ps.decode(s),
+                         "d": s.distance, "positions": s.positions, "log_ps": round(s.log_ps, 2),
+                         "keep_prob": None if k is None else round(k, 3)})
+    return rows

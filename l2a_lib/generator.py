@@ -1,0 +1,121 @@
+"""The generator G_theta of L2A and its loss.
+
+Architecture: a copy of the augmentation masked LM (MPNet-base encoder, top
+layers and MLM head trainable; ``l2a_lib.mlm``). It models the fills of an
+augmentation: for a sample z of x with edited positions o,
+
+    log P_G(z|x) = sum_{i in o} log softmax(G(x with o masked))[z_i]
+
+(x with o masked equals z with o masked, so a sample alone determines it); the
+edit distance and the positions still come from P_s. G starts equal to the
+masked LM, so its first samples are P_s's.
+
+Training uses the L2A loss (Feng et al. 2021)
+
+    L_G = -E_{z ~ P_s} [ (log P_s(z) + pi_phi(z)) log P_G(z|x) ]
+
+with pi_phi(z) the selector's keep probability. Taken literally, the weight
+``log P_s(z) + pi_phi(z)`` is negative for every sample (log P_s < 0), and
+descending the loss would push every sample's probability down. As in
+REINFORCE, we subtract the batch mean of the weights (a baseline; it does not
+change the expected gradient direction among samples) and divide by their
+standard deviation (so the step size does not grow with sentence length, which
+scales log P_s): G then raises the probability of samples that are likelier
+under P_s and that the selector keeps, and lowers the others. ``center=False``
+gives the literal form.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .augment.l2a import Sample
+from .mlm import AugmentationMLM, MaskedLMProvider
+from .train import autocast
+
+
+def l2a_weights(log_ps: torch.Tensor, keep_prob: torch.Tensor, center: bool = True) -> torch.Tensor:
+    """w(z) = log P_s(z) + pi_phi(z), standardised over the batch when ``center``. (N,) -> (N,)."""
+    w = log_ps.float() + keep_prob.float()
+    if not center:
+        return w
+    w = w - w.mean()
+    return w / w.std().clamp(min=1e-6) if len(w) > 1 else w
+
+
+def l2a_loss(log_pg: torch.Tensor, log_ps: torch.Tensor, keep_prob: torch.Tensor,
+             center: bool = True) -> torch.Tensor:
+    """L_G = -mean_z w(z) log P_G(z|x). log_pg: (N,) with grad; the weights are constants."""
+    w = l2a_weights(log_ps, keep_prob, center).detach()
+    return -(w * log_pg).mean()
+
+
+class Generator:
+    """G_theta: a trainable copy of the augmentation masked LM."""
+
+    def __init__(self, base: AugmentationMLM, tokenizer, *, lr: float = 5e-5,
+                 head_lr: float = 3e-4, bf16: bool = True, batch_size: int = 32,
+                 center: bool = True):
+        self.model = copy.deepcopy(base)
+        self.tokenizer, self.bf16, self.batch_size, self.center = tokenizer, bf16, batch_size, center
+        head = list(self.model.head.parameters())
+        body = [p for p in self.model.encoder.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW([{"params": head, "lr": head_lr},
+                                            {"params": body, "lr": lr}], weight_decay=0.0)
+
+    def provider(self, max_length: int = 128) -> MaskedLMProvider:
+        """P_G as a fill provider for ``StaticDistribution.sample(fill_provider=...)``."""
+        return MaskedLMProvider(self.model, self.tokenizer, max_length=max_length, bf16=self.bf16)
+
+    def _batch(self, samples: list[Sample]):
+        tok = self.tokenizer
+        T = max(len(s.input_ids) for s in samples)
+        ids = torch.full((len(samples), T), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        where = torch.zeros((len(samples), T), dtype=torch.bool)
+        for r, s in enumerate(samples):
+            ids[r, : len(s.input_ids)] = torch.tensor(s.input_ids)
+            mask[r, : len(s.input_ids)] = 1
+            where[r, s.positions] = True
+        targets = ids[where]
+        masked = ids.clone()
+        masked[where] = tok.mask_token_id
+        return masked, mask, where, targets
+
+    def log_prob(self, samples: list[Sample]) -> torch.Tensor:
+        """log P_G(z|x) of each sample (N,), differentiable; 0 for d = 0."""
+        edited = [k for k, s in enumerate(samples) if s.positions]
+        out = torch.zeros(len(samples))
+        if not edited:
+            return out
+        masked, mask, where, targets = self._batch([samples[k] for k in edited])
+        with autocast(self.bf16):
+            logits = self.model(masked, mask, where)  # (N_pos, V)
+        logp = F.log_softmax(logits.float(), -1).gather(1, targets[:, None]).squeeze(1)
+        per_sample = torch.zeros(len(edited)).index_add(
+            0, torch.repeat_interleave(torch.arange(len(edited)), where.sum(1)), logp)
+        return out.index_put((torch.tensor(edited),), per_sample)
+
+    def update(self, samples: list[Sample], keep_prob, rng: np.random.Generator) -> float:
+        """One pass of L_G over ``samples`` (shuffled mini-batches); returns the mean loss."""
+        keep_prob = torch.as_tensor(np.asarray(keep_prob, dtype=np.float32))
+        log_ps = torch.tensor([s.log_ps for s in samples], dtype=torch.float32)
+        self.model.train()
+        losses = []
+        for idx in np.array_split(rng.permutation(len(samples)),
+                                  max(1, len(samples) // self.batch_size)):
+            batch = [samples[i] for i in idx]
+            if not any(s.positions for s in batch):
+                continue
+            loss = l2a_loss(self.log_prob(batch), log_ps[idx], keep_prob[idx], self.center)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups
+                                            for p in g["params"]], 1.0)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+        self.model.eval()
+        return float(np.mean(losses)) if losses else 0.0

@@ -1,0 +1,146 @@
+"""The reinforced selector pi_phi (L2A, Sec. 3.3) and REINFORCE.
+
+State of an augmented sample (``state_features``), from the teacher's and the
+student's outputs on it, no gradients:
+
+* classification: teacher probabilities (C), student probabilities (C), the
+  teacher's and the student's max probability and entropy, KL(teacher ||
+  student), the student's cross-entropy against the teacher's argmax, and
+  whether the two argmaxes agree;
+* regression: teacher and student predictions, their difference and its square;
+* both: the sample's edit rate d/m and its log P_s per edited piece.
+
+Action: keep (1) or drop (0), a ~ Bernoulli(pi_phi(s)), pi_phi a two-layer MLP.
+Reward of step t: the change of the student's target-dev metric (accuracy or
+Pearson) caused by the update on the kept samples. Return
+``G_t = sum_k gamma^k r_{t+k}``; the policy gradient is REINFORCE with the
+episode's mean return as the baseline, applied once per episode (Algorithm 1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def state_features(teacher_logits: torch.Tensor, student_logits: torch.Tensor,
+                   edit_rate: torch.Tensor, log_ps_per_piece: torch.Tensor,
+                   regression: bool) -> torch.Tensor:
+    """(N, F) selector state. teacher_logits, student_logits: (N, C); the other two: (N,)."""
+    t, s = teacher_logits.float(), student_logits.float()
+    extra = [edit_rate.float()[:, None], log_ps_per_piece.float()[:, None]]
+    if regression:
+        diff = s[:, :1] - t[:, :1]
+        return torch.cat([t[:, :1], s[:, :1], diff, diff.pow(2)] + extra, -1)
+    pt, ps = t.softmax(-1), s.softmax(-1)
+    lpt, lps = t.log_softmax(-1), s.log_softmax(-1)
+    ent_t = -(pt * lpt).sum(-1, keepdim=True)
+    ent_s = -(ps * lps).sum(-1, keepdim=True)
+    kl = (pt * (lpt - lps)).sum(-1, keepdim=True)
+    ce = F.cross_entropy(s, t.argmax(-1), reduction="none")[:, None]
+    agree = (t.argmax(-1) == s.argmax(-1)).float()[:, None]
+    return torch.cat([pt, ps, pt.max(-1, keepdim=True).values, ps.max(-1, keepdim=True).values,
+                      ent_t, ent_s, kl, ce, agree] + extra, -1)
+
+
+def n_features(num_labels: int, regression: bool) -> int:
+    return 6 if regression else 2 * num_labels + 7 + 2
+
+
+def discounted_returns(rewards, gamma: float) -> np.ndarray:
+    """G_t = sum_{k >= 0} gamma^k r_{t+k}, computed backwards."""
+    out = np.zeros(len(rewards), dtype=float)
+    running = 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        running = rewards[t] + gamma * running
+        out[t] = running
+    return out
+
+
+class Policy(nn.Module):
+    """pi_phi(keep | s): state -> hidden (tanh) -> keep probability."""
+
+    def __init__(self, n_in: int, hidden: int = 32, init_keep: float = 0.5):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_in, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        with torch.no_grad():  # start at keep probability init_keep whatever the state
+            self.net[2].weight.zero_()
+            self.net[2].bias.fill_(float(np.log(init_keep / (1 - init_keep))))
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(state).squeeze(-1))  # (N,)
+
+
+@dataclass
+class Step:
+    states: torch.Tensor   # (N, F)
+    actions: torch.Tensor  # (N,) in {0, 1}
+    reward: float = 0.0
+
+
+@dataclass
+class Selector:
+    """pi_phi with its episode memory and REINFORCE update."""
+    policy: Policy
+    lr: float = 1e-3
+    gamma: float = 0.9
+    history: list[Step] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.lr)
+        # features vary in scale: standardise with running statistics of the states seen
+        self._mean, self._var, self._n = None, None, 0
+
+    def _normalise(self, states: torch.Tensor, update: bool) -> torch.Tensor:
+        if update:
+            x = states.double()
+            if self._mean is None:
+                self._mean, self._var, self._n = x.mean(0), x.var(0, unbiased=False), len(x)
+            else:
+                n = self._n + len(x)
+                delta = x.mean(0) - self._mean
+                self._var = (self._var * self._n + x.var(0, unbiased=False) * len(x)
+                             + delta.pow(2) * self._n * len(x) / n) / n
+                self._mean, self._n = self._mean + delta * len(x) / n, n
+        return ((states.double() - self._mean) / (self._var.sqrt() + 1e-6)).float()
+
+    @torch.no_grad()
+    def keep_prob(self, states: torch.Tensor) -> torch.Tensor:
+        if self._mean is None:
+            return self.policy(torch.zeros_like(states))
+        return self.policy(self._normalise(states, update=False))
+
+    @torch.no_grad()
+    def act(self, states: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Sample keep/drop for each state and remember them for this episode."""
+        probs = self.policy(self._normalise(states, update=True))
+        actions = torch.bernoulli(probs, generator=generator)
+        self.history.append(Step(states.clone(), actions))
+        return actions
+
+    def reward(self, r: float) -> None:
+        """The reward of the latest step."""
+        self.history[-1].reward = float(r)
+
+    def update(self) -> dict[str, float]:
+        """REINFORCE on the episode's discounted returns (mean-return baseline), then
+        forget the episode. Returns what happened, for the episode log."""
+        if not self.history:
+            return {"policy_loss": 0.0, "mean_return": 0.0}
+        rewards = [s.reward for s in self.history]
+        returns = discounted_returns(rewards, self.gamma)
+        advantages = returns - returns.mean()
+        loss = 0.0
+        for step, adv in zip(self.history, advantages):
+            p = self.policy(self._normalise(step.states, update=False)).clamp(1e-6, 1 - 1e-6)
+            logp = step.actions * p.log() + (1 - step.actions) * (1 - p).log()  # (N,)
+            loss = loss - float(adv) * logp.sum()
+        loss = loss / len(self.history)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.history = []
+        return {"policy_loss": float(loss.detach()), "mean_return": float(returns.mean())}

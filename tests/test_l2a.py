@@ -1,0 +1,151 @@
+"""L2A: P_s, the generator's loss, the selector's returns and policy gradient."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from l2a_lib import generator, selector
+from l2a_lib.augment import l2a
+
+
+# ----------------------------------------------------------------------- P_s
+def test_distance_distribution_is_exact_and_binomial():
+    m, V, alpha = 12, 30522, 0.0829
+    logp = l2a.log_p_distance(m, alpha, V)
+    assert np.exp(logp).sum() == pytest.approx(1.0)
+    # by hand: exp(-d/alpha) C(m,d) (V-1)^d, normalised
+    raw = [math.exp(-d / alpha) * math.comb(m, d) * (V - 1) ** d for d in range(m + 1)]
+    assert np.exp(logp) == pytest.approx(np.array(raw) / sum(raw), rel=1e-9)
+    p = l2a.edit_rate(alpha, V)  # closed form: Binomial(m, p)
+    binom = [math.comb(m, d) * p**d * (1 - p) ** (m - d) for d in range(m + 1)]
+    assert np.exp(logp) == pytest.approx(binom, rel=1e-9)
+    assert l2a.edit_rate(l2a.alpha_for_rate(0.15, V), V) == pytest.approx(0.15)
+
+
+def test_long_sentences_and_big_vocabularies_do_not_overflow():
+    logp = l2a.log_p_distance(1000, 0.2, 10**6)
+    assert np.isfinite(logp).all() and np.exp(logp).sum() == pytest.approx(1.0)
+    # larger alpha drifts further from x: the mean distance grows
+    mean = lambda a: (np.arange(41) * np.exp(l2a.log_p_distance(40, a, 30522))).sum()  # noqa: E731
+    assert mean(0.08) < mean(0.085) < mean(0.09)
+
+
+class UniformLM:
+    """A masked LM that gives the same score to every piece."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.calls = 0
+
+    def log_probs(self, input_ids, attention_mask, positions):
+        self.calls += 1
+        return torch.zeros(int(positions.sum()), len(self.tokenizer))
+
+
+def test_static_distribution_samples_exactly_d_edits_in_one_pass(tokenizer):
+    lm = UniformLM(tokenizer)
+    ps = l2a.StaticDistribution(lm, alpha=l2a.alpha_for_rate(0.4, len(tokenizer)), temperature=1.0)
+    texts = ["the acting is superb but the story is slow", "a fine film", ""]
+    samples = ps.sample(texts, 5, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    assert len(samples) == 15 and lm.calls == 1  # one batched forward for all 15
+    enc = tokenizer(texts)["input_ids"]
+    for s in samples:
+        x = enc[s.source_index]
+        changed = [j for j, (a, b) in enumerate(zip(x, s.input_ids)) if a != b]
+        assert changed == s.positions and len(changed) == s.distance
+        assert all(s.input_ids[j] >= 999 for j in s.positions)  # words only
+        m = sum(1 for t in x if t >= 999)
+        # log P_s = log P(d) + log P(o|d) + sum log P(w); uniform fills: -log(#allowed pieces)
+        allowed = len(tokenizer) - 999 - 1
+        expect = (l2a.log_p_distance(m, ps.alpha, len(tokenizer))[s.distance] - math.log(math.comb(m, s.distance))
+                  - s.distance * math.log(allowed)) if m else 0.0
+        assert s.log_ps == pytest.approx(expect, abs=1e-3)
+    assert all(s.distance == 0 for s in samples if s.source_index == 2)  # empty text: no edit
+    again = ps.sample(texts, 5, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    assert [s.input_ids for s in again] == [s.input_ids for s in samples]
+
+
+def test_temperature_sharpens_the_fills(tokenizer):
+    class Peaked(UniformLM):
+        def log_probs(self, input_ids, attention_mask, positions):
+            out = super().log_probs(input_ids, attention_mask, positions)
+            out[:, tokenizer.convert_tokens_to_ids("great")] = 3.0
+            return out
+    texts = ["a good film with good acting"] * 20
+    alpha = l2a.alpha_for_rate(0.5, len(tokenizer))
+    share = {}
+    for T in (0.2, 5.0):
+        ps = l2a.StaticDistribution(Peaked(tokenizer), alpha, temperature=T)
+        samples = ps.sample(texts, 2, np.random.default_rng(1), torch.Generator().manual_seed(1))
+        fills = [s.input_ids[j] for s in samples for j in s.positions]
+        share[T] = np.mean([f == tokenizer.convert_tokens_to_ids("great") for f in fills])
+    assert share[0.2] > 0.9 > 0.1 > share[5.0]
+
+
+# ----------------------------------------------------------------- generator
+def test_l2a_weights():
+    w = generator.l2a_weights(torch.tensor([-10.0, -20.0]), torch.tensor([0.5, 0.5]), center=False)
+    assert w.tolist() == [-9.5, -19.5]
+    c = generator.l2a_weights(torch.tensor([-10.0, -20.0, -30.0]), torch.tensor([1.0, 0.0, 0.0]))
+    assert c.mean().item() == pytest.approx(0.0, abs=1e-6) and c[0] > c[1] > c[2]
+
+
+def test_generator_raises_the_probability_of_favoured_samples(tokenizer):
+    from l2a_lib import mlm
+    from l2a_lib.config import ModelConfig  # noqa: F401
+    torch.manual_seed(0)
+    base = mlm.build(mlm.SMOKE_MLM, tokenizer)
+    g = generator.Generator(base, tokenizer, lr=1e-3, head_lr=1e-2, bf16=False)
+    ps = l2a.StaticDistribution(g.provider(), alpha=l2a.alpha_for_rate(0.3, len(tokenizer)))
+    samples = ps.sample(["the film was good and the acting fine"] * 8, 1, np.random.default_rng(0),
+                        torch.Generator().manual_seed(0))
+    samples = [s for s in samples if s.positions][:6]
+    favoured = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])  # pi_phi fixed: keep the first three
+    for s in samples:
+        s.log_ps = -10.0  # equal under P_s: only the selector decides
+    with torch.no_grad():
+        before = g.log_prob(samples)
+    for _ in range(10):
+        g.update(samples, favoured, np.random.default_rng(0))
+    with torch.no_grad():
+        after = g.log_prob(samples)
+    gain = (after - before).numpy()
+    assert gain[:3].mean() > 0 > gain[3:].mean()
+
+
+# ------------------------------------------------------------------ selector
+def test_discounted_returns_by_hand():
+    r = [1.0, 0.0, -2.0, 0.5]
+    g = 0.9
+    expect = [1 + g * 0 + g**2 * -2 + g**3 * 0.5, 0 + g * -2 + g**2 * 0.5, -2 + g * 0.5, 0.5]
+    assert selector.discounted_returns(r, g) == pytest.approx(expect)
+    assert selector.discounted_returns(r, 0.0) == pytest.approx(r)
+
+
+def test_policy_gradient_moves_toward_rewarded_actions():
+    torch.manual_seed(0)
+    pol = selector.Policy(2)
+    sel = selector.Selector(pol, lr=0.05, gamma=0.0)
+    gen = torch.Generator().manual_seed(0)
+    good = torch.tensor([[1.0, 0.0]] * 16)  # keeping these is rewarded
+    bad = torch.tensor([[0.0, 1.0]] * 16)   # keeping these is punished
+    for _ in range(40):
+        for states, sign in ((good, 1.0), (bad, -1.0)):
+            actions = sel.act(states, gen)
+            sel.reward(sign * (actions.mean().item() - 0.5))
+        sel.update()
+    assert sel.keep_prob(good).mean() > 0.7 and sel.keep_prob(bad).mean() < 0.3
+
+
+def test_state_features_shapes_and_values():
+    t = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+    s = torch.tensor([[2.0, 0.0], [2.0, 0.0]])
+    f = selector.state_features(t, s, torch.tensor([0.1, 0.2]), torch.tensor([-3.0, -4.0]), False)
+    assert f.shape == (2, selector.n_features(2, False))
+    kl_col, agree_col = 8, 10
+    assert f[0, kl_col] == pytest.approx(0.0, abs=1e-6) and f[1, kl_col] > 0
+    assert f[:, agree_col].tolist() == [1.0, 0.0]
+    r = selector.state_features(torch.tensor([[0.3]]), torch.tensor([[0.5]]), torch.tensor([0.1]),
+                                torch.tensor([-2.0]), True)
+    assert r.shape == (1, selector.n_features(1, True)) and r[0, 3] == pytest.approx(0.04)
