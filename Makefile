@@ -30,8 +30,9 @@ book: notebooks              ## build the HTML book offline from the committed r
 	@echo "book: book/_build/html/index.html"
 
 results:                     ## compute every cpu-profile run not yet cached (hours; resumable)
-	$(BIN)/python -m l2a_lib run --method student_ft --seeds 0 1 2
-	$(BIN)/python -m l2a_lib run --method teacher_ft --seeds 0 1 2
+	$(BIN)/python -m l2a_lib run --method student_ft teacher_ft --seeds 0 1 2
+	$(BIN)/python -m l2a_lib run --method mlm --seeds 0 --table mlm
+	$(BIN)/python -m l2a_lib run --method eda cbert tinybert bilstm_soft distilbert bert_pkd4 bert_pkd6 minilm --seeds 0 1 2
 
 clean-book:
 	rm -rf book/_build
