@@ -38,7 +38,7 @@ from .config import ExperimentConfig
 from .generator import Generator
 from .selector import Policy, Selector, n_features, state_features
 from .teacher_cache import TeacherCache, TeacherNeeds
-from .train import Encoded, autocast, collate, encode, evaluate, progress_enabled, selection_score
+from .train import Encoded, autocast, collate, evaluate, progress_enabled, selection_score
 
 
 @dataclasses.dataclass
@@ -217,11 +217,13 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
             best, best_state = sel, copy.deepcopy(student.state_dict())
     student.load_state_dict(best_state)
     gallery = _gallery(ps, generator, selector, prep, cache, student, config)
-    return {"rows": _score(student, prep, config, d.train), "n_params": student.n_params(),
+    out = {"n_params": student.n_params(),
             "sizes": prep.task.sizes(), "episodes": episodes, "gallery": gallery,
             "teacher_forward_passes": cache.forward_passes, "unique_inputs": len(cache),
             "seconds": time.time() - t0,
             "mlm_top1": {k: v["top1"] for k, v in mlm_info["scores"].items()}}
+    out["rows"] = _score(student, prep, config, d.train, sink=out)
+    return out
 
 
 def _generator_step(generator: Generator, pool: Augmented, order, keep_prob, rng) -> float:

@@ -29,7 +29,7 @@ import torch
 from . import data as data_mod
 from . import models, paths
 from .config import CODE_VERSION, METHODS, ExperimentConfig, without_none
-from .train import Encoded, encode, evaluate, fine_tune
+from .train import Encoded, encode, fine_tune
 
 log = logging.getLogger(__name__)
 
@@ -122,13 +122,29 @@ def get_teacher(config: ExperimentConfig, ctx: Context, prep: Prepared):
     return teacher, info
 
 
-def _score(model, prep: Prepared, config: ExperimentConfig, train_cfg) -> list[dict]:
+def compact_predictions(kind: str, logits) -> str | list[float]:
+    """Test predictions small enough for a result file: class ids as one string of
+    digits, or regression outputs rounded to 4 decimals (paired tests need them)."""
+    import numpy as np
+    logits = np.asarray(logits)
+    if kind == "classification":
+        return "".join(str(int(c)) for c in logits.argmax(-1))
+    return [round(float(x), 4) for x in logits.reshape(-1)]
+
+
+def _score(model, prep: Prepared, config: ExperimentConfig, train_cfg,
+           sink: dict | None = None) -> list[dict]:
+    """dev and test metrics; with ``sink``, also the compact test predictions."""
+    from . import metrics
+    from .train import predict
     rows = []
     for split, enc in (("dev", prep.dev), ("test", prep.test)):
-        scores = evaluate(model, enc, prep.task.spec.kind, pad_id=prep.pad_id,
-                          batch_size=train_cfg.eval_batch_size, bf16=train_cfg.bf16,
-                          desc=f"eval {split}")
+        logits = predict(model, enc, pad_id=prep.pad_id, batch_size=train_cfg.eval_batch_size,
+                         bf16=train_cfg.bf16, desc=f"eval {split}")
+        scores = metrics.compute(prep.task.spec.kind, logits, enc.labels)
         rows += [{"split": split, "metric": k, "value": v} for k, v in scores.items()]
+        if split == "test" and sink is not None:
+            sink["test_predictions"] = compact_predictions(prep.task.spec.kind, logits)
     return rows
 
 
@@ -137,8 +153,9 @@ def run_teacher_ft(config: ExperimentConfig, ctx: Context) -> dict:
     """Teacher-FT: the pretrained teacher fine-tuned on the target train split only."""
     prep = prepare(config, ctx)
     teacher, info = get_teacher(config, ctx, prep)
-    return {"rows": _score(teacher, prep, config, config.teacher_train),
-            "n_params": teacher.n_params(), "fine_tune": info, "sizes": prep.task.sizes()}
+    out = {"n_params": teacher.n_params(), "fine_tune": info, "sizes": prep.task.sizes()}
+    out["rows"] = _score(teacher, prep, config, config.teacher_train, sink=out)
+    return out
 
 
 def run_student_ft(config: ExperimentConfig, ctx: Context) -> dict:
@@ -150,9 +167,10 @@ def run_student_ft(config: ExperimentConfig, ctx: Context) -> dict:
     result = fine_tune(student, prep.train, prep.dev, spec.kind, config.student_train,
                        seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
                        desc=f"student {config.task} s{config.seed}")
-    return {"rows": _score(student, prep, config, config.student_train),
-            "n_params": student.n_params(), "fine_tune": dataclasses.asdict(result),
-            "sizes": prep.task.sizes()}
+    out = {"n_params": student.n_params(), "fine_tune": dataclasses.asdict(result),
+           "sizes": prep.task.sizes()}
+    out["rows"] = _score(student, prep, config, config.student_train, sink=out)
+    return out
 
 
 def _registry() -> dict[str, Callable[[ExperimentConfig, Context], dict]]:
@@ -176,6 +194,11 @@ def is_cached(config: ExperimentConfig, ctx: Context | None = None) -> bool:
     return cache_path(config, ctx).is_file()
 
 
+VARIED = {"fig2_data_size": ("train_per_class", ("data", "train_per_class")),
+          "sensitivity_T": ("T", ("l2a", "temperature")),
+          "sensitivity_alpha": ("alpha", ("l2a", "alpha"))}
+
+
 def record_to_frame(record: dict) -> pd.DataFrame:
     """Tidy rows of one cached run, every setting in a column."""
     cfg = record["config"]
@@ -191,6 +214,13 @@ def record_to_frame(record: dict) -> pd.DataFrame:
                                  sep=".").iloc[0].to_dict()
     settings = {k: (json.dumps(v) if isinstance(v, (list, tuple)) else v)
                 for k, v in settings.items()}
+    varied = VARIED.get(cfg["table"])
+    if varied:  # the value a study varies gets a column of its own
+        name, path = varied
+        value = cfg
+        for key in path:
+            value = (value or {}).get(key)
+        base[name] = value
     rows = [{**base, **r, **settings} for r in record["rows"]]
     df = pd.DataFrame(rows)
     return df[CORE_COLUMNS + [c for c in df.columns if c not in CORE_COLUMNS]]

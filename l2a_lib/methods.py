@@ -18,16 +18,15 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
 from . import augment as aug_mod
-from . import losses, mlm, models, paths
+from . import losses, mlm, models
 from .config import AugmentConfig, ExperimentConfig
 from .teacher_cache import TeacherCache, TeacherNeeds
-from .train import Encoded, encode, task_loss, train_loop
+from .train import encode, task_loss, train_loop
 
 REGRESSION = "regression"
 
@@ -91,8 +90,9 @@ def augmented_pool(config: ExperimentConfig, ctx, prep) -> tuple[pd.DataFrame, d
 
 def _result(student, prep, config, extra: dict) -> dict:
     from .experiment import _score
-    return {"rows": _score(student, prep, config, config.distill.train),
-            "n_params": student.n_params(), "sizes": prep.task.sizes(), **extra}
+    out = {"n_params": student.n_params(), "sizes": prep.task.sizes(), **extra}
+    out["rows"] = _score(student, prep, config, config.distill.train, sink=out)
+    return out
 
 
 def _projection(student, teacher, seed: int) -> nn.Parameter:
@@ -216,12 +216,15 @@ def run_bilstm_soft(config: ExperimentConfig, ctx) -> dict:
     res = train_loop(student, enc, dev, spec.kind, train_cfg, compute_loss=compute_loss,
                      seed=config.seed, pad_id=words.pad_token_id, dev_metric=spec.dev_metric,
                      desc=f"bilstm_soft {config.task} s{config.seed}")
-    from .train import evaluate
+    from . import metrics
+    from .experiment import compact_predictions
+    from .train import predict
     rows = []
     for split, e in (("dev", dev), ("test", test)):
-        scores = evaluate(student, e, spec.kind, pad_id=words.pad_token_id, bf16=False)
+        logits = predict(student, e, pad_id=words.pad_token_id, bf16=False)
+        scores = metrics.compute(spec.kind, logits, e.labels)
         rows += [{"split": split, "metric": k, "value": v} for k, v in scores.items()]
-    return {"rows": rows, "n_params": student.n_params(), "sizes": prep.task.sizes(),
+    return {"rows": rows, "test_predictions": compact_predictions(spec.kind, logits), "n_params": student.n_params(), "sizes": prep.task.sizes(),
             "augment": aug_info, "fine_tune": dataclasses.asdict(res), "vocab": len(words),
             "teacher_forward_passes": cache.forward_passes, "unique_inputs": len(cache)}
 

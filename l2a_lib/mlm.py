@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from tqdm.auto import tqdm
 
 from . import data as data_mod
 from . import models, paths
-from .config import CODE_VERSION, ConfigError, ModelConfig, make_config
+from .config import CODE_VERSION, ConfigError, make_config
 from .train import autocast, progress_enabled
 
 

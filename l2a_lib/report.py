@@ -153,3 +153,48 @@ def set_style() -> None:
 def standard_error(p: float, n: int) -> float:
     """Binomial standard error of an accuracy ``p`` measured on ``n`` examples."""
     return float(np.sqrt(p * (1 - p) / n))
+
+
+def ablation_table(df: pd.DataFrame, methods: list[str], task: str = "tc",
+                   split: str = "test") -> pd.DataFrame:
+    """Table 3's layout: rows ACC / F1, columns the variants; ours (mean ± sd) and the paper's."""
+    agg = aggregate(df[(df.task == task) & df.method.isin(methods)], split)
+    paper = paper_results()
+    paper = paper[(paper.table == "table3") & (paper.task == task)]
+    cols = {}
+    for m in methods:
+        label = METHOD_LABELS.get(m, m) if m != "l2a" else "L_KD"
+        ours, theirs = {}, {}
+        for metric in METRICS[task]:
+            r = agg[(agg.method == m) & (agg.metric == metric)]
+            ours[metric] = _fmt(r["mean"].iloc[0], r["sd"].iloc[0]) if len(r) else "-"
+            p = paper[(paper.method == m) & (paper.metric == metric)]
+            theirs[metric] = f"{p.value.iloc[0]:.4f}" if len(p) else "-"
+        cols[(label, "this repo")] = ours
+        cols[(label, "paper")] = theirs
+    out = pd.DataFrame(cols)
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    return out
+
+
+def episode_frame(records: dict) -> pd.DataFrame:
+    """Tidy per-episode log of L2A runs: {(task, seed): record} -> rows."""
+    rows = []
+    for (task, seed), rec in records.items():
+        for e in rec["extra"]["episodes"]:
+            rows.append({"task": task, "seed": seed, "episode": e["episode"],
+                         "mean reward": e["mean_reward"], "keep rate": e["keep_rate"],
+                         "dev metric": e["dev_metric"]})
+    return pd.DataFrame(rows)
+
+
+def plot_episodes(episodes: pd.DataFrame):
+    """Reward, keep rate and dev metric per episode; one panel row per quantity."""
+    import seaborn as sns
+    set_style()
+    long = episodes.melt(id_vars=["task", "seed", "episode"], var_name="quantity", value_name="value")
+    g = sns.relplot(data=long, x="episode", y="value", hue="task", units="seed", estimator=None,
+                    row="quantity", kind="line", marker="o", height=2.2, aspect=2.6,
+                    facet_kws={"sharey": False})
+    g.set_titles("{row_name}")
+    return g.figure

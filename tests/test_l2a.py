@@ -93,7 +93,6 @@ def test_l2a_weights():
 
 def test_generator_raises_the_probability_of_favoured_samples(tokenizer):
     from l2a_lib import mlm
-    from l2a_lib.config import ModelConfig  # noqa: F401
     torch.manual_seed(0)
     base = mlm.build(mlm.SMOKE_MLM, tokenizer)
     g = generator.Generator(base, tokenizer, lr=1e-3, head_lr=1e-2, bf16=False)

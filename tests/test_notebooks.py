@@ -52,3 +52,25 @@ def test_mlm_notebook_smoke(tmp_path, data_dir, monkeypatch):
                   results_dir=str(tmp_path / "results"), data_dir=str(data_dir))
     text = _text(nb)
     assert "top1" in text and "top fills" in text
+
+
+@pytest.mark.parametrize("name,methods", [
+    ("table2", ["teacher_ft", "student_ft", "l2a_wo_tgt", "l2a_wo_src", "l2a"]),
+    ("table3", ["l2a", "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark"]),
+    ("l2a_training", None),
+])
+def test_l2a_notebooks_smoke(name, methods, tmp_path_factory, data_dir, monkeypatch):
+    shared = tmp_path_factory.getbasetemp() / "l2a_nb"  # one cache for the three notebooks
+    monkeypatch.setenv("L2A_CACHE_DIR", str(shared / "cache"))
+    params = dict(profile="smoke", tasks=["tc"], seeds=[0], allow_training=True,
+                  results_dir=str(shared / "results"), data_dir=str(data_dir))
+    if methods:
+        params["methods"] = methods
+    out = tmp_path_factory.mktemp(name)
+    nb = _execute(name, out, **params)
+    text = _text(nb)
+    assert "Error" not in text
+    if name == "l2a_training":
+        assert "keep_prob" in text and "G_theta" in text
+    else:
+        assert "paper" in text
