@@ -2,12 +2,15 @@
 
 * ``results --csv``         every cached result as one tidy CSV
 * ``run``                   run (or read from the cache) task x method x seed
+* ``batch``                 compute every missing run, execute every notebook into book/
+* ``run-config``            run one configuration given as JSON
 * ``prepare-weights``       assemble the offline teacher weights once
 * ``data-summary``          sizes and label balance of every task
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
@@ -38,6 +41,17 @@ def _cmd_run(args) -> int:
         test = df[df.split == "test"]
         print("    " + "  ".join(f"{r.metric}={r.value:.4f}" for r in test.itertuples())
               + f"  ({df.wall_seconds.iloc[0]}s)", flush=True)
+    return 0
+
+
+def _cmd_run_config(args) -> int:
+    from .config import ExperimentConfig
+    from .experiment import run
+    cfg = ExperimentConfig.from_dict(json.loads(args.config))
+    print(f"{cfg.task} {cfg.method} seed={cfg.seed} ({cfg.profile}, {cfg.table}) {cfg.hash()}",
+          flush=True)
+    df = run(cfg, data_dir=args.data_dir, results_dir=args.results_dir)
+    print(df[["split", "metric", "value"]].to_string(index=False))
     return 0
 
 
@@ -72,9 +86,17 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--method", nargs="+", choices=METHODS, required=True)
     r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     r.add_argument("--profile", choices=PROFILES, default="cpu")
-    r.add_argument("--table", choices=TABLES, default="table1")
+    r.add_argument("--table", choices=TABLES, default=None,
+                   help="default: the method's home table (table1 for the main methods)")
     r.add_argument("--force", action="store_true", help="recompute even if cached")
     r.set_defaults(func=_cmd_run)
+
+    r = sub.add_parser("run-config", help="run one configuration given as JSON (the batch runner's unit)")
+    r.add_argument("config", help="ExperimentConfig.to_dict() as JSON")
+    r.set_defaults(func=_cmd_run_config)
+
+    from .batch import add_parser
+    add_parser(sub)
 
     r = sub.add_parser("prepare-weights", help="assemble the offline pretrained weights")
     r.set_defaults(func=_cmd_weights)

@@ -348,9 +348,16 @@ TASK_DATA = {
 }
 
 
+HOME_TABLE = {"l2a_wo_src": "table2", "l2a_wo_tgt": "table2", "l2a_wo_att": "table3",
+              "l2a_wo_hidden": "table3", "l2a_wo_dark": "table3", "mlm": "mlm"}
+
+
 def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
-                table: str = "table1", **data_overrides) -> ExperimentConfig:
-    """The canonical configuration of a run under a profile."""
+                table: str | None = None, **data_overrides) -> ExperimentConfig:
+    """The canonical configuration of a run under a profile. ``table`` defaults to
+    the method's home table (Table 1 for Teacher-FT, Student-FT, L2A and the
+    baselines), so one run serves every table that shows it."""
+    table = table or HOME_TABLE.get(method, "table1")
     _choice("profile", profile, PROFILES)
     _choice("task", task, TASKS)
     data = DataConfig(task=task, **{**TASK_DATA[task], **data_overrides})

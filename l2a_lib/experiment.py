@@ -269,7 +269,7 @@ def load_results(results_dir=None) -> pd.DataFrame:
     return df[CORE_COLUMNS + [c for c in df.columns if c not in CORE_COLUMNS]]
 
 
-def run_many(tasks, methods, seeds, *, profile: str = "cpu", table: str = "table1",
+def run_many(tasks, methods, seeds, *, profile: str = "cpu", table: str | None = None,
              allow_training: bool = False, data_dir=None, results_dir=None, cache_dir=None,
              **data_overrides) -> pd.DataFrame:
     """Tidy rows of every (task, method, seed) run. Cached runs are read; missing runs

@@ -1,0 +1,227 @@
+"""The batch runner: every table, figure, ablation and baseline in one command.
+
+``BATCH`` is the one declarative list of (notebook, parameters) entries; each
+entry also names the experiment runs its notebook reads. ``python -m l2a_lib
+batch`` first computes every experiment run that is not in the result cache
+(one subprocess per run: a crash or a kill loses at most that run, and each
+finished run is written atomically), then executes every notebook with
+papermill into ``book/`` (to a temporary file, renamed when complete), and
+reports every failure at the end with its log.
+
+    python -m l2a_lib batch --profile cpu --dry-run     # what would run, how long; ends "N runs left"
+    python -m l2a_lib batch --only table1               # one entry
+    python -m l2a_lib batch --print-commands            # plain commands, one per line (job arrays)
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import paths
+from .config import ExperimentConfig, make_config
+from .experiment import Context, is_cached, load_results
+
+TABLE1_METHODS = ["teacher_ft", "student_ft", "bilstm_soft", "distilbert", "bert_pkd4", "bert_pkd6",
+                  "minilm", "tinybert", "eda", "cbert", "l2a"]
+TASKS = ["tc", "pi", "nli", "reg"]
+SEEDS = [0, 1, 2]
+
+
+@dataclass(frozen=True)
+class Needs:
+    """A grid of experiment runs a notebook reads."""
+    methods: tuple[str, ...]
+    tasks: tuple[str, ...] = tuple(TASKS)
+    seeds: tuple[int, ...] = tuple(SEEDS)
+    table: str | None = None  # None: each method's home table
+
+    def configs(self, profile: str) -> list[ExperimentConfig]:
+        return [make_config(t, m, s, profile=profile, table=self.table)
+                for t in self.tasks for m in self.methods for s in self.seeds]
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str                      # the book page (book/<name>.ipynb)
+    notebook: str                  # the source (notebooks/<notebook>.ipynb)
+    params: dict = field(default_factory=dict)
+    needs: tuple[Needs, ...] = ()
+
+    def configs(self, profile: str) -> list[ExperimentConfig]:
+        return [c for n in self.needs for c in n.configs(profile)]
+
+
+BATCH: list[Entry] = [
+    Entry("data", "data"),
+    Entry("mlm", "mlm", needs=(Needs(("mlm",), seeds=(0,)),)),
+    Entry("table1", "table1", {"methods": TABLE1_METHODS}, (Needs(tuple(TABLE1_METHODS)),)),
+    Entry("table2", "table2", needs=(Needs(("teacher_ft", "student_ft", "l2a_wo_tgt", "l2a_wo_src",
+                                              "l2a")),)),
+    Entry("table3", "table3", needs=(Needs(("l2a", "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark"),
+                                           tasks=("tc",)),)),
+    Entry("l2a_training", "l2a_training", needs=(Needs(("l2a",)),)),
+]
+
+# Seconds per run on the cpu profile when no cached run of the method says otherwise
+DEFAULT_SECONDS = {"teacher_ft": 300, "student_ft": 60, "mlm": 60, "bilstm_soft": 200,
+                   "distilbert": 150, "bert_pkd4": 120, "bert_pkd6": 150, "minilm": 90, "eda": 300,
+                   "cbert": 400, "tinybert": 500}
+L2A_SECONDS = 900
+
+
+def select(entries: list[Entry], only: list[str] | None) -> list[Entry]:
+    if not only:
+        return entries
+    picked = [e for e in entries if any(o in e.name for o in only)]
+    if not picked:
+        raise SystemExit(f"--only {only} matches none of {[e.name for e in entries]}")
+    return picked
+
+
+def pending(entries: list[Entry], profile: str, ctx: Context) -> list[ExperimentConfig]:
+    """Unique experiment runs of ``entries`` not in the cache, in entry order."""
+    seen, out = set(), []
+    for e in entries:
+        for c in e.configs(profile):
+            h = c.hash()
+            if h not in seen and not is_cached(c, ctx):
+                out.append(c)
+            seen.add(h)
+    return out
+
+
+def estimate_seconds(configs: list[ExperimentConfig], ctx: Context) -> dict[str, float]:
+    """Seconds per config hash: the median wall time of cached runs of the same
+    method and task (profile alike), else a default."""
+    df = load_results(ctx.results_dir)
+    est = {}
+    for c in configs:
+        same = df[(df.method == c.method) & (df.task == c.task) & (df.profile == c.profile)]
+        if len(same):
+            est[c.hash()] = float(same.groupby("config_hash")["wall_seconds"].first().median())
+        elif c.profile == "smoke":
+            est[c.hash()] = 10.0
+        else:
+            est[c.hash()] = DEFAULT_SECONDS.get(c.method, L2A_SECONDS)
+    return est
+
+
+def run_command(config: ExperimentConfig) -> list[str]:
+    return [sys.executable, "-m", "l2a_lib", "run-config", json.dumps(config.to_dict())]
+
+
+def notebook_command(entry: Entry, profile: str, out: Path) -> list[str]:
+    cmd = [sys.executable, "-m", "papermill", "--log-level", "WARNING", "-k", "python3",
+           "--no-progress-bar", str(paths.REPO_ROOT / "notebooks" / f"{entry.notebook}.ipynb"),
+           str(out), "-p", "profile", profile]
+    for k, v in entry.params.items():
+        cmd += ["-y", f"{k}: {json.dumps(v)}"]
+    return cmd
+
+
+def _fmt(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _run_logged(cmd: list[str], log: Path, env: dict) -> int:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as fh:
+        fh.write("$ " + " ".join(shlex.quote(c) for c in cmd) + "\n")
+        fh.flush()
+        return subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env,
+                               cwd=paths.REPO_ROOT)
+
+
+def main(args) -> int:
+    ctx = Context(args.data_dir, args.results_dir)
+    entries = select(BATCH, args.only)
+    todo = pending(entries, args.profile, ctx)
+    est = estimate_seconds(todo, ctx)
+    book = Path(args.book_dir) if args.book_dir else paths.REPO_ROOT / "book"
+    logs = Path(args.log_dir) if args.log_dir else paths.REPO_ROOT / "logs" / "batch"
+    todo_hashes = {c.hash() for c in todo}
+    notebooks = [e for e in entries
+                 if args.execute_all or not (book / f"{e.name}.ipynb").is_file()
+                 or any(c.hash() in todo_hashes for c in e.configs(args.profile))]
+    if args.print_commands:
+        for c in todo:
+            print(" ".join(shlex.quote(x) for x in run_command(c)))
+        for e in notebooks:
+            print(" ".join(shlex.quote(x) for x in notebook_command(e, args.profile, book / f"{e.name}.ipynb")))
+        return 0
+    total = sum(est.values())
+    if args.dry_run:
+        for c in todo:
+            print(f"run      {c.table:18s} {c.task:4s} {c.method:14s} seed={c.seed}  ~{_fmt(est[c.hash()])}")
+        for e in notebooks:
+            print(f"notebook {e.name}")
+        print(f"estimated time: {_fmt(total)} for {len(todo)} experiment runs "
+              f"(+ {len(notebooks)} notebooks, about a minute each)")
+        print(f"{len(todo)} runs left")
+        return 0
+
+    env = dict(os.environ, L2A_PROGRESS="0")
+    if args.data_dir:
+        env["L2A_DATA_DIR"] = str(args.data_dir)
+    if args.results_dir:
+        env["L2A_RESULTS_DIR"] = str(args.results_dir)
+    failures, done_seconds, t0 = [], 0.0, time.time()
+    print(f"{len(todo)} experiment runs to compute (~{_fmt(total)}), {len(notebooks)} notebooks",
+          flush=True)
+
+    def one(i_c):
+        i, c = i_c
+        log = logs / f"{c.table}_{c.task}_{c.method}_s{c.seed}_{c.hash()}.log"
+        code = _run_logged(run_command(c), log, env)
+        return c, code, log
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for k, (c, code, log) in enumerate(pool.map(one, enumerate(todo)), 1):
+            done_seconds += est[c.hash()]
+            elapsed = time.time() - t0
+            left = max(0.0, total - done_seconds) * (elapsed / max(done_seconds, 1e-9))
+            state = "ok" if code == 0 else f"FAILED (exit {code})"
+            print(f"[{k}/{len(todo)}] {c.task} {c.method} seed={c.seed} {state}; elapsed {_fmt(elapsed)}, "
+                  f"~{_fmt(left)} left", flush=True)
+            if code != 0:
+                failures.append((f"run {c.task}/{c.method}/seed {c.seed}", log))
+    for k, e in enumerate(notebooks, 1):
+        target = book / f"{e.name}.ipynb"
+        tmp = book / f".{e.name}.ipynb.tmp"
+        log = logs / f"notebook_{e.name}.log"
+        code = _run_logged(notebook_command(e, args.profile, tmp), log, env)
+        if code == 0:
+            os.replace(tmp, target)  # a good notebook is only ever replaced by a complete one
+        else:
+            failures.append((f"notebook {e.name} (partial output: {tmp})", log))
+        print(f"[notebook {k}/{len(notebooks)}] {e.name} {'ok' if code == 0 else 'FAILED'}", flush=True)
+    left = len(pending(entries, args.profile, ctx))
+    for what, log in failures:
+        print(f"FAILED: {what}; log: {log}")
+    print(f"{left} runs left")
+    return 1 if failures else 0
+
+
+def add_parser(sub) -> None:
+    from .config import PROFILES
+    p = sub.add_parser("batch", help="compute every missing run and execute every notebook into book/")
+    p.add_argument("--profile", choices=PROFILES, default="cpu")
+    p.add_argument("--only", nargs="+", help="entries whose name contains one of these")
+    p.add_argument("--dry-run", action="store_true", help="list what would run, with estimated time")
+    p.add_argument("--jobs", type=int, default=1, help="experiment runs at once (1 on two cores)")
+    p.add_argument("--print-commands", action="store_true",
+                   help="print one plain command per run / notebook, for a scheduler")
+    p.add_argument("--book-dir", default=None, help="where executed notebooks go (default: book/)")
+    p.add_argument("--log-dir", default=None, help="one log per run (default: logs/batch/)")
+    p.add_argument("--execute-all", action="store_true",
+                   help="re-execute every notebook even if nothing changed")
+    p.set_defaults(func=main)
