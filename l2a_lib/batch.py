@@ -33,6 +33,9 @@ TABLE1_METHODS = ["teacher_ft", "student_ft", "bilstm_soft", "distilbert", "bert
                   "minilm", "tinybert", "eda", "cbert", "l2a"]
 TASKS = ["tc", "pi", "nli", "reg"]
 SEEDS = [0, 1, 2]
+DATA_SIZES = [10, 20, 40, 80, 320]               # target training examples per class (Figure 2)
+T_VALUES = [0.25, 0.5, 1.0, 2.0]                  # fill temperature T
+ALPHA_VALUES = [0.0754, 0.0799, 0.0829, 0.0914]   # edit rates of about 5%, 10%, 15%, 35%
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,21 @@ class Needs:
     def configs(self, profile: str) -> list[ExperimentConfig]:
         return [make_config(t, m, s, profile=profile, table=self.table)
                 for t in self.tasks for m in self.methods for s in self.seeds]
+
+
+@dataclass(frozen=True)
+class StudyNeeds:
+    """The runs of a study (``experiment.STUDIES``) over some values."""
+    study: str
+    values: tuple
+    methods: tuple[str, ...]
+    tasks: tuple[str, ...] = ("tc",)
+    seeds: tuple[int, ...] = tuple(SEEDS)
+
+    def configs(self, profile: str) -> list[ExperimentConfig]:
+        from .experiment import study_configs
+        return [c for _, c in study_configs(self.study, self.values, self.tasks, self.methods,
+                                            self.seeds, profile)]
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,14 @@ BATCH: list[Entry] = [
     Entry("table3", "table3", needs=(Needs(("l2a", "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark"),
                                            tasks=("tc",)),)),
     Entry("l2a_training", "l2a_training", needs=(Needs(("l2a",)),)),
+    Entry("fig2_data_size", "study", {"study": "fig2_data_size", "values": DATA_SIZES,
+                                      "methods": ["teacher_ft", "student_ft", "l2a"]},
+          (StudyNeeds("fig2_data_size", tuple(DATA_SIZES), ("teacher_ft", "student_ft", "l2a")),)),
+    Entry("sensitivity_T", "study", {"study": "sensitivity_T", "values": T_VALUES, "methods": ["l2a"]},
+          (StudyNeeds("sensitivity_T", tuple(T_VALUES), ("l2a",)),)),
+    Entry("sensitivity_alpha", "study", {"study": "sensitivity_alpha", "values": ALPHA_VALUES,
+                                         "methods": ["l2a"]},
+          (StudyNeeds("sensitivity_alpha", tuple(ALPHA_VALUES), ("l2a",)),)),
 ]
 
 # Seconds per run on the cpu profile when no cached run of the method says otherwise

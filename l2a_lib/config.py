@@ -353,7 +353,8 @@ HOME_TABLE = {"l2a_wo_src": "table2", "l2a_wo_tgt": "table2", "l2a_wo_att": "tab
 
 
 def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
-                table: str | None = None, **data_overrides) -> ExperimentConfig:
+                table: str | None = None, l2a_overrides: dict | None = None,
+                **data_overrides) -> ExperimentConfig:
     """The canonical configuration of a run under a profile. ``table`` defaults to
     the method's home table (Table 1 for Teacher-FT, Student-FT, L2A and the
     baselines), so one run serves every table that shows it."""
@@ -403,6 +404,10 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
         mlm_steps = 20 if profile == "smoke" else MLM_STEPS
         if profile == "smoke":
             l2a = dataclasses.replace(l2a, episodes=2, pool_size=32)
+        if l2a_overrides:
+            l2a = dataclasses.replace(l2a, **l2a_overrides)
+    elif l2a_overrides:
+        raise ConfigError(f"l2a_overrides given for method {method!r}, which is not an L2A method")
     return ExperimentConfig(task=task, method=method, seed=seed, table=table, profile=profile,
                             data=data, model=model, teacher_train=teacher_train,
                             student_train=student_train, augment=augment, distill=distill,

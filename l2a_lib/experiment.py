@@ -271,13 +271,15 @@ def load_results(results_dir=None) -> pd.DataFrame:
 
 def run_many(tasks, methods, seeds, *, profile: str = "cpu", table: str | None = None,
              allow_training: bool = False, data_dir=None, results_dir=None, cache_dir=None,
-             **data_overrides) -> pd.DataFrame:
+             l2a_overrides: dict | None = None, **data_overrides) -> pd.DataFrame:
     """Tidy rows of every (task, method, seed) run. Cached runs are read; missing runs
     are trained when ``allow_training``, otherwise ``MissingResults`` names them (so a
     book build never starts hours of training by accident)."""
     from .config import make_config
     from .report import MissingResults
-    configs = [make_config(t, m, s, profile=profile, table=table, **data_overrides)
+    configs = [make_config(t, m, s, profile=profile, table=table,
+                           l2a_overrides=l2a_overrides if m.startswith("l2a") else None,
+                           **data_overrides)
                for t in tasks for m in methods for s in seeds]
     ctx = Context(data_dir, results_dir, cache_dir)
     missing = [c for c in configs if not is_cached(c, ctx)]
@@ -288,4 +290,52 @@ def run_many(tasks, methods, seeds, *, profile: str = "cpu", table: str | None =
                              "or pass allow_training=True.")
     frames = [run(c, data_dir=data_dir, results_dir=results_dir, cache_dir=cache_dir)
               for c in configs]
+    return pd.concat(frames, ignore_index=True)
+
+
+# ------------------------------------------------------------------ studies
+STUDIES = {
+    # study -> (table, varied column, how a value becomes overrides, the default value)
+    "fig2_data_size": ("fig2_data_size", "train_per_class",
+                       lambda v: ({"train_per_class": v}, None), 40),
+    "sensitivity_T": ("sensitivity_T", "T", lambda v: ({}, {"temperature": v}), 1.0),
+    "sensitivity_alpha": ("sensitivity_alpha", "alpha", lambda v: ({}, {"alpha": v}), 0.0829),
+}
+
+
+def study_configs(study: str, values, tasks, methods, seeds, profile: str = "cpu") -> list:
+    """The configs of a study; the default value reuses the main table's runs."""
+    from .config import make_config
+    table, _, overrides, default = STUDIES[study]
+    out = []
+    for v in values:
+        data_o, l2a_o = overrides(v)
+        for t in tasks:
+            for m in methods:
+                for s in seeds:
+                    if v == default:
+                        out.append((v, make_config(t, m, s, profile=profile)))
+                    else:
+                        out.append((v, make_config(t, m, s, profile=profile, table=table,
+                                                   l2a_overrides=l2a_o if m.startswith("l2a") else None,
+                                                   **data_o)))
+    return out
+
+
+def run_study(study: str, values, tasks, methods, seeds, *, profile: str = "cpu",
+              allow_training: bool = False, data_dir=None, results_dir=None,
+              cache_dir=None) -> pd.DataFrame:
+    """Tidy rows of a study with the varied value in its own column."""
+    from .report import MissingResults
+    _, column, _, _ = STUDIES[study]
+    pairs = study_configs(study, values, tasks, methods, seeds, profile)
+    ctx = Context(data_dir, results_dir, cache_dir)
+    missing = [c for _, c in pairs if not is_cached(c, ctx)]
+    if missing and not allow_training:
+        raise MissingResults(f"{len(missing)} of {len(pairs)} runs of {study} are not in the result "
+                             f"cache, e.g. {[(c.task, c.method, c.seed) for c in missing[:4]]}")
+    frames = []
+    for v, c in pairs:
+        df = run(c, data_dir=data_dir, results_dir=results_dir, cache_dir=cache_dir)
+        frames.append(df.assign(**{column: v}))
     return pd.concat(frames, ignore_index=True)

@@ -198,3 +198,34 @@ def plot_episodes(episodes: pd.DataFrame):
                     facet_kws={"sharey": False})
     g.set_titles("{row_name}")
     return g.figure
+
+
+def plot_study(df: pd.DataFrame, column: str, methods: list[str], task: str = "tc",
+               split: str = "test"):
+    """Test metric against the varied value, one line per method, ± sd error bars."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    set_style()
+    d = df[(df.split == split) & (df.task == task) & df.method.isin(methods)].copy()
+    d["Method"] = d.method.map(METHOD_LABELS)
+    metrics = list(METRICS[task])
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        sns.lineplot(data=d[d.metric == metric], x=column, y="value", hue="Method", marker="o",
+                     errorbar="sd", err_style="bars", ax=ax, palette=PALETTE)
+        ax.set_title(f"{TASK_LABELS[task]} {metric}")
+        ax.set_ylabel(metric)
+        if column == "train_per_class":
+            ax.set_xscale("log", base=2)
+    fig.tight_layout()
+    return fig
+
+
+def study_table(df: pd.DataFrame, column: str, methods: list[str], task: str = "tc",
+                split: str = "test") -> pd.DataFrame:
+    """mean ± sd per (value, method, metric)."""
+    d = df[(df.split == split) & (df.task == task) & df.method.isin(methods)]
+    g = d.groupby([column, "method", "metric"])["value"].agg(["mean", "std"]).reset_index()
+    g["cell"] = [_fmt(m, s) for m, s in zip(g["mean"], g["std"])]
+    g["col"] = [f"{METHOD_LABELS.get(m, m)} {met}" for m, met in zip(g.method, g.metric)]
+    return g.pivot(index=column, columns="col", values="cell")

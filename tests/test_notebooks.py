@@ -74,3 +74,18 @@ def test_l2a_notebooks_smoke(name, methods, tmp_path_factory, data_dir, monkeypa
         assert "keep_prob" in text and "G_theta" in text
     else:
         assert "paper" in text
+
+
+@pytest.mark.parametrize("study,values,methods", [
+    ("fig2_data_size", [4, 8], ["student_ft", "l2a"]),
+    ("sensitivity_alpha", [0.0799, 0.0914], ["l2a"]),
+])
+def test_study_notebook_smoke(study, values, methods, tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
+    nb = _execute("study", tmp_path, profile="smoke", study=study, values=values, methods=methods,
+                  seeds=[0], allow_training=True, results_dir=str(tmp_path / "results"),
+                  data_dir=str(data_dir))
+    text = _text(nb)
+    assert "Error" not in text and "±" not in text or "-" in text
+    column = {"fig2_data_size": "train_per_class", "sensitivity_alpha": "alpha"}[study]
+    assert column in text

@@ -1,0 +1,65 @@
+"""The batch runner: dry run, resumption after kill -9, nothing half-written."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _batch(tmp: Path, *args):
+    cmd = [sys.executable, "-m", "l2a_lib", "--results-dir", str(tmp / "results"), "batch",
+           "--profile", "smoke", "--book-dir", str(tmp / "book"), "--log-dir", str(tmp / "logs"), *args]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+
+
+@pytest.fixture
+def env(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("L2A_DATA_DIR", str(data_dir))
+    (tmp_path / "book").mkdir()
+    return tmp_path
+
+
+def test_dry_run_lists_runs_and_ends_with_runs_left(env):
+    out = _batch(env, "--dry-run", "--only", "table3")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[-1] == "12 runs left"  # 4 variants x 3 seeds on tc
+    assert sum(l.startswith("run ") for l in lines) == 12 and "estimated time" in out.stdout
+
+
+def test_print_commands_one_per_line(env):
+    out = _batch(env, "--print-commands", "--only", "mlm")
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 4 + 1 and all("l2a_lib run-config" in l for l in lines[:4])
+    assert "papermill" in lines[-1]
+
+
+def test_kill_minus_nine_then_resume(env):
+    cmd = [sys.executable, "-m", "l2a_lib", "--results-dir", str(env / "results"), "batch",
+           "--profile", "smoke", "--only", "table3", "--book-dir", str(env / "book"),
+           "--log-dir", str(env / "logs")]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    runs = env / "results" / "runs"
+    deadline = time.time() + 600
+    while time.time() < deadline and len(list(runs.glob("*.json"))) < 2:
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # the batch and the run it is in the middle of
+    proc.wait()
+    finished = {p: p.read_bytes() for p in runs.glob("*.json")}
+    assert len(finished) >= 2
+    assert not list(runs.glob(".*")), "a temporary result file was left behind"
+    assert not (env / "book" / "table3.ipynb").exists()
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "0 runs left"
+    for p, content in finished.items():  # finished runs were read, not recomputed
+        assert p.read_bytes() == content
+    assert len(list(runs.glob("*.json"))) == 12
+    assert (env / "book" / "table3.ipynb").is_file() and not list((env / "book").glob(".*tmp"))
