@@ -261,6 +261,7 @@ class L2AConfig:
     selector_lr: float = 1e-3
     generator_lr: float = 5e-5
     originals_per_step: int = 8
+    generator_samples: int = 512  # samples per episode the generator trains on (a random subset)
 
     def __post_init__(self):
         _positive("alpha", self.alpha, integer=False)
@@ -274,6 +275,7 @@ class L2AConfig:
         _positive("selector_lr", self.selector_lr, integer=False)
         _positive("generator_lr", self.generator_lr, integer=False)
         _positive("originals_per_step", self.originals_per_step, allow_zero=True)
+        _positive("generator_samples", self.generator_samples)
 
 
 @dataclass(frozen=True)

@@ -203,7 +203,7 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
         policy_log = selector.update() if selector is not None else {}
         keep_prob = (selector.keep_prob(all_states) if selector is not None
                      else torch.ones(len(all_states)))
-        gen_loss = (_generator_step(generator, pool, order, keep_prob, rng)
+        gen_loss = (_generator_step(generator, pool, order, keep_prob, rng, cfg.generator_samples)
                     if generator is not None else None)
         full = evaluate(student, prep.dev, spec.kind, pad_id=prep.pad_id,
                         batch_size=d.train.eval_batch_size, bf16=d.train.bf16)
@@ -226,11 +226,14 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
     return out
 
 
-def _generator_step(generator: Generator, pool: Augmented, order, keep_prob, rng) -> float:
-    """L2A loss over the samples the selector judged this episode (their keep probability)."""
+def _generator_step(generator: Generator, pool: Augmented, order, keep_prob, rng,
+                    limit: int) -> float:
+    """L2A loss over (a random subset of ``limit``) samples the selector judged this
+    episode, weighted by their keep probability."""
+    picked = rng.permutation(len(keep_prob))[:limit]
     samples, weights = [], []
-    for pos, k in enumerate(order[:len(keep_prob)]):
-        for s in pool.samples[k]:
+    for pos in sorted(picked.tolist()):
+        for s in pool.samples[order[pos]]:
             samples.append(s)
             weights.append(float(keep_prob[pos]))
     return generator.update(samples, weights, rng)
