@@ -229,3 +229,114 @@ def study_table(df: pd.DataFrame, column: str, methods: list[str], task: str = "
     g["cell"] = [_fmt(m, s) for m, s in zip(g["mean"], g["std"])]
     g["col"] = [f"{METHOD_LABELS.get(m, m)} {met}" for m, met in zip(g.method, g.metric)]
     return g.pivot(index=column, columns="col", values="cell")
+
+
+# ------------------------------------------------------- significance and claims
+def decode_predictions(kind: str, compact) -> np.ndarray:
+    """Inverse of ``experiment.compact_predictions``."""
+    if kind == "classification":
+        return np.frombuffer(compact.encode(), dtype=np.uint8) - ord("0")
+    return np.asarray(compact, dtype=float)
+
+
+def _metric_of(kind: str, labels, preds) -> float:
+    from . import metrics
+    return (metrics.accuracy(labels, preds) if kind == "classification"
+            else metrics.pearson(labels, preds))
+
+
+def paired_bootstrap(labels, preds_a: list, preds_b: list, kind: str, n_boot: int = 2000,
+                     seed: int = 0) -> dict:
+    """Paired bootstrap over test items (the same resampled items for both methods,
+    each seed's predictions averaged): mean difference of the metric (ACC or
+    Pearson) of A minus B, its 95% interval, and the one-sided p-value of A <= B."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    n = len(labels)
+    diffs = []
+    base = np.mean([_metric_of(kind, labels, a) for a in preds_a]) - np.mean(
+        [_metric_of(kind, labels, b) for b in preds_b])
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        da = np.mean([_metric_of(kind, labels[idx], a[idx]) for a in preds_a])
+        db = np.mean([_metric_of(kind, labels[idx], b[idx]) for b in preds_b])
+        diffs.append(da - db)
+    diffs = np.asarray(diffs)
+    return {"difference": float(base), "ci_low": float(np.quantile(diffs, 0.025)),
+            "ci_high": float(np.quantile(diffs, 0.975)), "p_value": float((diffs <= 0).mean())}
+
+
+def significance_table(records: dict, labels: dict, kinds: dict, method: str = "l2a",
+                       baselines=None, n_boot: int = 2000) -> pd.DataFrame:
+    """``method`` against the best baseline per task (by mean test ACC / Pearson).
+
+    records: {(task, method, seed): record}; labels: {task: test labels};
+    kinds: {task: "classification" | "regression"}.
+    """
+    rows = []
+    for task in labels:
+        have = {m for (t, m, _) in records if t == task}
+        cands = [m for m in (baselines or have) if m in have and m != method
+                 and m not in ("teacher_ft",)]
+        preds = {m: [decode_predictions(kinds[task], r["extra"]["test_predictions"])
+                     for (t, mm, _), r in records.items() if t == task and mm == m
+                     and "test_predictions" in r.get("extra", {})] for m in cands + [method]}
+        scored = {m: np.mean([_metric_of(kinds[task], labels[task], p) for p in ps])
+                  for m, ps in preds.items() if ps}
+        if method not in scored or len(scored) < 2:
+            continue
+        best = max((m for m in scored if m != method), key=scored.get)
+        res = paired_bootstrap(labels[task], preds[method], preds[best], kinds[task], n_boot)
+        rows.append({"task": task, "best baseline": METHOD_LABELS.get(best, best),
+                     "metric": "acc" if kinds[task] == "classification" else "pearson",
+                     f"{METHOD_LABELS.get(method, method)}": scored[method],
+                     "best baseline score": scored[best], **res})
+    return pd.DataFrame(rows)
+
+
+BASELINES = ["student_ft", "bilstm_soft", "distilbert", "bert_pkd4", "bert_pkd6", "minilm",
+             "tinybert", "eda", "cbert"]
+
+
+def claims(df: pd.DataFrame, split: str = "test", tolerance: float = 0.01) -> pd.DataFrame:
+    """The paper's four claims, checked task by task on the first metric of each task
+    (ACC, or Pearson for regression). "matches" allows ``tolerance`` below the teacher."""
+    agg = aggregate(df, split)
+    mean = {(r.task, r.method, r.metric): r.mean for r in agg.itertuples()}
+    rows = []
+
+    def m(task, method):
+        return mean.get((task, method, METRICS[task][0]))
+
+    for task in ("nli", "pi", "tc", "reg"):
+        l2a = m(task, "l2a")
+        if l2a is None:
+            continue
+        base = {b: m(task, b) for b in BASELINES if m(task, b) is not None}
+        if base:
+            best = max(base, key=base.get)
+            rows.append({"claim": "1. L2A beats every baseline", "task": task,
+                         "evidence": f"L2A {l2a:.4f} vs best baseline {METHOD_LABELS[best]} "
+                                     f"{base[best]:.4f} ({len(base)} baselines)",
+                         "verdict": "confirmed" if l2a > base[best] else "not confirmed"})
+        t = m(task, "teacher_ft")
+        if t is not None and task in ("nli", "tc"):
+            rows.append({"claim": "2. L2A's student matches or beats Teacher-FT", "task": task,
+                         "evidence": f"L2A {l2a:.4f} vs Teacher-FT {t:.4f}",
+                         "verdict": "confirmed" if l2a >= t - tolerance else "not confirmed"})
+        wo = {v: m(task, v) for v in ("l2a_wo_src", "l2a_wo_tgt") if m(task, v) is not None}
+        if wo:
+            rows.append({"claim": "3. Source and target augmentation both help", "task": task,
+                         "evidence": ", ".join(f"{METHOD_LABELS[v]} {x:.4f}" for v, x in wo.items())
+                                     + f" vs L2A {l2a:.4f}",
+                         "verdict": "confirmed" if all(l2a > x for x in wo.values()) else "not confirmed"})
+        terms = {v: m(task, v) for v in ("l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark")
+                 if m(task, v) is not None}
+        if terms:
+            helped = [v for v, x in terms.items() if l2a > x]
+            rows.append({"claim": "4. Each of L_att, L_hidden, L_dark helps", "task": task,
+                         "evidence": ", ".join(f"{METHOD_LABELS[v]} {x:.4f}" for v, x in terms.items())
+                                     + f" vs L_KD {l2a:.4f}",
+                         "verdict": "confirmed" if len(helped) == len(terms) else
+                                    f"partly ({len(helped)} of {len(terms)} terms)"})
+    return pd.DataFrame(rows, columns=["claim", "task", "evidence", "verdict"])

@@ -1,0 +1,50 @@
+"""Tables and the paired bootstrap."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from l2a_lib import report
+from l2a_lib.experiment import compact_predictions
+
+
+def test_predictions_round_trip():
+    logits = np.array([[0.1, 0.9], [2.0, 1.0], [0.0, 3.0]])
+    c = compact_predictions("classification", logits)
+    assert c == "101"
+    assert report.decode_predictions("classification", c).tolist() == [1, 0, 1]
+    r = compact_predictions("regression", np.array([[0.123456], [0.5]]))
+    assert report.decode_predictions("regression", r).tolist() == [0.1235, 0.5]
+
+
+def test_paired_bootstrap_detects_a_real_difference_and_not_a_null_one():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 2000)
+    good = np.where(rng.random(2000) < 0.85, labels, 1 - labels)   # ~85% correct
+    bad = np.where(rng.random(2000) < 0.75, labels, 1 - labels)    # ~75% correct
+    res = report.paired_bootstrap(labels, [good], [bad], "classification", n_boot=300)
+    assert res["difference"] == pytest.approx((good == labels).mean() - (bad == labels).mean())
+    assert res["p_value"] < 0.01 and res["ci_low"] > 0
+    same = report.paired_bootstrap(labels, [good], [good], "classification", n_boot=100)
+    assert same["difference"] == 0 and same["p_value"] == 1.0
+
+
+def test_results_table_has_ours_and_paper_rows():
+    df = pd.DataFrame([{"task": "tc", "method": "student_ft", "metric": "acc", "split": "test",
+                        "value": v, "seed": s} for s, v in enumerate([0.6, 0.7])])
+    t = report.results_table(df, ["student_ft"])
+    assert t.loc[("Student-FT", "this repo"), ("TC", "acc")] == "0.6500 ± 0.0707"
+    assert t.loc[("Student-FT", "paper"), ("TC", "acc")] == "0.7188"
+    assert t.loc[("Student-FT", "this repo"), ("NLI", "acc")] == "-"
+
+
+def test_claims_verdicts_follow_the_numbers():
+    rows = []
+    for method, acc in [("l2a", 0.80), ("eda", 0.78), ("student_ft", 0.70), ("teacher_ft", 0.805),
+                        ("l2a_wo_src", 0.79), ("l2a_wo_tgt", 0.81), ("l2a_wo_att", 0.75)]:
+        rows.append({"task": "tc", "method": method, "metric": "acc", "split": "test", "value": acc,
+                     "seed": 0})
+    c = report.claims(pd.DataFrame(rows)).set_index("claim")["verdict"]
+    assert c["1. L2A beats every baseline"] == "confirmed"
+    assert c["2. L2A's student matches or beats Teacher-FT"] == "confirmed"  # within 0.01
+    assert c["3. Source and target augmentation both help"] == "not confirmed"  # w/o tgt is higher
+    assert c["4. Each of L_att, L_hidden, L_dark helps"] == "confirmed"
