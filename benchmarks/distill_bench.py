@@ -24,8 +24,8 @@ import torch
 from l2a_lib import losses, models
 from l2a_lib.config import make_config
 from l2a_lib.experiment import Context, get_teacher, prepare
-from l2a_lib.methods import _projection, augmented_pool
-from l2a_lib.teacher_cache import TeacherCache, TeacherNeeds
+from l2a_lib.methods import _projection, augmented_pool, last_layer_kd, last_layer_needs
+from l2a_lib.teacher_cache import TeacherCache
 from l2a_lib.train import autocast, collate, encode, task_loss
 
 OUT = Path(__file__).resolve().parent / "results.json"
@@ -61,7 +61,7 @@ def main() -> None:
     enc = encode(data, prep.tokenizer, config.data.max_length)
     spec = prep.task.spec
     L = teacher.encoder.config.num_hidden_layers
-    cache = TeacherCache(teacher, TeacherNeeds(hidden_layers=(L,), attention_layers=(L - 1,)), prep.pad_id)
+    cache = TeacherCache(teacher, last_layer_needs(teacher), prep.pad_id)
     t0 = time.perf_counter()
     cache.fill(enc)
     fill_seconds = time.perf_counter() - t0
@@ -73,9 +73,7 @@ def main() -> None:
 
     def kd(b, idx):
         s = kd_student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
-        t = cache.batch(enc, idx)
-        t_out = models.ModelOutputs(t["logits"], (t[f"hidden{L}"],), (t[f"att{L - 1}"],))
-        return losses.l2a_kd_loss(s, t_out, W, b["attention_mask"], terms)[0]
+        return last_layer_kd(s, cache.batch(enc, idx), L, W, b["attention_mask"], terms, False)
 
     ft_student = models.build_student(config.model, spec.num_labels)
 

@@ -14,7 +14,6 @@ reports every failure at the end with its log.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shlex

@@ -37,7 +37,7 @@ from .augment.l2a import Sample, StaticDistribution
 from .config import ExperimentConfig
 from .generator import Generator
 from .selector import Policy, Selector, n_features, state_features
-from .teacher_cache import TeacherCache, TeacherNeeds
+from .teacher_cache import TeacherCache
 from .train import Encoded, autocast, collate, evaluate, progress_enabled, selection_score
 
 
@@ -96,7 +96,7 @@ def sample_pool(ps: StaticDistribution, target_df, source_df, labels_target, pai
 
 def run_l2a(config: ExperimentConfig, ctx) -> dict:
     from .experiment import _score, get_teacher, prepare
-    from .methods import masked_lm, _projection
+    from .methods import _projection, last_layer_kd, last_layer_needs, masked_lm
     cfg, d = config.l2a, config.distill
     prep = prepare(config, ctx)
     spec, tok = prep.task.spec, prep.tokenizer
@@ -111,8 +111,7 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
     student = models.build_student(config.model, spec.num_labels, seed=config.seed, cache=ctx.cache_dir)
     W = _projection(student, teacher, config.seed)
     L = teacher.encoder.config.num_hidden_layers
-    cache = TeacherCache(teacher, TeacherNeeds(hidden_layers=(L,), attention_layers=(L - 1,)),
-                         prep.pad_id, bf16=d.train.bf16)
+    cache = TeacherCache(teacher, last_layer_needs(teacher), prep.pad_id, bf16=d.train.bf16)
     terms = losses.KDTerms(att=d.att, hidden=d.hidden, dark=d.dark, temperature=d.temperature)
     originals = prep.train
     cache.fill(originals)
@@ -136,10 +135,7 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
         b = collate(enc, idx, prep.pad_id, regression)
         with autocast(d.train.bf16):
             s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
-        t = cache.batch(enc, idx)
-        t_out = models.ModelOutputs(t["logits"], (t[f"hidden{L}"],), (t[f"att{L - 1}"],))
-        loss, _ = losses.l2a_kd_loss(s, t_out, W, b["attention_mask"], terms, regression)
-        return loss
+        return last_layer_kd(s, cache.batch(enc, idx), L, W, b["attention_mask"], terms, regression)
 
     def dev_score() -> float:
         scores = evaluate(student, prep.dev, spec.kind, pad_id=prep.pad_id,

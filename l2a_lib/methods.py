@@ -101,18 +101,37 @@ def _projection(student, teacher, seed: int) -> nn.Parameter:
     return nn.Parameter(torch.randn(hs, ht, generator=g) / hs**0.5)  # W: (H_s, H_t)
 
 
+def last_layer_kd(student_out, cached: dict, layers: int, W, mask, terms: losses.KDTerms,
+                  regression: bool) -> torch.Tensor:
+    """L_KD of a student output against cached teacher outputs (``TeacherCache.batch``
+    with the last layer's hidden states and attentions)."""
+    t_out = models.ModelOutputs(cached["logits"], (cached[f"hidden{layers}"],),
+                                (cached[f"att{layers - 1}"],))
+    return losses.l2a_kd_loss(student_out, t_out, W, mask, terms, regression)[0]
+
+
+def last_layer_needs(teacher) -> TeacherNeeds:
+    L = teacher.encoder.config.num_hidden_layers
+    return TeacherNeeds(hidden_layers=(L,), attention_layers=(L - 1,))
+
+
+def _pool_setup(config: ExperimentConfig, ctx):
+    """Teacher-FT, the augmented pool (encoded) and a fresh student."""
+    prep, teacher, _ = _ctx_objects(config, ctx)
+    data, aug_info = augmented_pool(config, ctx, prep)
+    enc = encode(data, prep.tokenizer, config.data.max_length)
+    student = models.build_student(config.model, prep.task.spec.num_labels, seed=config.seed,
+                                   cache=ctx.cache_dir)
+    return prep, teacher, aug_info, enc, student
+
+
 # ---------------------------------------------------------------- L_KD methods
 def run_kd_on_pool(config: ExperimentConfig, ctx) -> dict:
     """EDA + KD and CBERT + KD: L2A's L_KD on target train + the augmented pool."""
-    prep, teacher, _ = _ctx_objects(config, ctx)
+    prep, teacher, aug_info, enc, student = _pool_setup(config, ctx)
     spec, d = prep.task.spec, config.distill
-    data, aug_info = augmented_pool(config, ctx, prep)
-    enc = encode(data, prep.tokenizer, config.data.max_length)
-    student = models.build_student(config.model, spec.num_labels, seed=config.seed,
-                                   cache=ctx.cache_dir)
     L = teacher.encoder.config.num_hidden_layers
-    cache = TeacherCache(teacher, TeacherNeeds(hidden_layers=(L,), attention_layers=(L - 1,)),
-                         prep.pad_id, bf16=d.train.bf16)
+    cache = TeacherCache(teacher, last_layer_needs(teacher), prep.pad_id, bf16=d.train.bf16)
     t0 = time.time()
     cache.fill(enc)
     teacher_seconds = time.time() - t0
@@ -122,10 +141,7 @@ def run_kd_on_pool(config: ExperimentConfig, ctx) -> dict:
 
     def compute_loss(b, idx):
         s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
-        t = cache.batch(enc, idx)
-        t_out = models.ModelOutputs(t["logits"], (t[f"hidden{L}"],), (t[f"att{L - 1}"],))
-        loss, _ = losses.l2a_kd_loss(s, t_out, W, b["attention_mask"], terms, regression)
-        return loss
+        return last_layer_kd(s, cache.batch(enc, idx), L, W, b["attention_mask"], terms, regression)
 
     res = train_loop(student, enc, prep.dev, spec.kind, d.train, compute_loss=compute_loss,
                      seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
@@ -140,12 +156,8 @@ def run_tinybert(config: ExperimentConfig, ctx) -> dict:
     """TinyBERT task distillation on TinyBERT-augmented data: stage 1 matches the
     embeddings and every student layer's attention and hidden states to teacher
     layer g(m) = 3m; stage 2 matches the predictions (soft CE at T)."""
-    prep, teacher, _ = _ctx_objects(config, ctx)
+    prep, teacher, aug_info, enc, student = _pool_setup(config, ctx)
     spec, d = prep.task.spec, config.distill
-    data, aug_info = augmented_pool(config, ctx, prep)
-    enc = encode(data, prep.tokenizer, config.data.max_length)
-    student = models.build_student(config.model, spec.num_labels, seed=config.seed,
-                                   cache=ctx.cache_dir)
     M = student.encoder.config.num_hidden_layers
     N = teacher.encoder.config.num_hidden_layers
     mapping = losses.layer_mapping(M, N)
