@@ -89,3 +89,11 @@ def test_study_notebook_smoke(study, values, methods, tmp_path, data_dir, monkey
     assert "Error" not in text
     column = {"fig2_data_size": "train_per_class", "sensitivity_alpha": "alpha"}[study]
     assert column in text
+
+
+def test_claims_notebook_smoke(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
+    nb = _execute("claims", tmp_path, profile="smoke", tasks=["tc"], seeds=[0], allow_training=True,
+                  results_dir=str(tmp_path / "results"), data_dir=str(data_dir))
+    text = _text(nb)
+    assert "L2A beats every baseline" in text and "p_value" in text
