@@ -26,7 +26,7 @@ notebooks:                   ## execute every notebook from the result cache int
 	done
 
 book: notebooks              ## build the HTML book offline from the committed results
-	$(BIN)/jupyter-book build book --config _config.yml --toc book/_toc.yml
+	$(BIN)/jupyter-book build book --config _config.yml --path-output book
 	@echo "book: book/_build/html/index.html"
 
 results:                     ## compute every cpu-profile run not yet cached (hours; resumable)

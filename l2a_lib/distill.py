@@ -30,7 +30,7 @@ import time
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm.std import tqdm
 
 from . import losses, mlm, models
 from .augment.l2a import Sample, StaticDistribution

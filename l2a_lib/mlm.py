@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm.std import tqdm
 
 from . import data as data_mod
 from . import models, paths

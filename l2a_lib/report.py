@@ -34,6 +34,15 @@ def paper_results() -> pd.DataFrame:
         return pd.read_csv(fh)
 
 
+def _paper_rows(table: str) -> pd.DataFrame:
+    """The paper's numbers of ``table``, plus methods the paper reports only in another
+    table (Teacher-FT is in its Table 2, but belongs beside Table 1 too)."""
+    paper = paper_results()
+    own = paper[paper.table == table]
+    other = paper[(paper.table != table) & ~paper.method.isin(own.method)]
+    return pd.concat([own, other.drop_duplicates(["task", "method", "metric"])])
+
+
 def aggregate(df: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """Mean, sd and number of seeds per (table, task, method, metric)."""
     d = df[df["split"] == split]
@@ -65,8 +74,7 @@ def results_table(df: pd.DataFrame, methods: list[str], split: str = "test",
     """Rows: each method (ours, and the paper's beside it); columns: task x metric.
     Cells: ``mean ± sd`` over seeds (ours) or the paper's number."""
     agg = aggregate(df[df.method.isin(methods)], split)
-    paper = paper_results()
-    paper = paper[paper.table == paper_table]
+    paper = _paper_rows(paper_table)
     rows = {}
     for m in methods:
         label = METHOD_LABELS.get(m, m)
@@ -116,8 +124,8 @@ def plot_vs_paper(df: pd.DataFrame, methods: list[str], split: str = "test",
     set_style()
     d = df[(df.split == split) & df.method.isin(methods)].copy()
     d["Method"] = d.method.map(METHOD_LABELS)
-    paper = paper_results()
-    paper = paper[(paper.table == paper_table) & paper.method.isin(methods)]
+    paper = _paper_rows(paper_table)
+    paper = paper[paper.method.isin(methods)]
     cols = [(t, m) for t, m in COLUMN_ORDER if ((d.task == t) & (d.metric == m)).any()]
     fig, axes = plt.subplots(1, len(cols), figsize=(2.1 * len(cols), 3.2), sharey=False,
                              squeeze=False)

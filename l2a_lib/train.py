@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm.std import tqdm
 
 from . import metrics, smart
 from .config import TrainConfig
