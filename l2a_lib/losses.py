@@ -82,6 +82,15 @@ def logit_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> tor
     return (student_logits.float() - teacher_logits.float()).pow(2).mean()
 
 
+def prediction_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                    temperature: float = 1.0, regression: bool = False) -> torch.Tensor:
+    """Prediction-layer distillation: ``soft_cross_entropy`` at T for classes, the
+    squared error of the outputs (``logit_mse``) for regression, where no softmax exists."""
+    if regression:
+        return logit_mse(student_logits, teacher_logits)
+    return soft_cross_entropy(student_logits, teacher_logits, temperature)
+
+
 def pkd_patience(student_cls: list[torch.Tensor], teacher_cls: list[torch.Tensor]) -> torch.Tensor:
     """L_PT = sum_j || h^s_j/||h^s_j|| - h^t_j/||h^t_j|| ||_2^2, mean over the batch
     (BERT-PKD, Sun et al. 2019, Eq. 3).
@@ -210,8 +219,7 @@ def l2a_kd_loss(student, teacher, projection: torch.Tensor, mask: torch.Tensor,
         parts["hidden"] = hidden_mse(student.hidden_states[-1], teacher.hidden_states[-1],
                                      projection, mask)
     if terms.dark:
-        parts["dark"] = (logit_mse(student.logits, teacher.logits) if regression else
-                         soft_cross_entropy(student.logits, teacher.logits, terms.temperature))
+        parts["dark"] = prediction_loss(student.logits, teacher.logits, terms.temperature, regression)
     total = sum(parts.values())
     return total, {k: float(v.detach()) for k, v in parts.items()}
 
@@ -219,6 +227,7 @@ def l2a_kd_loss(student, teacher, projection: torch.Tensor, mask: torch.Tensor,
 LOSSES = {
     "attention_mse": attention_mse, "hidden_mse": hidden_mse,
     "soft_cross_entropy": soft_cross_entropy, "logit_mse": logit_mse,
+    "prediction_loss": prediction_loss,
     "pkd_patience": pkd_patience, "cosine_hidden": cosine_hidden,
     "tinybert_embedding": tinybert_embedding, "tinybert_attention": tinybert_attention,
     "tinybert_hidden": tinybert_hidden, "l2a_kd": l2a_kd_loss,

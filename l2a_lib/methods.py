@@ -182,10 +182,8 @@ def run_tinybert(config: ExperimentConfig, ctx) -> dict:
 
     def stage2(b, idx):
         s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"])
-        t = cache.batch(enc, idx)["logits"]
-        if regression:
-            return losses.logit_mse(s.logits, t)
-        return losses.soft_cross_entropy(s.logits, t, d.temperature)
+        return losses.prediction_loss(s.logits, cache.batch(enc, idx)["logits"], d.temperature,
+                                      regression)
 
     desc = f"tinybert {config.task} s{config.seed}"
     s1 = None
@@ -265,8 +263,7 @@ def run_distilbert(config: ExperimentConfig, ctx) -> dict:
     def compute_loss(b, idx):
         s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
         t = cache.batch(enc, idx)
-        soft = (losses.logit_mse(s.logits, t["logits"]) if regression
-                else losses.soft_cross_entropy(s.logits, t["logits"], d.temperature))
+        soft = losses.prediction_loss(s.logits, t["logits"], d.temperature, regression)
         return ((1 - d.alpha_hard) * soft + d.alpha_hard * _hard(s.logits, b["labels"], regression)
                 + d.cos_weight * losses.cosine_hidden(s.hidden_states[-1], t[f"hidden{N}"],
                                                       b["attention_mask"]))
@@ -302,8 +299,7 @@ def run_bert_pkd(config: ExperimentConfig, ctx) -> dict:
         m = b["attention_mask"].unsqueeze(-1).float()
         s_pooled = [(s.hidden_states[j + 1].float() * m).sum(1) / m.sum(1) for j in range(k - 1)]
         t_pooled = [t[f"pooled{g}"] for g in teacher_layers]
-        soft = (losses.logit_mse(s.logits, t["logits"]) if regression
-                else losses.soft_cross_entropy(s.logits, t["logits"], d.temperature))
+        soft = losses.prediction_loss(s.logits, t["logits"], d.temperature, regression)
         return (d.alpha_hard * _hard(s.logits, b["labels"], regression) + (1 - d.alpha_hard) * soft
                 + d.pkd_beta * losses.pkd_patience(s_pooled, t_pooled))
 
@@ -342,8 +338,7 @@ def run_minilm(config: ExperimentConfig, ctx) -> dict:
         s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
         s_vr = losses.value_relation(captured["values"], heads_s, b["attention_mask"])
         mask = b["attention_mask"]
-        soft = (losses.logit_mse(s.logits, t["logits"]) if regression
-                else losses.soft_cross_entropy(s.logits, t["logits"], d.temperature))
+        soft = losses.prediction_loss(s.logits, t["logits"], d.temperature, regression)
         return (losses.relation_kl(t[f"att{L - 1}"], s.attentions[-1], mask)
                 + losses.relation_kl(t["vr"], s_vr, mask) + soft)
 
