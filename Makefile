@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # The data folder (read-only, never committed). Default: shared/data beside the checkout.
 export L2A_DATA_DIR ?= $(abspath ../shared/data)
-NOTEBOOKS := data table1
+NOTEBOOKS := data table1 mlm
 
 .PHONY: setup test book notebooks results clean-book
 
