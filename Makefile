@@ -4,9 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # The data folder (read-only, never committed). Default: shared/data beside the checkout.
 export L2A_DATA_DIR ?= $(abspath ../shared/data)
-NOTEBOOKS := data table1 mlm
+# `make book STRICT=1`: warnings (a missing glue key, a broken reference) are errors (CI)
+STRICT ?=
 
-.PHONY: setup test book notebooks results clean-book
+SCRATCH ?= $(abspath .smoke)
+
+.PHONY: setup test book notebooks results smoke clean-book
 
 setup:                       ## create the venv and install everything, weights included
 	$(PYTHON) -m venv $(VENV)
@@ -17,22 +20,19 @@ setup:                       ## create the venv and install everything, weights 
 test:                        ## the test suite (CPU only, deterministic)
 	$(BIN)/python -m pytest
 
-notebooks:                   ## execute every notebook from the result cache into book/
-	@for nb in $(NOTEBOOKS); do \
-	  echo "papermill notebooks/$$nb.ipynb -> book/$$nb.ipynb"; \
-	  L2A_PROGRESS=0 $(BIN)/python -m papermill --log-level WARNING -k python3 \
-	    notebooks/$$nb.ipynb book/.$$nb.ipynb.tmp --no-progress-bar \
-	    && mv book/.$$nb.ipynb.tmp book/$$nb.ipynb || exit 1; \
-	done
+notebooks:                   ## execute every notebook of the batch list from the result cache into book/
+	$(BIN)/python -m l2a_lib batch --profile cpu --notebooks-only
 
 book: notebooks              ## build the HTML book offline from the committed results
-	$(BIN)/jupyter-book build book --config _config.yml --path-output book
+	$(BIN)/jupyter-book build book --config _config.yml --path-output book $(if $(STRICT),-W -n --keep-going)
 	@echo "book: book/_build/html/index.html"
 
-results:                     ## compute every cpu-profile run not yet cached (hours; resumable)
-	$(BIN)/python -m l2a_lib run --method student_ft teacher_ft --seeds 0 1 2
-	$(BIN)/python -m l2a_lib run --method mlm --seeds 0 --table mlm
-	$(BIN)/python -m l2a_lib run --method eda cbert tinybert bilstm_soft distilbert bert_pkd4 bert_pkd6 minilm --seeds 0 1 2
+results:                     ## compute every cpu-profile run not yet cached, then the pages (hours; resumable)
+	$(BIN)/python -m l2a_lib batch --profile cpu
+
+smoke:                       ## the whole batch on the smoke profile into a scratch folder (CI)
+	$(BIN)/python -m l2a_lib --results-dir $(SCRATCH)/results batch --profile smoke --execute-all \
+	  --book-dir $(SCRATCH)/book --log-dir $(SCRATCH)/logs
 
 clean-book:
 	rm -rf book/_build

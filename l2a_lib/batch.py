@@ -32,6 +32,7 @@ TABLE1_METHODS = ["teacher_ft", "student_ft", "bilstm_soft", "distilbert", "bert
                   "minilm", "tinybert", "eda", "cbert", "l2a"]
 TASKS = ["tc", "pi", "nli", "reg"]
 SEEDS = [0, 1, 2]
+PROFILE_SEEDS = {"smoke": (0,), "cpu": tuple(SEEDS), "paper": tuple(SEEDS)}  # None in Needs = these
 DATA_SIZES = [10, 20, 40, 80, 320]               # target training examples per class (Figure 2)
 T_VALUES = [0.25, 0.5, 1.0, 2.0]                  # fill temperature T
 ALPHA_VALUES = [0.0754, 0.0799, 0.0829, 0.0914]   # edit rates of about 5%, 10%, 15%, 35%
@@ -42,12 +43,12 @@ class Needs:
     """A grid of experiment runs a notebook reads."""
     methods: tuple[str, ...]
     tasks: tuple[str, ...] = tuple(TASKS)
-    seeds: tuple[int, ...] = tuple(SEEDS)
+    seeds: tuple[int, ...] | None = None  # None: the profile's seeds (PROFILE_SEEDS)
     table: str | None = None  # None: each method's home table
 
     def configs(self, profile: str) -> list[ExperimentConfig]:
         return [make_config(t, m, s, profile=profile, table=self.table)
-                for t in self.tasks for m in self.methods for s in self.seeds]
+                for t in self.tasks for m in self.methods for s in self.seeds or PROFILE_SEEDS[profile]]
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,12 @@ class StudyNeeds:
     values: tuple
     methods: tuple[str, ...]
     tasks: tuple[str, ...] = ("tc",)
-    seeds: tuple[int, ...] = tuple(SEEDS)
+    seeds: tuple[int, ...] | None = None  # None: the profile's seeds
 
     def configs(self, profile: str) -> list[ExperimentConfig]:
         from .experiment import study_configs
         return [c for _, c in study_configs(self.study, self.values, self.tasks, self.methods,
-                                            self.seeds, profile)]
+                                            self.seeds or PROFILE_SEEDS[profile], profile)]
 
 
 @dataclass(frozen=True)
@@ -71,31 +72,44 @@ class Entry:
     notebook: str                  # the source (notebooks/<notebook>.ipynb)
     params: dict = field(default_factory=dict)
     needs: tuple[Needs, ...] = ()
+    partial: bool = False          # the notebook renders with runs missing (lists them)
+    title: str = ""                # the pending page's title while runs are missing
 
     def configs(self, profile: str) -> list[ExperimentConfig]:
         return [c for n in self.needs for c in n.configs(profile)]
+
+    @property
+    def seeded(self) -> bool:
+        """Whether the notebook takes a ``seeds`` parameter (it reads per-seed runs)."""
+        return any(n.seeds is None for n in self.needs)
 
 
 BATCH: list[Entry] = [
     Entry("data", "data"),
     Entry("mlm", "mlm", needs=(Needs(("mlm",), seeds=(0,)),)),
-    Entry("table1", "table1", {"methods": TABLE1_METHODS}, (Needs(tuple(TABLE1_METHODS)),)),
+    Entry("table1", "table1", {"methods": TABLE1_METHODS}, (Needs(tuple(TABLE1_METHODS)),),
+          partial=True),
     Entry("table2", "table2", needs=(Needs(("teacher_ft", "student_ft", "l2a_wo_tgt", "l2a_wo_src",
-                                              "l2a")),)),
+                                              "l2a")),), title="Table 2: cross-domain augmentation"),
     Entry("table3", "table3", needs=(Needs(("l2a", "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark"),
-                                           tasks=("tc",)),)),
-    Entry("l2a_training", "l2a_training", needs=(Needs(("l2a",)),)),
+                                           tasks=("tc",)),), title="Table 3: the terms of L_KD"),
+    Entry("l2a_training", "l2a_training", needs=(Needs(("l2a",)),),
+          title="Training L2A: episodes and the augmentation gallery"),
     Entry("claims", "claims", needs=(Needs(tuple(TABLE1_METHODS) + ("l2a_wo_src", "l2a_wo_tgt")),
                                      Needs(("l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark"),
-                                           tasks=("tc",)))),
+                                           tasks=("tc",))),
+          title="The paper's claims, one by one"),
     Entry("fig2_data_size", "study", {"study": "fig2_data_size", "values": DATA_SIZES,
                                       "methods": ["teacher_ft", "student_ft", "l2a"]},
-          (StudyNeeds("fig2_data_size", tuple(DATA_SIZES), ("teacher_ft", "student_ft", "l2a")),)),
+          (StudyNeeds("fig2_data_size", tuple(DATA_SIZES), ("teacher_ft", "student_ft", "l2a")),),
+          title="Figure 2: target training size"),
     Entry("sensitivity_T", "study", {"study": "sensitivity_T", "values": T_VALUES, "methods": ["l2a"]},
-          (StudyNeeds("sensitivity_T", tuple(T_VALUES), ("l2a",)),)),
+          (StudyNeeds("sensitivity_T", tuple(T_VALUES), ("l2a",)),),
+          title="Sensitivity to the fill temperature T"),
     Entry("sensitivity_alpha", "study", {"study": "sensitivity_alpha", "values": ALPHA_VALUES,
                                          "methods": ["l2a"]},
-          (StudyNeeds("sensitivity_alpha", tuple(ALPHA_VALUES), ("l2a",)),)),
+          (StudyNeeds("sensitivity_alpha", tuple(ALPHA_VALUES), ("l2a",)),),
+          title="Sensitivity to the edit-distance temperature alpha"),
 ]
 
 # Seconds per run on the cpu profile when no cached run of the method says otherwise
@@ -150,7 +164,10 @@ def notebook_command(entry: Entry, profile: str, out: Path) -> list[str]:
     cmd = [sys.executable, "-m", "papermill", "--log-level", "WARNING", "-k", "python3",
            "--no-progress-bar", str(paths.REPO_ROOT / "notebooks" / f"{entry.notebook}.ipynb"),
            str(out), "-p", "profile", profile]
-    for k, v in entry.params.items():
+    params = dict(entry.params)
+    if entry.seeded:
+        params["seeds"] = list(PROFILE_SEEDS[profile])
+    for k, v in params.items():
         cmd += ["-y", f"{k}: {json.dumps(v)}"]
     return cmd
 
@@ -169,10 +186,53 @@ def _run_logged(cmd: list[str], log: Path, env: dict) -> int:
                                cwd=paths.REPO_ROOT)
 
 
+def _run_subprocess(config: ExperimentConfig, log: Path, env: dict, ctx: Context) -> int:
+    return _run_logged(run_command(config), log, env)
+
+
+def _run_in_process(config: ExperimentConfig, log: Path, env: dict, ctx: Context) -> int:
+    """One run in this process (the smoke profile: saves the interpreter start-up
+    and imports, which dominate a run of tiny models). Output and any traceback
+    go to the run's log; the result file is still written atomically."""
+    import contextlib
+    import traceback
+    from .experiment import run
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+        print(f"in-process run of {json.dumps(config.to_dict())}", flush=True)
+        try:
+            run(config, data_dir=ctx.data_dir, results_dir=ctx.results_dir)
+            return 0
+        except Exception:  # noqa: BLE001 - reported at the end with the log, the batch goes on
+            traceback.print_exc(file=fh)
+            return 1
+
+
+def pending_page(entry: Entry, missing: list[ExperimentConfig], total: int, profile: str) -> dict:
+    """A placeholder page for an entry whose runs are not all computed: what is
+    missing and the command that computes it (the book stays complete and
+    navigable while the batch runs across sessions)."""
+    import nbformat
+    rows = "\n".join(f"| {c.table} | {c.task} | {c.method} | {c.seed} |" for c in missing[:40])
+    more = f"\n\n... and {len(missing) - 40} more." if len(missing) > 40 else ""
+    text = (f"# {entry.title or entry.name}\n\n"
+            f":::{{note}}\nThis page is waiting for **{len(missing)} of {total}** experiment runs "
+            f"of the {profile} profile, which are not in the result cache yet. Compute them (resumable, "
+            f"one run at a time) and re-execute the page with\n\n"
+            f"```\npython -m l2a_lib batch --profile {profile} --only {entry.name}\n```\n:::\n\n"
+            f"| table | task | method | seed |\n|---|---|---|---|\n{rows}{more}\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(text)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
 def main(args) -> int:
     ctx = Context(args.data_dir, args.results_dir)
     entries = select(BATCH, args.only)
-    todo = pending(entries, args.profile, ctx)
+    if args.notebooks_only:
+        args.execute_all = True
+    todo = [] if args.notebooks_only else pending(entries, args.profile, ctx)
     est = estimate_seconds(todo, ctx)
     book = Path(args.book_dir) if args.book_dir else paths.REPO_ROOT / "book"
     logs = Path(args.log_dir) if args.log_dir else paths.REPO_ROOT / "logs" / "batch"
@@ -206,14 +266,23 @@ def main(args) -> int:
     print(f"{len(todo)} experiment runs to compute (~{_fmt(total)}), {len(notebooks)} notebooks",
           flush=True)
 
+    in_process = args.in_process if args.in_process is not None else args.profile == "smoke"
+    if in_process:
+        os.environ["L2A_PROGRESS"] = "0"
+
     def one(i_c):
         i, c = i_c
         log = logs / f"{c.table}_{c.task}_{c.method}_s{c.seed}_{c.hash()}.log"
-        code = _run_logged(run_command(c), log, env)
+        print(f"  running {c.table} {c.task} {c.method} seed={c.seed} (log: {log.name})", flush=True)
+        code = (_run_in_process if in_process else _run_subprocess)(c, log, env, ctx)
         return c, code, log
 
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for k, (c, code, log) in enumerate(pool.map(one, enumerate(todo)), 1):
+    # in-process runs go one after another in this thread (their output is redirected
+    # to the run's log, so nothing else may print meanwhile); subprocesses may overlap
+    pool = ThreadPoolExecutor(max_workers=max(1, args.jobs)) if not in_process else None
+    finished = map(one, enumerate(todo)) if in_process else pool.map(one, enumerate(todo))
+    try:
+        for k, (c, code, log) in enumerate(finished, 1):
             done_seconds += est[c.hash()]
             elapsed = time.time() - t0
             left = max(0.0, total - done_seconds) * (elapsed / max(done_seconds, 1e-9))
@@ -222,10 +291,23 @@ def main(args) -> int:
                   f"~{_fmt(left)} left", flush=True)
             if code != 0:
                 failures.append((f"run {c.task}/{c.method}/seed {c.seed}", log))
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    book.mkdir(parents=True, exist_ok=True)
     for k, e in enumerate(notebooks, 1):
         target = book / f"{e.name}.ipynb"
         tmp = book / f".{e.name}.ipynb.tmp"
         log = logs / f"notebook_{e.name}.log"
+        configs = e.configs(args.profile)
+        missing = [c for c in configs if not is_cached(c, ctx)]
+        if missing and not e.partial:
+            import nbformat
+            nbformat.write(pending_page(e, missing, len(configs), args.profile), str(tmp))
+            os.replace(tmp, target)
+            print(f"[notebook {k}/{len(notebooks)}] {e.name}: pending page ({len(missing)} of "
+                  f"{len(configs)} runs missing)", flush=True)
+            continue
         code = _run_logged(notebook_command(e, args.profile, tmp), log, env)
         if code == 0:
             os.replace(tmp, target)  # a good notebook is only ever replaced by a complete one
@@ -250,6 +332,13 @@ def add_parser(sub) -> None:
                    help="print one plain command per run / notebook, for a scheduler")
     p.add_argument("--book-dir", default=None, help="where executed notebooks go (default: book/)")
     p.add_argument("--log-dir", default=None, help="one log per run (default: logs/batch/)")
+    p.add_argument("--in-process", dest="in_process", action="store_true", default=None,
+                   help="run experiments in this process (default for the smoke profile)")
+    p.add_argument("--subprocess", dest="in_process", action="store_false",
+                   help="one subprocess per experiment run (default for cpu / paper)")
+    p.add_argument("--notebooks-only", action="store_true",
+                   help="compute no run: execute the notebooks from the cache (pages whose runs "
+                        "are missing become a page that lists them)")
     p.add_argument("--execute-all", action="store_true",
                    help="re-execute every notebook even if nothing changed")
     p.set_defaults(func=main)

@@ -416,7 +416,7 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
                             mlm_steps=mlm_steps, l2a=l2a)
 
 
-MLM_STEPS = 1500  # the augmentation masked LM of the cpu profile (see l2a_lib.mlm)
+MLM_STEPS = 3000  # the augmentation masked LM of the cpu profile (see l2a_lib.mlm)
 # Each baseline's loss settings, from its paper where it gives them.
 # Methods that train on the 80 target examples only get the fine-tuning schedule
 # (more epochs, smaller batches); the 768-wide teacher-layer students a smaller lr.

@@ -271,10 +271,13 @@ def load_results(results_dir=None) -> pd.DataFrame:
 
 def run_many(tasks, methods, seeds, *, profile: str = "cpu", table: str | None = None,
              allow_training: bool = False, data_dir=None, results_dir=None, cache_dir=None,
-             l2a_overrides: dict | None = None, **data_overrides) -> pd.DataFrame:
+             l2a_overrides: dict | None = None, allow_missing: bool = False,
+             **data_overrides) -> pd.DataFrame:
     """Tidy rows of every (task, method, seed) run. Cached runs are read; missing runs
-    are trained when ``allow_training``, otherwise ``MissingResults`` names them (so a
-    book build never starts hours of training by accident)."""
+    are trained when ``allow_training``; otherwise ``MissingResults`` names them (so a
+    book build never starts hours of training by accident), unless ``allow_missing``:
+    then they are left out and listed in ``df.attrs["missing"]`` as (task, method,
+    seed) with the total in ``df.attrs["n_runs"]`` (see ``report.coverage_note``)."""
     from .config import make_config
     from .report import MissingResults
     configs = [make_config(t, m, s, profile=profile, table=table,
@@ -283,6 +286,15 @@ def run_many(tasks, methods, seeds, *, profile: str = "cpu", table: str | None =
                for t in tasks for m in methods for s in seeds]
     ctx = Context(data_dir, results_dir, cache_dir)
     missing = [c for c in configs if not is_cached(c, ctx)]
+    if missing and allow_missing and not allow_training:
+        have = [c for c in configs if c not in missing]
+        frames = [run(c, data_dir=data_dir, results_dir=results_dir, cache_dir=cache_dir)
+                  for c in have]
+        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+            columns=["task", "method", "seed", "split", "metric", "value"])
+        df.attrs["missing"] = [(c.task, c.method, c.seed) for c in missing]
+        df.attrs["n_runs"] = len(configs)
+        return df
     if missing and not allow_training:
         names = [(c.task, c.method, c.seed) for c in missing]
         raise MissingResults(f"{len(missing)} of {len(configs)} runs are not in the result cache "

@@ -38,11 +38,11 @@ from .train import autocast, progress_enabled
 @dataclass(frozen=True)
 class MLMConfig:
     base: str = "all-mpnet-base-v2"
-    trainable_layers: int = 2
-    steps: int = 1500
+    trainable_layers: int = 4
+    steps: int = 3000
     batch_size: int = 32
     lr: float = 3e-4
-    encoder_lr: float = 5e-5
+    encoder_lr: float = 1e-4
     mask_prob: float = 0.15
     max_length: int = 64
     per_task_source: int = 20000  # source sentences per task in the training corpus

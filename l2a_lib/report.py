@@ -63,6 +63,22 @@ def require(df: pd.DataFrame, methods, tasks=TASKS, seeds=None) -> None:
                              "`make results` (or python -m l2a_lib run ...) first.")
 
 
+def coverage_note(df: pd.DataFrame) -> str:
+    """Markdown saying which runs of a page are not computed yet (``run_many(...,
+    allow_missing=True)`` lists them in ``df.attrs``); empty when all are there."""
+    missing = df.attrs.get("missing", [])
+    if not missing:
+        return ""
+    by_method: dict[str, list[str]] = {}
+    for task, method, seed in missing:
+        by_method.setdefault(METHOD_LABELS.get(method, method), []).append(f"{task}/{seed}")
+    lines = [f"**{len(missing)} of {df.attrs.get('n_runs', len(missing))} runs of this page are "
+             "not computed yet**; their cells show `-`. Compute them with "
+             "`python -m l2a_lib batch` (resumable). Missing (task/seed):", ""]
+    lines += [f"* {m}: {', '.join(v)}" for m, v in by_method.items()]
+    return "\n".join(lines)
+
+
 def _fmt(mean: float, sd: float) -> str:
     if np.isnan(mean):
         return "-"

@@ -11,9 +11,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _batch(tmp: Path, *args):
+def _batch(tmp: Path, *args, profile="smoke"):
     cmd = [sys.executable, "-m", "l2a_lib", "--results-dir", str(tmp / "results"), "batch",
-           "--profile", "smoke", "--book-dir", str(tmp / "book"), "--log-dir", str(tmp / "logs"), *args]
+           "--profile", profile, "--book-dir", str(tmp / "book"), "--log-dir", str(tmp / "logs"), *args]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
 
 
@@ -26,11 +26,24 @@ def env(tmp_path, data_dir, monkeypatch):
 
 
 def test_dry_run_lists_runs_and_ends_with_runs_left(env):
-    out = _batch(env, "--dry-run", "--only", "table3")
+    out = _batch(env, "--dry-run", "--only", "table3", profile="cpu")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert lines[-1] == "12 runs left"  # 4 variants x 3 seeds on tc
     assert sum(l.startswith("run ") for l in lines) == 12 and "estimated time" in out.stdout
+    smoke = _batch(env, "--dry-run", "--only", "table3").stdout.strip().splitlines()
+    assert smoke[-1] == "4 runs left"  # the smoke profile runs one seed
+
+
+def test_notebooks_only_writes_pending_pages(env):
+    out = _batch(env, "--notebooks-only", "--only", "table3", "sensitivity_T")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert not (env / "results" / "runs").exists() or not list((env / "results" / "runs").glob("*"))
+    import nbformat
+    for name, n in (("table3", 4), ("sensitivity_T", 4)):
+        nb = nbformat.read(str(env / "book" / f"{name}.ipynb"), as_version=4)
+        text = nb.cells[0].source
+        assert f"**{n} of {n}**" in text and f"--only {name}" in text
 
 
 def test_print_commands_one_per_line(env):
@@ -40,10 +53,11 @@ def test_print_commands_one_per_line(env):
     assert "papermill" in lines[-1]
 
 
-def test_kill_minus_nine_then_resume(env):
+@pytest.mark.parametrize("mode", ["--in-process", "--subprocess"])
+def test_kill_minus_nine_then_resume(env, mode):
     cmd = [sys.executable, "-m", "l2a_lib", "--results-dir", str(env / "results"), "batch",
            "--profile", "smoke", "--only", "table3", "--book-dir", str(env / "book"),
-           "--log-dir", str(env / "logs")]
+           "--log-dir", str(env / "logs"), mode]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     runs = env / "results" / "runs"
@@ -61,5 +75,5 @@ def test_kill_minus_nine_then_resume(env):
     assert out.stdout.strip().splitlines()[-1] == "0 runs left"
     for p, content in finished.items():  # finished runs were read, not recomputed
         assert p.read_bytes() == content
-    assert len(list(runs.glob("*.json"))) == 12
+    assert len(list(runs.glob("*.json"))) == 4
     assert (env / "book" / "table3.ipynb").is_file() and not list((env / "book").glob(".*tmp"))
