@@ -86,6 +86,7 @@ class Entry:
 
 BATCH: list[Entry] = [
     Entry("data", "data"),
+    Entry("reliability", "reliability"),
     Entry("mlm", "mlm", needs=(Needs(("mlm",), seeds=(0,)),)),
     Entry("table1", "table1", {"methods": TABLE1_METHODS}, (Needs(tuple(TABLE1_METHODS)),),
           partial=True),
@@ -160,10 +161,19 @@ def run_command(config: ExperimentConfig) -> list[str]:
     return [sys.executable, "-m", "l2a_lib", "run-config", json.dumps(config.to_dict())]
 
 
+def _rel(path: Path) -> str:
+    """A path relative to the repository when inside it (papermill records both paths
+    in the executed notebook: a committed page must not name this machine's folders)."""
+    try:
+        return str(Path(path).resolve().relative_to(paths.REPO_ROOT.resolve()))
+    except ValueError:
+        return str(path)
+
+
 def notebook_command(entry: Entry, profile: str, out: Path) -> list[str]:
     cmd = [sys.executable, "-m", "papermill", "--log-level", "WARNING", "-k", "python3",
-           "--no-progress-bar", str(paths.REPO_ROOT / "notebooks" / f"{entry.notebook}.ipynb"),
-           str(out), "-p", "profile", profile]
+           "--no-progress-bar", _rel(paths.REPO_ROOT / "notebooks" / f"{entry.notebook}.ipynb"),
+           _rel(out), "-p", "profile", profile]
     params = dict(entry.params)
     if entry.seeded:
         params["seeds"] = list(PROFILE_SEEDS[profile])

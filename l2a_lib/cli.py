@@ -4,6 +4,7 @@
 * ``run``                   run (or read from the cache) task x method x seed
 * ``batch``                 compute every missing run, execute every notebook into book/
 * ``run-config``            run one configuration given as JSON
+* ``audit``                 recompute cached runs, report any difference (determinism)
 * ``prepare-weights``       assemble the offline teacher weights once
 * ``data-summary``          sizes and label balance of every task
 """
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from .batch import add_parser
     add_parser(sub)
+    from .audit import add_parser as add_audit
+    add_audit(sub)
 
     r = sub.add_parser("prepare-weights", help="assemble the offline pretrained weights")
     r.set_defaults(func=_cmd_weights)

@@ -226,13 +226,31 @@ def record_to_frame(record: dict) -> pd.DataFrame:
     return df[CORE_COLUMNS + [c for c in df.columns if c not in CORE_COLUMNS]]
 
 
+class CorruptResult(ValueError):
+    """A result file that is not a complete record (results are written atomically,
+    so this only happens when a file is edited or copied by hand)."""
+
+
+def read_record(path) -> dict:
+    """One cached result record; a clear error names the file if it is not valid."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CorruptResult(f"corrupt result file {path} ({e}); delete it and rerun the run "
+                            "(every other cached run is kept)") from e
+    if not isinstance(record, dict) or "rows" not in record or "config" not in record:
+        raise CorruptResult(f"corrupt result file {path} (no 'config' / 'rows'); delete it "
+                            "and rerun the run")
+    return record
+
+
 def run(config: ExperimentConfig, *, data_dir=None, results_dir=None, cache_dir=None,
         force: bool = False) -> pd.DataFrame:
     """Run one experiment (or read it from the cache) and return its tidy rows."""
     ctx = Context(data_dir, results_dir, cache_dir)
     path = cache_path(config, ctx)
     if path.is_file() and not force:
-        return record_to_frame(json.loads(path.read_text()))
+        return record_to_frame(read_record(path))
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.time()
     out = METHOD_REGISTRY[config.method](config, ctx)
@@ -256,13 +274,13 @@ def load_record(config: ExperimentConfig, results_dir=None) -> dict:
     if not path.is_file():
         from .report import MissingResults
         raise MissingResults(f"run {config.task}/{config.method}/seed {config.seed} is not cached")
-    return json.loads(path.read_text())
+    return read_record(path)
 
 
 def load_results(results_dir=None) -> pd.DataFrame:
     """Every cached run as one tidy frame (empty frame with the core columns if none)."""
     runs = Context(results_dir=results_dir).runs
-    frames = [record_to_frame(json.loads(p.read_text())) for p in sorted(runs.glob("*.json"))]
+    frames = [record_to_frame(read_record(p)) for p in sorted(runs.glob("*.json"))]
     if not frames:
         return pd.DataFrame(columns=CORE_COLUMNS)
     df = pd.concat(frames, ignore_index=True)
