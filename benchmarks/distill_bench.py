@@ -47,13 +47,10 @@ def epoch(student, enc, pad_id, batch_size, loss_fn, params, bf16=True) -> float
     return time.perf_counter() - t0
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--task", default="tc")
-    ap.add_argument("--epochs", type=int, default=3)
-    args = ap.parse_args()
+def measure(task: str = "tc", epochs: int = 3) -> dict:
+    """The distillation figures (see the module docstring)."""
     torch.manual_seed(0)
-    config = make_config(args.task, "eda", seed=0)
+    config = make_config(task, "eda", seed=0)
     ctx = Context()
     prep = prepare(config, ctx)
     teacher, _ = get_teacher(config, ctx, prep)
@@ -83,11 +80,11 @@ def main() -> None:
 
     bs = config.distill.train.batch_size
     kd_times, ft_times = [], []
-    for _ in range(args.epochs):  # interleaved, so drift hits both alike
+    for _ in range(epochs):  # interleaved, so drift hits both alike
         kd_times.append(epoch(kd_student, enc, prep.pad_id, bs, kd, list(kd_student.parameters()) + [W]))
         ft_times.append(epoch(ft_student, enc, prep.pad_id, bs, ft, list(ft_student.parameters())))
-    figures = {
-        "task": args.task, "inputs": len(enc), "unique_inputs": unique, "epochs": args.epochs,
+    return {
+        "task": task, "inputs": len(enc), "unique_inputs": unique, "epochs": epochs,
         "teacher_forward_passes": cache.forward_passes,
         "teacher_forward_passes_over_unique_inputs": cache.forward_passes / unique,
         "teacher_fill_seconds": round(fill_seconds, 2),
@@ -95,6 +92,14 @@ def main() -> None:
         "student_epoch_seconds": round(float(np.median(ft_times)), 2),
         "distill_epoch_over_student_epoch": round(float(np.median(kd_times) / np.median(ft_times)), 3),
     }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--task", default="tc")
+    ap.add_argument("--epochs", type=int, default=3)
+    args = ap.parse_args()
+    figures = measure(args.task, args.epochs)
     for k, v in figures.items():
         print(f"{k:45s} {v}")
     results = json.loads(OUT.read_text()) if OUT.is_file() else {}

@@ -87,6 +87,7 @@ class Entry:
 BATCH: list[Entry] = [
     Entry("data", "data"),
     Entry("reliability", "reliability"),
+    Entry("performance", "performance"),
     Entry("mlm", "mlm", needs=(Needs(("mlm",), seeds=(0,)),)),
     Entry("table1", "table1", {"methods": TABLE1_METHODS}, (Needs(tuple(TABLE1_METHODS)),),
           partial=True),
@@ -111,6 +112,7 @@ BATCH: list[Entry] = [
                                          "methods": ["l2a"]},
           (StudyNeeds("sensitivity_alpha", tuple(ALPHA_VALUES), ("l2a",)),),
           title="Sensitivity to the edit-distance temperature alpha"),
+    Entry("reproduce", "reproduce"),  # last: it reports the other pages' execution times
 ]
 
 # Seconds per run on the cpu profile when no cached run of the method says otherwise
@@ -218,6 +220,41 @@ def _run_in_process(config: ExperimentConfig, log: Path, env: dict, ctx: Context
             return 1
 
 
+def notebook_seconds_path(ctx: Context) -> Path:
+    return paths.results_dir(ctx.results_dir) / "notebook_seconds.json"
+
+
+def record_notebook_seconds(ctx: Context, profile: str, name: str, seconds: float) -> None:
+    """Keep the last measured execution time of each page (the reproduce page shows them)."""
+    from .experiment import atomic_write_text
+    path = notebook_seconds_path(ctx)
+    table = json.loads(path.read_text()) if path.is_file() else {}
+    table.setdefault(profile, {})[name] = round(seconds, 1)
+    atomic_write_text(path, json.dumps(table, indent=1, sort_keys=True) + "\n")
+
+
+def entry_seconds(profile: str = "cpu", ctx: Context | None = None) -> "pd.DataFrame":
+    """Per batch entry: its runs (cached / total), their summed recorded wall time, and
+    the page's last execution time: what reproducing each page costs on this machine."""
+    import pandas as pd
+    ctx = ctx or Context()
+    df = load_results(ctx.results_dir)
+    walls = df.groupby("config_hash")["wall_seconds"].first() if len(df) else pd.Series(dtype=float)
+    nb = json.loads(notebook_seconds_path(ctx).read_text()).get(profile, {}) \
+        if notebook_seconds_path(ctx).is_file() else {}
+    rows, seen = [], set()
+    for e in BATCH:
+        hashes = [c.hash() for c in e.configs(profile)]
+        new = [h for h in dict.fromkeys(hashes) if h not in seen]  # runs shared with earlier pages
+        seen.update(hashes)
+        have = [h for h in new if h in walls.index]
+        rows.append({"page": e.name, "runs": len(set(hashes)), "new runs": len(new),
+                     "new runs cached": len(have),
+                     "run hours (measured)": round(float(walls[have].sum()) / 3600, 2),
+                     "page seconds": nb.get(e.name)})
+    return pd.DataFrame(rows)
+
+
 def pending_page(entry: Entry, missing: list[ExperimentConfig], total: int, profile: str) -> dict:
     """A placeholder page for an entry whose runs are not all computed: what is
     missing and the command that computes it (the book stays complete and
@@ -318,9 +355,11 @@ def main(args) -> int:
             print(f"[notebook {k}/{len(notebooks)}] {e.name}: pending page ({len(missing)} of "
                   f"{len(configs)} runs missing)", flush=True)
             continue
+        started = time.time()
         code = _run_logged(notebook_command(e, args.profile, tmp), log, env)
         if code == 0:
             os.replace(tmp, target)  # a good notebook is only ever replaced by a complete one
+            record_notebook_seconds(ctx, args.profile, e.name, time.time() - started)
         else:
             failures.append((f"notebook {e.name} (partial output: {tmp})", log))
         print(f"[notebook {k}/{len(notebooks)}] {e.name} {'ok' if code == 0 else 'FAILED'}", flush=True)

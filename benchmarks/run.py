@@ -1,0 +1,271 @@
+"""The benchmark command: every performance figure of the book, measured side by side.
+
+    python benchmarks/run.py                       # everything (about 20-30 minutes)
+    python benchmarks/run.py --only augment peak   # some sections
+    python benchmarks/run.py --nlpaug-sentences 200  # a quicker nlpaug side
+
+Sections (each prints its figures; all are merged into benchmarks/results.json
+with the date, the machine and the command):
+
+* augment    L2A's P_s sampler against nlpaug's ContextualWordEmbsAug (substitute)
+             on the same masked-LM weights and the same real target sentences
+             (RT test sentences): sentences per second, and the ratio. nlpaug
+             loads the masked LM through ``l2a_lib.mlm.export_fill_mask`` (a
+             standard ``MPNetForMaskedLM`` checkpoint), as it would any hub model.
+* distill    teacher forward passes over unique inputs; a distillation epoch over a
+             plain student fine-tuning epoch (``distill_bench.py``).
+* precision  bf16 autocast against fp32: teacher inference and training speed, and
+             the largest logit difference.
+* peak       the machine's fp32 / bf16 matmul peak (GFLOP/s) and the achieved GFLOP/s
+             of teacher inference (FLOPs counted from the model's shapes).
+* end_to_end the smoke batch's wall time (run here), and per page of the cpu profile
+             the recorded run hours and page execution seconds.
+
+Absolute times drift on a shared machine; ratios measured in the same run hold.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+OUT = HERE / "results.json"
+sys.path.insert(0, str(HERE))
+
+
+def _rt_sentences(n: int) -> list[str]:
+    from l2a_lib import data
+    test = data.load_task("tc", seed=0).test
+    return test["text_a"].tolist()[:n]
+
+
+def _masked_lm():
+    from l2a_lib import mlm, models
+    from l2a_lib.config import ModelConfig, make_config
+    tok = models.load_tokenizer(ModelConfig())
+    cfg = mlm.MLMConfig(steps=make_config("tc", "l2a").mlm_steps)
+    model, info = mlm.train(cfg, tok)
+    return model, tok, info
+
+
+# ------------------------------------------------------------------ augment
+def nlpaug_compat() -> None:
+    """nlpaug 1.1.11's default path (``use_custom_api=True``: its own batched masked-LM
+    code, faster than its pipeline path) calls the slow tokenizers' private
+    ``_convert_token_to_id`` / ``_convert_id_to_token``, which transformers 5's
+    tokenizers no longer have. Give MPNet's tokenizer the two methods, mapped to
+    the public ones; nothing else of nlpaug changes."""
+    from transformers import MPNetTokenizer
+    if not hasattr(MPNetTokenizer, "_convert_token_to_id"):
+        MPNetTokenizer._convert_token_to_id = lambda self, t: self.convert_tokens_to_ids(t)
+    if not hasattr(MPNetTokenizer, "_convert_id_to_token"):
+        MPNetTokenizer._convert_id_to_token = lambda self, i: self.convert_ids_to_tokens(i)
+
+
+def bench_augment(n: int, n_nlpaug: int) -> dict:
+    import nlpaug.augmenter.word as naw
+
+    from l2a_lib import mlm
+    from l2a_lib.augment import l2a
+    from l2a_lib.config import L2AConfig
+    texts = _rt_sentences(n)
+    model, tok, _ = _masked_lm()
+    alpha = L2AConfig().alpha
+    out = {"augment_sentences": len(texts)}
+    for bf16 in (True, False):
+        ps = l2a.StaticDistribution(mlm.MaskedLMProvider(model, tok, bf16=bf16), alpha=alpha)
+        ps.sample(texts[:32], 1, np.random.default_rng(0), torch.Generator().manual_seed(0))  # warm-up
+        t0 = time.perf_counter()
+        samples = ps.sample(texts, 1, np.random.default_rng(0), torch.Generator().manual_seed(0))
+        sec = time.perf_counter() - t0
+        key = "bf16" if bf16 else "fp32"
+        out[f"l2a_ps_sentences_per_second_{key}"] = round(len(texts) / sec, 2)
+        out[f"l2a_ps_edit_rate_{key}"] = round(float(np.mean(
+            [s.distance / max(1, sum(t >= mlm.FIRST_WORD_ID for t in s.input_ids)) for s in samples])), 4)
+        print(f"  P_s ({key}): {len(texts)} sentences in {sec:.1f}s", flush=True)
+    nlpaug_compat()
+    with tempfile.TemporaryDirectory() as tmp:
+        mlm.export_fill_mask(model, tmp)
+        aug = naw.ContextualWordEmbsAug(model_path=tmp, model_type="bert", action="substitute",
+                                        aug_p=0.15, device="cpu", batch_size=32)
+        sub = texts[:n_nlpaug]
+        aug.augment(sub[:4])  # warm-up
+        t0 = time.perf_counter()
+        outs = aug.augment(sub)
+        sec = time.perf_counter() - t0
+    print(f"  nlpaug ContextualWordEmbsAug: {len(sub)} sentences in {sec:.1f}s", flush=True)
+    out["nlpaug_sentences"] = len(sub)
+    out["nlpaug_sentences_per_second"] = round(len(sub) / sec, 2)
+    out["nlpaug_changed_share"] = round(float(np.mean([a != b for a, b in zip(outs, sub)])), 3)
+    out["augment_speedup_vs_nlpaug"] = round(out["l2a_ps_sentences_per_second_bf16"]
+                                             / out["nlpaug_sentences_per_second"], 2)
+    out["augment_speedup_vs_nlpaug_fp32"] = round(out["l2a_ps_sentences_per_second_fp32"]
+                                                  / out["nlpaug_sentences_per_second"], 2)
+    return out
+
+
+# ------------------------------------------------------------ precision / peak
+def _teacher_and_batches(n_sent: int = 256, batch: int = 32):
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context, get_teacher, prepare
+    from l2a_lib.train import collate, encode
+    config = make_config("tc", "teacher_ft", seed=0)
+    ctx = Context()
+    prep = prepare(config, ctx)
+    teacher, _ = get_teacher(config, ctx, prep)
+    enc = encode(prep.task.test.iloc[:n_sent], prep.tokenizer, config.data.max_length)
+    order = np.argsort([len(x) for x in enc.input_ids], kind="stable")
+    batches = [collate(enc, order[i:i + batch], prep.pad_id, False) for i in range(0, len(order), batch)]
+    return teacher.eval(), batches
+
+
+def _infer(model, batches, bf16: bool):
+    from l2a_lib.train import autocast
+    outs = []
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for b in batches:
+            with autocast(bf16):
+                outs.append(model(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits.float())
+    return time.perf_counter() - t0, torch.cat(outs)
+
+
+def _train_steps(model, batches, bf16: bool, steps: int = 4) -> float:
+    from l2a_lib.train import autocast, task_loss
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # timing only: weights stay as they are
+    t0 = time.perf_counter()
+    for b in batches[:steps]:
+        with autocast(bf16):
+            loss = task_loss(model(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits,
+                             b["labels"], False)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    model.eval()
+    return (time.perf_counter() - t0) / steps
+
+
+def bench_precision() -> dict:
+    teacher, batches = _teacher_and_batches()
+    _infer(teacher, batches[:1], True), _infer(teacher, batches[:1], False)  # warm-up
+    t32, l32 = _infer(teacher, batches, False)
+    t16, l16 = _infer(teacher, batches, True)
+    tr32 = _train_steps(teacher, batches[-4:], False)
+    tr16 = _train_steps(teacher, batches[-4:], True)
+    agree = float((l32.argmax(-1) == l16.argmax(-1)).float().mean())
+    return {"teacher_inference_seconds_fp32": round(t32, 2), "teacher_inference_seconds_bf16": round(t16, 2),
+            "bf16_speedup_teacher_inference": round(t32 / t16, 2),
+            "teacher_train_step_seconds_fp32": round(tr32, 2), "teacher_train_step_seconds_bf16": round(tr16, 2),
+            "bf16_speedup_teacher_training": round(tr32 / tr16, 2),
+            "bf16_max_abs_logit_difference": round(float((l32 - l16).abs().max()), 4),
+            "bf16_prediction_agreement": round(agree, 4)}
+
+
+def matmul_peak(dtype, n: int = 2048, seconds: float = 3.0) -> float:
+    """GFLOP/s of an n x n x n matmul, the best of repeated timings."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b
+    best, t_end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        a @ b
+        best = max(best, 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def encoder_flops(config, batch_tokens: list[tuple[int, int]], num_labels: int = 2) -> float:
+    """Forward FLOPs of a BERT-style encoder for batches of (B, T) padded shapes:
+    per layer 8TH^2 (Q, K, V, O) + 4TH F (FFN) + 4T^2 H (scores, weighted sum),
+    per sequence; multiply-adds count 2."""
+    H, F, L = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    total = 0.0
+    for B, T in batch_tokens:
+        per_layer = 8 * T * H * H + 4 * T * H * F + 4 * T * T * H
+        total += B * (L * per_layer + 2 * H * num_labels)
+    return total
+
+
+def bench_peak() -> dict:
+    teacher, batches = _teacher_and_batches()
+    shapes = [tuple(b["input_ids"].shape) for b in batches]
+    flops = encoder_flops(teacher.encoder.config, shapes)
+    _infer(teacher, batches[:1], True)
+    t16 = min(_infer(teacher, batches, True)[0] for _ in range(2))
+    t32 = min(_infer(teacher, batches, False)[0] for _ in range(2))
+    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    got16, got32 = flops / t16 / 1e9, flops / t32 / 1e9
+    return {"matmul_peak_gflops_fp32": round(peak32, 1), "matmul_peak_gflops_bf16": round(peak16, 1),
+            "teacher_inference_gflops_bf16": round(got16, 1), "teacher_inference_gflops_fp32": round(got32, 1),
+            "teacher_inference_fraction_of_peak": round(got16 / peak16, 3),
+            "teacher_inference_fraction_of_peak_fp32": round(got32 / peak32, 3),
+            "teacher_inference_gflop_counted": round(flops / 1e9, 1)}
+
+
+# ------------------------------------------------------------------ end to end
+def bench_end_to_end() -> dict:
+    from l2a_lib import batch
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "l2a_lib", "--results-dir", f"{tmp}/results", "batch",
+               "--profile", "smoke", "--execute-all", "--book-dir", f"{tmp}/book", "--log-dir", f"{tmp}/logs"]
+        env = dict(os.environ, L2A_CACHE_DIR=f"{tmp}/cache")
+        t0 = time.perf_counter()
+        code = subprocess.call(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+        smoke = time.perf_counter() - t0
+    pages = batch.entry_seconds("cpu")
+    print(pages.to_string(index=False))
+    return {"smoke_batch_seconds": round(smoke, 1), "smoke_batch_ok": code == 0,
+            "cpu_pages": pages.to_dict("records")}
+
+
+SECTIONS = {"augment": None, "distill": None, "precision": bench_precision, "peak": bench_peak,
+            "end_to_end": bench_end_to_end}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
+    ap.add_argument("--sentences", type=int, default=1000, help="target sentences for P_s")
+    ap.add_argument("--nlpaug-sentences", type=int, default=1000, help="of those, for nlpaug")
+    ap.add_argument("--epochs", type=int, default=3, help="distillation epochs timed")
+    args = ap.parse_args()
+    torch.set_num_threads(int(os.environ.get("L2A_THREADS", "2")))
+    results = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    for name in args.only:
+        print(f"== {name}", flush=True)
+        t0 = time.perf_counter()
+        if name == "augment":
+            figures = bench_augment(args.sentences, args.nlpaug_sentences)
+        elif name == "distill":
+            import distill_bench
+            figures = distill_bench.measure("tc", args.epochs)
+        else:
+            figures = SECTIONS[name]()
+        for k, v in figures.items():
+            if k != "cpu_pages":
+                print(f"  {k:48s} {v}", flush=True)
+        results.update(figures)
+        results.setdefault("measured", {})[name] = {
+            "date": dt.date.today().isoformat(), "seconds": round(time.perf_counter() - t0, 1),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, "
+                       f"torch {torch.__version__}",
+            "command": "python benchmarks/run.py --only " + name}
+        OUT.write_text(json.dumps(results, indent=1, default=str) + "\n")  # after every section
+    print(f"wrote {OUT.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
