@@ -208,6 +208,9 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
                          "generator_loss": gen_loss, **policy_log,
                          "pool": len(pool.enc), "source_inputs": pool.domain.count("source"),
                          "sample_seconds": sample_seconds, "seconds": time.time() - te})
+        print(f"l2a {config.task} seed {config.seed} episode {episode + 1}/{cfg.episodes}: "
+              f"dev {spec.dev_metric} {score_now:.4f}, keep rate {np.mean(kept):.2f}, "
+              f"{time.time() - te:.0f}s (sampling {sample_seconds:.0f}s)", flush=True)
         sel = selection_score(full, spec.dev_metric)
         if best is None or sel > best:
             best, best_state = sel, copy.deepcopy(student.state_dict())
