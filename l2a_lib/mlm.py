@@ -282,16 +282,20 @@ class MaskedLMProvider:
                   positions: torch.Tensor) -> torch.Tensor:
         """log P_MLM(w | x with every True position of ``positions`` masked):
         ``(N, V)`` for the N positions, in row-major order. One forward pass per
-        ``batch_size`` sentences, however many positions each has."""
+        ``batch_size`` sentences, however many positions each has; each batch is cut
+        to its longest sentence (callers sort by length to waste little on padding).
+        Positions must lie on real tokens (``attention_mask`` 1), right-padded."""
         out = []
         for s in range(0, len(input_ids), self.batch_size):
-            ids = input_ids[s:s + self.batch_size].clone()
             pos = positions[s:s + self.batch_size]
             if not pos.any():
                 continue
+            mask = attention_mask[s:s + self.batch_size]
+            width = int(mask.sum(1).max())  # this batch's longest sentence: no all-padding columns
+            ids, mask, pos = input_ids[s:s + self.batch_size, :width].clone(), mask[:, :width], pos[:, :width]
             ids[pos] = self.tokenizer.mask_token_id
             with autocast(self.bf16):
-                logits = self.model(ids, attention_mask[s:s + self.batch_size], pos)
+                logits = self.model(ids, mask, pos)
             out.append(F.log_softmax(logits.float(), -1))
         return torch.cat(out) if out else torch.zeros(0, len(self.tokenizer))
 

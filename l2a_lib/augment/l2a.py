@@ -116,7 +116,9 @@ class StaticDistribution:
     def _fill(self, plans, generator, provider) -> list[Sample]:
         tok = self.tokenizer
         out: list[Sample | None] = [None] * len(plans)
-        todo = [k for k, p in enumerate(plans) if p[3] > 0]
+        # sentences with edits, longest first: the provider's batches then hold sentences
+        # of similar length and are cut to their longest (little compute on padding)
+        todo = sorted((k for k, p in enumerate(plans) if p[3] > 0), key=lambda k: -len(plans[k][1]))
         for k, (i, ids, pos, d, lp) in enumerate(plans):
             if d == 0:
                 out[k] = Sample(i, list(ids), [], 0, lp, 0.0)
