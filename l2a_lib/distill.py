@@ -209,7 +209,7 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
                          "pool": len(pool.enc), "source_inputs": pool.domain.count("source"),
                          "sample_seconds": sample_seconds, "seconds": time.time() - te})
         print(f"l2a {config.task} seed {config.seed} episode {episode + 1}/{cfg.episodes}: "
-              f"dev {spec.dev_metric} {score_now:.4f}, keep rate {np.mean(kept):.2f}, "
+              f"dev {'pearson' if regression else 'acc'} {score_now:.4f}, keep rate {np.mean(kept):.2f}, "
               f"{time.time() - te:.0f}s (sampling {sample_seconds:.0f}s)", flush=True)
         sel = selection_score(full, spec.dev_metric)
         if best is None or sel > best:
