@@ -145,13 +145,15 @@ def pending(entries: list[Entry], profile: str, ctx: Context) -> list[Experiment
 
 def estimate_seconds(configs: list[ExperimentConfig], ctx: Context) -> dict[str, float]:
     """Seconds per config hash: the median wall time of cached runs of the same
-    method and task (profile alike), else a default."""
+    method and task (profile alike), else of the method on any task, else a default."""
     df = load_results(ctx.results_dir)
     est = {}
     for c in configs:
-        same = df[(df.method == c.method) & (df.task == c.task) & (df.profile == c.profile)]
-        if len(same):
-            est[c.hash()] = float(same.groupby("config_hash")["wall_seconds"].first().median())
+        method = df[(df.method == c.method) & (df.profile == c.profile)]
+        same = method[method.task == c.task]
+        if len(same) or len(method):  # this method on this task, else on any task
+            use = same if len(same) else method
+            est[c.hash()] = float(use.groupby("config_hash")["wall_seconds"].first().median())
         elif c.profile == "smoke":
             est[c.hash()] = 10.0
         else:
