@@ -11,6 +11,8 @@ import torch
 from l2a_lib import augment
 from l2a_lib.augment import bilstm_soft, cbert, eda, tinybert
 
+from fakes import FakeConditional, FakeProvider
+
 EDGE = ["", "   ", "word", " ".join(["long"] * 1000), "café naïve 😀 ünïcode"]
 
 
@@ -71,23 +73,6 @@ BILSTM_GOLDEN = ["a fine movie that was slow", "a [MASK] film that was slow",
 
 
 # ------------------------------------------------------------------ TinyBERT
-class FakeProvider:
-    """A masked LM that always ranks the pieces of ``ranking`` first, in order."""
-
-    def __init__(self, tokenizer, ranking):
-        self.tokenizer = tokenizer
-        self.ids = tokenizer.convert_tokens_to_ids(ranking)
-        self.calls = 0
-
-    def log_probs(self, input_ids, attention_mask, positions):
-        self.calls += 1
-        n = int(positions.sum())
-        out = torch.full((n, len(self.tokenizer)), -50.0)
-        for rank, i in enumerate(self.ids):
-            out[:, i] = -float(rank)
-        return out
-
-
 def test_tinybert_candidates_and_replacement(tokenizer):
     prov = FakeProvider(tokenizer, ["great", "film", "good", "##ly"])
     aug = tinybert.TinyBERTAug(provider=prov, k=2, p_t=1.0)
@@ -114,22 +99,6 @@ TINYBERT_GOLDEN = ["a great great", "a good film", "a good film", "a fine nice"]
 
 
 # --------------------------------------------------------------------- CBERT
-class FakeConditional(torch.nn.Module):
-    """Predicts 'good' for label 1 and 'bad' for label 0 at every masked position."""
-
-    def __init__(self, tokenizer):
-        super().__init__()
-        self.good, self.bad = tokenizer.convert_tokens_to_ids(["good", "bad"])
-        self.vocab = len(tokenizer)
-
-    def forward(self, input_ids, attention_mask, positions, labels):
-        rows = labels[:, None].expand_as(positions)[positions]
-        out = torch.full((int(positions.sum()), self.vocab), -1e4)
-        out[rows == 1, self.good] = 0.0
-        out[rows == 0, self.bad] = 0.0
-        return out
-
-
 def test_cbert_fills_label_preserving_words(tokenizer):
     aug = cbert.CBERT(model=FakeConditional(tokenizer), tokenizer=tokenizer, mask_prob=0.5,
                       bf16=False)

@@ -19,6 +19,8 @@ from l2a_lib import augment, reliability
 from l2a_lib.augment import bilstm_soft, cbert, eda, l2a, tinybert
 from l2a_lib.config import make_config
 
+from fakes import FakeConditional, FakeProvider
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -44,41 +46,11 @@ def test_check_fails_when_a_case_breaks_its_promise(data_dir):
 
 
 # ------------------------------------------------------------------ fuzzing
-class RankedLM:
-    """A stand-in masked LM: ranks a few real pieces first (the same for every position)."""
-
-    def __init__(self, tokenizer, words=("great", "fine", "film", "good")):
-        self.tokenizer = tokenizer
-        self.ids = tokenizer.convert_tokens_to_ids(list(words))
-
-    def log_probs(self, input_ids, attention_mask, positions):
-        out = torch.full((int(positions.sum()), len(self.tokenizer)), -50.0)
-        for rank, i in enumerate(self.ids):
-            out[:, i] = -float(rank)
-        return torch.log_softmax(out, -1)
-
-
-class LabelLM(torch.nn.Module):
-    """CBERT stand-in: 'good' for label 1, 'bad' for label 0."""
-
-    def __init__(self, tokenizer):
-        super().__init__()
-        self.good, self.bad = tokenizer.convert_tokens_to_ids(["good", "bad"])
-        self.vocab = len(tokenizer)
-
-    def forward(self, input_ids, attention_mask, positions, labels):
-        rows = labels[:, None].expand_as(positions)[positions]
-        out = torch.full((int(positions.sum()), self.vocab), -1e4)
-        out[rows == 1, self.good] = 0.0
-        out[rows == 0, self.bad] = 0.0
-        return out
-
-
 @pytest.fixture(scope="module")
 def augmenters(tokenizer):
     return {"eda": eda.EDA(), "bilstm_soft": bilstm_soft.BiLSTMSoft().fit(["a fine film", "it was dull"]),
-            "tinybert": tinybert.TinyBERTAug(provider=RankedLM(tokenizer), k=2),
-            "cbert": cbert.CBERT(model=LabelLM(tokenizer), tokenizer=tokenizer, bf16=False)}
+            "tinybert": tinybert.TinyBERTAug(provider=FakeProvider(tokenizer, ["great", "fine", "film", "good"]), k=2),
+            "cbert": cbert.CBERT(model=FakeConditional(tokenizer), tokenizer=tokenizer, bf16=False)}
 
 
 WORDS = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=12)
@@ -115,7 +87,7 @@ def test_pairs_with_an_empty_side_keep_label_and_both_sides(augmenters, a, b, la
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(texts=st.lists(TEXTS, min_size=1, max_size=4), seed=st.integers(0, 2 ** 16))
 def test_l2a_sampler_survives_any_text(tokenizer, texts, seed):
-    ps = l2a.StaticDistribution(RankedLM(tokenizer), alpha=l2a.alpha_for_rate(0.3, len(tokenizer)))
+    ps = l2a.StaticDistribution(FakeProvider(tokenizer, ["great", "fine", "film", "good"]), alpha=l2a.alpha_for_rate(0.3, len(tokenizer)))
     samples = ps.sample(texts, 2, np.random.default_rng(seed), torch.Generator().manual_seed(seed))
     assert len(samples) == 2 * len(texts)
     enc = tokenizer(list(texts), truncation=True, max_length=ps.max_length)["input_ids"]
