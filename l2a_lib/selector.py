@@ -14,7 +14,10 @@ Action: keep (1) or drop (0), a ~ Bernoulli(pi_phi(s)), pi_phi a two-layer MLP.
 Reward of step t: the change of the student's target-dev metric (accuracy or
 Pearson) caused by the update on the kept samples. Return
 ``G_t = sum_k gamma^k r_{t+k}``; the policy gradient is REINFORCE with the
-episode's mean return as the baseline, applied once per episode (Algorithm 1).
+episode's mean return as the baseline, the advantages divided by the root mean
+square of all advantages seen so far (dev-metric changes are a few hundredths:
+without it the step size would depend on the dev set's size), applied once per
+episode (Algorithm 1).
 """
 from __future__ import annotations
 
@@ -93,6 +96,7 @@ class Selector:
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.lr)
         # features vary in scale: standardise with running statistics of the states seen
         self._mean, self._var, self._n = None, None, 0
+        self._adv_sq, self._adv_n = 0.0, 0
 
     def _normalise(self, states: torch.Tensor, update: bool) -> torch.Tensor:
         if update:
@@ -133,6 +137,11 @@ class Selector:
         rewards = [s.reward for s in self.history]
         returns = discounted_returns(rewards, self.gamma)
         advantages = returns - returns.mean()
+        # scale: the root mean square of every advantage seen so far (all episodes),
+        # so that one episode's larger advantages still weigh more than another's
+        self._adv_sq, self._adv_n = self._adv_sq + float((advantages ** 2).sum()), self._adv_n + len(advantages)
+        if self._adv_sq > 0:
+            advantages = advantages / np.sqrt(self._adv_sq / self._adv_n)
         loss = 0.0
         for step, adv in zip(self.history, advantages):
             p = self.policy(self._normalise(step.states, update=False)).clamp(1e-6, 1 - 1e-6)

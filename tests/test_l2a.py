@@ -85,10 +85,28 @@ def test_temperature_sharpens_the_fills(tokenizer):
 
 # ----------------------------------------------------------------- generator
 def test_l2a_weights():
-    w = generator.l2a_weights(torch.tensor([-10.0, -20.0]), torch.tensor([0.5, 0.5]), center=False)
+    w = generator.l2a_weights(torch.tensor([-10.0, -20.0]), torch.tensor([0.5, 0.5]), "literal")
     assert w.tolist() == [-9.5, -19.5]
-    c = generator.l2a_weights(torch.tensor([-10.0, -20.0, -30.0]), torch.tensor([1.0, 0.0, 0.0]))
+    lp, keep = torch.tensor([-10.0, -20.0, -30.0]), torch.tensor([1.0, 0.0, 0.0])
+    c = generator.l2a_weights(lp, keep, "centered")
     assert c.mean().item() == pytest.approx(0.0, abs=1e-6) and c[0] > c[1] > c[2]
+    # w = [-9, -20, -30]: mean -59/3, sd sqrt(((-9+59/3)^2 + (-20+59/3)^2 + (-30+59/3)^2) / 2)
+    sd = float(np.sqrt(((-9 + 59 / 3) ** 2 + (-20 + 59 / 3) ** 2 + (-30 + 59 / 3) ** 2) / 2))
+    assert c.tolist() == pytest.approx([(-9 + 59 / 3) / sd, (-20 + 59 / 3) / sd, (-30 + 59 / 3) / sd],
+                                       abs=1e-6)
+    p = generator.l2a_weights(lp, keep)  # default: the positive part
+    assert p.tolist() == pytest.approx([(-9 + 59 / 3) / sd, 0.0, 0.0])
+    with pytest.raises(ValueError, match="weighting"):
+        generator.l2a_weights(lp, keep, "signed")
+
+
+def test_l2a_loss_is_bounded_below_by_default():
+    """Driving a sample's log P_G to -inf cannot lower the default loss below 0
+    (it could with centred weights: the run-away seen on the cpu profile)."""
+    lp, keep = torch.tensor([-10.0, -20.0, -30.0]), torch.tensor([1.0, 0.0, 0.0])
+    log_pg = torch.tensor([-1.0, -1e6, -1e6])
+    assert generator.l2a_loss(log_pg, lp, keep).item() >= 0.0
+    assert generator.l2a_loss(log_pg, lp, keep, "centered").item() < -1e5
 
 
 def test_generator_raises_the_probability_of_favoured_samples(tokenizer):
@@ -110,7 +128,26 @@ def test_generator_raises_the_probability_of_favoured_samples(tokenizer):
     with torch.no_grad():
         after = g.log_prob(samples)
     gain = (after - before).numpy()
-    assert gain[:3].mean() > 0 > gain[3:].mean()
+    assert gain[:3].mean() > 0 and gain[:3].mean() > gain[3:].mean()
+
+
+def test_generator_anchor_keeps_g_near_the_masked_lm(tokenizer):
+    """The KL anchor to the static masked LM bounds how far G drifts."""
+    from l2a_lib import mlm
+    kls = {}
+    for beta in (0.0, 5.0):
+        torch.manual_seed(0)
+        base = mlm.build(mlm.SMOKE_MLM, tokenizer)
+        g = generator.Generator(base, tokenizer, lr=1e-3, head_lr=1e-2, bf16=False, anchor=beta)
+        ps = l2a.StaticDistribution(g.provider(), alpha=l2a.alpha_for_rate(0.3, len(tokenizer)))
+        samples = ps.sample(["the film was good and the acting fine"] * 8, 1, np.random.default_rng(0),
+                            torch.Generator().manual_seed(0))
+        samples = [s for s in samples if s.positions][:6]
+        for _ in range(10):
+            g.update(samples, np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0]), np.random.default_rng(0))
+        with torch.no_grad():
+            _, kls[beta] = g.log_prob(samples, with_anchor=True)
+    assert 0.0 <= kls[5.0] < kls[0.0]
 
 
 # ------------------------------------------------------------------ selector
@@ -148,3 +185,23 @@ def test_state_features_shapes_and_values():
     r = selector.state_features(torch.tensor([[0.3]]), torch.tensor([[0.5]]), torch.tensor([0.1]),
                                 torch.tensor([-2.0]), True)
     assert r.shape == (1, selector.n_features(1, True)) and r[0, 3] == pytest.approx(0.04)
+
+
+def test_selector_step_does_not_depend_on_the_reward_scale():
+    """Advantages are standardised: dev-metric changes of 0.01 move the policy
+    as far as changes of 1."""
+    deltas = []
+    for scale in (1.0, 0.01):
+        torch.manual_seed(0)
+        sel = selector.Selector(selector.Policy(3), lr=0.01, gamma=0.9)
+        gen = torch.Generator().manual_seed(0)
+        states = torch.randn(8, 3, generator=torch.Generator().manual_seed(1))
+        before = [p.detach().clone() for p in sel.policy.parameters()]
+        for r in (1.0, -1.0, 0.5):
+            sel.act(states, gen)
+            sel.reward(scale * r)
+        sel.update()
+        deltas.append(torch.cat([(p.detach() - b).flatten()
+                                 for p, b in zip(sel.policy.parameters(), before)]))
+    assert deltas[0].abs().sum() > 0
+    assert torch.allclose(deltas[0], deltas[1], atol=1e-6)
