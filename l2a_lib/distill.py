@@ -36,7 +36,7 @@ from . import losses, mlm, models
 from .augment.l2a import Sample, StaticDistribution
 from .config import ExperimentConfig
 from .generator import Generator
-from .selector import Policy, Selector, n_features, state_features
+from .selector import Policy, Selector, n_features, policy_profile, state_features
 from .teacher_cache import TeacherCache
 from .train import Encoded, autocast, collate, evaluate, progress_enabled, selection_score
 
@@ -200,13 +200,15 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
         policy_log = selector.update() if selector is not None else {}
         keep_prob = (selector.keep_prob(all_states) if selector is not None
                      else torch.ones(len(all_states)))
-        gen_loss = (_generator_step(generator, pool, order, keep_prob, rng, cfg.generator_samples)
-                    if generator is not None else None)
+        gen_log = (_generator_step(generator, pool, order, keep_prob, rng, cfg.generator_samples)
+                   if generator is not None else {"generator_loss": None})
+        if selector is not None:
+            policy_log.update(policy_profile(keep_prob, all_states, spec.num_labels, regression))
         full = evaluate(student, prep.dev, spec.kind, pad_id=prep.pad_id,
                         batch_size=d.train.eval_batch_size, bf16=d.train.bf16)
         episodes.append({"episode": episode, "mean_reward": float(np.mean(rewards)),
                          "keep_rate": float(np.mean(kept)), "dev_metric": score_now, **full,
-                         "generator_loss": gen_loss, **policy_log,
+                         **gen_log, **policy_log,
                          "pool": len(pool.enc), "source_inputs": pool.domain.count("source"),
                          "sample_seconds": sample_seconds, "seconds": time.time() - te})
         print(f"l2a {config.task} seed {config.seed} episode {episode + 1}/{cfg.episodes}: "
@@ -227,7 +229,7 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
 
 
 def _generator_step(generator: Generator, pool: Augmented, order, keep_prob, rng,
-                    limit: int) -> float:
+                    limit: int) -> dict[str, float]:
     """L2A loss over (a random subset of ``limit``) samples the selector judged this
     episode, weighted by their keep probability."""
     picked = rng.permutation(len(keep_prob))[:limit]

@@ -142,27 +142,28 @@ class Generator:
         kl = (log_base.exp() * (log_base - log_pg)).sum(-1).mean()
         return out, kl
 
-    def update(self, samples: list[Sample], keep_prob, rng: np.random.Generator) -> float:
-        """One pass of L_G over ``samples`` (shuffled mini-batches); returns the mean loss."""
+    def update(self, samples: list[Sample], keep_prob, rng: np.random.Generator) -> dict[str, float]:
+        """One pass of the generator's loss over ``samples`` (shuffled mini-batches).
+        Returns the mean L2A term and the mean KL to the masked LM (the anchor)."""
         keep_prob = torch.as_tensor(np.asarray(keep_prob, dtype=np.float32))
         log_ps = torch.tensor([s.log_ps for s in samples], dtype=torch.float32)
         self.model.train()
-        losses = []
+        l2a_terms, kls = [], []
         for idx in np.array_split(rng.permutation(len(samples)),
                                   max(1, len(samples) // self.batch_size)):
             batch = [samples[i] for i in idx]
             if not any(s.positions for s in batch):
                 continue
-            if self.anchor > 0:
-                log_pg, kl = self.log_prob(batch, with_anchor=True)
-                loss = l2a_loss(log_pg, log_ps[idx], keep_prob[idx], self.weighting) + self.anchor * kl
-            else:
-                loss = l2a_loss(self.log_prob(batch), log_ps[idx], keep_prob[idx], self.weighting)
+            log_pg, kl = self.log_prob(batch, with_anchor=True)
+            term = l2a_loss(log_pg, log_ps[idx], keep_prob[idx], self.weighting)
+            loss = term + self.anchor * kl if self.anchor > 0 else term
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups
                                             for p in g["params"]], 1.0)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
+            l2a_terms.append(term.item())
+            kls.append(kl.item())
         self.model.eval()
-        return float(np.mean(losses)) if losses else 0.0
+        return {"generator_loss": float(np.mean(l2a_terms)) if l2a_terms else 0.0,
+                "generator_kl": float(np.mean(kls)) if kls else 0.0}

@@ -208,8 +208,32 @@ def episode_frame(records: dict) -> pd.DataFrame:
         for e in rec["extra"]["episodes"]:
             rows.append({"task": task, "seed": seed, "episode": e["episode"],
                          "mean reward": e["mean_reward"], "keep rate": e["keep_rate"],
-                         "dev metric": e["dev_metric"]})
-    return pd.DataFrame(rows)
+                         "dev metric": e["dev_metric"],
+                         "keep prob sd": e.get("keep_prob_sd", np.nan),
+                         "generator KL to MLM": e.get("generator_kl", np.nan)})
+    return pd.DataFrame(rows).dropna(axis=1, how="all")
+
+
+def policy_summary(records: dict) -> pd.DataFrame:
+    """What the selector learnt, per task: over the last episode of each seed, the
+    spread of its keep probability and its correlation with the edit rate and
+    with the teacher-student disagreement (mean ± sd over seeds)."""
+    rows = []
+    for (task, seed), rec in records.items():
+        last = rec["extra"]["episodes"][-1]
+        if "keep_prob_sd" not in last:
+            continue
+        rows.append({"task": task, "seed": seed, "keep rate": last["keep_rate"],
+                     "keep prob sd": last["keep_prob_sd"],
+                     "corr(keep, edit rate)": last["keep_corr_edit_rate"],
+                     "corr(keep, disagreement)": last["keep_corr_disagreement"]})
+    if not rows:
+        return pd.DataFrame()
+    d = pd.DataFrame(rows)
+    cols = [c for c in d.columns if c not in ("task", "seed")]
+    out = d.groupby("task", sort=False)[cols].agg(lambda v: _fmt(v.mean(), v.std()))
+    out.index = [TASK_LABELS.get(t, t) for t in out.index]
+    return out
 
 
 def plot_episodes(episodes: pd.DataFrame):

@@ -53,6 +53,26 @@ def n_features(num_labels: int, regression: bool) -> int:
     return 6 if regression else 2 * num_labels + 7 + 2
 
 
+def disagreement_column(num_labels: int, regression: bool) -> int:
+    """Index in ``state_features`` of the teacher-student disagreement: KL(teacher ||
+    student) for classification, the squared difference for regression."""
+    return 3 if regression else 2 * num_labels + 4
+
+
+def policy_profile(keep_prob: torch.Tensor, states: torch.Tensor, num_labels: int,
+                   regression: bool) -> dict[str, float]:
+    """How the policy discriminates among the states of an episode: the spread of
+    its keep probability and its Pearson correlation with the edit rate and with
+    the teacher-student disagreement (0 when either side is constant)."""
+    def corr(a: torch.Tensor, b: torch.Tensor) -> float:
+        a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
+        den = float(a.norm() * b.norm())
+        return float((a * b).sum()) / den if den > 0 else 0.0
+    return {"keep_prob_sd": float(keep_prob.double().std()) if len(keep_prob) > 1 else 0.0,
+            "keep_corr_edit_rate": corr(keep_prob, states[:, -2]),
+            "keep_corr_disagreement": corr(keep_prob, states[:, disagreement_column(num_labels, regression)])}
+
+
 def discounted_returns(rewards, gamma: float) -> np.ndarray:
     """G_t = sum_{k >= 0} gamma^k r_{t+k}, computed backwards."""
     out = np.zeros(len(rewards), dtype=float)

@@ -205,3 +205,21 @@ def test_selector_step_does_not_depend_on_the_reward_scale():
                                  for p, b in zip(sel.policy.parameters(), before)]))
     assert deltas[0].abs().sum() > 0
     assert torch.allclose(deltas[0], deltas[1], atol=1e-6)
+
+
+def test_policy_profile_by_hand():
+    states = torch.zeros(4, selector.n_features(2, False))
+    states[:, -2] = torch.tensor([0.1, 0.2, 0.3, 0.4])                   # edit rate
+    states[:, selector.disagreement_column(2, False)] = torch.tensor([4.0, 3.0, 2.0, 1.0])  # KL
+    keep = torch.tensor([0.2, 0.4, 0.6, 0.8])
+    prof = selector.policy_profile(keep, states, 2, False)
+    assert prof["keep_corr_edit_rate"] == pytest.approx(1.0)
+    assert prof["keep_corr_disagreement"] == pytest.approx(-1.0)
+    assert prof["keep_prob_sd"] == pytest.approx(float(np.std([0.2, 0.4, 0.6, 0.8], ddof=1)))
+    flat = selector.policy_profile(torch.full((4,), 0.5), states, 2, False)
+    assert flat == {"keep_prob_sd": 0.0, "keep_corr_edit_rate": 0.0, "keep_corr_disagreement": 0.0}
+    # the KL column is where state_features puts it
+    t, s = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 2.0]])
+    f = selector.state_features(t, s, torch.tensor([0.1]), torch.tensor([-3.0]), False)
+    kl = (t.softmax(-1) * (t.log_softmax(-1) - s.log_softmax(-1))).sum()
+    assert f[0, selector.disagreement_column(2, False)].item() == pytest.approx(kl.item())
