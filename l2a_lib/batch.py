@@ -322,7 +322,9 @@ def main(args) -> int:
     def one(i_c):
         i, c = i_c
         log = logs / f"{c.table}_{c.task}_{c.method}_s{c.seed}_{c.hash()}.log"
-        print(f"  running {c.table} {c.task} {c.method} seed={c.seed} (log: {log.name})", flush=True)
+        # one write per line: this runs in a worker thread while the main thread reports
+        sys.stdout.write(f"  running {c.table} {c.task} {c.method} seed={c.seed} (log: {log.name})\n")
+        sys.stdout.flush()
         code = (_run_in_process if in_process else _run_subprocess)(c, log, env, ctx)
         return c, code, log
 
@@ -336,8 +338,9 @@ def main(args) -> int:
             elapsed = time.time() - t0
             left = max(0.0, total - done_seconds) * (elapsed / max(done_seconds, 1e-9))
             state = "ok" if code == 0 else f"FAILED (exit {code})"
-            print(f"[{k}/{len(todo)}] {c.task} {c.method} seed={c.seed} {state}; elapsed {_fmt(elapsed)}, "
-                  f"~{_fmt(left)} left", flush=True)
+            sys.stdout.write(f"[{k}/{len(todo)}] {c.task} {c.method} seed={c.seed} {state}; "
+                             f"elapsed {_fmt(elapsed)}, ~{_fmt(left)} left\n")
+            sys.stdout.flush()
             if code != 0:
                 failures.append((f"run {c.task}/{c.method}/seed {c.seed}", log))
     finally:
