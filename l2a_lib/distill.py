@@ -105,8 +105,8 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
     mlm_model, mlm_info, mcfg = masked_lm(config, ctx, tok)
     provider = mlm.MaskedLMProvider(mlm_model, tok, max_length=config.data.max_length, bf16=mcfg.bf16)
     ps = StaticDistribution(provider, cfg.alpha, cfg.temperature, max_length=config.data.max_length)
-    generator = Generator(mlm_model, tok, lr=cfg.generator_lr, bf16=mcfg.bf16,
-                                     anchor=cfg.generator_anchor) if cfg.generator else None
+    generator = (Generator(mlm_model, tok, lr=cfg.generator_lr, bf16=mcfg.bf16,
+                           anchor=cfg.generator_anchor) if cfg.generator else None)
     selector = (Selector(Policy(n_features(spec.num_labels, regression)), lr=cfg.selector_lr,
                          gamma=cfg.gamma) if cfg.selector else None)
     student = models.build_student(config.model, spec.num_labels, seed=config.seed, cache=ctx.cache_dir)

@@ -60,13 +60,17 @@ from .train import autocast
 WEIGHTINGS = ("positive", "centered", "literal")
 
 
+def _check_weighting(weighting: str) -> None:
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting={weighting!r}: choose one of {WEIGHTINGS}")
+
+
 def l2a_weights(log_ps: torch.Tensor, keep_prob: torch.Tensor,
                 weighting: str = "positive") -> torch.Tensor:
     """w(z) = log P_s(z) + pi_phi(z): as is (``"literal"``), standardised over the
     batch (``"centered"``), or the positive part of the standardised weight
     (``"positive"``, the default). (N,) -> (N,)."""
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"weighting={weighting!r}: choose one of {WEIGHTINGS}")
+    _check_weighting(weighting)
     w = log_ps.float() + keep_prob.float()
     if weighting == "literal":
         return w
@@ -92,8 +96,7 @@ class Generator:
         self.base = base  # the static masked LM: frozen reference for the anchor
         self.model = copy.deepcopy(base)
         self.anchor = float(anchor)
-        if weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting={weighting!r}: choose one of {WEIGHTINGS}")
+        _check_weighting(weighting)
         self.tokenizer, self.bf16, self.batch_size = tokenizer, bf16, batch_size
         self.weighting = weighting
         head = list(self.model.head.parameters())
