@@ -276,7 +276,23 @@ def pending_page(entry: Entry, missing: list[ExperimentConfig], total: int, prof
     return nb
 
 
+def thread_env(jobs: int, env: dict, cores: int | None = None) -> dict:
+    """Thread counts for ``jobs`` overlapping runs: the cores split between them, so
+    that N runs do not each start one thread per core and oversubscribe the machine.
+    Variables the user set are kept; one job keeps the libraries' defaults.
+
+    Measured on two cores (student forward + backward, batch 32): one run with two
+    threads 0.25 s/step; two runs with one thread each 0.41 s/step apiece, i.e. about
+    a fifth more steps per second in total."""
+    if jobs <= 1:
+        return {}
+    n = str(max(1, (cores or os.cpu_count() or 1) // jobs))
+    return {k: n for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k not in env}
+
+
 def main(args) -> int:
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs {args.jobs}: give at least 1 (experiment runs at once)")
     ctx = Context(args.data_dir, args.results_dir)
     entries = select(BATCH, args.only)
     if args.notebooks_only:
@@ -311,6 +327,7 @@ def main(args) -> int:
         env["L2A_DATA_DIR"] = str(args.data_dir)
     if args.results_dir:
         env["L2A_RESULTS_DIR"] = str(args.results_dir)
+    env.update(thread_env(args.jobs, env))
     failures, done_seconds, t0 = [], 0.0, time.time()
     print(f"{len(todo)} experiment runs to compute (~{_fmt(total)}), {len(notebooks)} notebooks",
           flush=True)
@@ -381,7 +398,8 @@ def add_parser(sub) -> None:
     p.add_argument("--profile", choices=PROFILES, default="cpu")
     p.add_argument("--only", nargs="+", help="entries whose name contains one of these")
     p.add_argument("--dry-run", action="store_true", help="list what would run, with estimated time")
-    p.add_argument("--jobs", type=int, default=1, help="experiment runs at once (1 on two cores)")
+    p.add_argument("--jobs", type=int, default=1, help="experiment runs at once; the cores are split between them "
+                        "(2 on two cores: about a fifth more runs per hour than 1)")
     p.add_argument("--print-commands", action="store_true",
                    help="print one plain command per run / notebook, for a scheduler")
     p.add_argument("--book-dir", default=None, help="where executed notebooks go (default: book/)")

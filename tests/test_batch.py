@@ -77,3 +77,17 @@ def test_kill_minus_nine_then_resume(env, mode):
         assert p.read_bytes() == content
     assert len(list(runs.glob("*.json"))) == 4
     assert (env / "book" / "table3.ipynb").is_file() and not list((env / "book").glob(".*tmp"))
+
+
+def test_thread_env_splits_cores_between_jobs():
+    from l2a_lib.batch import thread_env
+    assert thread_env(1, {}, cores=2) == {}  # one job: the libraries' defaults
+    assert thread_env(2, {}, cores=2) == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    assert thread_env(2, {}, cores=8)["OMP_NUM_THREADS"] == "4"
+    assert thread_env(4, {}, cores=2)["OMP_NUM_THREADS"] == "1"  # never zero threads
+    assert thread_env(2, {"OMP_NUM_THREADS": "3"}, cores=2) == {"MKL_NUM_THREADS": "1"}  # user's kept
+
+
+def test_jobs_below_one_is_refused(env):
+    out = _batch(env, "--dry-run", "--jobs", "0", profile="cpu")
+    assert out.returncode != 0 and "--jobs" in out.stderr
