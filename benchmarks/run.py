@@ -18,6 +18,8 @@ with the date, the machine and the command):
              the largest logit difference.
 * peak       the machine's fp32 / bf16 matmul peak (GFLOP/s) and the achieved GFLOP/s
              of teacher inference (FLOPs counted from the model's shapes).
+* jobs       what ``batch --jobs 2`` buys: a student training step alone with every
+             core against two processes at once with the cores split between them.
 * end_to_end the smoke batch's wall time (run here), and per page of the cpu profile
              the recorded run hours and page execution seconds.
 
@@ -230,7 +232,56 @@ def bench_end_to_end() -> dict:
             "cpu_pages": pages.to_dict("records")}
 
 
+# ------------------------------------------------------------------ jobs
+_PROBE = """
+import json, sys, time, torch
+from l2a_lib import models
+from l2a_lib.config import ModelConfig
+torch.manual_seed(0)
+student = models.build_student(ModelConfig(), 2, seed=0)
+ids = torch.randint(1000, 20000, (32, 48))
+mask = torch.ones_like(ids)
+opt = torch.optim.AdamW(student.parameters(), lr=1e-5)
+def step():
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = student(ids, mask)[0].float().pow(2).mean()
+    loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+for _ in range(3):
+    step()
+t0 = time.perf_counter()
+for _ in range({steps}):
+    step()
+print(json.dumps({{"threads": torch.get_num_threads(), "seconds_per_step": (time.perf_counter() - t0) / {steps}}}))
+"""
+
+
+def _probe(threads: int, steps: int) -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    return subprocess.Popen([sys.executable, "-c", _PROBE.format(steps=steps)], env=env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def bench_jobs(steps: int = 30) -> dict:
+    """What ``batch --jobs 2`` buys: the cpu profile's student (forward + backward, bf16,
+    batch 32 x 48 tokens) timed alone with every core, then as ``jobs`` processes at
+    once with the cores split between them (what ``batch.thread_env`` sets)."""
+    from l2a_lib.batch import thread_env
+    cores = os.cpu_count() or 1
+    alone = json.loads(_probe(cores, steps).communicate()[0].strip().splitlines()[-1])
+    jobs = 2
+    threads = int(thread_env(jobs, {}, cores)["OMP_NUM_THREADS"])
+    procs = [_probe(threads, steps) for _ in range(jobs)]
+    pair = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    each = float(np.mean([r["seconds_per_step"] for r in pair]))
+    return {"jobs_alone_threads": alone["threads"],
+            "jobs_alone_seconds_per_step": round(alone["seconds_per_step"], 4),
+            "jobs_parallel": jobs, "jobs_parallel_threads": threads,
+            "jobs_parallel_seconds_per_step": round(each, 4),
+            "jobs_throughput_gain": round(jobs * alone["seconds_per_step"] / each, 3)}
+
+
 SECTIONS = {"augment": None, "distill": None, "precision": bench_precision, "peak": bench_peak,
+            "jobs": bench_jobs,
             "end_to_end": bench_end_to_end}
 
 

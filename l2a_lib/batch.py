@@ -237,11 +237,15 @@ def record_notebook_seconds(ctx: Context, profile: str, name: str, seconds: floa
 
 def entry_seconds(profile: str = "cpu", ctx: Context | None = None) -> "pd.DataFrame":
     """Per batch entry: its runs (cached / total), their summed recorded wall time, and
-    the page's last execution time: what reproducing each page costs on this machine."""
+    the page's last execution time: what reproducing each page costs on this machine.
+    "threads per run" tells the runs computed alone (2 threads on two cores) from
+    those computed two at a time (``--jobs 2``, one thread each, longer per run)."""
     import pandas as pd
     ctx = ctx or Context()
     df = load_results(ctx.results_dir)
     walls = df.groupby("config_hash")["wall_seconds"].first() if len(df) else pd.Series(dtype=float)
+    threads = (df.groupby("config_hash")["threads"].first()
+               if len(df) and "threads" in df else pd.Series(dtype=float))
     nb = json.loads(notebook_seconds_path(ctx).read_text()).get(profile, {}) \
         if notebook_seconds_path(ctx).is_file() else {}
     rows, seen = [], set()
@@ -253,6 +257,8 @@ def entry_seconds(profile: str = "cpu", ctx: Context | None = None) -> "pd.DataF
         rows.append({"page": e.name, "runs": len(set(hashes)), "new runs": len(new),
                      "new runs cached": len(have),
                      "run hours (measured)": round(float(walls[have].sum()) / 3600, 2),
+                 "threads per run": ", ".join(str(int(t)) for t in sorted(
+                     set(threads.reindex(have).dropna()))) or None,
                      "page seconds": nb.get(e.name)})
     return pd.DataFrame(rows)
 

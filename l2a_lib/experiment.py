@@ -208,7 +208,9 @@ def record_to_frame(record: dict) -> pd.DataFrame:
             "teacher": cfg["model"]["teacher"], "student": cfg["model"]["student"],
             "n_train": sizes.get("train"), "n_dev": sizes.get("dev"), "n_test": sizes.get("test"),
             "config_hash": record["config_hash"], "code_version": record["code_version"],
-            "wall_seconds": record.get("wall_seconds")}
+            "wall_seconds": record.get("wall_seconds"),
+            # the run's torch threads: 1 when the batch ran two at once (--jobs 2)
+            "threads": (record.get("environment") or {}).get("threads")}
     settings = pd.json_normalize({k: v for k, v in cfg.items()
                                   if k not in ("table", "task", "method", "seed", "profile")},
                                  sep=".").iloc[0].to_dict()

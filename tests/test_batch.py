@@ -91,3 +91,28 @@ def test_thread_env_splits_cores_between_jobs():
 def test_jobs_below_one_is_refused(env):
     out = _batch(env, "--dry-run", "--jobs", "0", profile="cpu")
     assert out.returncode != 0 and "--jobs" in out.stderr
+
+
+def test_entry_seconds_sums_wall_time_and_reports_threads(tmp_path):
+    import json
+
+    import pandas as pd
+    from l2a_lib import batch
+    from l2a_lib.experiment import CODE_VERSION, Context, cache_path
+    ctx = Context(results_dir=tmp_path / "results")
+    entry = next(e for e in batch.BATCH if e.name == "mlm")
+    configs = entry.configs("cpu")
+    for c, wall, threads in zip(configs[:2], (1800.0, 5400.0), (2, 1)):
+        path = cache_path(c, ctx)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({
+            "config": c.to_dict(), "config_hash": c.hash(), "code_version": CODE_VERSION,
+            "rows": [{"split": "test", "metric": "top1", "value": 0.3}], "n_params": 1,
+            "sizes": {}, "wall_seconds": wall, "environment": {"threads": threads}}))
+    pages = batch.entry_seconds("cpu", ctx).set_index("page")
+    assert len(configs) == 4  # the masked LM of each task
+    assert pages.loc["mlm", "new runs cached"] == 2
+    assert pages.loc["mlm", "run hours (measured)"] == 2.0
+    assert pages.loc["mlm", "threads per run"] == "1, 2"
+    assert pages.loc["table1", "new runs cached"] == 0
+    assert pd.isna(pages.loc["table1", "threads per run"])
