@@ -145,14 +145,19 @@ def pending(entries: list[Entry], profile: str, ctx: Context) -> list[Experiment
 
 def estimate_seconds(configs: list[ExperimentConfig], ctx: Context) -> dict[str, float]:
     """Seconds per config hash: the median wall time of cached runs of the same
-    method and task (profile alike), else of the method on any task, else a default."""
+    method and task (profile alike), else of the method on any task; an L2A variant
+    (``l2a_wo_*``) with no run yet is estimated from L2A itself; else a default."""
     df = load_results(ctx.results_dir)
     est = {}
     for c in configs:
-        method = df[(df.method == c.method) & (df.profile == c.profile)]
-        same = method[method.task == c.task]
-        if len(same) or len(method):  # this method on this task, else on any task
-            use = same if len(same) else method
+        use = None
+        for name in dict.fromkeys((c.method, "l2a" if c.method.startswith("l2a") else c.method)):
+            method = df[(df.method == name) & (df.profile == c.profile)]
+            same = method[method.task == c.task]
+            if len(same) or len(method):  # this method on this task, else on any task
+                use = same if len(same) else method
+                break
+        if use is not None:
             est[c.hash()] = float(use.groupby("config_hash")["wall_seconds"].first().median())
         elif c.profile == "smoke":
             est[c.hash()] = 10.0

@@ -93,22 +93,27 @@ def test_jobs_below_one_is_refused(env):
     assert out.returncode != 0 and "--jobs" in out.stderr
 
 
-def test_entry_seconds_sums_wall_time_and_reports_threads(tmp_path):
+def _fake_record(ctx, config, wall: float, threads: int = 2) -> None:
+    """A cached run with a given wall time (its metric value is irrelevant here)."""
     import json
+    from l2a_lib.experiment import CODE_VERSION, cache_path
+    path = cache_path(config, ctx)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "config": config.to_dict(), "config_hash": config.hash(), "code_version": CODE_VERSION,
+        "rows": [{"split": "test", "metric": "acc", "value": 0.5}], "n_params": 1,
+        "sizes": {}, "wall_seconds": wall, "environment": {"threads": threads}}))
 
+
+def test_entry_seconds_sums_wall_time_and_reports_threads(tmp_path):
     import pandas as pd
     from l2a_lib import batch
-    from l2a_lib.experiment import CODE_VERSION, Context, cache_path
+    from l2a_lib.experiment import Context
     ctx = Context(results_dir=tmp_path / "results")
     entry = next(e for e in batch.BATCH if e.name == "mlm")
     configs = entry.configs("cpu")
     for c, wall, threads in zip(configs[:2], (1800.0, 5400.0), (2, 1)):
-        path = cache_path(c, ctx)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({
-            "config": c.to_dict(), "config_hash": c.hash(), "code_version": CODE_VERSION,
-            "rows": [{"split": "test", "metric": "top1", "value": 0.3}], "n_params": 1,
-            "sizes": {}, "wall_seconds": wall, "environment": {"threads": threads}}))
+        _fake_record(ctx, c, wall, threads)
     pages = batch.entry_seconds("cpu", ctx).set_index("page")
     assert len(configs) == 4  # the masked LM of each task
     assert pages.loc["mlm", "new runs cached"] == 2
@@ -116,3 +121,21 @@ def test_entry_seconds_sums_wall_time_and_reports_threads(tmp_path):
     assert pages.loc["mlm", "threads per run"] == "1, 2"
     assert pages.loc["table1", "new runs cached"] == 0
     assert pd.isna(pages.loc["table1", "threads per run"])
+
+
+def test_estimates_come_from_cached_runs_and_l2a_variants_from_l2a(tmp_path):
+    from l2a_lib import batch
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context
+    ctx = Context(results_dir=tmp_path / "results")
+    for seed, wall in enumerate((100.0, 300.0, 200.0)):
+        _fake_record(ctx, make_config("tc", "l2a", seed=seed, table="table1"), wall)
+    _fake_record(ctx, make_config("pi", "eda", seed=0, table="table1"), 50.0)
+    todo = [make_config("tc", "l2a", seed=5, table="table1"),        # same method and task: median
+            make_config("nli", "l2a", seed=0, table="table1"),       # same method, other task
+            make_config("tc", "l2a_wo_att", seed=0, table="table3"),  # a variant: from l2a
+            make_config("nli", "eda", seed=0, table="table1"),
+            make_config("tc", "cbert", seed=0, table="table1")]      # nothing cached: the default
+    est = batch.estimate_seconds(todo, ctx)
+    assert [est[c.hash()] for c in todo[:4]] == [200.0, 200.0, 200.0, 50.0]
+    assert est[todo[4].hash()] == batch.DEFAULT_SECONDS.get("cbert", batch.L2A_SECONDS)
