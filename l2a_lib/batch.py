@@ -309,6 +309,8 @@ def main(args) -> int:
     if args.notebooks_only:
         args.execute_all = True
     todo = [] if args.notebooks_only else pending(entries, args.profile, ctx)
+    todo = [c for c in todo if (not args.methods or c.method in args.methods)
+            and (not args.tasks or c.task in args.tasks)]
     est = estimate_seconds(todo, ctx)
     book = Path(args.book_dir) if args.book_dir else paths.REPO_ROOT / "book"
     logs = Path(args.log_dir) if args.log_dir else paths.REPO_ROOT / "logs" / "batch"
@@ -404,10 +406,14 @@ def main(args) -> int:
 
 
 def add_parser(sub) -> None:
-    from .config import PROFILES
+    from .config import METHODS, PROFILES, TASKS
     p = sub.add_parser("batch", help="compute every missing run and execute every notebook into book/")
     p.add_argument("--profile", choices=PROFILES, default="cpu")
     p.add_argument("--only", nargs="+", help="entries whose name contains one of these")
+    p.add_argument("--methods", nargs="+", choices=METHODS, metavar="METHOD",
+                   help="compute only these methods' runs (of the selected pages)")
+    p.add_argument("--tasks", nargs="+", choices=TASKS, metavar="TASK",
+                   help="compute only these tasks' runs (of the selected pages)")
     p.add_argument("--dry-run", action="store_true", help="list what would run, with estimated time")
     p.add_argument("--jobs", type=int, default=1, help="experiment runs at once; the cores are split between them "
                         "(2 on two cores: about a fifth more runs per hour than 1)")

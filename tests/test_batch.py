@@ -139,3 +139,14 @@ def test_estimates_come_from_cached_runs_and_l2a_variants_from_l2a(tmp_path):
     est = batch.estimate_seconds(todo, ctx)
     assert [est[c.hash()] for c in todo[:4]] == [200.0, 200.0, 200.0, 50.0]
     assert est[todo[4].hash()] == batch.DEFAULT_SECONDS.get("cbert", batch.L2A_SECONDS)
+
+
+def test_methods_and_tasks_filters_restrict_the_runs(env):
+    out = _batch(env, "--dry-run", "--only", "table2", "--methods", "l2a_wo_src", "--tasks", "pi",
+                 profile="cpu")
+    assert out.returncode == 0, out.stderr
+    runs = [ln.split() for ln in out.stdout.splitlines() if ln.startswith("run ")]
+    assert len(runs) == 3 and {(r[2], r[3]) for r in runs} == {("pi", "l2a_wo_src")}
+    assert out.stdout.strip().splitlines()[-1] == "3 runs left"
+    bad = _batch(env, "--dry-run", "--methods", "no_such_method", profile="cpu")
+    assert bad.returncode != 0 and "no_such_method" in bad.stderr
