@@ -20,7 +20,7 @@ import shlex
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -361,7 +361,9 @@ def main(args) -> int:
     # in-process runs go one after another in this thread (their output is redirected
     # to the run's log, so nothing else may print meanwhile); subprocesses may overlap
     pool = ThreadPoolExecutor(max_workers=max(1, args.jobs)) if not in_process else None
-    finished = map(one, enumerate(todo)) if in_process else pool.map(one, enumerate(todo))
+    # overlapping runs are reported as they finish, not in the order they started
+    finished = (map(one, enumerate(todo)) if in_process else
+                (f.result() for f in as_completed([pool.submit(one, ic) for ic in enumerate(todo)])))
     try:
         for k, (c, code, log) in enumerate(finished, 1):
             done_seconds += est[c.hash()]
@@ -374,8 +376,8 @@ def main(args) -> int:
             if code != 0:
                 failures.append((f"run {c.task}/{c.method}/seed {c.seed}", log))
     finally:
-        if pool is not None:
-            pool.shutdown()
+        if pool is not None:  # on an interrupt, queued runs must not start
+            pool.shutdown(wait=True, cancel_futures=True)
     book.mkdir(parents=True, exist_ok=True)
     for k, e in enumerate(notebooks, 1):
         target = book / f"{e.name}.ipynb"
