@@ -20,7 +20,7 @@ import shlex
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,6 +164,49 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context) -> dict[str,
         else:
             est[c.hash()] = DEFAULT_SECONDS.get(c.method, L2A_SECONDS)
     return est
+
+
+# ------------------------------------------------------------------ scheduling
+def needs(config: ExperimentConfig, ctx: Context) -> dict[str, Path]:
+    """The trained artefacts a run reads, each with the file that exists once it is
+    trained: its fine-tuned teacher (every method but Student-FT and the masked LM
+    itself) and the augmentation masked LM (runs with ``mlm_steps``). The masked
+    LM counts as present when published with the results (``mlm.publish``)."""
+    from .experiment import teacher_key
+    from .methods import mlm_config
+    out = {}
+    if config.method not in ("student_ft", "mlm"):
+        key = teacher_key(config)
+        out[f"teacher:{key}"] = paths.cache_dir(ctx.cache_dir) / "teachers" / f"{key}.pt"
+    if config.mlm_steps is not None:
+        key = mlm_config(config).key()
+        local = paths.cache_dir(ctx.cache_dir) / "mlm" / f"{key}.pt"
+        shelf = paths.results_dir(ctx.results_dir) / "mlm" / key / "manifest.json"
+        out[f"mlm:{key}"] = shelf if shelf.is_file() else local
+    return out
+
+
+def choose(queue: list[ExperimentConfig], running: list[ExperimentConfig],
+           ctx: Context) -> int | None:
+    """Index in ``queue`` of the run to start next beside ``running``, or ``None``
+    to wait for a running one to finish.
+
+    First the earliest run whose teacher and masked LM are all trained already;
+    else the earliest run that trains nothing a running run is training now (two
+    overlapping runs never fine-tune the same teacher twice: the second waits and
+    then reuses it). On a fresh machine this also groups the runs of one teacher
+    together, so a session that ends early has retrained few teachers."""
+    def missing(c):
+        return {k for k, f in needs(c, ctx).items() if not f.is_file()}
+    in_flight = set().union(*(missing(c) for c in running)) if running else set()
+    lacking = [missing(c) for c in queue]
+    for i, m in enumerate(lacking):
+        if not m:
+            return i
+    for i, m in enumerate(lacking):
+        if not m & in_flight:
+            return i
+    return None
 
 
 def run_command(config: ExperimentConfig) -> list[str]:
@@ -363,7 +406,7 @@ def main(args) -> int:
     pool = ThreadPoolExecutor(max_workers=max(1, args.jobs)) if not in_process else None
     # overlapping runs are reported as they finish, not in the order they started
     finished = (map(one, enumerate(todo)) if in_process else
-                (f.result() for f in as_completed([pool.submit(one, ic) for ic in enumerate(todo)])))
+                _scheduled(pool, todo, args.jobs, ctx, one))
     try:
         for k, (c, code, log) in enumerate(finished, 1):
             done_seconds += est[c.hash()]
@@ -405,6 +448,24 @@ def main(args) -> int:
         print(f"FAILED: {what}; log: {log}")
     print(f"{left} runs left")
     return 1 if failures else 0
+
+
+def _scheduled(pool, todo: list[ExperimentConfig], jobs: int, ctx: Context, one):
+    """Start runs on ``pool`` (at most ``jobs`` at once) in the order :func:`choose`
+    gives; yield each ``one(...)`` result as its run finishes. Runs not yet started
+    are never submitted, so an interrupt leaves them queued, not running."""
+    queue, running = list(enumerate(todo)), {}
+    while queue or running:
+        while queue and len(running) < jobs:
+            pick = choose([c for _, c in queue], list(running.values()), ctx)
+            if pick is None:
+                break
+            i, c = queue.pop(pick)
+            running[pool.submit(one, (i, c))] = c
+        done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+        for future in done:
+            running.pop(future)
+            yield future.result()
 
 
 def add_parser(sub) -> None:

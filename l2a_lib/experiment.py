@@ -44,6 +44,9 @@ class Context:
     data_dir: Path | None = None
     results_dir: Path | None = None
     cache_dir: Path | None = None
+    # which fine-tuned teacher the run used, and whether it was trained in the run
+    # (then the run's wall time includes the teacher's fine-tuning)
+    teacher_used: dict | None = dataclasses.field(default=None, compare=False)
 
     @property
     def runs(self) -> Path:
@@ -109,7 +112,9 @@ def get_teacher(config: ExperimentConfig, ctx: Context, prep: Prepared):
     weights, meta = folder / f"{key}.pt", folder / f"{key}.json"
     if weights.is_file() and meta.is_file():
         teacher.load_state_dict(torch.load(weights, map_location="cpu"))
-        return teacher, json.loads(meta.read_text())
+        info = json.loads(meta.read_text())
+        ctx.teacher_used = _teacher_summary(key, info, trained_here=False)
+        return teacher, info
     result = fine_tune(teacher, prep.train, prep.dev, spec.kind, config.teacher_train,
                        seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
                        desc=f"teacher {config.task} s{config.seed}")
@@ -119,7 +124,29 @@ def get_teacher(config: ExperimentConfig, ctx: Context, prep: Prepared):
     os.replace(tmp, weights)
     info = dataclasses.asdict(result)
     atomic_write_text(meta, json.dumps(info))
+    ctx.teacher_used = _teacher_summary(key, info, trained_here=True)
     return teacher, info
+
+
+def _teacher_summary(key: str, info: dict, trained_here: bool) -> dict:
+    """What a run records of its teacher: the cache key, the best dev scores (equal
+    across runs of one task and seed when fine-tuning is reproducible: a teacher
+    retrained on a new machine can be checked against the committed Teacher-FT
+    record) and whether it was fine-tuned inside this run."""
+    return {"key": key, "best_dev": info.get("best_dev"), "best_epoch": info.get("best_epoch"),
+            "trained_here": trained_here,
+            "seconds": round(float(info.get("seconds", 0.0)), 1) if trained_here else 0.0}
+
+
+def _cpu_name() -> str:
+    """The processor model (wall times are only comparable on the same one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def compact_predictions(kind: str, logits) -> str | list[float]:
@@ -263,9 +290,12 @@ def run(config: ExperimentConfig, *, data_dir=None, results_dir=None, cache_dir=
         "wall_seconds": round(time.time() - t0, 1),
         "started_at": started.isoformat(timespec="seconds"),
         "environment": {"torch": torch.__version__, "transformers": transformers.__version__,
-                        "python": platform.python_version(), "threads": torch.get_num_threads()},
+                        "python": platform.python_version(), "threads": torch.get_num_threads(),
+                        "cpu": _cpu_name()},
         "extra": out,
     }
+    if ctx.teacher_used is not None:
+        record["teacher"] = ctx.teacher_used
     atomic_write_text(path, json.dumps(record, indent=1, default=float))
     return record_to_frame(record)
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from . import augment as aug_mod
-from . import losses, mlm, models
+from . import losses, mlm, models, paths
 from .config import AugmentConfig, ExperimentConfig
 from .teacher_cache import TeacherCache, TeacherNeeds
 from .train import encode, task_loss, train_loop
@@ -38,12 +38,19 @@ def _ctx_objects(config: ExperimentConfig, ctx):
     return prep, teacher, teacher_info
 
 
-def masked_lm(config: ExperimentConfig, ctx, tokenizer):
-    """The augmentation masked LM of this profile (trained once, cached)."""
+def mlm_config(config: ExperimentConfig) -> mlm.MLMConfig:
+    """The augmentation masked LM a run of ``config`` uses (its profile's)."""
     cfg = mlm.SMOKE_MLM if config.profile == "smoke" else mlm.MLMConfig()
     if config.mlm_steps is not None:
         cfg = dataclasses.replace(cfg, steps=config.mlm_steps)
-    model, info = mlm.train(cfg, tokenizer, data_dir=ctx.data_dir, cache=ctx.cache_dir)
+    return cfg
+
+
+def masked_lm(config: ExperimentConfig, ctx, tokenizer):
+    """The augmentation masked LM of this profile (trained once, cached)."""
+    cfg = mlm_config(config)
+    model, info = mlm.train(cfg, tokenizer, data_dir=ctx.data_dir, cache=ctx.cache_dir,
+                            published=paths.results_dir(ctx.results_dir) / "mlm")
     return model, info, cfg
 
 

@@ -10,8 +10,9 @@ Target test sentences are never trained on: they are the held-out set.
 
 The head predicts over the shared BERT word-piece vocabulary (MPNet's rows are
 gathered through the +4 id map), so every augmenter works in the student's
-token ids. Trained weights are cached in ``<cache_dir>/mlm/<key>.pt`` (only the
-trainable part) and reused.
+token ids. Trained weights (only the trainable part) are cached locally in
+``<cache_dir>/mlm/<key>.pt`` and published with the results in
+``<results_dir>/mlm/<key>/`` (see :func:`publish`), so a fresh clone reuses them.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -217,15 +219,101 @@ def evaluate(model: AugmentationMLM, sentences: list[str], tokenizer, cfg: MLMCo
     return {"top1": hit1 / max(n, 1), "top10": hit10 / max(n, 1), "n_masked": n}
 
 
-def train(cfg: MLMConfig, tokenizer, data_dir=None, cache=None) -> tuple[AugmentationMLM, dict]:
-    """Train (or load from the cache) the augmentation MLM; returns it with its
-    held-out scores per task."""
+# ------------------------------------------------------- published weights
+PART_BYTES = 40 * 2**20  # committed weight files stay well below git hosts' file limits
+
+
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(2**20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def publish(state: dict[str, torch.Tensor], info: dict, folder) -> None:
+    """Write the trainable weights and their training record to ``folder``
+    (``<results_dir>/mlm/<key>/``, committed with the results): the state dict cut
+    into parts of at most ``PART_BYTES`` (whole tensors, exact fp32 values) and a
+    ``manifest.json`` listing each part's tensors and sha256. Written into a
+    temporary folder and renamed, so a reader sees all of it or none of it."""
+    folder = Path(folder)
+    if (folder / "manifest.json").is_file():
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.{os.getpid()}.tmp"
+    tmp.mkdir(exist_ok=True)
+    parts, current, size = [], {}, 0
+    for name, tensor in state.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if current and size + nbytes > PART_BYTES:
+            parts.append(current)
+            current, size = {}, 0
+        current[name] = tensor.detach().clone().contiguous()
+        size += nbytes
+    if current:
+        parts.append(current)
+    listing = []
+    for i, part in enumerate(parts):
+        path = tmp / f"part-{i:02d}.pt"
+        torch.save(part, path)
+        listing.append({"file": path.name, "tensors": sorted(part), "sha256": _sha256(path)})
+    (tmp / "manifest.json").write_text(json.dumps({"parts": listing, "info": info}, indent=1))
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process published first
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_published(folder) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """The state dict and training record written by :func:`publish`, or ``None``
+    when ``folder`` holds none. A part whose sha256 differs from the manifest is
+    an error (a truncated or edited file), not a silent retrain."""
+    manifest = Path(folder) / "manifest.json"
+    if not manifest.is_file():
+        return None
+    spec = json.loads(manifest.read_text())
+    state = {}
+    for part in spec["parts"]:
+        path = Path(folder) / part["file"]
+        if not path.is_file() or _sha256(path) != part["sha256"]:
+            raise OSError(f"{path}: missing or not the file its manifest lists (sha256 differs); "
+                          "restore it from git or delete the folder to retrain")
+        state.update(torch.load(path, map_location="cpu"))
+    return state, spec["info"]
+
+
+def train(cfg: MLMConfig, tokenizer, data_dir=None, cache=None,
+          published=None) -> tuple[AugmentationMLM, dict]:
+    """Train (or load) the augmentation MLM; returns it with its held-out scores
+    per task.
+
+    Looked up first in the local cache (``<cache_dir>/mlm/<key>.pt``), then in
+    ``published`` (a folder of committed checkpoints, ``<results_dir>/mlm``, see
+    :func:`publish`), and only then trained. With ``published`` given, a trained or
+    locally cached model is also published there, so that a fresh clone of the
+    results loads it instead of training it again (about an hour and a half on
+    two CPU cores for the cpu profile)."""
     model = build(cfg, tokenizer, cache)
     folder = paths.cache_dir(cache) / "mlm"
     weights, meta = folder / f"{cfg.key()}.pt", folder / f"{cfg.key()}.json"
+    shelf = None if published is None else Path(published) / cfg.key()
     if weights.is_file() and meta.is_file():
-        model.load_state_dict(torch.load(weights, map_location="cpu"), strict=False)
-        return model.eval(), json.loads(meta.read_text())
+        state, info = torch.load(weights, map_location="cpu"), json.loads(meta.read_text())
+        model.load_state_dict(state, strict=False)
+        if shelf is not None:
+            publish(state, info, shelf)
+        return model.eval(), info
+    found = None if shelf is None else load_published(shelf)
+    if found is not None:
+        state, info = found
+        missing = set(model.trainable_state()) - set(state)
+        if missing:
+            raise OSError(f"{shelf}: the published weights lack {sorted(missing)[:3]}...")
+        model.load_state_dict(state, strict=False)
+        _save_local(state, info, weights, meta)
+        return model.eval(), info
     text, held_out = corpus(cfg, data_dir)
     enc = tokenizer(text, truncation=True, max_length=cfg.max_length)["input_ids"]
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -260,13 +348,19 @@ def train(cfg: MLMConfig, tokenizer, data_dir=None, cache=None) -> tuple[Augment
     info = {"config": dataclasses.asdict(cfg), "scores": scores, "seconds": time.time() - t0,
             "train_sentences": len(text), "final_loss": float(np.mean(losses[-50:])),
             "loss_curve": [float(np.mean(losses[i:i + 50])) for i in range(0, len(losses), 50)]}
-    folder.mkdir(parents=True, exist_ok=True)
+    _save_local(model.trainable_state(), info, weights, meta)
+    if shelf is not None:
+        publish(model.trainable_state(), info, shelf)
+    return model.eval(), info
+
+
+def _save_local(state, info, weights, meta) -> None:
+    weights.parent.mkdir(parents=True, exist_ok=True)
     tmp = weights.with_suffix(".pt.tmp")
-    torch.save(model.trainable_state(), tmp)
+    torch.save(state, tmp)
     os.replace(tmp, weights)
     from .experiment import atomic_write_text
     atomic_write_text(meta, json.dumps(info))
-    return model.eval(), info
 
 
 class MaskedLMProvider:
@@ -340,7 +434,6 @@ def export_fill_mask(model: AugmentationMLM, out_dir, cache=None) -> "Path":
     and the tokenizer's mask token is BERT's ``[MASK]`` (nlpaug writes that string
     into sentences for BERT-style models), whose embedding row is set to MPNet's
     ``<mask>`` row, so the encoder sees exactly what it was trained on."""
-    from pathlib import Path
 
     from transformers import AutoTokenizer, MPNetForMaskedLM
     out_dir = Path(out_dir)

@@ -150,3 +150,60 @@ def test_methods_and_tasks_filters_restrict_the_runs(env):
     assert out.stdout.strip().splitlines()[-1] == "3 runs left"
     bad = _batch(env, "--dry-run", "--methods", "no_such_method", profile="cpu")
     assert bad.returncode != 0 and "no_such_method" in bad.stderr
+
+
+def _touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+
+
+def test_choose_prefers_trained_teachers_and_never_trains_one_twice(tmp_path):
+    from l2a_lib.batch import choose, needs
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context
+    ctx = Context(results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+    tc0, tc1 = (make_config("tc", "distilbert", seed=s, profile="smoke") for s in (0, 1))
+    tc0_ft = make_config("tc", "teacher_ft", seed=0, profile="smoke")
+    student = make_config("pi", "student_ft", seed=0, profile="smoke")
+    assert set(needs(student, ctx)) == set()  # Student-FT reads no teacher
+    assert needs(tc0, ctx) == needs(tc0_ft, ctx)  # one teacher per task, seed and data
+    assert choose([tc0, tc1], [], ctx) == 0  # nothing trained: queue order
+    _touch(next(iter(needs(tc1, ctx).values())))
+    assert choose([tc0, tc1], [], ctx) == 1  # seed 1's teacher exists: that run first
+    # tc seed 0's teacher is being trained by a running run: wait rather than train it twice
+    assert choose([tc0], [tc0_ft], ctx) is None
+    assert choose([tc0, student], [tc0_ft], ctx) == 1
+    l2a = make_config("tc", "l2a", seed=1, profile="smoke")
+    assert any(k.startswith("mlm:") for k in needs(l2a, ctx))
+    assert choose([l2a], [make_config("tc", "cbert", seed=0, profile="smoke")], ctx) is None
+
+
+def test_scheduled_runs_of_one_teacher_do_not_overlap(tmp_path):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from l2a_lib.batch import _scheduled, needs
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context
+    ctx = Context(results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+    todo = [make_config("tc", m, seed=s, profile="smoke")
+            for s in (0, 1) for m in ("teacher_ft", "distilbert", "bert_pkd4")]
+    lock, active, events = threading.Lock(), [], []
+
+    def one(i_c):
+        i, c = i_c
+        with lock:
+            active.append(c)
+            events.append(("start", c.seed, len({x.seed for x in active}) == len(active)))
+        time.sleep(0.05)
+        teacher = next(iter(needs(c, ctx).values()))
+        if not teacher.is_file():
+            _touch(teacher)  # this run trained the teacher
+        with lock:
+            active.remove(c)
+        return c, 0, None
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = list(_scheduled(pool, todo, 2, ctx, one))
+    assert sorted(c.hash() for c, _, _ in done) == sorted(c.hash() for c in todo)
+    # the first two starts are one run per seed (two teachers trained at once, each once)
+    assert [e[1] for e in events[:2]] == [0, 1] and all(ok for _, _, ok in events[:2])

@@ -46,6 +46,12 @@ def test_teacher_is_cached_and_reused(dirs, monkeypatch):
                         lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
     second = experiment.run(cfg, force=True, **dirs)  # recompute the run, reuse the teacher
     assert first["value"].tolist() == second["value"].tolist()
+    # the record says which teacher it used and that this time it was not trained here
+    record = experiment.load_record(cfg, dirs["results_dir"])
+    assert record["teacher"]["key"] == experiment.teacher_key(cfg)
+    assert record["teacher"]["trained_here"] is False and record["teacher"]["seconds"] == 0.0
+    assert record["teacher"]["best_dev"] == record["extra"]["fine_tune"]["best_dev"]
+    assert record["environment"]["cpu"]
 
 
 def test_regression_task_reports_correlations(dirs):
