@@ -388,3 +388,33 @@ def claims(df: pd.DataFrame, split: str = "test", tolerance: float = 0.01) -> pd
                          "verdict": "confirmed" if len(helped) == len(terms) else
                                     f"partly ({len(helped)} of {len(terms)} terms)"})
     return pd.DataFrame(rows, columns=["claim", "task", "evidence", "verdict"])
+
+
+def teacher_consistency(results_dir=None) -> pd.DataFrame:
+    """Is fine-tuning reproducible? One row per teacher that some run fine-tuned again
+    (on a machine whose local teacher cache was empty) while a Teacher-FT record of
+    the same teacher exists: the committed Teacher-FT's best dev scores beside the
+    retrained teacher's, and whether they are equal. Runs record their teacher from
+    the ``teacher`` field on (older records lack it and are not counted)."""
+    from .config import ExperimentConfig
+    from .experiment import Context, read_record, teacher_key
+    committed, retrained = {}, []
+    for path in sorted(Context(results_dir=results_dir).runs.glob("*.json")):
+        rec = read_record(path)
+        cfg = rec["config"]
+        if cfg["method"] == "teacher_ft":
+            key = teacher_key(ExperimentConfig.from_dict(cfg))
+            committed.setdefault(key, (rec, rec["extra"]["fine_tune"]["best_dev"]))
+        used = rec.get("teacher")
+        if used and used.get("trained_here"):
+            retrained.append((cfg, used, rec["started_at"]))
+    rows = []
+    for cfg, used, started in retrained:
+        base = committed.get(used["key"])
+        if base is None or base[0]["started_at"] == started:
+            continue  # no earlier record of this teacher to compare with
+        rows.append({"task": cfg["task"], "seed": cfg["seed"], "run": f"{cfg['table']}/{cfg['method']}",
+                     "committed best dev": base[1], "retrained best dev": used["best_dev"],
+                     "same": base[1] == used["best_dev"]})
+    return pd.DataFrame(rows, columns=["task", "seed", "run", "committed best dev",
+                                       "retrained best dev", "same"])

@@ -48,3 +48,29 @@ def test_claims_verdicts_follow_the_numbers():
     assert c["2. L2A's student matches or beats Teacher-FT"] == "confirmed"  # within 0.01
     assert c["3. Source and target augmentation both help"] == "not confirmed"  # w/o tgt is higher
     assert c["4. Each of L_att, L_hidden, L_dark helps"] == "confirmed"
+
+
+def test_teacher_consistency_compares_retrained_with_committed(tmp_path):
+    import json
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import teacher_key
+    runs = tmp_path / "runs"
+    runs.mkdir()
+
+    def write(name, method, seed, best, started, teacher=None):
+        cfg = make_config("tc", method, seed=seed, profile="cpu")
+        rec = {"config": cfg.to_dict(), "rows": [], "started_at": started,
+               "extra": {"fine_tune": {"best_dev": best}} if method == "teacher_ft" else {}}
+        if teacher is not None:
+            rec["teacher"] = {"key": teacher_key(cfg), "best_dev": teacher, "trained_here": True}
+        (runs / f"{name}.json").write_text(json.dumps(rec))
+
+    write("a", "teacher_ft", 0, {"acc": 0.9}, "t0")          # old record: no teacher field
+    write("b", "teacher_ft", 1, {"acc": 0.8}, "t1", teacher={"acc": 0.8})  # trained in its own run
+    write("c", "l2a", 0, None, "t2", teacher={"acc": 0.9})    # retrained elsewhere: same
+    write("d", "eda", 1, None, "t3", teacher={"acc": 0.79})   # retrained elsewhere: differs
+    write("e", "eda", 2, None, "t4", teacher={"acc": 0.7})    # no Teacher-FT record of seed 2
+    out = report.teacher_consistency(tmp_path).sort_values("seed")
+    assert out["seed"].tolist() == [0, 1]
+    assert out["same"].tolist() == [True, False]
+    assert out["run"].tolist() == ["table1/l2a", "table1/eda"]
