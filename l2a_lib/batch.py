@@ -311,6 +311,33 @@ def entry_seconds(profile: str = "cpu", ctx: Context | None = None) -> "pd.DataF
     return pd.DataFrame(rows)
 
 
+def method_seconds(profile: str = "cpu", table: str = "table1", ctx: Context | None = None):
+    """What one run of each method costs: the median recorded wall time in minutes
+    per method (rows) and task (columns) of ``table``, less any time a run spent
+    fine-tuning its teacher (recorded from the ``teacher`` field on), each cell
+    with the torch threads of its runs ("2 thr": computed alone on two cores;
+    "1 thr": two at a time with ``--jobs 2``)."""
+    import pandas as pd
+    ctx = ctx or Context()
+    df = load_results(ctx.results_dir)
+    if not len(df):
+        return pd.DataFrame()
+    runs = df[(df.profile == profile) & (df.table == table)].groupby("config_hash").first()
+    if not len(runs):
+        return pd.DataFrame()
+    teacher = runs["teacher_seconds"] if "teacher_seconds" in runs else 0.0
+    runs = runs.assign(minutes=(runs["wall_seconds"] - pd.Series(teacher, index=runs.index)
+                                .fillna(0.0)) / 60)
+
+    def cell(g):
+        threads = "/".join(str(int(t)) for t in sorted(g["threads"].dropna().unique()))
+        return f"{g['minutes'].median():.1f} ({threads or '?'} thr, n={len(g)})"
+    out = runs.groupby(["method", "task"]).apply(cell, include_groups=False).unstack("task")
+    order = [m for m in TABLE1_METHODS if m in out.index] + [m for m in out.index
+                                                              if m not in TABLE1_METHODS]
+    return out.reindex(index=order, columns=[t for t in TASKS if t in out.columns]).fillna("")
+
+
 def pending_page(entry: Entry, missing: list[ExperimentConfig], total: int, profile: str) -> dict:
     """A placeholder page for an entry whose runs are not all computed: what is
     missing and the command that computes it (the book stays complete and

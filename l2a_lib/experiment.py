@@ -237,7 +237,10 @@ def record_to_frame(record: dict) -> pd.DataFrame:
             "config_hash": record["config_hash"], "code_version": record["code_version"],
             "wall_seconds": record.get("wall_seconds"),
             # the run's torch threads: 1 when the batch ran two at once (--jobs 2)
-            "threads": (record.get("environment") or {}).get("threads")}
+            "threads": (record.get("environment") or {}).get("threads"),
+            # seconds of the run spent fine-tuning its teacher (0: it was cached;
+            # missing in records older than this field)
+            "teacher_seconds": (record.get("teacher") or {}).get("seconds")}
     settings = pd.json_normalize({k: v for k, v in cfg.items()
                                   if k not in ("table", "task", "method", "seed", "profile")},
                                  sep=".").iloc[0].to_dict()

@@ -93,16 +93,36 @@ def test_jobs_below_one_is_refused(env):
     assert out.returncode != 0 and "--jobs" in out.stderr
 
 
-def _fake_record(ctx, config, wall: float, threads: int = 2) -> None:
+def _fake_record(ctx, config, wall: float, threads: int = 2, teacher_seconds=None) -> None:
     """A cached run with a given wall time (its metric value is irrelevant here)."""
     import json
     from l2a_lib.experiment import CODE_VERSION, cache_path
     path = cache_path(config, ctx)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
+    record = {
         "config": config.to_dict(), "config_hash": config.hash(), "code_version": CODE_VERSION,
         "rows": [{"split": "test", "metric": "acc", "value": 0.5}], "n_params": 1,
-        "sizes": {}, "wall_seconds": wall, "environment": {"threads": threads}}))
+        "sizes": {}, "wall_seconds": wall, "environment": {"threads": threads}}
+    if teacher_seconds is not None:
+        record["teacher"] = {"key": "k", "trained_here": teacher_seconds > 0,
+                             "seconds": teacher_seconds}
+    path.write_text(json.dumps(record))
+
+
+def test_method_seconds_medians_without_teacher_time(tmp_path):
+    from l2a_lib import batch
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context
+    ctx = Context(results_dir=tmp_path / "results")
+    for seed, wall, teacher in ((0, 900.0, 600.0), (1, 360.0, 0.0), (2, 240.0, None)):
+        _fake_record(ctx, make_config("tc", "eda", seed=seed), wall, threads=1,
+                     teacher_seconds=teacher)
+    _fake_record(ctx, make_config("pi", "l2a", seed=0), 1200.0, threads=2)
+    table = batch.method_seconds("cpu", ctx=ctx)
+    # eda on tc: 300 s (teacher time taken out), 360 s, 240 s -> median 5.0 minutes
+    assert table.loc["eda", "tc"] == "5.0 (1 thr, n=3)"
+    assert table.loc["l2a", "pi"] == "20.0 (2 thr, n=1)"
+    assert table.loc["l2a", "tc"] == "" and list(table.index) == ["eda", "l2a"]
 
 
 def test_entry_seconds_sums_wall_time_and_reports_threads(tmp_path):
