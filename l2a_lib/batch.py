@@ -146,7 +146,9 @@ def pending(entries: list[Entry], profile: str, ctx: Context) -> list[Experiment
 def estimate_seconds(configs: list[ExperimentConfig], ctx: Context) -> dict[str, float]:
     """Seconds per config hash: the median wall time of cached runs of the same
     method and task (profile alike), else of the method on any task; an L2A variant
-    (``l2a_wo_*``) with no run yet is estimated from L2A itself; else a default."""
+    (``l2a_wo_*``) with no run yet is estimated from L2A itself; else a default.
+    Teacher fine-tuning is counted apart: taken out of the recorded times, and added
+    to the first run that needs a teacher missing from the local cache."""
     df = load_results(ctx.results_dir)
     est = {}
     for c in configs:
@@ -158,11 +160,26 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context) -> dict[str,
                 use = same if len(same) else method
                 break
         if use is not None:
-            est[c.hash()] = float(use.groupby("config_hash")["wall_seconds"].first().median())
+            runs = use.groupby("config_hash").first()
+            teacher = (runs["teacher_seconds"].fillna(0.0) if "teacher_seconds" in runs
+                       else 0.0)
+            est[c.hash()] = float((runs["wall_seconds"] - teacher).median())
         elif c.profile == "smoke":
             est[c.hash()] = 10.0
         else:
             est[c.hash()] = DEFAULT_SECONDS.get(c.method, L2A_SECONDS)
+    # a teacher missing from the local cache is fine-tuned by the first run needing it
+    ft = df[(df.method == "teacher_ft")].groupby("config_hash").first() if len(df) else df
+    trained = set()
+    for c in configs:
+        teacher = {k: f for k, f in needs(c, ctx).items() if k.startswith("teacher:")}
+        for key, f in teacher.items():
+            if key in trained or f.is_file() or c.method == "teacher_ft":
+                continue
+            trained.add(key)
+            same = ft[(ft.task == c.task) & (ft.profile == c.profile)] if len(ft) else ft
+            est[c.hash()] += float(same["wall_seconds"].median()) if len(same) else \
+                (10.0 if c.profile == "smoke" else DEFAULT_SECONDS["teacher_ft"])
     return est
 
 

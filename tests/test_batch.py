@@ -147,17 +147,23 @@ def test_estimates_come_from_cached_runs_and_l2a_variants_from_l2a(tmp_path):
     from l2a_lib import batch
     from l2a_lib.config import make_config
     from l2a_lib.experiment import Context
-    ctx = Context(results_dir=tmp_path / "results")
+    ctx = Context(results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
     for seed, wall in enumerate((100.0, 300.0, 200.0)):
         _fake_record(ctx, make_config("tc", "l2a", seed=seed, table="table1"), wall)
     _fake_record(ctx, make_config("pi", "eda", seed=0, table="table1"), 50.0)
+    # a run that fine-tuned its teacher: those 600 s are not the method's
+    _fake_record(ctx, make_config("pi", "eda", seed=1, table="table1"), 650.0, teacher_seconds=600.0)
+    _fake_record(ctx, make_config("tc", "teacher_ft", seed=0, table="table1"), 120.0)
     todo = [make_config("tc", "l2a", seed=5, table="table1"),        # same method and task: median
             make_config("nli", "l2a", seed=0, table="table1"),       # same method, other task
             make_config("tc", "l2a_wo_att", seed=0, table="table3"),  # a variant: from l2a
             make_config("nli", "eda", seed=0, table="table1"),
             make_config("tc", "cbert", seed=0, table="table1")]      # nothing cached: the default
+    _touch(next(iter(batch.needs(todo[1], ctx).values())))  # nli seed 0's teacher is trained
     est = batch.estimate_seconds(todo, ctx)
-    assert [est[c.hash()] for c in todo[:4]] == [200.0, 200.0, 200.0, 50.0]
+    # + 120 s: the first run of a teacher missing from the local cache fine-tunes it
+    # (as long as tc's Teacher-FT took); later runs of the same teacher do not
+    assert [est[c.hash()] for c in todo[:4]] == [200.0 + 120.0, 200.0, 200.0 + 120.0, 50.0]
     assert est[todo[4].hash()] == batch.DEFAULT_SECONDS.get("cbert", batch.L2A_SECONDS)
 
 
