@@ -54,11 +54,11 @@ def _rt_sentences(n: int) -> list[str]:
 
 
 def _masked_lm():
-    from l2a_lib import mlm, models
+    from l2a_lib import mlm, models, paths
     from l2a_lib.config import ModelConfig, make_config
     tok = models.load_tokenizer(ModelConfig())
     cfg = mlm.MLMConfig(steps=make_config("tc", "l2a").mlm_steps)
-    model, info = mlm.train(cfg, tok)
+    model, info = mlm.train(cfg, tok, published=paths.results_dir() / "mlm")  # the committed one
     return model, tok, info
 
 
