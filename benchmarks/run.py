@@ -244,7 +244,7 @@ mask = torch.ones_like(ids)
 opt = torch.optim.AdamW(student.parameters(), lr=1e-5)
 def step():
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = student(ids, mask)[0].float().pow(2).mean()
+        loss = student(ids, mask).logits.float().pow(2).mean()
     loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
 for _ in range(3):
     step()
