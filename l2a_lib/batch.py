@@ -147,7 +147,8 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context) -> dict[str,
     """Seconds per config hash: the median wall time of cached runs of the same
     method and task (profile alike), else of the method on any task; an L2A variant
     (``l2a_wo_*``) with no run yet is estimated from L2A itself; else a default.
-    Teacher fine-tuning is counted apart: taken out of the recorded times, and added
+    Runs of the same training-set size are preferred; without any, the time is scaled
+    with the size (training cost grows about linearly with the examples). Teacher fine-tuning is counted apart: taken out of the recorded times, and added
     to the first run that needs a teacher missing from the local cache."""
     df = load_results(ctx.results_dir)
     est = {}
@@ -160,10 +161,17 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context) -> dict[str,
                 use = same if len(same) else method
                 break
         if use is not None:
+            size, scale = c.data.train_per_class, 1.0
+            if size is not None and "data.train_per_class" in use:
+                alike = use[use["data.train_per_class"] == size]
+                if len(alike):  # the same training-set size (Figure 2 varies it)
+                    use = alike
+                elif use["data.train_per_class"].notna().any():  # else scale with the size
+                    scale = size / float(use["data.train_per_class"].median())
             runs = use.groupby("config_hash").first()
             teacher = (runs["teacher_seconds"].fillna(0.0) if "teacher_seconds" in runs
                        else 0.0)
-            est[c.hash()] = float((runs["wall_seconds"] - teacher).median())
+            est[c.hash()] = float((runs["wall_seconds"] - teacher).median()) * scale
         elif c.profile == "smoke":
             est[c.hash()] = 10.0
         else:

@@ -1,4 +1,5 @@
 """The batch runner: dry run, resumption after kill -9, nothing half-written."""
+import dataclasses
 import os
 import signal
 import subprocess
@@ -165,6 +166,12 @@ def test_estimates_come_from_cached_runs_and_l2a_variants_from_l2a(tmp_path):
     # (as long as tc's Teacher-FT took); later runs of the same teacher do not
     assert [est[c.hash()] for c in todo[:4]] == [200.0 + 120.0, 200.0, 200.0 + 120.0, 50.0]
     assert est[todo[4].hash()] == batch.DEFAULT_SECONDS.get("cbert", batch.L2A_SECONDS)
+    # Figure 2's sizes: the same size is preferred, else the time scales with the size
+    big = make_config("tc", "l2a", seed=0, table="fig2_data_size", train_per_class=80)
+    _touch(next(iter(batch.needs(big, ctx).values())))
+    assert batch.estimate_seconds([big], ctx)[big.hash()] == 400.0  # 200 s at 40 per class
+    _fake_record(ctx, dataclasses.replace(big, seed=1), 1000.0)
+    assert batch.estimate_seconds([big], ctx)[big.hash()] == 1000.0
 
 
 def test_methods_and_tasks_filters_restrict_the_runs(env):
