@@ -148,8 +148,9 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context) -> dict[str,
     method and task (profile alike), else of the method on any task; an L2A variant
     (``l2a_wo_*``) with no run yet is estimated from L2A itself; else a default.
     Runs of the same training-set size are preferred; without any, the time is scaled
-    with the size (training cost grows about linearly with the examples). Teacher fine-tuning is counted apart: taken out of the recorded times, and added
-    to the first run that needs a teacher missing from the local cache."""
+    with the size (training cost grows about linearly with the examples). Teacher
+    fine-tuning is counted apart: taken out of the recorded times, and added to the
+    first run that needs a teacher missing from the local cache."""
     df = load_results(ctx.results_dir)
     est = {}
     for c in configs:

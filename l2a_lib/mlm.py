@@ -293,8 +293,8 @@ def train(cfg: MLMConfig, tokenizer, data_dir=None, cache=None,
     ``published`` (a folder of committed checkpoints, ``<results_dir>/mlm``, see
     :func:`publish`), and only then trained. With ``published`` given, a trained or
     locally cached model is also published there, so that a fresh clone of the
-    results loads it instead of training it again (about an hour and a half on
-    two CPU cores for the cpu profile)."""
+    results loads it instead of training it again (its training time is in the
+    record's ``seconds``)."""
     model = build(cfg, tokenizer, cache)
     folder = paths.cache_dir(cache) / "mlm"
     weights, meta = folder / f"{cfg.key()}.pt", folder / f"{cfg.key()}.json"
