@@ -143,6 +143,15 @@ def pending(entries: list[Entry], profile: str, ctx: Context) -> list[Experiment
     return out
 
 
+def own_seconds(runs) -> pd.Series:
+    """Wall seconds of each run (a results frame, one row per run) less the time it
+    spent fine-tuning its teacher (``teacher_seconds``; recorded from the
+    ``teacher`` field on, older records count as zero)."""
+    if "teacher_seconds" not in runs:
+        return runs["wall_seconds"].astype(float)
+    return runs["wall_seconds"] - runs["teacher_seconds"].fillna(0.0)
+
+
 def estimate_seconds(configs: list[ExperimentConfig], ctx: Context) -> dict[str, float]:
     """Seconds per config hash: the median wall time of cached runs of the same
     method and task (profile alike), else of the method on any task; an L2A variant
@@ -169,10 +178,7 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context) -> dict[str,
                     use = alike
                 elif use["data.train_per_class"].notna().any():  # else scale with the size
                     scale = size / float(use["data.train_per_class"].median())
-            runs = use.groupby("config_hash").first()
-            teacher = (runs["teacher_seconds"].fillna(0.0) if "teacher_seconds" in runs
-                       else 0.0)
-            est[c.hash()] = float((runs["wall_seconds"] - teacher).median()) * scale
+            est[c.hash()] = float(own_seconds(use.groupby("config_hash").first()).median()) * scale
         elif c.profile == "smoke":
             est[c.hash()] = 10.0
         else:
@@ -198,17 +204,17 @@ def needs(config: ExperimentConfig, ctx: Context) -> dict[str, Path]:
     trained: its fine-tuned teacher (every method but Student-FT and the masked LM
     itself) and the augmentation masked LM (runs with ``mlm_steps``). The masked
     LM counts as present when published with the results (``mlm.publish``)."""
-    from .experiment import teacher_key
+    from . import mlm
+    from .experiment import teacher_files, teacher_key
     from .methods import mlm_config
     out = {}
     if config.method not in ("student_ft", "mlm"):
-        key = teacher_key(config)
-        out[f"teacher:{key}"] = paths.cache_dir(ctx.cache_dir) / "teachers" / f"{key}.pt"
+        out[f"teacher:{teacher_key(config)}"] = teacher_files(config, ctx.cache_dir)[0]
     if config.mlm_steps is not None:
-        key = mlm_config(config).key()
-        local = paths.cache_dir(ctx.cache_dir) / "mlm" / f"{key}.pt"
-        shelf = paths.results_dir(ctx.results_dir) / "mlm" / key / "manifest.json"
-        out[f"mlm:{key}"] = shelf if shelf.is_file() else local
+        cfg = mlm_config(config)
+        local, _, shelf = mlm.files(cfg, ctx.cache_dir, paths.results_dir(ctx.results_dir) / "mlm")
+        manifest = shelf / "manifest.json"
+        out[f"mlm:{cfg.key()}"] = manifest if manifest.is_file() else local
     return out
 
 
@@ -351,9 +357,7 @@ def method_seconds(profile: str = "cpu", table: str = "table1", ctx: Context | N
     runs = df[(df.profile == profile) & (df.table == table)].groupby("config_hash").first()
     if not len(runs):
         return pd.DataFrame()
-    teacher = runs["teacher_seconds"] if "teacher_seconds" in runs else 0.0
-    runs = runs.assign(minutes=(runs["wall_seconds"] - pd.Series(teacher, index=runs.index)
-                                .fillna(0.0)) / 60)
+    runs = runs.assign(minutes=own_seconds(runs) / 60)
 
     def cell(g):
         threads = "/".join(str(int(t)) for t in sorted(g["threads"].dropna().unique()))

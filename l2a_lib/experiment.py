@@ -102,14 +102,21 @@ def teacher_key(config: ExperimentConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def teacher_files(config: ExperimentConfig, cache_dir=None) -> tuple[Path, Path]:
+    """Where the fine-tuned teacher of ``config`` is cached: its weights and its
+    fine-tuning record (``<cache_dir>/teachers/<teacher_key>.pt`` / ``.json``)."""
+    folder = paths.cache_dir(cache_dir) / "teachers"
+    key = teacher_key(config)
+    return folder / f"{key}.pt", folder / f"{key}.json"
+
+
 def get_teacher(config: ExperimentConfig, ctx: Context, prep: Prepared):
     """Teacher-FT for this task and seed: from the local cache, or fine-tuned now."""
     spec = prep.task.spec
     teacher = models.build_teacher(config.model, spec.num_labels, prep.tokenizer,
                                    seed=config.seed, cache=ctx.cache_dir)
-    folder = paths.cache_dir(ctx.cache_dir) / "teachers"
     key = teacher_key(config)
-    weights, meta = folder / f"{key}.pt", folder / f"{key}.json"
+    weights, meta = teacher_files(config, ctx.cache_dir)
     if weights.is_file() and meta.is_file():
         teacher.load_state_dict(torch.load(weights, map_location="cpu"))
         info = json.loads(meta.read_text())
@@ -118,7 +125,7 @@ def get_teacher(config: ExperimentConfig, ctx: Context, prep: Prepared):
     result = fine_tune(teacher, prep.train, prep.dev, spec.kind, config.teacher_train,
                        seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
                        desc=f"teacher {config.task} s{config.seed}")
-    folder.mkdir(parents=True, exist_ok=True)
+    weights.parent.mkdir(parents=True, exist_ok=True)
     tmp = weights.with_suffix(".pt.tmp")
     torch.save(teacher.state_dict(), tmp)
     os.replace(tmp, weights)

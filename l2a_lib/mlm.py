@@ -284,6 +284,16 @@ def load_published(folder) -> tuple[dict[str, torch.Tensor], dict] | None:
     return state, spec["info"]
 
 
+def files(cfg: MLMConfig, cache=None, published=None) -> tuple[Path, Path, Path | None]:
+    """Where the masked LM of ``cfg`` is kept: its local weights and record
+    (``<cache_dir>/mlm/<key>.pt`` / ``.json``) and, with ``published`` given, its
+    folder among the committed results (``<published>/<key>``, holding
+    ``manifest.json``)."""
+    folder = paths.cache_dir(cache) / "mlm"
+    shelf = None if published is None else Path(published) / cfg.key()
+    return folder / f"{cfg.key()}.pt", folder / f"{cfg.key()}.json", shelf
+
+
 def train(cfg: MLMConfig, tokenizer, data_dir=None, cache=None,
           published=None) -> tuple[AugmentationMLM, dict]:
     """Train (or load) the augmentation MLM; returns it with its held-out scores
@@ -296,9 +306,7 @@ def train(cfg: MLMConfig, tokenizer, data_dir=None, cache=None,
     results loads it instead of training it again (its training time is in the
     record's ``seconds``)."""
     model = build(cfg, tokenizer, cache)
-    folder = paths.cache_dir(cache) / "mlm"
-    weights, meta = folder / f"{cfg.key()}.pt", folder / f"{cfg.key()}.json"
-    shelf = None if published is None else Path(published) / cfg.key()
+    weights, meta, shelf = files(cfg, cache, published)
     if weights.is_file() and meta.is_file():
         state, info = torch.load(weights, map_location="cpu"), json.loads(meta.read_text())
         model.load_state_dict(state, strict=False)

@@ -200,6 +200,9 @@ def test_choose_prefers_trained_teachers_and_never_trains_one_twice(tmp_path):
     student = make_config("pi", "student_ft", seed=0, profile="smoke")
     assert set(needs(student, ctx)) == set()  # Student-FT reads no teacher
     assert needs(tc0, ctx) == needs(tc0_ft, ctx)  # one teacher per task, seed and data
+    # the very file get_teacher writes once the teacher is fine-tuned
+    from l2a_lib.experiment import teacher_files
+    assert list(needs(tc0, ctx).values()) == [teacher_files(tc0, ctx.cache_dir)[0]]
     assert choose([tc0, tc1], [], ctx) == 0  # nothing trained: queue order
     _touch(next(iter(needs(tc1, ctx).values())))
     assert choose([tc0, tc1], [], ctx) == 1  # seed 1's teacher exists: that run first
@@ -207,7 +210,10 @@ def test_choose_prefers_trained_teachers_and_never_trains_one_twice(tmp_path):
     assert choose([tc0], [tc0_ft], ctx) is None
     assert choose([tc0, student], [tc0_ft], ctx) == 1
     l2a = make_config("tc", "l2a", seed=1, profile="smoke")
-    assert any(k.startswith("mlm:") for k in needs(l2a, ctx))
+    from l2a_lib import mlm
+    from l2a_lib.methods import mlm_config
+    local = mlm.files(mlm_config(l2a), ctx.cache_dir)[0]  # where mlm.train caches it
+    assert needs(l2a, ctx)[f"mlm:{mlm_config(l2a).key()}"] == local
     assert choose([l2a], [make_config("tc", "cbert", seed=0, profile="smoke")], ctx) is None
 
 
