@@ -398,6 +398,10 @@ def teacher_consistency(results_dir=None) -> pd.DataFrame:
     the ``teacher`` field on (older records lack it and are not counted)."""
     from .config import ExperimentConfig
     from .experiment import Context, read_record, teacher_key
+
+    def where(rec):  # processor and torch threads of a run (older records lack the processor)
+        env = rec.get("environment") or {}
+        return f"{env.get('cpu') or '?'}, {env.get('threads') or '?'} thr"
     committed, retrained = {}, []
     for path in sorted(Context(results_dir=results_dir).runs.glob("*.json")):
         rec = read_record(path)
@@ -407,14 +411,15 @@ def teacher_consistency(results_dir=None) -> pd.DataFrame:
             committed.setdefault(key, (rec, rec["extra"]["fine_tune"]["best_dev"]))
         used = rec.get("teacher")
         if used and used.get("trained_here"):
-            retrained.append((cfg, used, rec["started_at"]))
+            retrained.append((cfg, used, rec))
     rows = []
-    for cfg, used, started in retrained:
+    for cfg, used, rec in retrained:
         base = committed.get(used["key"])
-        if base is None or base[0]["started_at"] == started:
+        if base is None or base[0]["started_at"] == rec["started_at"]:
             continue  # no earlier record of this teacher to compare with
         rows.append({"task": cfg["task"], "seed": cfg["seed"], "run": f"{cfg['table']}/{cfg['method']}",
-                     "committed best dev": base[1], "retrained best dev": used["best_dev"],
+                     "committed best dev": base[1], "committed on": where(base[0]),
+                     "retrained best dev": used["best_dev"], "retrained on": where(rec),
                      "same": base[1] == used["best_dev"]})
-    return pd.DataFrame(rows, columns=["task", "seed", "run", "committed best dev",
-                                       "retrained best dev", "same"])
+    return pd.DataFrame(rows, columns=["task", "seed", "run", "committed best dev", "committed on",
+                                       "retrained best dev", "retrained on", "same"])

@@ -63,6 +63,8 @@ def test_teacher_consistency_compares_retrained_with_committed(tmp_path):
                "extra": {"fine_tune": {"best_dev": best}} if method == "teacher_ft" else {}}
         if teacher is not None:
             rec["teacher"] = {"key": teacher_key(cfg), "best_dev": teacher, "trained_here": True}
+        if name == "d":
+            rec["environment"] = {"cpu": "Some CPU", "threads": 1}
         (runs / f"{name}.json").write_text(json.dumps(rec))
 
     write("a", "teacher_ft", 0, {"acc": 0.9}, "t0")          # old record: no teacher field
@@ -74,3 +76,4 @@ def test_teacher_consistency_compares_retrained_with_committed(tmp_path):
     assert out["seed"].tolist() == [0, 1]
     assert out["same"].tolist() == [True, False]
     assert out["run"].tolist() == ["table1/l2a", "table1/eda"]
+    assert out["retrained on"].tolist() == ["?, ? thr", "Some CPU, 1 thr"]
