@@ -402,6 +402,9 @@ def teacher_consistency(results_dir=None) -> pd.DataFrame:
     def where(rec):  # processor and torch threads of a run (older records lack the processor)
         env = rec.get("environment") or {}
         return f"{env.get('cpu') or '?'}, {env.get('threads') or '?'} thr"
+
+    def scores(best):  # {"acc": 0.62, "f1": 0.677...} -> "acc 0.6200, f1 0.6780"
+        return ", ".join(f"{k} {v:.4f}" for k, v in (best or {}).items())
     committed, retrained = {}, []
     for path in sorted(Context(results_dir=results_dir).runs.glob("*.json")):
         rec = read_record(path)
@@ -418,8 +421,8 @@ def teacher_consistency(results_dir=None) -> pd.DataFrame:
         if base is None or base[0]["started_at"] == rec["started_at"]:
             continue  # no earlier record of this teacher to compare with
         rows.append({"task": cfg["task"], "seed": cfg["seed"], "run": f"{cfg['table']}/{cfg['method']}",
-                     "committed best dev": base[1], "committed on": where(base[0]),
-                     "retrained best dev": used["best_dev"], "retrained on": where(rec),
+                     "committed best dev": scores(base[1]), "committed on": where(base[0]),
+                     "retrained best dev": scores(used["best_dev"]), "retrained on": where(rec),
                      "same": base[1] == used["best_dev"]})
     return pd.DataFrame(rows, columns=["task", "seed", "run", "committed best dev", "committed on",
                                        "retrained best dev", "retrained on", "same"])

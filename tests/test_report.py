@@ -77,3 +77,4 @@ def test_teacher_consistency_compares_retrained_with_committed(tmp_path):
     assert out["same"].tolist() == [True, False]
     assert out["run"].tolist() == ["table1/l2a", "table1/eda"]
     assert out["retrained on"].tolist() == ["?, ? thr", "Some CPU, 1 thr"]
+    assert out["retrained best dev"].tolist() == ["acc 0.9000", "acc 0.7900"]
