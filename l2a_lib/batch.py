@@ -213,7 +213,7 @@ def needs(config: ExperimentConfig, ctx: Context) -> dict[str, Path]:
     if config.mlm_steps is not None:
         cfg = mlm_config(config)
         local, _, shelf = mlm.files(cfg, ctx.cache_dir, paths.results_dir(ctx.results_dir) / "mlm")
-        manifest = shelf / "manifest.json"
+        manifest = shelf / mlm.MANIFEST
         out[f"mlm:{cfg.key()}"] = manifest if manifest.is_file() else local
     return out
 

@@ -231,6 +231,9 @@ def _sha256(path) -> str:
     return h.hexdigest()
 
 
+MANIFEST = "manifest.json"  # names a published model's parts and their sha256
+
+
 def publish(state: dict[str, torch.Tensor], info: dict, folder) -> None:
     """Write the trainable weights and their training record to ``folder``
     (``<results_dir>/mlm/<key>/``, committed with the results): the state dict cut
@@ -238,7 +241,7 @@ def publish(state: dict[str, torch.Tensor], info: dict, folder) -> None:
     ``manifest.json`` listing each part's tensors and sha256. Written into a
     temporary folder and renamed, so a reader sees all of it or none of it."""
     folder = Path(folder)
-    if (folder / "manifest.json").is_file():
+    if (folder / MANIFEST).is_file():
         return
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".{folder.name}.{os.getpid()}.tmp"
@@ -258,7 +261,7 @@ def publish(state: dict[str, torch.Tensor], info: dict, folder) -> None:
         path = tmp / f"part-{i:02d}.pt"
         torch.save(part, path)
         listing.append({"file": path.name, "tensors": sorted(part), "sha256": _sha256(path)})
-    (tmp / "manifest.json").write_text(json.dumps({"parts": listing, "info": info}, indent=1))
+    (tmp / MANIFEST).write_text(json.dumps({"parts": listing, "info": info}, indent=1))
     try:
         os.replace(tmp, folder)
     except OSError:  # another process published first
@@ -270,7 +273,7 @@ def load_published(folder) -> tuple[dict[str, torch.Tensor], dict] | None:
     """The state dict and training record written by :func:`publish`, or ``None``
     when ``folder`` holds none. A part whose sha256 differs from the manifest is
     an error (a truncated or edited file), not a silent retrain."""
-    manifest = Path(folder) / "manifest.json"
+    manifest = Path(folder) / MANIFEST
     if not manifest.is_file():
         return None
     spec = json.loads(manifest.read_text())
