@@ -14,6 +14,7 @@ reports every failure at the end with its log.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -146,55 +147,97 @@ def pending(entries: list[Entry], profile: str, ctx: Context) -> list[Experiment
 def own_seconds(runs) -> pd.Series:
     """Wall seconds of each run (a results frame, one row per run) less the time it
     spent fine-tuning its teacher (``teacher_seconds``; recorded from the
-    ``teacher`` field on, older records count as zero)."""
+    ``teacher`` field on, older records count as zero). A Teacher-FT run's
+    fine-tuning is its own work: nothing is taken out."""
+    wall = runs["wall_seconds"].astype(float)
     if "teacher_seconds" not in runs:
-        return runs["wall_seconds"].astype(float)
-    return runs["wall_seconds"] - runs["teacher_seconds"].fillna(0.0)
+        return wall
+    teacher = runs["teacher_seconds"].astype(float).fillna(0.0)
+    if "method" in runs:
+        teacher = teacher.where(runs["method"] != "teacher_ft", 0.0)
+    return wall - teacher
+
+
+def training_inputs(task: str, method: str, train_per_class, n_train, limit=None,
+                    pool_size=None, source_share=None) -> float:
+    """Inputs one run trains on per pass, the unit its cost grows with: the target
+    training examples (``data.split_target``), or for an L2A method the inputs of
+    one episode, which ``distill.run_l2a`` draws as at least one sample of every
+    original plus ``pool_size * source_share`` source sentences. So L2A at 320
+    examples per class costs 2.5 times its run at 40 (800 inputs per episode
+    against 320), not 8 times as a fine-tuning run does."""
+    from .data import TASK_REGISTRY
+    spec = TASK_REGISTRY[task]
+    n = (int(train_per_class) * spec.num_labels if spec.train_sampling == "per_class"
+         else int(n_train))
+    if limit is not None and limit == limit:  # the smoke profile caps every split (NaN: none)
+        n = min(n, int(limit))
+    if not method.startswith("l2a") or pool_size is None or pool_size != pool_size:
+        return float(n)
+    n_source = int(round(pool_size * source_share))
+    n_target = (int(pool_size) - n_source) // n
+    if source_share < 1.0:
+        n_target = max(1, n_target)
+    return float(n_target * n + n_source)
+
+
+def _config_inputs(c: ExperimentConfig) -> float:
+    l2a = c.l2a
+    return training_inputs(c.task, c.method, c.data.train_per_class, c.data.n_train, c.data.limit,
+                           l2a.pool_size if l2a else None, l2a.source_share if l2a else None)
+
+
+def _row_inputs(row) -> float:
+    return training_inputs(row["task"], row["method"], row["data.train_per_class"],
+                           row["data.n_train"], row.get("data.limit"), row.get("l2a.pool_size"),
+                           row.get("l2a.source_share"))
+
+
+def _run_estimate(c: ExperimentConfig, df) -> float:
+    """Seconds of one run, teacher fine-tuning aside (see :func:`estimate_seconds`)."""
+    use = None
+    for name in dict.fromkeys((c.method, "l2a" if c.method.startswith("l2a") else c.method)):
+        method = df[(df.method == name) & (df.profile == c.profile)] if len(df) else df
+        same = method[method.task == c.task]
+        if len(same) or len(method):  # this method on this task, else on any task
+            use = same if len(same) else method
+            break
+    if use is None:
+        return 10.0 if c.profile == "smoke" else float(DEFAULT_SECONDS.get(c.method, L2A_SECONDS))
+    runs = use.groupby("config_hash").first()
+    alike = runs[runs["data.train_per_class"] == c.data.train_per_class]
+    if len(alike):  # the same training-set size (Figure 2 varies it)
+        return float(own_seconds(alike).median())
+    # other sizes: the median seconds per training input x this run's inputs
+    per_input = own_seconds(runs) / runs.apply(_row_inputs, axis=1)
+    return float(per_input.median()) * _config_inputs(c)
+
+
+def teacher_run(c: ExperimentConfig) -> ExperimentConfig:
+    """The Teacher-FT run that fine-tunes the teacher ``c`` distils (same data, seed, teacher)."""
+    return dataclasses.replace(c, method="teacher_ft", augment=None, distill=None, mlm_steps=None,
+                               l2a=None)
 
 
 def estimate_seconds(configs: list[ExperimentConfig], ctx: Context) -> dict[str, float]:
     """Seconds per config hash: the median wall time of cached runs of the same
     method and task (profile alike), else of the method on any task; an L2A variant
     (``l2a_wo_*``) with no run yet is estimated from L2A itself; else a default.
-    Runs of the same training-set size are preferred; without any, the time is scaled
-    with the size (training cost grows about linearly with the examples). Teacher
-    fine-tuning is counted apart: taken out of the recorded times, and added to the
-    first run that needs a teacher missing from the local cache."""
+    Runs of the same training-set size are preferred; without any, the median
+    seconds per training input (:func:`training_inputs`) times the run's inputs.
+    Teacher fine-tuning is counted apart: taken out of the recorded times, and the
+    first run that needs a teacher missing from the local cache is charged that
+    teacher's Teacher-FT estimate (unless it is that Teacher-FT run itself)."""
     df = load_results(ctx.results_dir)
-    est = {}
-    for c in configs:
-        use = None
-        for name in dict.fromkeys((c.method, "l2a" if c.method.startswith("l2a") else c.method)):
-            method = df[(df.method == name) & (df.profile == c.profile)]
-            same = method[method.task == c.task]
-            if len(same) or len(method):  # this method on this task, else on any task
-                use = same if len(same) else method
-                break
-        if use is not None:
-            size, scale = c.data.train_per_class, 1.0
-            if size is not None and "data.train_per_class" in use:
-                alike = use[use["data.train_per_class"] == size]
-                if len(alike):  # the same training-set size (Figure 2 varies it)
-                    use = alike
-                elif use["data.train_per_class"].notna().any():  # else scale with the size
-                    scale = size / float(use["data.train_per_class"].median())
-            est[c.hash()] = float(own_seconds(use.groupby("config_hash").first()).median()) * scale
-        elif c.profile == "smoke":
-            est[c.hash()] = 10.0
-        else:
-            est[c.hash()] = DEFAULT_SECONDS.get(c.method, L2A_SECONDS)
-    # a teacher missing from the local cache is fine-tuned by the first run needing it
-    ft = df[(df.method == "teacher_ft")].groupby("config_hash").first() if len(df) else df
+    est = {c.hash(): _run_estimate(c, df) for c in configs}
     trained = set()
     for c in configs:
-        teacher = {k: f for k, f in needs(c, ctx).items() if k.startswith("teacher:")}
-        for key, f in teacher.items():
-            if key in trained or f.is_file() or c.method == "teacher_ft":
+        for key, f in needs(c, ctx).items():
+            if not key.startswith("teacher:") or key in trained or f.is_file():
                 continue
             trained.add(key)
-            same = ft[(ft.task == c.task) & (ft.profile == c.profile)] if len(ft) else ft
-            est[c.hash()] += float(same["wall_seconds"].median()) if len(same) else \
-                (10.0 if c.profile == "smoke" else DEFAULT_SECONDS["teacher_ft"])
+            if c.method != "teacher_ft":
+                est[c.hash()] += _run_estimate(teacher_run(c), df)
     return est
 
 

@@ -166,12 +166,30 @@ def test_estimates_come_from_cached_runs_and_l2a_variants_from_l2a(tmp_path):
     # (as long as tc's Teacher-FT took); later runs of the same teacher do not
     assert [est[c.hash()] for c in todo[:4]] == [200.0 + 120.0, 200.0, 200.0 + 120.0, 50.0]
     assert est[todo[4].hash()] == batch.DEFAULT_SECONDS.get("cbert", batch.L2A_SECONDS)
-    # Figure 2's sizes: the same size is preferred, else the time scales with the size
-    big = make_config("tc", "l2a", seed=0, table="fig2_data_size", train_per_class=80)
-    _touch(next(iter(batch.needs(big, ctx).values())))
-    assert batch.estimate_seconds([big], ctx)[big.hash()] == 400.0  # 200 s at 40 per class
+    # Figure 2's sizes: the same size is preferred, else the time scales with the inputs a
+    # run trains on. L2A draws 160 source + max(1, 160 // n) samples of each of n originals
+    # per episode: 320 inputs at 40 and at 80 per class, 800 at 320 per class
+    big, huge = (make_config("tc", "l2a", seed=0, table="fig2_data_size", train_per_class=k)
+                 for k in (80, 320))
+    for c in (big, huge):
+        _touch(next(iter(batch.needs(c, ctx).values())))
+    est = batch.estimate_seconds([big, huge], ctx)
+    assert (est[big.hash()], est[huge.hash()]) == (200.0, 500.0)  # 200 s at 40 per class
     _fake_record(ctx, dataclasses.replace(big, seed=1), 1000.0)
     assert batch.estimate_seconds([big], ctx)[big.hash()] == 1000.0
+    # fine-tuning grows with the examples themselves: 8 x the 120 s of 40 per class
+    teacher = make_config("tc", "teacher_ft", seed=0, table="fig2_data_size", train_per_class=320)
+    assert batch.estimate_seconds([teacher], ctx)[teacher.hash()] == 960.0
+
+
+def test_training_inputs_follow_run_l2a():
+    from l2a_lib.batch import training_inputs
+    assert training_inputs("tc", "teacher_ft", 40, 80) == 80.0        # 40 per class, 2 classes
+    assert training_inputs("pi", "student_ft", 40, 300) == 300.0      # PI keeps its natural n_train
+    assert training_inputs("tc", "l2a", 10, 80, None, 320, 0.5) == 320.0   # 8 x 20 + 160
+    assert training_inputs("tc", "l2a", 320, 80, None, 320, 0.5) == 800.0  # 1 x 640 + 160
+    assert training_inputs("tc", "l2a_wo_tgt", 40, 80, None, 320, 1.0) == 320.0  # source only
+    assert training_inputs("tc", "eda", 40, 80, 48) == 48.0           # smoke: capped by limit
 
 
 def test_methods_and_tasks_filters_restrict_the_runs(env):
@@ -246,3 +264,34 @@ def test_scheduled_runs_of_one_teacher_do_not_overlap(tmp_path):
     assert sorted(c.hash() for c, _, _ in done) == sorted(c.hash() for c in todo)
     # the first two starts are one run per seed (two teachers trained at once, each once)
     assert [e[1] for e in events[:2]] == [0, 1] and all(ok for _, _, ok in events[:2])
+
+
+def test_teacher_ft_keeps_its_own_fine_tuning_time(tmp_path):
+    """A Teacher-FT record names its teacher with the seconds it fine-tuned it: that is
+    the run's own work, not time to take out (as it is for a run that distils it)."""
+    from l2a_lib import batch
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context, load_results
+    ctx = Context(results_dir=tmp_path / "results")
+    _fake_record(ctx, make_config("tc", "teacher_ft", seed=0), 300.0, teacher_seconds=290.0)
+    _fake_record(ctx, make_config("tc", "eda", seed=0), 400.0, teacher_seconds=290.0)
+    runs = load_results(ctx.results_dir).groupby("config_hash").first()
+    own = dict(zip(runs["method"], batch.own_seconds(runs)))
+    assert own == {"teacher_ft": 300.0, "eda": 110.0}
+
+
+def test_missing_teacher_is_charged_once_at_its_own_size(tmp_path):
+    from l2a_lib import batch
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context, teacher_key
+    ctx = Context(results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+    _fake_record(ctx, make_config("tc", "teacher_ft", seed=0), 120.0)  # 40 per class
+    _fake_record(ctx, make_config("tc", "l2a", seed=0), 200.0)
+    l2a, teacher = (make_config("tc", m, seed=1, table="fig2_data_size", train_per_class=320)
+                    for m in ("l2a", "teacher_ft"))
+    assert teacher_key(batch.teacher_run(l2a)) == teacher_key(l2a)
+    # alone, the L2A run fine-tunes its 320-per-class teacher: 500 s + 8 x 120 s
+    assert batch.estimate_seconds([l2a], ctx)[l2a.hash()] == 500.0 + 960.0
+    # after the Teacher-FT run that trains it, it is charged nothing more
+    est = batch.estimate_seconds([teacher, l2a], ctx)
+    assert (est[teacher.hash()], est[l2a.hash()]) == (960.0, 500.0)
