@@ -319,6 +319,33 @@ def load_record(config: ExperimentConfig, results_dir=None) -> dict:
     return read_record(path)
 
 
+def load_records(tasks, methods, seeds, profile: str = "cpu", results_dir=None) -> dict:
+    """{(task, method, seed): record} of the cached runs among these (each method in its
+    home table; runs not computed yet are left out)."""
+    from .config import make_config
+    ctx = Context(results_dir=results_dir)
+    out = {}
+    for t in tasks:
+        for m in methods:
+            for s in seeds:
+                path = cache_path(make_config(t, m, s, profile=profile), ctx)
+                if path.is_file():
+                    out[(t, m, s)] = read_record(path)
+    return out
+
+
+def load_test_labels(tasks, profile: str = "cpu", data_dir=None) -> tuple[dict, dict]:
+    """({task: test labels}, {task: "classification" | "regression"}): the fixed test
+    set of each task, which every method and seed is scored on (``data.split_target``)."""
+    from .config import make_config
+    labels, kinds = {}, {}
+    for t in tasks:
+        td = data_mod.load_task(t, make_config(t, "l2a", profile=profile).data, seed=0,
+                                data_dir=data_dir)
+        labels[t], kinds[t] = td.test["label"].to_numpy(), td.spec.kind
+    return labels, kinds
+
+
 def load_results(results_dir=None) -> pd.DataFrame:
     """Every cached run as one tidy frame (empty frame with the core columns if none)."""
     runs = Context(results_dir=results_dir).runs

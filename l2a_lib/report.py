@@ -326,9 +326,8 @@ def significance_table(records: dict, labels: dict, kinds: dict, method: str = "
         have = {m for (t, m, _) in records if t == task}
         cands = [m for m in (baselines or have) if m in have and m != method
                  and m not in ("teacher_ft",)]
-        preds = {m: [decode_predictions(kinds[task], r["extra"]["test_predictions"])
-                     for (t, mm, _), r in records.items() if t == task and mm == m
-                     and "test_predictions" in r.get("extra", {})] for m in cands + [method]}
+        preds = {m: list(seed_predictions(records, task, m, kinds[task]).values())
+                 for m in cands + [method]}
         scored = {m: np.mean([_metric_of(kinds[task], labels[task], p) for p in ps])
                   for m, ps in preds.items() if ps}
         if method not in scored or len(scored) < 2:
@@ -339,6 +338,61 @@ def significance_table(records: dict, labels: dict, kinds: dict, method: str = "
                      "metric": "acc" if kinds[task] == "classification" else "pearson",
                      f"{METHOD_LABELS.get(method, method)}": scored[method],
                      "best baseline score": scored[best], **res})
+    return pd.DataFrame(rows)
+
+
+def seed_predictions(records: dict, task: str, method: str, kind: str) -> dict[int, np.ndarray]:
+    """{seed: test predictions} of ``method`` on ``task`` from {(task, method, seed): record}
+    (runs that stored no predictions are left out)."""
+    return {s: decode_predictions(kind, r["extra"]["test_predictions"])
+            for (t, m, s), r in sorted(records.items())
+            if t == task and m == method and "test_predictions" in r.get("extra", {})}
+
+
+def ablation_tests(records: dict, labels: dict, kinds: dict, variants, reference: str = "l2a",
+                   n_boot: int = 2000, paper_table: str | None = None) -> pd.DataFrame:
+    """Each variant (a part of ``reference`` removed) against ``reference`` itself, on
+    the seeds both have, paired twice: by seed (same few-shot draw, same teacher: in
+    how many seeds the reference scores higher) and by test item (the paired bootstrap
+    of :func:`paired_bootstrap`, each method's metric averaged over those seeds).
+    ``difference`` is reference minus variant (ACC, or Pearson for regression), so a
+    positive difference whose 95% interval excludes 0 means the removed part helps.
+
+    records: {(task, method, seed): record}; labels: {task: test labels};
+    kinds: {task: "classification" | "regression"}. With ``paper_table``, the
+    paper's own difference on the same metric is added beside ours."""
+    ref_label = METHOD_LABELS.get(reference, reference)
+    paper = _paper_rows(paper_table) if paper_table else None
+
+    def paper_difference(task, variant, metric):
+        if paper is None:
+            return {}
+        at = paper[(paper.task == task) & (paper.metric == metric)].set_index("method")["value"]
+        return {"paper difference": float(at[reference] - at[variant])
+                if reference in at and variant in at else np.nan}
+    rows = []
+    for task in labels:
+        kind = kinds[task]
+        ref = seed_predictions(records, task, reference, kind)
+        for variant in variants:
+            var = seed_predictions(records, task, variant, kind)
+            seeds = sorted(set(ref) & set(var))
+            if not seeds:
+                continue
+            a, b = [ref[s] for s in seeds], [var[s] for s in seeds]
+            res = paired_bootstrap(labels[task], a, b, kind, n_boot)
+            wins = sum(_metric_of(kind, labels[task], x) > _metric_of(kind, labels[task], y)
+                       for x, y in zip(a, b))
+            verdict = ("helps" if res["ci_low"] > 0 else "hurts" if res["ci_high"] < 0
+                       else "no clear effect")
+            metric = "acc" if kind == "classification" else "pearson"
+            rows.append({"task": task, "variant": METHOD_LABELS.get(variant, variant), "metric": metric,
+                         ref_label: float(np.mean([_metric_of(kind, labels[task], x) for x in a])),
+                         "variant score": float(np.mean([_metric_of(kind, labels[task], y)
+                                                         for y in b])),
+                         **res, **paper_difference(task, variant, metric),
+                         f"seeds {ref_label} higher": f"{wins} of {len(seeds)}",
+                         "removed part": verdict})
     return pd.DataFrame(rows)
 
 

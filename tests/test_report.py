@@ -78,3 +78,48 @@ def test_teacher_consistency_compares_retrained_with_committed(tmp_path):
     assert out["run"].tolist() == ["table1/l2a", "table1/eda"]
     assert out["retrained on"].tolist() == ["?, ? thr", "Some CPU, 1 thr"]
     assert out["retrained best dev"].tolist() == ["acc 0.9000", "acc 0.7900"]
+
+
+def test_ablation_tests_pair_by_seed_and_item_and_name_the_effect():
+    """L2A against each variant on the seeds both have: removing a part that helps gives
+    a positive difference whose interval excludes 0; identical predictions give
+    "no clear effect"; a variant better than L2A "hurts"."""
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 1500)
+
+    def preds(p_correct, seed):  # ~p_correct accurate, different errors per seed
+        r = np.random.default_rng(seed)
+        return np.where(r.random(len(labels)) < p_correct, labels, 1 - labels)
+
+    def rec(p):
+        return {"extra": {"test_predictions": compact_predictions(
+            "classification", np.eye(2)[p])}}
+    records = {}
+    for s in (0, 1, 2):
+        full = preds(0.85, 10 + s)
+        records[("tc", "l2a", s)] = rec(full)
+        records[("tc", "l2a_wo_att", s)] = rec(preds(0.70, 20 + s))   # att helps
+        records[("tc", "l2a_wo_hidden", s)] = rec(full)               # hidden: no effect
+    records[("tc", "l2a_wo_dark", 0)] = rec(preds(0.95, 30))          # one seed only, better
+    out = report.ablation_tests(records, {"tc": labels}, {"tc": "classification"},
+                                ["l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark"], n_boot=200)
+    out = out.set_index("variant")
+    assert out.loc["w/o L_att", "removed part"] == "helps"
+    assert out.loc["w/o L_att", "ci_low"] > 0 and out.loc["w/o L_att", "seeds L2A higher"] == "3 of 3"
+    assert out.loc["w/o L_hidden", "difference"] == 0
+    assert out.loc["w/o L_hidden", "removed part"] == "no clear effect"
+    assert out.loc["w/o L_hidden", "seeds L2A higher"] == "0 of 3"
+    # only the shared seed 0 is compared: L2A's seed-0 accuracy against the variant's
+    acc0 = (report.decode_predictions("classification",
+                                      records[("tc", "l2a", 0)]["extra"]["test_predictions"])
+            == labels).mean()
+    assert out.loc["w/o L_dark", "L2A"] == pytest.approx(acc0)
+    assert out.loc["w/o L_dark", "removed part"] == "hurts"
+    assert out.loc["w/o L_dark", "seeds L2A higher"] == "0 of 1"
+    # the paper's own difference beside ours, from paper_results.csv (Table 3, TC ACC)
+    paper = report.paper_results()
+    acc = paper[(paper.table == "table3") & (paper.metric == "acc")].set_index("method")["value"]
+    with_paper = report.ablation_tests(records, {"tc": labels}, {"tc": "classification"},
+                                       ["l2a_wo_att"], n_boot=50, paper_table="table3")
+    assert with_paper["paper difference"].iloc[0] == pytest.approx(acc["l2a"] - acc["l2a_wo_att"])
+    assert "paper difference" not in out.columns
