@@ -355,8 +355,11 @@ def ablation_tests(records: dict, labels: dict, kinds: dict, variants, reference
     the seeds both have, paired twice: by seed (same few-shot draw, same teacher: in
     how many seeds the reference scores higher) and by test item (the paired bootstrap
     of :func:`paired_bootstrap`, each method's metric averaged over those seeds).
-    ``difference`` is reference minus variant (ACC, or Pearson for regression), so a
-    positive difference whose 95% interval excludes 0 means the removed part helps.
+    ``difference`` is reference minus variant (ACC, or Pearson for regression). The
+    interval covers the sampling of test items only (the seeds are held fixed), so
+    the verdict asks both: the removed part "helps" when the 95% interval is above 0
+    and the reference is higher in every seed, "hurts" when the interval is below 0
+    and the variant is higher in every seed, and otherwise has "no clear effect".
 
     records: {(task, method, seed): record}; labels: {task: test labels};
     kinds: {task: "classification" | "regression"}. With ``paper_table``, the
@@ -381,10 +384,13 @@ def ablation_tests(records: dict, labels: dict, kinds: dict, variants, reference
                 continue
             a, b = [ref[s] for s in seeds], [var[s] for s in seeds]
             res = paired_bootstrap(labels[task], a, b, kind, n_boot)
-            wins = sum(_metric_of(kind, labels[task], x) > _metric_of(kind, labels[task], y)
-                       for x, y in zip(a, b))
-            verdict = ("helps" if res["ci_low"] > 0 else "hurts" if res["ci_high"] < 0
-                       else "no clear effect")
+            per_seed = [(_metric_of(kind, labels[task], x), _metric_of(kind, labels[task], y))
+                        for x, y in zip(a, b)]
+            wins = sum(x > y for x, y in per_seed)
+            losses_ = sum(x < y for x, y in per_seed)
+            verdict = ("helps" if res["ci_low"] > 0 and wins == len(seeds) else
+                       "hurts" if res["ci_high"] < 0 and losses_ == len(seeds) else
+                       "no clear effect")
             metric = "acc" if kind == "classification" else "pearson"
             rows.append({"task": task, "variant": METHOD_LABELS.get(variant, variant), "metric": metric,
                          ref_label: float(np.mean([_metric_of(kind, labels[task], x) for x in a])),

@@ -131,3 +131,27 @@ def test_value_relation_and_relation_kl_golden():
     kl_row0 = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
     assert losses.relation_kl(t, s).item() == pytest.approx(kl_row0 / 2, abs=1e-6)
     assert losses.relation_kl(t, s, torch.tensor([[1, 0]])).item() == pytest.approx(kl_row0, abs=1e-6)
+
+
+def test_without_dark_no_gradient_reaches_the_student_logits():
+    """L_KD without L_dark (Table 3) reads only the last layer's attentions and hidden
+    states: the student's logits get no gradient, so with no hard-label term the
+    classification head is never trained (the book's Table 3 page explains the
+    resulting chance-level accuracy with this)."""
+    torch.manual_seed(0)
+    B, T, H, h, C = 2, 5, 8, 2, 2
+    mask = torch.ones(B, T)
+
+    def outputs(width, grad):
+        logits = torch.randn(B, C, requires_grad=grad)
+        hidden = torch.randn(B, T, width, requires_grad=grad)
+        att = torch.softmax(torch.randn(B, h, T, T), -1).requires_grad_(grad)
+        return SimpleNamespace(logits=logits, hidden_states=(hidden,), attentions=(att,))
+    student, teacher = outputs(H, True), outputs(2 * H, False)
+    W = torch.randn(H, 2 * H, requires_grad=True)
+    for dark in (False, True):
+        student.logits.grad = None
+        loss, _ = losses.l2a_kd_loss(student, teacher, W, mask, losses.KDTerms(dark=dark))
+        loss.backward()
+        assert (student.logits.grad is not None) == dark
+    assert student.hidden_states[-1].grad is not None and student.attentions[-1].grad is not None

@@ -101,8 +101,13 @@ def test_ablation_tests_pair_by_seed_and_item_and_name_the_effect():
         records[("tc", "l2a_wo_att", s)] = rec(preds(0.70, 20 + s))   # att helps
         records[("tc", "l2a_wo_hidden", s)] = rec(full)               # hidden: no effect
     records[("tc", "l2a_wo_dark", 0)] = rec(preds(0.95, 30))          # one seed only, better
+    # far worse in two seeds, better in the third: the item interval excludes 0, but the
+    # seeds disagree, so no verdict
+    for s, p in ((0, 0.60), (1, 0.60), (2, 0.90)):
+        records[("tc", "l2a_wo_src", s)] = rec(preds(p, 40 + s))
     out = report.ablation_tests(records, {"tc": labels}, {"tc": "classification"},
-                                ["l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark"], n_boot=200)
+                                ["l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark", "l2a_wo_src"],
+                                n_boot=200)
     out = out.set_index("variant")
     assert out.loc["w/o L_att", "removed part"] == "helps"
     assert out.loc["w/o L_att", "ci_low"] > 0 and out.loc["w/o L_att", "seeds L2A higher"] == "3 of 3"
@@ -116,6 +121,9 @@ def test_ablation_tests_pair_by_seed_and_item_and_name_the_effect():
     assert out.loc["w/o L_dark", "L2A"] == pytest.approx(acc0)
     assert out.loc["w/o L_dark", "removed part"] == "hurts"
     assert out.loc["w/o L_dark", "seeds L2A higher"] == "0 of 1"
+    mixed = out.loc["L2A w/o src"]
+    assert mixed["ci_low"] > 0 and mixed["seeds L2A higher"] == "2 of 3"
+    assert mixed["removed part"] == "no clear effect"
     # the paper's own difference beside ours, from paper_results.csv (Table 3, TC ACC)
     paper = report.paper_results()
     acc = paper[(paper.table == "table3") & (paper.metric == "acc")].set_index("method")["value"]
