@@ -314,31 +314,69 @@ def paired_bootstrap(labels, preds_a: list, preds_b: list, kind: str, n_boot: in
             "ci_high": float(np.quantile(diffs, 0.975)), "p_value": float((diffs <= 0).mean())}
 
 
+def paired_comparison(labels, kind: str, preds_a: dict, preds_b: dict, n_boot: int = 2000) -> dict:
+    """A against B on the seeds both have ({seed: test predictions} each), paired twice:
+    by seed (same few-shot draw, same teacher) and by test item (:func:`paired_bootstrap`
+    of each one's metric averaged over those seeds). The bootstrap interval covers the
+    sampling of test items only, with the seeds held fixed, so ``sign`` asks both:
+    +1 when the 95% interval is above 0 and A is higher in every seed, -1 when the
+    interval is below 0 and B is higher in every seed, else 0. Empty without a shared seed."""
+    seeds = sorted(set(preds_a) & set(preds_b))
+    if not seeds:
+        return {}
+    a, b = [preds_a[s] for s in seeds], [preds_b[s] for s in seeds]
+    res = paired_bootstrap(labels, a, b, kind, n_boot)
+    per_seed = [(_metric_of(kind, labels, x), _metric_of(kind, labels, y)) for x, y in zip(a, b)]
+    wins, losses_ = sum(x > y for x, y in per_seed), sum(x < y for x, y in per_seed)
+    sign = (1 if res["ci_low"] > 0 and wins == len(seeds) else
+            -1 if res["ci_high"] < 0 and losses_ == len(seeds) else 0)
+    return {"a": float(np.mean([x for x, _ in per_seed])),
+            "b": float(np.mean([y for _, y in per_seed])), **res,
+            "seeds a higher": f"{wins} of {len(seeds)}", "sign": sign}
+
+
 def significance_table(records: dict, labels: dict, kinds: dict, method: str = "l2a",
                        baselines=None, n_boot: int = 2000) -> pd.DataFrame:
-    """``method`` against the best baseline per task (by mean test ACC / Pearson).
+    """``method`` against the best baseline per task (by mean test ACC / Pearson over
+    its seeds), paired by seed and by test item (:func:`paired_comparison`):
+    "better" / "worse" where the interval and every seed agree, else "no clear difference".
 
     records: {(task, method, seed): record}; labels: {task: test labels};
     kinds: {task: "classification" | "regression"}.
     """
+    label = METHOD_LABELS.get(method, method)
     rows = []
     for task in labels:
+        kind = kinds[task]
         have = {m for (t, m, _) in records if t == task}
         cands = [m for m in (baselines or have) if m in have and m != method
                  and m not in ("teacher_ft",)]
-        preds = {m: list(seed_predictions(records, task, m, kinds[task]).values())
-                 for m in cands + [method]}
-        scored = {m: np.mean([_metric_of(kinds[task], labels[task], p) for p in ps])
+        preds = {m: seed_predictions(records, task, m, kind) for m in cands + [method]}
+        scored = {m: np.mean([_metric_of(kind, labels[task], p) for p in ps.values()])
                   for m, ps in preds.items() if ps}
         if method not in scored or len(scored) < 2:
             continue
         best = max((m for m in scored if m != method), key=scored.get)
-        res = paired_bootstrap(labels[task], preds[method], preds[best], kinds[task], n_boot)
+        res = paired_comparison(labels[task], kind, preds[method], preds[best], n_boot)
+        if not res:
+            continue
         rows.append({"task": task, "best baseline": METHOD_LABELS.get(best, best),
-                     "metric": "acc" if kinds[task] == "classification" else "pearson",
-                     f"{METHOD_LABELS.get(method, method)}": scored[method],
-                     "best baseline score": scored[best], **res})
+                     "metric": "acc" if kind == "classification" else "pearson",
+                     label: res["a"], "best baseline score": res["b"],
+                     **{k: res[k] for k in ("difference", "ci_low", "ci_high", "p_value")},
+                     f"seeds {label} higher": res["seeds a higher"],
+                     "verdict": {1: "better", -1: "worse", 0: "no clear difference"}[res["sign"]]})
     return pd.DataFrame(rows)
+
+
+def same_student(df: pd.DataFrame, task: str, method: str = "l2a") -> list[str]:
+    """The methods whose model on ``task`` has exactly ``method``'s parameter count:
+    the baselines that distil into the same student (not the larger PKD / DistilBERT
+    students built from teacher layers, nor the BiLSTM)."""
+    sizes = df[df.task == task].groupby("method")["n_params"].first().dropna()
+    if method not in sizes:
+        return []
+    return [m for m in sizes.index if m != method and sizes[m] == sizes[method]]
 
 
 def seed_predictions(records: dict, task: str, method: str, kind: str) -> dict[int, np.ndarray]:
@@ -351,15 +389,11 @@ def seed_predictions(records: dict, task: str, method: str, kind: str) -> dict[i
 
 def ablation_tests(records: dict, labels: dict, kinds: dict, variants, reference: str = "l2a",
                    n_boot: int = 2000, paper_table: str | None = None) -> pd.DataFrame:
-    """Each variant (a part of ``reference`` removed) against ``reference`` itself, on
-    the seeds both have, paired twice: by seed (same few-shot draw, same teacher: in
-    how many seeds the reference scores higher) and by test item (the paired bootstrap
-    of :func:`paired_bootstrap`, each method's metric averaged over those seeds).
-    ``difference`` is reference minus variant (ACC, or Pearson for regression). The
-    interval covers the sampling of test items only (the seeds are held fixed), so
-    the verdict asks both: the removed part "helps" when the 95% interval is above 0
-    and the reference is higher in every seed, "hurts" when the interval is below 0
-    and the variant is higher in every seed, and otherwise has "no clear effect".
+    """Each variant (a part of ``reference`` removed) against ``reference`` itself
+    (:func:`paired_comparison`). ``difference`` is reference minus variant (ACC, or
+    Pearson for regression): the removed part "helps" where the 95% interval is above
+    0 and the reference is higher in every seed, "hurts" in the mirror case, and
+    otherwise has "no clear effect".
 
     records: {(task, method, seed): record}; labels: {task: test labels};
     kinds: {task: "classification" | "regression"}. With ``paper_table``, the
@@ -378,27 +412,17 @@ def ablation_tests(records: dict, labels: dict, kinds: dict, variants, reference
         kind = kinds[task]
         ref = seed_predictions(records, task, reference, kind)
         for variant in variants:
-            var = seed_predictions(records, task, variant, kind)
-            seeds = sorted(set(ref) & set(var))
-            if not seeds:
+            res = paired_comparison(labels[task], kind, ref,
+                                    seed_predictions(records, task, variant, kind), n_boot)
+            if not res:
                 continue
-            a, b = [ref[s] for s in seeds], [var[s] for s in seeds]
-            res = paired_bootstrap(labels[task], a, b, kind, n_boot)
-            per_seed = [(_metric_of(kind, labels[task], x), _metric_of(kind, labels[task], y))
-                        for x, y in zip(a, b)]
-            wins = sum(x > y for x, y in per_seed)
-            losses_ = sum(x < y for x, y in per_seed)
-            verdict = ("helps" if res["ci_low"] > 0 and wins == len(seeds) else
-                       "hurts" if res["ci_high"] < 0 and losses_ == len(seeds) else
-                       "no clear effect")
             metric = "acc" if kind == "classification" else "pearson"
             rows.append({"task": task, "variant": METHOD_LABELS.get(variant, variant), "metric": metric,
-                         ref_label: float(np.mean([_metric_of(kind, labels[task], x) for x in a])),
-                         "variant score": float(np.mean([_metric_of(kind, labels[task], y)
-                                                         for y in b])),
-                         **res, **paper_difference(task, variant, metric),
-                         f"seeds {ref_label} higher": f"{wins} of {len(seeds)}",
-                         "removed part": verdict})
+                         ref_label: res["a"], "variant score": res["b"],
+                         **{k: res[k] for k in ("difference", "ci_low", "ci_high", "p_value")},
+                         **paper_difference(task, variant, metric),
+                         f"seeds {ref_label} higher": res["seeds a higher"],
+                         "removed part": {1: "helps", -1: "hurts", 0: "no clear effect"}[res["sign"]]})
     return pd.DataFrame(rows)
 
 

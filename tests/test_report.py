@@ -131,3 +131,36 @@ def test_ablation_tests_pair_by_seed_and_item_and_name_the_effect():
                                        ["l2a_wo_att"], n_boot=50, paper_table="table3")
     assert with_paper["paper difference"].iloc[0] == pytest.approx(acc["l2a"] - acc["l2a_wo_att"])
     assert "paper difference" not in out.columns
+
+
+def test_significance_table_picks_the_best_baseline_and_needs_every_seed():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 2, 1500)
+
+    def rec(p_correct, seed):
+        r = np.random.default_rng(seed)
+        p = np.where(r.random(len(labels)) < p_correct, labels, 1 - labels)
+        return {"extra": {"test_predictions": compact_predictions("classification", np.eye(2)[p])}}
+    records = {}
+    for s in (0, 1, 2):
+        records[("tc", "l2a", s)] = rec(0.85, 10 + s)
+        records[("tc", "eda", s)] = rec(0.75, 20 + s)         # the best baseline
+        records[("tc", "student_ft", s)] = rec(0.65, 30 + s)
+        records[("tc", "teacher_ft", s)] = rec(0.95, 40 + s)  # never a baseline
+    out = report.significance_table(records, {"tc": labels}, {"tc": "classification"}, n_boot=200)
+    row = out.iloc[0]
+    assert row["best baseline"] == "EDA" and row["verdict"] == "better"
+    assert row["seeds L2A higher"] == "3 of 3" and row["ci_low"] > 0
+    assert row["L2A"] - row["best baseline score"] == pytest.approx(row["difference"])
+    # a baseline better in one seed only: the interval alone no longer decides
+    records[("tc", "eda", 2)] = rec(0.95, 50)
+    row = report.significance_table(records, {"tc": labels}, {"tc": "classification"},
+                                    n_boot=200).iloc[0]
+    assert row["seeds L2A higher"] == "2 of 3" and row["verdict"] == "no clear difference"
+
+
+def test_same_student_is_chosen_by_parameter_count():
+    df = pd.DataFrame({"task": ["tc"] * 4 + ["pi"], "n_params": [19, 19, 66, 19, 7],
+                       "method": ["l2a", "eda", "bert_pkd6", "student_ft", "l2a"]})
+    assert report.same_student(df, "tc") == ["eda", "student_ft"]
+    assert report.same_student(df, "pi") == [] and report.same_student(df, "nli") == []
