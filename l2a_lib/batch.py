@@ -27,7 +27,7 @@ from pathlib import Path
 
 from . import paths
 from .config import ExperimentConfig, make_config
-from .experiment import Context, is_cached, load_results
+from .experiment import Context, cpu_name, is_cached, load_results
 
 TABLE1_METHODS = ["teacher_ft", "student_ft", "bilstm_soft", "distilbert", "bert_pkd4", "bert_pkd6",
                   "minilm", "tinybert", "eda", "cbert", "l2a"]
@@ -193,7 +193,18 @@ def _row_inputs(row) -> float:
                            row.get("l2a.source_share"))
 
 
-def _run_estimate(c: ExperimentConfig, df) -> float:
+def _on_processor(rows, cpu: str | None):
+    """The rows measured on processor ``cpu`` if there are any, else all of them: a
+    cache made on another machine still gives an estimate, but this machine's own
+    runs say more about it (the same run took 4 times as long on one processor as
+    on another here)."""
+    if cpu is None or "cpu" not in rows or not len(rows):
+        return rows
+    mine = rows[rows["cpu"] == cpu]
+    return mine if len(mine) else rows
+
+
+def _run_estimate(c: ExperimentConfig, df, cpu: str | None = None) -> float:
     """Seconds of one run, teacher fine-tuning aside (see :func:`estimate_seconds`)."""
     use = None
     for name in dict.fromkeys((c.method, "l2a" if c.method.startswith("l2a") else c.method)):
@@ -204,7 +215,7 @@ def _run_estimate(c: ExperimentConfig, df) -> float:
             break
     if use is None:
         return 10.0 if c.profile == "smoke" else float(DEFAULT_SECONDS.get(c.method, L2A_SECONDS))
-    runs = use.groupby("config_hash").first()
+    runs = _on_processor(use, cpu).groupby("config_hash").first()
     alike = runs[runs["data.train_per_class"] == c.data.train_per_class]
     if len(alike):  # the same training-set size (Figure 2 varies it)
         return float(own_seconds(alike).median())
@@ -219,17 +230,37 @@ def teacher_run(c: ExperimentConfig) -> ExperimentConfig:
                                l2a=None)
 
 
-def estimate_seconds(configs: list[ExperimentConfig], ctx: Context) -> dict[str, float]:
+def processor_note(df, cpu: str) -> str:
+    """One line: which processors the cached run times were measured on, and whether
+    the estimates could use this machine's own."""
+    if not len(df) or "cpu" not in df:
+        return f"this machine: {cpu}; no cached run to time it by (default estimates)"
+    counts = df.groupby(df["cpu"].fillna("unrecorded")).config_hash.nunique()
+    counts = counts.sort_values(ascending=False)
+    where = ", ".join(f"{name} ({n})" for name, n in counts.items())
+    own = ("its own runs are used where there are any" if cpu in counts.index
+           else "none of them ran here, so the times may be off by a large factor")
+    return f"this machine: {cpu}; cached run times from: {where}; {own}"
+
+
+_HERE = object()  # estimate_seconds' default: this machine's processor
+
+
+def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
+                     cpu: str | None = _HERE) -> dict[str, float]:
     """Seconds per config hash: the median wall time of cached runs of the same
     method and task (profile alike), else of the method on any task; an L2A variant
     (``l2a_wo_*``) with no run yet is estimated from L2A itself; else a default.
+    Of those runs, the ones made on processor ``cpu`` (default: this machine's) are
+    used when there are any (``None``: every run alike).
     Runs of the same training-set size are preferred; without any, the median
     seconds per training input (:func:`training_inputs`) times the run's inputs.
     Teacher fine-tuning is counted apart: taken out of the recorded times, and the
     first run that needs a teacher missing from the local cache is charged that
     teacher's Teacher-FT estimate (unless it is that Teacher-FT run itself)."""
     df = load_results(ctx.results_dir)
-    est = {c.hash(): _run_estimate(c, df) for c in configs}
+    cpu = cpu_name() if cpu is _HERE else cpu
+    est = {c.hash(): _run_estimate(c, df, cpu) for c in configs}
     trained = set()
     for c in configs:
         for key, f in needs(c, ctx).items():
@@ -237,7 +268,7 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context) -> dict[str,
                 continue
             trained.add(key)
             if c.method != "teacher_ft":
-                est[c.hash()] += _run_estimate(teacher_run(c), df)
+                est[c.hash()] += _run_estimate(teacher_run(c), df, cpu)
     return est
 
 
@@ -473,6 +504,7 @@ def main(args) -> int:
             print(f"run      {c.table:18s} {c.task:4s} {c.method:14s} seed={c.seed}  ~{_fmt(est[c.hash()])}")
         for e in notebooks:
             print(f"notebook {e.name}")
+        print(processor_note(load_results(ctx.results_dir), cpu_name()))
         print(f"estimated time: {_fmt(total)} for {len(todo)} experiment runs "
               f"(+ {len(notebooks)} notebooks, about a minute each)")
         print(f"{len(todo)} runs left")

@@ -145,7 +145,7 @@ def _teacher_summary(key: str, info: dict, trained_here: bool) -> dict:
             "seconds": round(float(info.get("seconds", 0.0)), 1) if trained_here else 0.0}
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     """The processor model (wall times are only comparable on the same one)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -245,6 +245,8 @@ def record_to_frame(record: dict) -> pd.DataFrame:
             "wall_seconds": record.get("wall_seconds"),
             # the run's torch threads: 1 when the batch ran two at once (--jobs 2)
             "threads": (record.get("environment") or {}).get("threads"),
+            # the processor it ran on: wall times compare only on the same one
+            "cpu": (record.get("environment") or {}).get("cpu"),
             # seconds of the run spent fine-tuning its teacher (0: it was cached;
             # missing in records older than this field)
             "teacher_seconds": (record.get("teacher") or {}).get("seconds")}
@@ -301,7 +303,7 @@ def run(config: ExperimentConfig, *, data_dir=None, results_dir=None, cache_dir=
         "started_at": started.isoformat(timespec="seconds"),
         "environment": {"torch": torch.__version__, "transformers": transformers.__version__,
                         "python": platform.python_version(), "threads": torch.get_num_threads(),
-                        "cpu": _cpu_name()},
+                        "cpu": cpu_name()},
         "extra": out,
     }
     if ctx.teacher_used is not None:

@@ -94,7 +94,8 @@ def test_jobs_below_one_is_refused(env):
     assert out.returncode != 0 and "--jobs" in out.stderr
 
 
-def _fake_record(ctx, config, wall: float, threads: int = 2, teacher_seconds=None) -> None:
+def _fake_record(ctx, config, wall: float, threads: int = 2, teacher_seconds=None,
+                 cpu: str | None = None) -> None:
     """A cached run with a given wall time (its metric value is irrelevant here)."""
     import json
     from l2a_lib.experiment import CODE_VERSION, cache_path
@@ -103,7 +104,7 @@ def _fake_record(ctx, config, wall: float, threads: int = 2, teacher_seconds=Non
     record = {
         "config": config.to_dict(), "config_hash": config.hash(), "code_version": CODE_VERSION,
         "rows": [{"split": "test", "metric": "acc", "value": 0.5}], "n_params": 1,
-        "sizes": {}, "wall_seconds": wall, "environment": {"threads": threads}}
+        "sizes": {}, "wall_seconds": wall, "environment": {"threads": threads, "cpu": cpu}}
     if teacher_seconds is not None:
         record["teacher"] = {"key": "k", "trained_here": teacher_seconds > 0,
                              "seconds": teacher_seconds}
@@ -180,6 +181,26 @@ def test_estimates_come_from_cached_runs_and_l2a_variants_from_l2a(tmp_path):
     # fine-tuning grows with the examples themselves: 8 x the 120 s of 40 per class
     teacher = make_config("tc", "teacher_ft", seed=0, table="fig2_data_size", train_per_class=320)
     assert batch.estimate_seconds([teacher], ctx)[teacher.hash()] == 960.0
+
+
+def test_estimates_prefer_runs_made_on_this_processor(tmp_path):
+    from l2a_lib import batch
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context, load_results
+    ctx = Context(results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+    for seed, (wall, cpu) in enumerate(((100.0, "Fast"), (120.0, "Fast"), (450.0, "Slow"))):
+        _fake_record(ctx, make_config("tc", "l2a", seed=seed, table="table1"), wall, cpu=cpu)
+    todo = make_config("tc", "l2a", seed=0, table="sensitivity_T", l2a_overrides={"temperature": 2.0})
+    _touch(next(iter(batch.needs(todo, ctx).values())))  # its teacher is trained
+    est = lambda cpu: batch.estimate_seconds([todo], ctx, cpu=cpu)[todo.hash()]
+    assert est("Slow") == 450.0     # this machine's own run
+    assert est("Fast") == 110.0     # the median of the two made there
+    assert est("Other") == 120.0    # none made here: every run counts (median of 3)
+    assert est(None) == 120.0
+    df = load_results(ctx.results_dir)
+    assert "none of them ran here" in batch.processor_note(df, "Other")
+    note = batch.processor_note(df, "Slow")
+    assert "Fast (2), Slow (1)" in note and "its own runs are used" in note
 
 
 def test_training_inputs_follow_run_l2a():
