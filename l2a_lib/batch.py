@@ -196,8 +196,9 @@ def _row_inputs(row) -> float:
 def _on_processor(rows, cpu: str | None):
     """The rows measured on processor ``cpu`` if there are any, else all of them: a
     cache made on another machine still gives an estimate, but this machine's own
-    runs say more about it (the same run took 4 times as long on one processor as
-    on another here)."""
+    runs say more about it (an L2A episode on tc, two runs at once, took 27 s on an
+    AMD EPYC and 120 s on an Intel Xeon whose bf16 matrix products are slower than
+    its fp32 ones)."""
     if cpu is None or "cpu" not in rows or not len(rows):
         return rows
     mine = rows[rows["cpu"] == cpu]
