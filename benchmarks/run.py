@@ -18,6 +18,11 @@ with the date, the machine and the command):
              the largest logit difference.
 * peak       the machine's fp32 / bf16 matmul peak (GFLOP/s) and the achieved GFLOP/s
              of teacher inference (FLOPs counted from the model's shapes).
+* processor  bf16 against fp32 on this processor, kept per processor model in
+             ``by_processor`` (the other sections keep one machine's figures): the
+             matmul peaks and the speed-up of teacher inference. The cpu profile trains
+             with bf16 autocast, which is 3x faster on one processor here and slower
+             than fp32 on another.
 * jobs       what ``batch --jobs 2`` buys: a student training step alone with every
              core against two processes at once with the cores split between them.
 * end_to_end the smoke batch's wall time (run here), and per page of the cpu profile
@@ -31,7 +36,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -216,6 +220,20 @@ def bench_peak() -> dict:
             "teacher_inference_gflop_counted": round(flops / 1e9, 1)}
 
 
+def bench_processor() -> dict:
+    """bf16 against fp32 on this processor (its model name keys the figures)."""
+    from l2a_lib.experiment import cpu_name
+    teacher, batches = _teacher_and_batches(n_sent=128)
+    _infer(teacher, batches[:1], True), _infer(teacher, batches[:1], False)  # warm-up
+    t16 = min(_infer(teacher, batches, True)[0] for _ in range(2))
+    t32 = min(_infer(teacher, batches, False)[0] for _ in range(2))
+    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    return {"processor": cpu_name(), "threads": torch.get_num_threads(),
+            "matmul_peak_gflops_fp32": round(peak32, 1), "matmul_peak_gflops_bf16": round(peak16, 1),
+            "bf16_over_fp32_matmul_peak": round(peak16 / peak32, 2),
+            "bf16_speedup_teacher_inference": round(t32 / t16, 2)}
+
+
 # ------------------------------------------------------------------ end to end
 def bench_end_to_end() -> dict:
     from l2a_lib import batch
@@ -281,7 +299,7 @@ def bench_jobs(steps: int = 30) -> dict:
 
 
 SECTIONS = {"augment": None, "distill": None, "precision": bench_precision, "peak": bench_peak,
-            "jobs": bench_jobs,
+            "processor": bench_processor, "jobs": bench_jobs,
             "end_to_end": bench_end_to_end}
 
 
@@ -293,6 +311,7 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=3, help="distillation epochs timed")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("L2A_THREADS", "2")))
+    from l2a_lib.experiment import cpu_name
     results = json.loads(OUT.read_text()) if OUT.is_file() else {}
     for name in args.only:
         print(f"== {name}", flush=True)
@@ -307,10 +326,14 @@ def main() -> int:
         for k, v in figures.items():
             if k != "cpu_pages":
                 print(f"  {k:48s} {v}", flush=True)
-        results.update(figures)
+        if name == "processor":  # kept per processor model, beside the other sections' figures
+            results.setdefault("by_processor", {})[figures["processor"]] = {
+                **figures, "date": dt.date.today().isoformat()}
+        else:
+            results.update(figures)
         results.setdefault("measured", {})[name] = {
             "date": dt.date.today().isoformat(), "seconds": round(time.perf_counter() - t0, 1),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, "
+            "machine": f"{cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, "
                        f"torch {torch.__version__}",
             "command": "python benchmarks/run.py --only " + name}
         OUT.write_text(json.dumps(results, indent=1, default=str) + "\n")  # after every section
