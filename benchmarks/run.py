@@ -204,14 +204,20 @@ def encoder_flops(config, batch_tokens: list[tuple[int, int]], num_labels: int =
     return total
 
 
-def bench_peak() -> dict:
-    teacher, batches = _teacher_and_batches()
-    shapes = [tuple(b["input_ids"].shape) for b in batches]
-    flops = encoder_flops(teacher.encoder.config, shapes)
-    _infer(teacher, batches[:1], True)
+def _inference_and_peaks(n_sent: int = 256):
+    """Teacher inference seconds in bf16 and fp32 (best of two, after a warm-up) and the
+    fp32 / bf16 matmul peaks: (teacher, batches, t16, t32, peak32, peak16)."""
+    teacher, batches = _teacher_and_batches(n_sent=n_sent)
+    _infer(teacher, batches[:1], True), _infer(teacher, batches[:1], False)  # warm-up
     t16 = min(_infer(teacher, batches, True)[0] for _ in range(2))
     t32 = min(_infer(teacher, batches, False)[0] for _ in range(2))
-    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    return teacher, batches, t16, t32, matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+
+
+def bench_peak() -> dict:
+    teacher, batches, t16, t32, peak32, peak16 = _inference_and_peaks()
+    shapes = [tuple(b["input_ids"].shape) for b in batches]
+    flops = encoder_flops(teacher.encoder.config, shapes)
     got16, got32 = flops / t16 / 1e9, flops / t32 / 1e9
     return {"matmul_peak_gflops_fp32": round(peak32, 1), "matmul_peak_gflops_bf16": round(peak16, 1),
             "teacher_inference_gflops_bf16": round(got16, 1), "teacher_inference_gflops_fp32": round(got32, 1),
@@ -223,11 +229,7 @@ def bench_peak() -> dict:
 def bench_processor() -> dict:
     """bf16 against fp32 on this processor (its model name keys the figures)."""
     from l2a_lib.experiment import cpu_name
-    teacher, batches = _teacher_and_batches(n_sent=128)
-    _infer(teacher, batches[:1], True), _infer(teacher, batches[:1], False)  # warm-up
-    t16 = min(_infer(teacher, batches, True)[0] for _ in range(2))
-    t32 = min(_infer(teacher, batches, False)[0] for _ in range(2))
-    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    _, _, t16, t32, peak32, peak16 = _inference_and_peaks(n_sent=128)
     return {"processor": cpu_name(), "threads": torch.get_num_threads(),
             "matmul_peak_gflops_fp32": round(peak32, 1), "matmul_peak_gflops_bf16": round(peak16, 1),
             "bf16_over_fp32_matmul_peak": round(peak16 / peak32, 2),

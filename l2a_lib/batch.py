@@ -248,7 +248,7 @@ _HERE = object()  # estimate_seconds' default: this machine's processor
 
 
 def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
-                     cpu: str | None = _HERE) -> dict[str, float]:
+                     cpu: str | None = _HERE, df=None) -> dict[str, float]:
     """Seconds per config hash: the median wall time of cached runs of the same
     method and task (profile alike), else of the method on any task; an L2A variant
     (``l2a_wo_*``) with no run yet is estimated from L2A itself; else a default.
@@ -258,8 +258,9 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
     seconds per training input (:func:`training_inputs`) times the run's inputs.
     Teacher fine-tuning is counted apart: taken out of the recorded times, and the
     first run that needs a teacher missing from the local cache is charged that
-    teacher's Teacher-FT estimate (unless it is that Teacher-FT run itself)."""
-    df = load_results(ctx.results_dir)
+    teacher's Teacher-FT estimate (unless it is that Teacher-FT run itself).
+    ``df``: the cached runs (``load_results``), when the caller has read them already."""
+    df = load_results(ctx.results_dir) if df is None else df
     cpu = cpu_name() if cpu is _HERE else cpu
     est = {c.hash(): _run_estimate(c, df, cpu) for c in configs}
     trained = set()
@@ -486,7 +487,8 @@ def main(args) -> int:
     todo = [] if args.notebooks_only else pending(entries, args.profile, ctx)
     todo = [c for c in todo if (not args.methods or c.method in args.methods)
             and (not args.tasks or c.task in args.tasks)]
-    est = estimate_seconds(todo, ctx)
+    cached = load_results(ctx.results_dir)
+    est = estimate_seconds(todo, ctx, df=cached)
     book = Path(args.book_dir) if args.book_dir else paths.REPO_ROOT / "book"
     logs = Path(args.log_dir) if args.log_dir else paths.REPO_ROOT / "logs" / "batch"
     todo_hashes = {c.hash() for c in todo}
@@ -505,7 +507,7 @@ def main(args) -> int:
             print(f"run      {c.table:18s} {c.task:4s} {c.method:14s} seed={c.seed}  ~{_fmt(est[c.hash()])}")
         for e in notebooks:
             print(f"notebook {e.name}")
-        print(processor_note(load_results(ctx.results_dir), cpu_name()))
+        print(processor_note(cached, cpu_name()))
         print(f"estimated time: {_fmt(total)} for {len(todo)} experiment runs "
               f"(+ {len(notebooks)} notebooks, about a minute each)")
         print(f"{len(todo)} runs left")
