@@ -425,18 +425,26 @@ def study_configs(study: str, values, tasks, methods, seeds, profile: str = "cpu
 
 def run_study(study: str, values, tasks, methods, seeds, *, profile: str = "cpu",
               allow_training: bool = False, data_dir=None, results_dir=None,
-              cache_dir=None) -> pd.DataFrame:
-    """Tidy rows of a study with the varied value in its own column."""
+              cache_dir=None, allow_missing: bool = False) -> pd.DataFrame:
+    """Tidy rows of a study with the varied value in its own column. Missing runs are
+    trained when ``allow_training``, else ``MissingResults`` names them, unless
+    ``allow_missing``: then they are left out and listed in ``df.attrs["missing"]`` as
+    (task, method, seed, value), as in :func:`run_many` (see ``report.coverage_note``)."""
     from .report import MissingResults
     _, column, _, _ = STUDIES[study]
     pairs = study_configs(study, values, tasks, methods, seeds, profile)
     ctx = Context(data_dir, results_dir, cache_dir)
-    missing = [c for _, c in pairs if not is_cached(c, ctx)]
-    if missing and not allow_training:
+    missing = [(v, c) for v, c in pairs if not is_cached(c, ctx)]
+    if missing and not allow_training and not allow_missing:
         raise MissingResults(f"{len(missing)} of {len(pairs)} runs of {study} are not in the result "
-                             f"cache, e.g. {[(c.task, c.method, c.seed) for c in missing[:4]]}")
-    frames = []
-    for v, c in pairs:
-        df = run(c, data_dir=data_dir, results_dir=results_dir, cache_dir=cache_dir)
-        frames.append(df.assign(**{column: v}))
-    return pd.concat(frames, ignore_index=True)
+                             f"cache, e.g. {[(c.task, c.method, c.seed) for _, c in missing[:4]]}")
+    skip = missing if not allow_training else []
+    frames = [run(c, data_dir=data_dir, results_dir=results_dir, cache_dir=cache_dir).assign(
+        **{column: v}) for v, c in pairs if (v, c) not in skip]
+    df = (pd.concat(frames, ignore_index=True) if frames else
+          pd.DataFrame(columns=["task", "method", "seed", "split", "metric", "value", column]))
+    if skip:
+        df.attrs["missing"] = [(c.task, c.method, c.seed, v) for v, c in skip]
+        df.attrs["n_runs"] = len(pairs)
+        df.attrs["column"] = column
+    return df

@@ -69,11 +69,15 @@ def coverage_note(df: pd.DataFrame) -> str:
     missing = df.attrs.get("missing", [])
     if not missing:
         return ""
+    column = df.attrs.get("column")  # a study's missing runs also carry the varied value
     by_method: dict[str, list[str]] = {}
-    for task, method, seed in missing:
-        by_method.setdefault(METHOD_LABELS.get(method, method), []).append(f"{task}/{seed}")
+    for task, method, seed, *value in missing:
+        label = METHOD_LABELS.get(method, method) + (f", {column} = {value[0]}" if value else "")
+        by_method.setdefault(label, []).append(f"{task}/{seed}")
+    shown = ("the table and the plot leave them out; a cell from fewer seeds says so" if column
+             else "their cells show `-`")
     lines = [f"**{len(missing)} of {df.attrs.get('n_runs', len(missing))} runs of this page are "
-             "not computed yet**; their cells show `-`. Compute them with "
+             f"not computed yet**; {shown}. Compute them with "
              "`python -m l2a_lib batch` (resumable). Missing (task/seed):", ""]
     lines += [f"* {m}: {', '.join(v)}" for m, v in by_method.items()]
     return "\n".join(lines)
@@ -265,18 +269,27 @@ def plot_study(df: pd.DataFrame, column: str, methods: list[str], task: str = "t
         ax.set_ylabel(metric)
         if column == "train_per_class":
             ax.set_xscale("log", base=2)
+            ax.set_xticks(sorted(d[column].unique()), [str(v) for v in sorted(d[column].unique())])
+            ax.minorticks_off()
+        if ax is not axes[0][-1] and ax.get_legend():
+            ax.get_legend().remove()
+    if axes[0][-1].get_legend():  # one legend, beside the plots rather than over the lines
+        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
     fig.tight_layout()
     return fig
 
 
 def study_table(df: pd.DataFrame, column: str, methods: list[str], task: str = "tc",
                 split: str = "test") -> pd.DataFrame:
-    """mean ± sd per (value, method, metric)."""
+    """mean ± sd per (value, method, metric); ``(n=k)`` marks a cell from fewer seeds
+    than the fullest cell (a study whose runs are not all computed yet)."""
     d = df[(df.split == split) & (df.task == task) & df.method.isin(methods)]
-    g = d.groupby([column, "method", "metric"])["value"].agg(["mean", "std"]).reset_index()
-    g["cell"] = [_fmt(m, s) for m, s in zip(g["mean"], g["std"])]
+    g = d.groupby([column, "method", "metric"])["value"].agg(["mean", "std", "count"]).reset_index()
+    full = g["count"].max() if len(g) else 0  # a cell from fewer seeds than the others says so
+    g["cell"] = [_fmt(m, s) + (f" (n={n})" if n < full else "")
+                 for m, s, n in zip(g["mean"], g["std"], g["count"])]
     g["col"] = [f"{METHOD_LABELS.get(m, m)} {met}" for m, met in zip(g.method, g.metric)]
-    return g.pivot(index=column, columns="col", values="cell")
+    return g.pivot(index=column, columns="col", values="cell").fillna("-")
 
 
 # ------------------------------------------------------- significance and claims

@@ -87,3 +87,29 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
         experiment.atomic_write_text(p, None)  # fails while writing
     assert json.loads(p.read_text()) == {"ok": 1}
     assert [f.name for f in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_study_with_missing_runs_shows_the_others_and_lists_the_rest(dirs, monkeypatch):
+    from l2a_lib.report import MissingResults, coverage_note, study_table
+    # a study over max_length (the smoke profile pins the sizes Figure 2 varies)
+    monkeypatch.setitem(experiment.STUDIES, "length",
+                        ("fig2_data_size", "max_length", lambda v: ({"max_length": v}, None), 48))
+    args = ("length", [24, 32], ["tc"], ["student_ft"], [0, 1])
+    pairs = experiment.study_configs(*args, profile="smoke")
+    assert len({c.hash() for _, c in pairs}) == 4
+    for v, c in pairs[:3]:  # the run at max_length 32, seed 1 is not computed
+        experiment.run(c, **dirs)
+    kw = dict(profile="smoke", data_dir=dirs["data_dir"], results_dir=dirs["results_dir"])
+    with pytest.raises(MissingResults, match="1 of 4 runs"):
+        experiment.run_study(*args, **kw)
+    df = experiment.run_study(*args, allow_missing=True, **kw)
+    assert df.attrs["missing"] == [("tc", "student_ft", 1, 32)] and df.attrs["n_runs"] == 4
+    assert sorted(set(zip(df.max_length, df.seed))) == [(24, 0), (24, 1), (32, 0)]
+    note = coverage_note(df)
+    assert "1 of 4 runs" in note and "Student-FT, max_length = 32: tc/1" in note
+    table = study_table(df, "max_length", ["student_ft"])
+    assert table.loc[32].str.endswith("(n=1)").all()
+    assert not table.loc[24].str.contains(r"\(n=").any()
+    complete = experiment.run_study("length", [24], ["tc"], ["student_ft"], [0, 1],
+                                    allow_missing=True, **kw)
+    assert coverage_note(complete) == "" and "missing" not in complete.attrs
