@@ -163,7 +163,7 @@ def plot_vs_paper(df: pd.DataFrame, methods: list[str], split: str = "test",
         ax.set_title(f"{TASK_LABELS[t]} {m}")
         ax.set_xlabel("")
         ax.set_ylabel("")
-        ax.tick_params(axis="x", rotation=45)
+        plt.setp(ax.get_xticklabels(), rotation=45, ha="right", rotation_mode="anchor")
     axes[0][0].legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     return fig
@@ -436,7 +436,10 @@ def ablation_tests(records: dict, labels: dict, kinds: dict, variants, reference
                          **paper_difference(task, variant, metric),
                          f"seeds {ref_label} higher": res["seeds a higher"],
                          "removed part": {1: "helps", -1: "hurts", 0: "no clear effect"}[res["sign"]]})
-    return pd.DataFrame(rows)
+    columns = ["task", "variant", "metric", ref_label, "variant score", "difference", "ci_low",
+               "ci_high", "p_value", *(["paper difference"] if paper is not None else []),
+               f"seeds {ref_label} higher", "removed part"]
+    return pd.DataFrame(rows, columns=columns)  # the same columns when no variant has a run yet
 
 
 BASELINES = ["student_ft", "bilstm_soft", "distilbert", "bert_pkd4", "bert_pkd6", "minilm",
