@@ -102,7 +102,7 @@ BATCH: list[Entry] = [
     Entry("claims", "claims", needs=(Needs(tuple(TABLE1_METHODS) + ("l2a_wo_src", "l2a_wo_tgt")),
                                      Needs(("l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark"),
                                            tasks=("tc",))),
-          title="The paper's claims, one by one"),
+          partial=True, title="The paper's claims, one by one"),
     Entry("fig2_data_size", "study", {"study": "fig2_data_size", "values": DATA_SIZES,
                                       "methods": ["teacher_ft", "student_ft", "l2a"]},
           (StudyNeeds("fig2_data_size", tuple(DATA_SIZES), ("teacher_ft", "student_ft", "l2a")),),

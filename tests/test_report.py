@@ -50,6 +50,25 @@ def test_claims_verdicts_follow_the_numbers():
     assert c["4. Each of L_att, L_hidden, L_dark helps"] == "confirmed"
 
 
+def test_claims_with_missing_runs_are_pending_or_interim():
+    rows = [{"task": t, "method": m, "metric": met, "split": "test", "value": v, "seed": 0}
+            for t, met in (("tc", "acc"), ("pi", "acc"))
+            for m, v in (("l2a", 0.80), ("eda", 0.78))]
+    rows.append({"task": "tc", "method": "l2a_wo_src", "metric": "acc", "split": "test",
+                 "value": 0.70, "seed": 0})
+    df = pd.DataFrame(rows)
+    df.attrs["missing"] = [("tc", "l2a_wo_src", 1), ("tc", "l2a_wo_tgt", 0), ("tc", "l2a_wo_tgt", 1),
+                           ("pi", "l2a_wo_src", 0), ("pi", "l2a_wo_tgt", 0)]
+    c = report.claims(df).set_index(["claim", "task"])
+    claim3 = "3. Source and target augmentation both help"
+    assert c.loc[(claim3, "tc"), "verdict"] == "confirmed (interim: 3 run(s) not computed yet)"
+    assert c.loc[(claim3, "pi"), "verdict"] == "pending"
+    assert c.loc[(claim3, "pi"), "evidence"] == "2 run(s) not computed yet"
+    assert c.loc[("1. L2A beats every baseline", "pi"), "verdict"] == "confirmed"  # nothing missing
+    # without the attrs (every run requested is there) nothing is pending
+    assert "pending" not in report.claims(pd.DataFrame(rows)).verdict.tolist()
+
+
 def test_teacher_consistency_compares_retrained_with_committed(tmp_path):
     import json
     from l2a_lib.config import make_config
