@@ -286,7 +286,8 @@ def needs(config: ExperimentConfig, ctx: Context) -> dict[str, Path]:
     from .methods import mlm_config
     out = {}
     if config.method not in ("student_ft", "mlm"):
-        out[f"teacher:{teacher_key(config)}"] = teacher_files(config, ctx.cache_dir)[0]
+        # the fine-tuning record: get_teacher writes it after the weights, so both are there
+        out[f"teacher:{teacher_key(config)}"] = teacher_files(config, ctx.cache_dir)[1]
     if config.mlm_steps is not None:
         cfg = mlm_config(config)
         local, _, shelf = mlm.files(cfg, ctx.cache_dir, paths.results_dir(ctx.results_dir) / "mlm")
@@ -586,10 +587,16 @@ def main(args) -> int:
     return 1 if failures else 0
 
 
-def _scheduled(pool, todo: list[ExperimentConfig], jobs: int, ctx: Context, one):
+def _scheduled(pool, todo: list[ExperimentConfig], jobs: int, ctx: Context, one,
+               poll: float = 30.0):
     """Start runs on ``pool`` (at most ``jobs`` at once) in the order :func:`choose`
     gives; yield each ``one(...)`` result as its run finishes. Runs not yet started
-    are never submitted, so an interrupt leaves them queued, not running."""
+    are never submitted, so an interrupt leaves them queued, not running.
+
+    While a slot is free only because the queued runs wait for a teacher that a
+    running run is fine-tuning, the queue is looked at again every ``poll`` seconds:
+    the next run starts as soon as that teacher is saved, not when the (much longer)
+    run that trained it ends."""
     queue, running = list(enumerate(todo)), {}
     while queue or running:
         while queue and len(running) < jobs:
@@ -598,7 +605,9 @@ def _scheduled(pool, todo: list[ExperimentConfig], jobs: int, ctx: Context, one)
                 break
             i, c = queue.pop(pick)
             running[pool.submit(one, (i, c))] = c
-        done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+        waiting = bool(queue) and len(running) < jobs
+        done, _ = wait(list(running), timeout=poll if waiting else None,
+                       return_when=FIRST_COMPLETED)
         for future in done:
             running.pop(future)
             yield future.result()

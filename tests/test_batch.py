@@ -241,7 +241,7 @@ def test_choose_prefers_trained_teachers_and_never_trains_one_twice(tmp_path):
     assert needs(tc0, ctx) == needs(tc0_ft, ctx)  # one teacher per task, seed and data
     # the very file get_teacher writes once the teacher is fine-tuned
     from l2a_lib.experiment import teacher_files
-    assert list(needs(tc0, ctx).values()) == [teacher_files(tc0, ctx.cache_dir)[0]]
+    assert list(needs(tc0, ctx).values()) == [teacher_files(tc0, ctx.cache_dir)[1]]
     assert choose([tc0, tc1], [], ctx) == 0  # nothing trained: queue order
     _touch(next(iter(needs(tc1, ctx).values())))
     assert choose([tc0, tc1], [], ctx) == 1  # seed 1's teacher exists: that run first
@@ -285,6 +285,35 @@ def test_scheduled_runs_of_one_teacher_do_not_overlap(tmp_path):
     assert sorted(c.hash() for c, _, _ in done) == sorted(c.hash() for c in todo)
     # the first two starts are one run per seed (two teachers trained at once, each once)
     assert [e[1] for e in events[:2]] == [0, 1] and all(ok for _, _, ok in events[:2])
+
+
+def test_a_run_waiting_for_a_teacher_starts_once_it_is_saved(tmp_path):
+    """A run that needs the teacher a running run is fine-tuning starts when the
+    teacher is saved, while that run still goes on (not when it ends)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from l2a_lib.batch import _scheduled, needs
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context
+    ctx = Context(results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+    todo = [make_config("tc", m, seed=0, profile="smoke") for m in ("l2a", "distilbert")]
+    saved, finished, starts = threading.Event(), threading.Event(), {}
+
+    def one(i_c):
+        i, c = i_c
+        starts[c.method] = finished.is_set()
+        if c.method == "l2a":
+            for f in needs(c, ctx).values():
+                _touch(f)  # fine-tuned its teacher (and trained its masked LM)...
+            saved.set()
+            time.sleep(1.5)  # ... and goes on distilling
+            finished.set()
+        return c, 0, None
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = list(_scheduled(pool, todo, 2, ctx, one, poll=0.05))
+    assert [c.method for c, _, _ in done] == ["distilbert", "l2a"]
+    assert starts == {"l2a": False, "distilbert": False}  # started while L2A was running
 
 
 def test_teacher_ft_keeps_its_own_fine_tuning_time(tmp_path):
