@@ -544,22 +544,12 @@ def main(args) -> int:
     # overlapping runs are reported as they finish, not in the order they started
     finished = (map(one, enumerate(todo)) if in_process else
                 _scheduled(pool, todo, args.jobs, ctx, one))
-    try:
-        for k, (c, code, log) in enumerate(finished, 1):
-            done_seconds += est[c.hash()]
-            elapsed = time.time() - t0
-            left = max(0.0, total - done_seconds) * (elapsed / max(done_seconds, 1e-9))
-            state = "ok" if code == 0 else f"FAILED (exit {code})"
-            sys.stdout.write(f"[{k}/{len(todo)}] {c.task} {c.method} seed={c.seed} {state}; "
-                             f"elapsed {_fmt(elapsed)}, ~{_fmt(left)} left\n")
-            sys.stdout.flush()
-            if code != 0:
-                failures.append((f"run {c.task}/{c.method}/seed {c.seed}", log))
-    finally:
-        if pool is not None:  # on an interrupt, queued runs must not start
-            pool.shutdown(wait=True, cancel_futures=True)
-    book.mkdir(parents=True, exist_ok=True)
-    for k, e in enumerate(notebooks, 1):
+    executed: list[str] = []
+
+    def page(e: Entry) -> None:
+        """Execute one page into book/ (or write its pending page)."""
+        executed.append(e.name)
+        k = len(executed)
         target = book / f"{e.name}.ipynb"
         tmp = book / f".{e.name}.ipynb.tmp"
         log = logs / f"notebook_{e.name}.log"
@@ -571,7 +561,7 @@ def main(args) -> int:
             os.replace(tmp, target)
             print(f"[notebook {k}/{len(notebooks)}] {e.name}: pending page ({len(missing)} of "
                   f"{len(configs)} runs missing)", flush=True)
-            continue
+            return
         started = time.time()
         code = _run_logged(notebook_command(e, args.profile, tmp), log, env)
         if code == 0:
@@ -580,6 +570,36 @@ def main(args) -> int:
         else:
             failures.append((f"notebook {e.name} (partial output: {tmp})", log))
         print(f"[notebook {k}/{len(notebooks)}] {e.name} {'ok' if code == 0 else 'FAILED'}", flush=True)
+
+    book.mkdir(parents=True, exist_ok=True)
+    # a page whose runs are all computed is executed at once, while the other runs go
+    # on: a batch that spans sessions updates each page the moment it is complete
+    waiting_pages = {e.name: {x.hash() for x in e.configs(args.profile)} & todo_hashes
+                     for e in notebooks}
+    try:
+        for k, (c, code, log) in enumerate(finished, 1):
+            done_seconds += est[c.hash()]
+            elapsed = time.time() - t0
+            left = max(0.0, total - done_seconds) * (elapsed / max(done_seconds, 1e-9))
+            state = "ok" if code == 0 else f"FAILED (exit {code})"
+            sys.stdout.write(f"[{k}/{len(todo)}] {c.task} {c.method} seed={c.seed} {state}; "
+                             f"elapsed {_fmt(elapsed)}, ~{_fmt(left)} left\n")
+            sys.stdout.flush()
+            if code != 0:
+                failures.append((f"run {c.task}/{c.method}/seed {c.seed}", log))
+            for e in notebooks:
+                runs = waiting_pages[e.name]
+                if c.hash() in runs:
+                    runs.discard(c.hash())
+                    if not runs and k < len(todo) and all(is_cached(x, ctx)
+                                                          for x in e.configs(args.profile)):
+                        page(e)
+    finally:
+        if pool is not None:  # on an interrupt, queued runs must not start
+            pool.shutdown(wait=True, cancel_futures=True)
+    for e in notebooks:
+        if e.name not in executed:
+            page(e)
     left = len(pending(entries, args.profile, ctx))
     for what, log in failures:
         print(f"FAILED: {what}; log: {log}")

@@ -80,6 +80,19 @@ def test_kill_minus_nine_then_resume(env, mode):
     assert (env / "book" / "table3.ipynb").is_file() and not list((env / "book").glob(".*tmp"))
 
 
+def test_a_page_is_executed_as_soon_as_its_runs_are_done(env):
+    out = _batch(env, "--only", "mlm", "table3")
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.strip().splitlines()
+    runs = [i for i, l in enumerate(lines) if l.startswith("[") and "seed=" in l]
+    assert len(runs) == 8 and lines[-1] == "0 runs left"  # 4 masked LMs, L2A and 3 variants
+    mlm_page = lines.index("[notebook 1/2] mlm ok")
+    # the masked-LM page ran after its four runs, before the Table 3 runs that followed
+    assert runs[3] < mlm_page < runs[4]
+    assert lines.index("[notebook 2/2] table3 ok") > runs[-1]
+    assert (env / "book" / "mlm.ipynb").is_file() and (env / "book" / "table3.ipynb").is_file()
+
+
 def test_thread_env_splits_cores_between_jobs():
     from l2a_lib.batch import thread_env
     assert thread_env(1, {}, cores=2) == {}  # one job: the libraries' defaults
