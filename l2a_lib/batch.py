@@ -305,16 +305,21 @@ def choose(queue: list[ExperimentConfig], running: list[ExperimentConfig],
     else the earliest run that trains nothing a running run is training now (two
     overlapping runs never fine-tune the same teacher twice: the second waits and
     then reuses it). On a fresh machine this also groups the runs of one teacher
-    together, so a session that ends early has retrained few teachers."""
+    together, so a session that ends early has retrained few teachers.
+
+    A run that another process is computing now (it holds the run's lock, e.g. a
+    second batch command) is not started again: it waits, then is read from the cache."""
+    from .experiment import in_progress
+
     def missing(c):
         return {k for k, f in needs(c, ctx).items() if not f.is_file()}
     in_flight = set().union(*(missing(c) for c in running)) if running else set()
-    lacking = [missing(c) for c in queue]
+    lacking = [None if in_progress(c, ctx) else missing(c) for c in queue]
     for i, m in enumerate(lacking):
-        if not m:
+        if m is not None and not m:
             return i
     for i, m in enumerate(lacking):
-        if not m & in_flight:
+        if m is not None and not m & in_flight:
             return i
     return None
 
@@ -505,8 +510,11 @@ def main(args) -> int:
         return 0
     total = sum(est.values())
     if args.dry_run:
+        from .experiment import in_progress
         for c in todo:
-            print(f"run      {c.table:18s} {c.task:4s} {c.method:14s} seed={c.seed}  ~{_fmt(est[c.hash()])}")
+            elsewhere = "  (being computed by another process)" if in_progress(c, ctx) else ""
+            print(f"run      {c.table:18s} {c.task:4s} {c.method:14s} seed={c.seed}  "
+                  f"~{_fmt(est[c.hash()])}{elsewhere}")
         for e in notebooks:
             print(f"notebook {e.name}")
         print(processor_note(cached, cpu_name()))
@@ -616,7 +624,7 @@ def _scheduled(pool, todo: list[ExperimentConfig], jobs: int, ctx: Context, one,
     While a slot is free only because the queued runs wait for a teacher that a
     running run is fine-tuning, the queue is looked at again every ``poll`` seconds:
     the next run starts as soon as that teacher is saved, not when the (much longer)
-    run that trained it ends."""
+    run that trained it ends. The same holds for a run another process is computing."""
     queue, running = list(enumerate(todo)), {}
     while queue or running:
         while queue and len(running) < jobs:
@@ -625,6 +633,9 @@ def _scheduled(pool, todo: list[ExperimentConfig], jobs: int, ctx: Context, one,
                 break
             i, c = queue.pop(pick)
             running[pool.submit(one, (i, c))] = c
+        if not running:  # every queued run waits for another process: look again later
+            time.sleep(poll)
+            continue
         waiting = bool(queue) and len(running) < jobs
         done, _ = wait(list(running), timeout=poll if waiting else None,
                        return_when=FIRST_COMPLETED)

@@ -10,6 +10,7 @@ committed) and reused by every later method of the same task and seed.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -285,13 +286,77 @@ def read_record(path) -> dict:
     return record
 
 
+class RunInProgress(RuntimeError):
+    """Another process is computing this run now (see :func:`run_lock`)."""
+
+
+def lock_path(config: ExperimentConfig, ctx: Context | None = None) -> Path:
+    return paths.results_dir((ctx or Context()).results_dir) / ".locks" / f"{config.hash()}.lock"
+
+
+@contextlib.contextmanager
+def run_lock(config: ExperimentConfig, ctx: Context | None = None):
+    """Hold the run's lock while it is computed, so that two processes (two batch
+    commands, the jobs of a scheduler's array) never compute one run at once: the
+    second gets ``RunInProgress``. The lock is the operating system's (``flock``), so
+    it ends with the process that holds it; a killed run leaves no stale lock. Where
+    ``fcntl`` does not exist (Windows) runs are not locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux / macOS
+        yield
+        return
+    path = lock_path(config, ctx)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            who = fh.read().strip()
+            raise RunInProgress(
+                f"run {config.table}/{config.task}/{config.method}/seed {config.seed} "
+                f"({config.hash()}) is being computed by another process"
+                f"{f' (pid {who})' if who else ''}; its result goes to the cache when it "
+                "ends") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fh.close()  # closing the file releases the lock
+
+
+def in_progress(config: ExperimentConfig, ctx: Context | None = None) -> bool:
+    """Whether another process holds the run's lock (is computing it now)."""
+    path = lock_path(config, ctx)
+    if not path.is_file():
+        return False
+    try:
+        with run_lock(config, ctx):
+            return False
+    except RunInProgress:
+        return True
+
+
 def run(config: ExperimentConfig, *, data_dir=None, results_dir=None, cache_dir=None,
         force: bool = False) -> pd.DataFrame:
-    """Run one experiment (or read it from the cache) and return its tidy rows."""
+    """Run one experiment (or read it from the cache) and return its tidy rows. While
+    it computes, the run holds its lock (:func:`run_lock`): ``RunInProgress`` if
+    another process is computing the same run."""
     ctx = Context(data_dir, results_dir, cache_dir)
     path = cache_path(config, ctx)
     if path.is_file() and not force:
         return record_to_frame(read_record(path))
+    with run_lock(config, ctx):
+        if path.is_file() and not force:  # another process finished it meanwhile
+            return record_to_frame(read_record(path))
+        return _compute(config, ctx, path)
+
+
+def _compute(config: ExperimentConfig, ctx: Context, path: Path) -> pd.DataFrame:
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.time()
     out = METHOD_REGISTRY[config.method](config, ctx)

@@ -329,6 +329,44 @@ def test_a_run_waiting_for_a_teacher_starts_once_it_is_saved(tmp_path):
     assert starts == {"l2a": False, "distilbert": False}  # started while L2A was running
 
 
+def test_a_run_another_process_computes_waits_and_is_not_started_twice(tmp_path):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from l2a_lib.batch import _scheduled, choose
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context, run_lock
+    ctx = Context(results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+    a, b = (make_config("pi", "student_ft", seed=s, profile="smoke") for s in (0, 1))
+    release = threading.Event()
+    started: list[str] = []
+
+    def hold():  # another process computing run a (flock: another open file conflicts)
+        with run_lock(a, ctx):
+            locked.set()
+            release.wait(5)
+
+    locked = threading.Event()
+    holder = threading.Thread(target=hold)
+    holder.start()
+    locked.wait(5)
+    try:
+        assert choose([a, b], [], ctx) == 1 and choose([a], [], ctx) is None
+
+        def one(i_c):
+            started.append(f"{i_c[1].seed}:{'locked' if not release.is_set() else 'free'}")
+            if i_c[1] is b:
+                release.set()  # the other process finishes run a meanwhile
+            return i_c[1], 0, None
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            done = list(_scheduled(pool, [a, b], 1, ctx, one, poll=0.05))
+    finally:
+        release.set()
+        holder.join()
+    assert started == ["1:locked", "0:free"]  # a started only once its lock was released
+    assert [c.seed for c, _, _ in done] == [1, 0]
+
+
 def test_teacher_ft_keeps_its_own_fine_tuning_time(tmp_path):
     """A Teacher-FT record names its teacher with the seconds it fine-tuned it: that is
     the run's own work, not time to take out (as it is for a run that distils it)."""
