@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import paths
+from .checkpoint import read_progress
 from .config import ExperimentConfig, make_config
 from .experiment import Context, cpu_name, is_cached, load_results
 
@@ -260,10 +261,16 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
     Teacher fine-tuning is counted apart: taken out of the recorded times, and the
     first run that needs a teacher missing from the local cache is charged that
     teacher's Teacher-FT estimate (unless it is that Teacher-FT run itself).
+    A run with an episode checkpoint (cut off earlier) is charged the share of its
+    episodes still to do.
     ``df``: the cached runs (``load_results``), when the caller has read them already."""
     df = load_results(ctx.results_dir) if df is None else df
     cpu = cpu_name() if cpu is _HERE else cpu
     est = {c.hash(): _run_estimate(c, df, cpu) for c in configs}
+    for c in configs:
+        done = resumes_from(c, ctx)
+        if done is not None:
+            est[c.hash()] *= 1 - done[0] / done[1]
     trained = set()
     for c in configs:
         for key, f in needs(c, ctx).items():
@@ -273,6 +280,12 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
             if c.method != "teacher_ft":
                 est[c.hash()] += _run_estimate(teacher_run(c), df, cpu)
     return est
+
+
+def resumes_from(config: ExperimentConfig, ctx: Context) -> tuple[int, int] | None:
+    """(episodes done, episodes) of a run cut off after an episode checkpoint, else None."""
+    p = read_progress(ctx.checkpoint_dir(config))
+    return (p["episode"], p["episodes"]) if p else None
 
 
 # ------------------------------------------------------------------ scheduling
@@ -513,6 +526,9 @@ def main(args) -> int:
         from .experiment import in_progress
         for c in todo:
             elsewhere = "  (being computed by another process)" if in_progress(c, ctx) else ""
+            done = resumes_from(c, ctx)
+            if done is not None:
+                elsewhere += f"  (resumes after episode {done[0]}/{done[1]})"
             print(f"run      {c.table:18s} {c.task:4s} {c.method:14s} seed={c.seed}  "
                   f"~{_fmt(est[c.hash()])}{elsewhere}")
         for e in notebooks:

@@ -15,6 +15,7 @@
         update the generator with the L2A loss, weighting samples by the
             selector's keep probability
         log the episode: reward, keep rate, dev metric
+        save a checkpoint (a run cut off resumes here: ``checkpoint``)
     restore the student of the best dev metric
 
 Sentence pairs are augmented side by side: each side is sampled from P_s on its
@@ -34,6 +35,7 @@ from tqdm.std import tqdm
 
 from . import losses, mlm, models
 from .augment.l2a import Sample, StaticDistribution
+from .checkpoint import EpisodeCheckpoint, rng_state, set_rng_state
 from .config import ExperimentConfig
 from .generator import Generator
 from .selector import Policy, Selector, n_features, policy_profile, state_features
@@ -98,6 +100,7 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
     from .experiment import _score, get_teacher, prepare
     from .methods import _projection, last_layer_kd, last_layer_needs, masked_lm
     cfg, d = config.l2a, config.distill
+    t_start = time.time()
     prep = prepare(config, ctx)
     spec, tok = prep.task.spec, prep.tokenizer
     regression = spec.kind == "regression"
@@ -115,7 +118,6 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
     cache = TeacherCache(teacher, last_layer_needs(teacher), prep.pad_id, bf16=d.train.bf16)
     terms = losses.KDTerms(att=d.att, hidden=d.hidden, dark=d.dark, temperature=d.temperature)
     originals = prep.train
-    cache.fill(originals)
 
     rng = np.random.default_rng(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
@@ -143,10 +145,37 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
                           batch_size=d.train.eval_batch_size, bf16=d.train.bf16)
         return scores["pearson"] if regression else scores["acc"]  # the paper's reward metric
 
-    episodes, best, best_state = [], None, None
+    ckpt = EpisodeCheckpoint(ctx.checkpoint_dir(config), run_id=config.hash())
+    episodes, best, best_state, first = [], None, None, 0
+    earlier = {"wall": 0.0, "loop": 0.0, "resumed_at": []}  # earlier pieces of a resumed run
     t0 = time.time()
-    score_now = dev_score()
-    for episode in range(cfg.episodes):
+    resumed = ckpt.load()
+    if resumed is None:
+        cache.fill(originals)
+        t0 = time.time()
+        score_now = dev_score()
+    else:
+        state, entries = resumed
+        cache.restore(entries, state["forward_passes"])
+        student.load_state_dict(state["student"])
+        with torch.no_grad():
+            W.copy_(state["W"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if selector is not None:
+            selector.load_state_dict(state["selector"])
+        if generator is not None:
+            generator.load_state_dict(state["generator"])
+        episodes, best, best_state = state["log"], state["best"], state["best_state"]
+        score_now, first = state["score_now"], state["episode"]
+        earlier = {"wall": state["seconds"], "loop": state["loop_seconds"],
+                  "resumed_at": state["resumed_at"] + [first]}
+        set_rng_state(state["rng"], rng, gen)
+        ctx.teacher_used = state["teacher_used"]  # the teacher may have been fine-tuned in piece 1
+        print(f"l2a {config.task} seed {config.seed}: resumed after episode {first}/{cfg.episodes} "
+              "from its checkpoint", flush=True)
+    saved = len(cache) if resumed is not None else 0  # teacher outputs already in a checkpoint
+    for episode in range(first, cfg.episodes):
         te = time.time()
         fill = generator.provider(config.data.max_length) if generator is not None and episode else None
         pool = sample_pool(ps, prep.task.train, prep.task.source, prep.task.train["label"], spec.pair,
@@ -217,12 +246,27 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
         sel = selection_score(full, spec.dev_metric)
         if best is None or sel > best:
             best, best_state = sel, copy.deepcopy(student.state_dict())
+        if episode + 1 < cfg.episodes:
+            ckpt.save({
+                "episode": episode + 1, "episodes": cfg.episodes, "log": episodes,
+                "student": student.state_dict(), "W": W.detach(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "selector": selector.state_dict() if selector is not None else None,
+                "generator": generator.state_dict() if generator is not None else None,
+                "best": best, "best_state": best_state,
+                "score_now": score_now, "forward_passes": cache.forward_passes,
+                "rng": rng_state(rng, gen), "resumed_at": earlier["resumed_at"],
+                "teacher_used": ctx.teacher_used,
+                "seconds": earlier["wall"] + time.time() - t_start,
+                "loop_seconds": earlier["loop"] + time.time() - t0}, cache.entries(saved), episode)
+            saved = len(cache)
     student.load_state_dict(best_state)
     gallery = _gallery(ps, generator, selector, prep, cache, student, config)
     out = {"n_params": student.n_params(),
             "sizes": prep.task.sizes(), "episodes": episodes, "gallery": gallery,
             "teacher_forward_passes": cache.forward_passes, "unique_inputs": len(cache),
-            "seconds": time.time() - t0,
+            "seconds": earlier["loop"] + time.time() - t0,
+            "wall_seconds_before": earlier["wall"], "resumed_at_episode": earlier["resumed_at"],
             "mlm_top1": {k: v["top1"] for k, v in mlm_info["scores"].items()}}
     out["rows"] = _score(student, prep, config, d.train, sink=out)
     return out

@@ -3,7 +3,9 @@
 Each finished run is one small JSON file ``<results_dir>/runs/<hash>.json``
 (written to a temporary file, then renamed, so a killed run leaves nothing
 half-written). The hash covers the full config plus ``CODE_VERSION``; a rerun
-of a cached config reads the file instead of training.
+of a cached config reads the file instead of training. An L2A run also saves a
+checkpoint after each episode (``checkpoint``): run again after a kill, it goes
+on from there, with the same result as a run never interrupted.
 
 Fine-tuned teachers are cached locally under ``<cache_dir>/teachers`` (never
 committed) and reused by every later method of the same task and seed.
@@ -29,6 +31,7 @@ import torch
 
 from . import data as data_mod
 from . import models, paths
+from .checkpoint import EpisodeCheckpoint
 from .config import CODE_VERSION, METHODS, ExperimentConfig, without_none
 from .train import Encoded, encode, fine_tune
 
@@ -54,6 +57,10 @@ class Context:
         p = paths.results_dir(self.results_dir) / "runs"
         p.mkdir(parents=True, exist_ok=True)
         return p
+
+    def checkpoint_dir(self, config: ExperimentConfig) -> Path:
+        """Where a long run saves its episode checkpoints (``checkpoint``)."""
+        return paths.results_dir(self.results_dir) / ".checkpoints" / config.hash()
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -345,7 +352,8 @@ def run(config: ExperimentConfig, *, data_dir=None, results_dir=None, cache_dir=
         force: bool = False) -> pd.DataFrame:
     """Run one experiment (or read it from the cache) and return its tidy rows. While
     it computes, the run holds its lock (:func:`run_lock`): ``RunInProgress`` if
-    another process is computing the same run."""
+    another process is computing the same run. An L2A run cut off earlier resumes from
+    its last episode checkpoint; ``force`` recomputes from the start."""
     ctx = Context(data_dir, results_dir, cache_dir)
     path = cache_path(config, ctx)
     if path.is_file() and not force:
@@ -353,6 +361,8 @@ def run(config: ExperimentConfig, *, data_dir=None, results_dir=None, cache_dir=
     with run_lock(config, ctx):
         if path.is_file() and not force:  # another process finished it meanwhile
             return record_to_frame(read_record(path))
+        if force:  # recompute from the start, not from an episode checkpoint
+            EpisodeCheckpoint(ctx.checkpoint_dir(config)).clear()
         return _compute(config, ctx, path)
 
 
@@ -364,7 +374,8 @@ def _compute(config: ExperimentConfig, ctx: Context, path: Path) -> pd.DataFrame
     record = {
         "config": config.to_dict(), "config_hash": config.hash(), "code_version": CODE_VERSION,
         "rows": out.pop("rows"), "n_params": out.pop("n_params"), "sizes": out.pop("sizes"),
-        "wall_seconds": round(time.time() - t0, 1),
+        # a run resumed from a checkpoint: the time of the earlier pieces too
+        "wall_seconds": round(time.time() - t0 + out.pop("wall_seconds_before", 0.0), 1),
         "started_at": started.isoformat(timespec="seconds"),
         "environment": {"torch": torch.__version__, "transformers": transformers.__version__,
                         "python": platform.python_version(), "threads": torch.get_num_threads(),
@@ -374,6 +385,7 @@ def _compute(config: ExperimentConfig, ctx: Context, path: Path) -> pd.DataFrame
     if ctx.teacher_used is not None:
         record["teacher"] = ctx.teacher_used
     atomic_write_text(path, json.dumps(record, indent=1, default=float))
+    EpisodeCheckpoint(ctx.checkpoint_dir(config)).clear()
     return record_to_frame(record)
 
 
@@ -433,30 +445,36 @@ def run_many(tasks, methods, seeds, *, profile: str = "cpu", table: str | None =
     then they are left out and listed in ``df.attrs["missing"]`` as (task, method,
     seed) with the total in ``df.attrs["n_runs"]`` (see ``report.coverage_note``)."""
     from .config import make_config
-    from .report import MissingResults
     configs = [make_config(t, m, s, profile=profile, table=table,
                            l2a_overrides=l2a_overrides if m.startswith("l2a") else None,
                            **data_overrides)
                for t in tasks for m in methods for s in seeds]
-    ctx = Context(data_dir, results_dir, cache_dir)
-    missing = [c for c in configs if not is_cached(c, ctx)]
-    if missing and allow_missing and not allow_training:
-        have = [c for c in configs if c not in missing]
-        frames = [run(c, data_dir=data_dir, results_dir=results_dir, cache_dir=cache_dir)
-                  for c in have]
-        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-            columns=["task", "method", "seed", "split", "metric", "value"])
-        df.attrs["missing"] = [(c.task, c.method, c.seed) for c in missing]
-        df.attrs["n_runs"] = len(configs)
-        return df
-    if missing and not allow_training:
-        names = [(c.task, c.method, c.seed) for c in missing]
-        raise MissingResults(f"{len(missing)} of {len(configs)} runs are not in the result cache "
+    return _gather([(None, c) for c in configs], Context(data_dir, results_dir, cache_dir),
+                   allow_training, allow_missing)
+
+
+def _gather(pairs: list, ctx: Context, allow_training: bool, allow_missing: bool,
+            column: str | None = None, what: str = "") -> pd.DataFrame:
+    """The rows of (value, config) pairs (``run_many`` / ``run_study``): cached runs are
+    read; the others are computed (``allow_training``), or left out and listed in
+    ``df.attrs`` (``allow_missing``), or named in ``MissingResults``. With ``column``,
+    each run's value goes to that column."""
+    from .report import MissingResults
+    missing = set() if allow_training else {c.hash() for _, c in pairs if not is_cached(c, ctx)}
+    names = [(c.task, c.method, c.seed) + ((v,) if column else ()) for v, c in pairs
+             if c.hash() in missing]
+    if missing and not allow_missing:
+        raise MissingResults(f"{len(names)} of {len(pairs)} runs{what} are not in the result cache "
                              f"({ctx.runs}), e.g. {names[:6]}. Compute them with `make results` "
                              "or pass allow_training=True.")
-    frames = [run(c, data_dir=data_dir, results_dir=results_dir, cache_dir=cache_dir)
-              for c in configs]
-    return pd.concat(frames, ignore_index=True)
+    frames = [run(c, data_dir=ctx.data_dir, results_dir=ctx.results_dir, cache_dir=ctx.cache_dir)
+              .assign(**({column: v} if column else {}))
+              for v, c in pairs if c.hash() not in missing]
+    df = (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["task", "method", "seed", "split", "metric", "value"] + ([column] if column else [])))
+    if missing:
+        df.attrs.update(missing=names, n_runs=len(pairs), **({"column": column} if column else {}))
+    return df
 
 
 # ------------------------------------------------------------------ studies
@@ -495,21 +513,7 @@ def run_study(study: str, values, tasks, methods, seeds, *, profile: str = "cpu"
     trained when ``allow_training``, else ``MissingResults`` names them, unless
     ``allow_missing``: then they are left out and listed in ``df.attrs["missing"]`` as
     (task, method, seed, value), as in :func:`run_many` (see ``report.coverage_note``)."""
-    from .report import MissingResults
     _, column, _, _ = STUDIES[study]
     pairs = study_configs(study, values, tasks, methods, seeds, profile)
-    ctx = Context(data_dir, results_dir, cache_dir)
-    missing = [(v, c) for v, c in pairs if not is_cached(c, ctx)]
-    if missing and not allow_training and not allow_missing:
-        raise MissingResults(f"{len(missing)} of {len(pairs)} runs of {study} are not in the result "
-                             f"cache, e.g. {[(c.task, c.method, c.seed) for _, c in missing[:4]]}")
-    skip = missing if not allow_training else []
-    frames = [run(c, data_dir=data_dir, results_dir=results_dir, cache_dir=cache_dir).assign(
-        **{column: v}) for v, c in pairs if (v, c) not in skip]
-    df = (pd.concat(frames, ignore_index=True) if frames else
-          pd.DataFrame(columns=["task", "method", "seed", "split", "metric", "value", column]))
-    if skip:
-        df.attrs["missing"] = [(c.task, c.method, c.seed, v) for v, c in skip]
-        df.attrs["n_runs"] = len(pairs)
-        df.attrs["column"] = column
-    return df
+    return _gather(pairs, Context(data_dir, results_dir, cache_dir), allow_training, allow_missing,
+                   column=column, what=f" of {study}")

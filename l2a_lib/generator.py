@@ -104,6 +104,21 @@ class Generator:
         self.optimizer = torch.optim.AdamW([{"params": head, "lr": head_lr},
                                             {"params": body, "lr": lr}], weight_decay=0.0)
 
+    def state_dict(self) -> dict:
+        """The trained part of G_theta (the frozen layers equal the masked LM's) and its
+        optimizer, for a resumed run."""
+        trained = {n for n, p in self.model.named_parameters() if p.requires_grad}
+        return {"model": {n: t for n, t in self.model.state_dict().items() if n in trained},
+                "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        missing, unexpected = self.model.load_state_dict(state["model"], strict=False)
+        frozen = {n for n, p in self.model.named_parameters() if not p.requires_grad}
+        if unexpected or not set(missing) <= frozen | {n for n, _ in self.model.named_buffers()}:
+            raise ValueError(f"generator checkpoint does not fit the model: missing "
+                             f"{sorted(set(missing) - frozen)[:5]}, unexpected {unexpected[:5]}")
+        self.optimizer.load_state_dict(state["optimizer"])
+
     def provider(self, max_length: int = 128) -> MaskedLMProvider:
         """P_G as a fill provider for ``StaticDistribution.sample(fill_provider=...)``."""
         return MaskedLMProvider(self.model, self.tokenizer, max_length=max_length, bf16=self.bf16)

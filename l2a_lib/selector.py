@@ -118,6 +118,17 @@ class Selector:
         self._mean, self._var, self._n = None, None, 0
         self._adv_sq, self._adv_n = 0.0, 0
 
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs (the episode memory is empty between episodes)."""
+        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "stats": (self._mean, self._var, self._n, self._adv_sq, self._adv_n)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self._mean, self._var, self._n, self._adv_sq, self._adv_n = state["stats"]
+        self.history = []
+
     def _normalise(self, states: torch.Tensor, update: bool) -> torch.Tensor:
         if update:
             x = states.double()

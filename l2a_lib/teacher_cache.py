@@ -102,6 +102,16 @@ class TeacherCache:
                     item["vr"] = vr[r, :, :n, :n].to(torch.bfloat16).clone()
                 self._store[self.key(enc, i)] = item
 
+    def entries(self, start: int = 0) -> list[tuple[tuple, dict]]:
+        """The cached (key, outputs) pairs from the ``start``-th computed on, in the
+        order they were computed (for ``checkpoint.EpisodeCheckpoint``)."""
+        return list(self._store.items())[start:]
+
+    def restore(self, entries, forward_passes: int) -> None:
+        """Put back outputs saved with :meth:`entries` (a resumed run)."""
+        self._store.update(entries)
+        self.forward_passes = forward_passes
+
     def batch(self, enc: Encoded, idx) -> dict[str, torch.Tensor]:
         """Padded teacher outputs of examples ``idx`` (filling any that are missing)."""
         idx = list(idx)

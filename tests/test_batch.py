@@ -237,6 +237,26 @@ def test_methods_and_tasks_filters_restrict_the_runs(env):
     assert bad.returncode != 0 and "no_such_method" in bad.stderr
 
 
+def test_a_run_cut_off_after_a_checkpoint_is_listed_and_estimated_as_resuming(env):
+    from l2a_lib import batch
+    from l2a_lib.experiment import Context
+    ctx = Context(results_dir=env / "results", cache_dir=env / "cache")
+    entry = next(e for e in batch.BATCH if e.name == "table2")
+    cut = next(c for c in entry.configs("cpu") if c.method == "l2a_wo_src" and c.task == "pi")
+    _touch(next(iter(batch.needs(cut, ctx).values())))  # its teacher is trained
+    full = batch.estimate_seconds([cut], ctx)[cut.hash()]
+    folder = ctx.checkpoint_dir(cut)
+    folder.mkdir(parents=True)
+    (folder / "progress.json").write_text('{"episode": 15, "episodes": 20, "seconds": 900.0}')
+    assert batch.resumes_from(cut, ctx) == (15, 20)
+    assert batch.estimate_seconds([cut], ctx)[cut.hash()] == pytest.approx(full / 4)
+    out = _batch(env, "--dry-run", "--only", "table2", "--methods", "l2a_wo_src", "--tasks", "pi",
+                 profile="cpu")
+    runs = [ln for ln in out.stdout.splitlines() if ln.startswith("run ")]
+    marked = [ln for ln in runs if "(resumes after episode 15/20)" in ln]
+    assert len(runs) == 3 and len(marked) == 1 and f"seed={cut.seed}" in marked[0]
+
+
 def _touch(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"x")

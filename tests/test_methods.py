@@ -52,3 +52,44 @@ def test_l2a_runs_and_logs_episodes(method, smoke_dirs):
         assert n_source == (e["pool"] if method == "l2a_wo_tgt" else round(cfg.l2a.pool_size / 2))
     assert extra["teacher_forward_passes"] == extra["unique_inputs"]
     assert {g["from"] for g in extra["gallery"]} == {"P_s (static masked LM)", "G_theta (trained)"}
+
+
+class _Killed(Exception):
+    """Stands for a kill right after a checkpoint was written."""
+
+
+def test_an_l2a_run_cut_off_resumes_from_its_checkpoint_with_the_same_result(
+        smoke_dirs, tmp_path, monkeypatch):
+    from l2a_lib import checkpoint
+    cfg = make_config("tc", "l2a", seed=0, profile="smoke")
+    experiment.run(cfg, **smoke_dirs)  # the teacher and the masked LM are cached from here on
+    shared = dict(data_dir=smoke_dirs["data_dir"], cache_dir=smoke_dirs["cache_dir"])
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    experiment.run(cfg, results_dir=whole, **shared)
+
+    save = checkpoint.EpisodeCheckpoint.save
+
+    def save_then_die(self, *args, **kwargs):
+        save(self, *args, **kwargs)
+        raise _Killed
+
+    monkeypatch.setattr(checkpoint.EpisodeCheckpoint, "save", save_then_die)
+    with pytest.raises(_Killed):
+        experiment.run(cfg, results_dir=cut, **shared)
+    monkeypatch.undo()
+    folder = experiment.Context(results_dir=cut).checkpoint_dir(cfg)
+    assert checkpoint.read_progress(folder)["episode"] == 1
+    assert not experiment.cache_path(cfg, experiment.Context(results_dir=cut)).exists()
+
+    experiment.run(cfg, results_dir=cut, **shared)  # resumes after episode 1
+    assert not folder.exists()  # removed once the record is written
+    a, b = (experiment.load_record(cfg, d)["extra"] for d in (whole, cut))
+    assert a["resumed_at_episode"] == [] and b["resumed_at_episode"] == [1]
+    timing = {"seconds", "sample_seconds"}
+    strip = lambda eps: [{k: v for k, v in e.items() if k not in timing} for e in eps]  # noqa: E731
+    assert strip(a["episodes"]) == strip(b["episodes"])
+    assert a["gallery"] == b["gallery"]
+    assert (a["teacher_forward_passes"], a["unique_inputs"]) == (b["teacher_forward_passes"],
+                                                                 b["unique_inputs"])
+    rows = [experiment.load_record(cfg, d)["rows"] for d in (whole, cut)]
+    assert rows[0] == rows[1]
