@@ -314,8 +314,9 @@ def choose(queue: list[ExperimentConfig], running: list[ExperimentConfig],
     """Index in ``queue`` of the run to start next beside ``running``, or ``None``
     to wait for a running one to finish.
 
-    First the earliest run whose teacher and masked LM are all trained already;
-    else the earliest run that trains nothing a running run is training now (two
+    First a run cut off after an episode checkpoint (``resumes_from``), so that work
+    begun is finished first; then the earliest run whose teacher and masked LM are
+    all trained already; else the earliest run that trains nothing a running run is training now (two
     overlapping runs never fine-tune the same teacher twice: the second waits and
     then reuses it). On a fresh machine this also groups the runs of one teacher
     together, so a session that ends early has retrained few teachers.
@@ -328,8 +329,9 @@ def choose(queue: list[ExperimentConfig], running: list[ExperimentConfig],
         return {k for k, f in needs(c, ctx).items() if not f.is_file()}
     in_flight = set().union(*(missing(c) for c in running)) if running else set()
     lacking = [None if in_progress(c, ctx) else missing(c) for c in queue]
-    for i, m in enumerate(lacking):
-        if m is not None and not m:
+    begun = sorted(range(len(queue)), key=lambda i: resumes_from(queue[i], ctx) is None)
+    for i in begun:
+        if lacking[i] is not None and not lacking[i]:
             return i
     for i, m in enumerate(lacking):
         if m is not None and not m & in_flight:

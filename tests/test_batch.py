@@ -257,6 +257,24 @@ def test_a_run_cut_off_after_a_checkpoint_is_listed_and_estimated_as_resuming(en
     assert len(runs) == 3 and len(marked) == 1 and f"seed={cut.seed}" in marked[0]
 
 
+def test_choose_finishes_a_run_cut_off_after_a_checkpoint_first(tmp_path):
+    from l2a_lib.batch import choose, needs
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context
+    ctx = Context(results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+    queue = [make_config("tc", "l2a", seed=s, profile="smoke") for s in (0, 1, 2)]
+    for c in queue:
+        for f in needs(c, ctx).values():
+            _touch(f)
+    assert choose(queue, [], ctx) == 0
+    folder = ctx.checkpoint_dir(queue[2])
+    folder.mkdir(parents=True)
+    (folder / "progress.json").write_text('{"episode": 1, "episodes": 2, "seconds": 5.0}')
+    assert choose(queue, [], ctx) == 2
+    (tmp_path / "cache" / "teachers").rename(tmp_path / "gone")  # its teacher is not here
+    assert choose(queue, [], ctx) == 0
+
+
 def _touch(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"x")
