@@ -369,28 +369,38 @@ def _fmt(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def _run_logged(cmd: list[str], log: Path, env: dict) -> int:
+def _open_log(log: Path, resumes: str = ""):
+    """The run's log: new, or, for a run that resumes from a checkpoint (``resumes``
+    says where), the log of its earlier pieces continued after a line saying so."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as fh:
+    fh = open(log, "a" if resumes and log.is_file() else "w")
+    if resumes:
+        fh.write(f"\n----- {resumes} -----\n")
+    return fh
+
+
+def _run_logged(cmd: list[str], log: Path, env: dict, resumes: str = "") -> int:
+    with _open_log(log, resumes) as fh:
         fh.write("$ " + " ".join(shlex.quote(c) for c in cmd) + "\n")
         fh.flush()
         return subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env,
                                cwd=paths.REPO_ROOT)
 
 
-def _run_subprocess(config: ExperimentConfig, log: Path, env: dict, ctx: Context) -> int:
-    return _run_logged(run_command(config), log, env)
+def _run_subprocess(config: ExperimentConfig, log: Path, env: dict, ctx: Context,
+                    resumes: str = "") -> int:
+    return _run_logged(run_command(config), log, env, resumes)
 
 
-def _run_in_process(config: ExperimentConfig, log: Path, env: dict, ctx: Context) -> int:
+def _run_in_process(config: ExperimentConfig, log: Path, env: dict, ctx: Context,
+                    resumes: str = "") -> int:
     """One run in this process (the smoke profile: saves the interpreter start-up
     and imports, which dominate a run of tiny models). Output and any traceback
     go to the run's log; the result file is still written atomically."""
     import contextlib
     import traceback
     from .experiment import run
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+    with _open_log(log, resumes) as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
         print(f"in-process run of {json.dumps(config.to_dict())}", flush=True)
         try:
             run(config, data_dir=ctx.data_dir, results_dir=ctx.results_dir)
@@ -559,9 +569,12 @@ def main(args) -> int:
         i, c = i_c
         log = logs / f"{c.table}_{c.task}_{c.method}_s{c.seed}_{c.hash()}.log"
         # one write per line: this runs in a worker thread while the main thread reports
-        sys.stdout.write(f"  running {c.table} {c.task} {c.method} seed={c.seed} (log: {log.name})\n")
+        done = resumes_from(c, ctx)
+        resumes = f"resumes after episode {done[0]}/{done[1]}" if done else ""
+        sys.stdout.write(f"  running {c.table} {c.task} {c.method} seed={c.seed} (log: {log.name})"
+                         f"{f' ({resumes})' if resumes else ''}\n")
         sys.stdout.flush()
-        code = (_run_in_process if in_process else _run_subprocess)(c, log, env, ctx)
+        code = (_run_in_process if in_process else _run_subprocess)(c, log, env, ctx, resumes)
         return c, code, log
 
     # in-process runs go one after another in this thread (their output is redirected

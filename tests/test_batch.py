@@ -257,6 +257,32 @@ def test_a_run_cut_off_after_a_checkpoint_is_listed_and_estimated_as_resuming(en
     assert len(runs) == 3 and len(marked) == 1 and f"seed={cut.seed}" in marked[0]
 
 
+def test_the_batch_resumes_an_l2a_run_from_its_checkpoint_and_keeps_its_log(env, monkeypatch):
+    from l2a_lib import checkpoint, experiment
+    from l2a_lib.config import make_config
+    cfg = make_config("tc", "l2a_wo_att", seed=0, table="table3", profile="smoke")
+    save = checkpoint.EpisodeCheckpoint.save
+
+    def save_then_die(self, *args, **kwargs):
+        save(self, *args, **kwargs)
+        raise KeyboardInterrupt  # a kill right after the checkpoint of episode 1
+
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(checkpoint.EpisodeCheckpoint, "save", save_then_die)
+        experiment.run(cfg, results_dir=env / "results")
+    log = env / "logs" / f"table3_tc_l2a_wo_att_s0_{cfg.hash()}.log"
+    log.parent.mkdir()
+    log.write_text("the first piece's log\n")
+    out = _batch(env, "--only", "table3", "--methods", "l2a_wo_att")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "(resumes after episode 1/2)" in out.stdout
+    text = log.read_text()
+    assert text.startswith("the first piece's log") and "----- resumes after episode 1/2 -----" in text
+    assert "resumed after episode 1/2 from its checkpoint" in text
+    assert experiment.load_record(cfg, env / "results")["extra"]["resumed_at_episode"] == [1]
+    assert not (env / "results" / ".checkpoints" / cfg.hash()).exists()
+
+
 def test_choose_finishes_a_run_cut_off_after_a_checkpoint_first(tmp_path):
     from l2a_lib.batch import choose, needs
     from l2a_lib.config import make_config

@@ -73,10 +73,9 @@ def test_an_l2a_run_cut_off_resumes_from_its_checkpoint_with_the_same_result(
         save(self, *args, **kwargs)
         raise _Killed
 
-    monkeypatch.setattr(checkpoint.EpisodeCheckpoint, "save", save_then_die)
-    with pytest.raises(_Killed):
+    with monkeypatch.context() as m, pytest.raises(_Killed):
+        m.setattr(checkpoint.EpisodeCheckpoint, "save", save_then_die)
         experiment.run(cfg, results_dir=cut, **shared)
-    monkeypatch.undo()
     folder = experiment.Context(results_dir=cut).checkpoint_dir(cfg)
     assert checkpoint.read_progress(folder)["episode"] == 1
     assert not experiment.cache_path(cfg, experiment.Context(results_dir=cut)).exists()
