@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -80,16 +81,24 @@ class EpisodeCheckpoint:
 
     def load(self) -> tuple[dict, list] | None:
         """(state, teacher entries in the order they were computed), or None when
-        there is no checkpoint of this run."""
+        there is no checkpoint of this run. A checkpoint that cannot be read (a disk
+        that filled up, files removed by hand) is reported, removed, and the run
+        starts from the beginning."""
         if not self.enabled or not (self.folder / STATE).is_file():
             return None
-        state = torch.load(self.folder / STATE, map_location="cpu")
-        if state.get("run_id") != self.run_id:
+        try:
+            state = torch.load(self.folder / STATE, map_location="cpu")
+            if state.get("run_id") != self.run_id:
+                raise ValueError(f"it belongs to run {state.get('run_id')}, not {self.run_id}")
+            entries = []
+            for k in range(state["shards"]):
+                shard = torch.load(self.folder / f"teacher-{k}.pt", map_location="cpu")
+                entries.extend(zip(map(tuple, shard["keys"]), shard["items"]))
+        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint: start again
+            warnings.warn(f"episode checkpoint {self.folder.name} cannot be read "
+                          f"({type(e).__name__}: {e}); the run starts from the beginning")
+            self.clear()
             return None
-        entries = []
-        for k in range(state["shards"]):
-            shard = torch.load(self.folder / f"teacher-{k}.pt", map_location="cpu")
-            entries.extend(zip(map(tuple, shard["keys"]), shard["items"]))
         return state, entries
 
     def clear(self) -> None:

@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 
 from l2a_lib import experiment
 from l2a_lib.config import make_config
@@ -92,3 +93,19 @@ def test_an_l2a_run_cut_off_resumes_from_its_checkpoint_with_the_same_result(
                                                                  b["unique_inputs"])
     rows = [experiment.load_record(cfg, d)["rows"] for d in (whole, cut)]
     assert rows[0] == rows[1]
+
+
+def test_an_unreadable_checkpoint_is_reported_and_the_run_starts_again(tmp_path):
+    from l2a_lib.checkpoint import EpisodeCheckpoint
+    ck = EpisodeCheckpoint(tmp_path / "ck", run_id="abc")
+    ck.save({"episode": 1, "episodes": 2, "seconds": 1.0, "x": torch.ones(2)},
+            [((1, 2), {"logits": torch.zeros(2)})], shard=0)
+    state, entries = ck.load()
+    assert state["episode"] == 1 and entries[0][0] == (1, 2)
+    with pytest.warns(UserWarning, match="belongs to run abc"):  # another run's: not resumed
+        assert EpisodeCheckpoint(tmp_path / "ck", run_id="other").load() is None
+    ck.save({"episode": 1, "episodes": 2, "seconds": 1.0}, [], shard=0)
+    (tmp_path / "ck" / "teacher-0.pt").write_bytes(b"cut off")
+    with pytest.warns(UserWarning, match="cannot be read"):
+        assert ck.load() is None
+    assert not (tmp_path / "ck").exists()
