@@ -288,6 +288,12 @@ def resumes_from(config: ExperimentConfig, ctx: Context) -> tuple[int, int] | No
     return (p["episode"], p["episodes"]) if p else None
 
 
+def resume_note(config: ExperimentConfig, ctx: Context) -> str:
+    """"resumes after episode k/N" for a run cut off after a checkpoint, else ""."""
+    done = resumes_from(config, ctx)
+    return f"resumes after episode {done[0]}/{done[1]}" if done else ""
+
+
 # ------------------------------------------------------------------ scheduling
 def needs(config: ExperimentConfig, ctx: Context) -> dict[str, Path]:
     """The trained artefacts a run reads, each with the file that exists once it is
@@ -538,9 +544,9 @@ def main(args) -> int:
         from .experiment import in_progress
         for c in todo:
             elsewhere = "  (being computed by another process)" if in_progress(c, ctx) else ""
-            done = resumes_from(c, ctx)
-            if done is not None:
-                elsewhere += f"  (resumes after episode {done[0]}/{done[1]})"
+            resumes = resume_note(c, ctx)
+            if resumes:
+                elsewhere += f"  ({resumes})"
             print(f"run      {c.table:18s} {c.task:4s} {c.method:14s} seed={c.seed}  "
                   f"~{_fmt(est[c.hash()])}{elsewhere}")
         for e in notebooks:
@@ -569,8 +575,7 @@ def main(args) -> int:
         i, c = i_c
         log = logs / f"{c.table}_{c.task}_{c.method}_s{c.seed}_{c.hash()}.log"
         # one write per line: this runs in a worker thread while the main thread reports
-        done = resumes_from(c, ctx)
-        resumes = f"resumes after episode {done[0]}/{done[1]}" if done else ""
+        resumes = resume_note(c, ctx)
         sys.stdout.write(f"  running {c.table} {c.task} {c.method} seed={c.seed} (log: {log.name})"
                          f"{f' ({resumes})' if resumes else ''}\n")
         sys.stdout.flush()

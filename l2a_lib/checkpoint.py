@@ -50,41 +50,31 @@ def _atomic_save(obj, path: Path) -> None:
 
 
 class EpisodeCheckpoint:
-    """The checkpoint folder of one run (``folder=None``: checkpoints off)."""
+    """The checkpoint folder of one run."""
 
-    def __init__(self, folder: Path | None, run_id: str = ""):
-        self.folder = Path(folder) if folder is not None else None
+    def __init__(self, folder: Path, run_id: str = ""):
+        self.folder = Path(folder)
         self.run_id = run_id
-
-    @property
-    def enabled(self) -> bool:
-        return self.folder is not None
-
-    def progress(self) -> dict | None:
-        """{"episode": episodes done, "episodes": of how many, "seconds": spent}, or None."""
-        return read_progress(self.folder) if self.enabled else None
 
     def save(self, state: dict, teacher_entries: list, shard: int) -> None:
         """Save the state after episode ``shard`` and the teacher outputs added since
         the previous save (the shard first, so that a saved state never counts a
         shard that is not on disk)."""
-        if not self.enabled:
-            return
+        from .experiment import atomic_write_text
         self.folder.mkdir(parents=True, exist_ok=True)
         _atomic_save({"keys": [k for k, _ in teacher_entries],
                       "items": [v for _, v in teacher_entries]}, self.folder / f"teacher-{shard}.pt")
         _atomic_save({**state, "run_id": self.run_id, "shards": shard + 1}, self.folder / STATE)
-        tmp = self.folder / f".{PROGRESS}.tmp"
-        tmp.write_text(json.dumps({"episode": state["episode"], "episodes": state["episodes"],
-                                   "seconds": round(state["seconds"], 1)}))
-        os.replace(tmp, self.folder / PROGRESS)
+        atomic_write_text(self.folder / PROGRESS, json.dumps({
+            "episode": state["episode"], "episodes": state["episodes"],
+            "seconds": round(state["seconds"], 1)}))
 
     def load(self) -> tuple[dict, list] | None:
         """(state, teacher entries in the order they were computed), or None when
         there is no checkpoint of this run. A checkpoint that cannot be read (a disk
         that filled up, files removed by hand) is reported, removed, and the run
         starts from the beginning."""
-        if not self.enabled or not (self.folder / STATE).is_file():
+        if not (self.folder / STATE).is_file():
             return None
         try:
             state = torch.load(self.folder / STATE, map_location="cpu")
@@ -102,7 +92,7 @@ class EpisodeCheckpoint:
         return state, entries
 
     def clear(self) -> None:
-        if self.enabled and self.folder.exists():
+        if self.folder.exists():
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
