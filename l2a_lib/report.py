@@ -293,6 +293,26 @@ def study_table(df: pd.DataFrame, column: str, methods: list[str], task: str = "
     return g.pivot(index=column, columns="col", values="cell").fillna("-")
 
 
+def study_by_seed(df: pd.DataFrame, column: str, methods: list[str], task: str = "tc",
+                  seeds: list[int] | None = None, split: str = "test") -> pd.DataFrame:
+    """The task's main metric (ACC, or Pearson for regression) of every run of a
+    study: one row per value, one column per method, each cell the seeds' scores
+    in ``seeds`` order, ``-`` for a run not computed yet. It shows what a wide sd
+    in :func:`study_table` comes from: one seed far from the others, or all apart."""
+    metric = METRICS[task][0]
+    d = df[(df.split == split) & (df.task == task) & df.method.isin(methods) & (df.metric == metric)]
+    seeds = sorted(int(s) for s in d.seed.unique()) if seeds is None else list(seeds)
+    score = {(v, m, int(s)): x for v, m, s, x in zip(d[column], d.method, d.seed, d.value)}
+    present = [m for m in methods if m in set(d.method)]
+    table = pd.DataFrame(
+        {f"{METHOD_LABELS.get(m, m)} {metric}": [
+            " / ".join(f"{score[(v, m, s)]:.4f}" if (v, m, s) in score else "-" for s in seeds)
+            for v in sorted(set(d[column]))] for m in present},
+        index=pd.Index(sorted(set(d[column])), name=column))
+    table.columns.name = f"seeds {' / '.join(map(str, seeds))}"
+    return table
+
+
 # ------------------------------------------------------- significance and claims
 def decode_predictions(kind: str, compact) -> np.ndarray:
     """Inverse of ``experiment.compact_predictions``."""

@@ -90,7 +90,7 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
 
 
 def test_study_with_missing_runs_shows_the_others_and_lists_the_rest(dirs, monkeypatch):
-    from l2a_lib.report import MissingResults, coverage_note, study_table
+    from l2a_lib.report import MissingResults, coverage_note, study_by_seed, study_table
     # a study over max_length (the smoke profile pins the sizes Figure 2 varies)
     monkeypatch.setitem(experiment.STUDIES, "length",
                         ("fig2_data_size", "max_length", lambda v: ({"max_length": v}, None), 48))
@@ -110,6 +110,10 @@ def test_study_with_missing_runs_shows_the_others_and_lists_the_rest(dirs, monke
     table = study_table(df, "max_length", ["student_ft"])
     assert table.loc[32].str.endswith("(n=1)").all()
     assert not table.loc[24].str.contains(r"\(n=").any()
+    by_seed = study_by_seed(df, "max_length", ["student_ft"], seeds=[0, 1])
+    acc = df[(df.split == "test") & (df.metric == "acc")].set_index(["max_length", "seed"])["value"]
+    assert by_seed.loc[24, "Student-FT acc"] == f"{acc[(24, 0)]:.4f} / {acc[(24, 1)]:.4f}"
+    assert by_seed.loc[32, "Student-FT acc"] == f"{acc[(32, 0)]:.4f} / -"
     complete = experiment.run_study("length", [24], ["tc"], ["student_ft"], [0, 1],
                                     allow_missing=True, **kw)
     assert coverage_note(complete) == "" and "missing" not in complete.attrs
