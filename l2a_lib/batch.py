@@ -102,7 +102,12 @@ BATCH: list[Entry] = [
           title="Training L2A: episodes and the augmentation gallery"),
     Entry("claims", "claims", needs=(Needs(tuple(TABLE1_METHODS) + ("l2a_wo_src", "l2a_wo_tgt")),
                                      Needs(("l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark"),
-                                           tasks=("tc",))),
+                                           tasks=("tc",)),
+                                     # the shapes of Figure 2 and the sensitivity study
+                                     StudyNeeds("fig2_data_size", tuple(DATA_SIZES),
+                                                ("teacher_ft", "student_ft", "l2a")),
+                                     StudyNeeds("sensitivity_T", tuple(T_VALUES), ("l2a",)),
+                                     StudyNeeds("sensitivity_alpha", tuple(ALPHA_VALUES), ("l2a",))),
           partial=True, title="The paper's claims, one by one"),
     Entry("fig2_data_size", "study", {"study": "fig2_data_size", "values": DATA_SIZES,
                                       "methods": ["teacher_ft", "student_ft", "l2a"]},

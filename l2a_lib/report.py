@@ -313,6 +313,118 @@ def study_by_seed(df: pd.DataFrame, column: str, methods: list[str], task: str =
     return table
 
 
+# ------------------------------------------------- the studies' shape, checked
+# study -> (how the varied value enters the trend, the paper's statements). The
+# slides give Figure 2 and the sensitivity study as shapes only
+# (paper_results.md); each statement becomes a trend of the main test metric
+# whose sign the paper predicts, or one paired difference.
+SHAPE_CLAIMS = {
+    "fig2_data_size": ("log2", [
+        ("the smaller the target set, the larger L2A's gain", ("l2a", "student_ft"), "trend", -1),
+        ("at small sizes the student even beats the teacher", ("l2a", "teacher_ft"), "smallest", 1)]),
+    "sensitivity_T": ("log2", [("small T is best", ("l2a",), "trend", -1)]),
+    "sensitivity_alpha": ("linear", [("quality degrades as alpha grows", ("l2a",), "trend", -1)]),
+}
+
+
+def within_seed_trend(x, y, seeds) -> tuple[float, float, float] | None:
+    """Least-squares slope of ``y`` on ``x`` within seeds (each seed's own means
+    removed: a seed's few-shot draw and teacher shift all of its runs alike) and
+    its 95% t interval, ``(slope, low, high)``; ``None`` when the runs leave no
+    degree of freedom (fewer than two values within a seed, or too few runs)."""
+    from scipy import stats
+    x, y, seeds = (np.asarray(a, dtype=float) for a in (x, y, seeds))
+    xc, yc = x.copy(), y.copy()
+    for s in np.unique(seeds):
+        k = seeds == s
+        xc[k] -= xc[k].mean()
+        yc[k] -= yc[k].mean()
+    sxx = float((xc ** 2).sum())
+    dof = len(x) - len(np.unique(seeds)) - 1
+    if sxx <= 1e-12 or dof < 1:
+        return None
+    slope = float((xc * yc).sum() / sxx)
+    se = float(np.sqrt(((yc - slope * xc) ** 2).sum() / dof / sxx))
+    half = float(stats.t.ppf(0.975, dof)) * se
+    return slope, slope - half, slope + half
+
+
+def _paired_mean(diffs) -> tuple[float, float, float] | None:
+    """Mean of paired differences with its 95% t interval over seeds; None below 2 seeds."""
+    from scipy import stats
+    d = np.asarray(diffs, dtype=float)
+    if len(d) < 2:
+        return None
+    half = float(stats.t.ppf(0.975, len(d) - 1)) * float(d.std(ddof=1)) / np.sqrt(len(d))
+    return float(d.mean()), float(d.mean()) - half, float(d.mean()) + half
+
+
+def study_shape(df: pd.DataFrame, study: str, task: str = "tc", split: str = "test") -> pd.DataFrame:
+    """The paper's statements about a study (``SHAPE_CLAIMS``), checked on the main
+    test metric (ACC, or Pearson for regression).
+
+    A trend is the within-seed least-squares slope of the metric (or, for a gain,
+    of L2A minus the other method on the same seed) on the varied value (its log2
+    for the data size and T, whose values double), given as the change it
+    predicts from the smallest to the largest value, with a 95% interval.
+    "confirmed" when the interval lies on the side the paper predicts, "opposite"
+    when it lies on the other side, else "no clear trend". Runs not computed yet
+    (``df.attrs["missing"]``) make a verdict "interim", or "pending" when too few
+    runs are there to fit it."""
+    from .experiment import STUDIES
+    column = STUDIES[study][1]
+    scale, statements = SHAPE_CLAIMS[study]
+    metric = METRICS[task][0]
+    d = df[(df.split == split) & (df.task == task) & (df.metric == metric)]
+    score = d.pivot_table(index=[column, "seed"], columns="method", values="value")
+    missing = df.attrs.get("missing", [])
+    values = sorted({v for v, _ in score.index} | {m[3] for m in missing if m[0] == task})
+    rows = []
+    for claim, methods, kind, sign in statements:
+        have = (score[list(methods)].dropna() if set(methods) <= set(score.columns)
+                else pd.DataFrame(columns=list(methods), index=pd.MultiIndex.from_tuples(
+                    [], names=[column, "seed"]), dtype=float))
+        at = values[0] if values else None
+        if kind == "smallest":
+            have = have[have.index.get_level_values(0) == at]
+            gap = sum(m[0] == task and m[1] in methods and m[3] == at for m in missing)
+        else:
+            gap = sum(m[0] == task and m[1] in methods for m in missing)
+        y = have[methods[0]] - (have[methods[1]] if len(methods) > 1 else 0.0)
+        quantity = (f"{METHOD_LABELS[methods[0]]} - {METHOD_LABELS[methods[1]]}" if len(methods) > 1
+                    else METHOD_LABELS[methods[0]]) + f" {metric}"
+        v = y.index.get_level_values(0).to_numpy(dtype=float)
+        if kind == "smallest":
+            fit = _paired_mean(y.to_numpy())
+            where = f" at {column} = {at:g}" if at is not None else ""
+            change = fit
+            evidence = (f"{quantity}{where}: {fit[0]:+.4f} [{fit[1]:+.4f}, {fit[2]:+.4f}], "
+                        f"higher in {int((y > 0).sum())} of {len(y)} seeds") if fit else None
+            flat = "no clear difference"
+        else:
+            x = np.log2(v) if scale == "log2" else v
+            fit = within_seed_trend(x, y.to_numpy(), y.index.get_level_values(1))
+            span = (x.max() - x.min()) if len(x) else 0.0
+            change = tuple(f * span for f in fit) if fit else None
+            evidence = (f"{quantity}, {column} {v.min():g} -> {v.max():g}: {change[0]:+.4f} "
+                        f"[{change[1]:+.4f}, {change[2]:+.4f}] ({len(y)} runs)") if fit else None
+            flat = "no clear trend"
+        if change is None:
+            verdict = "pending"
+            evidence = f"{gap} run(s) not computed yet" if gap else "too few runs to fit"
+        else:
+            verdict = ("confirmed" if min(sign * change[1], sign * change[2]) > 0 else
+                       "opposite" if max(sign * change[1], sign * change[2]) < 0 else flat)
+            if gap:
+                verdict += f" (interim: {gap} run(s) not computed yet)"
+        rows.append({"study": study, "paper": claim, "evidence": evidence, "verdict": verdict,
+                     "change": change[0] if change else np.nan,
+                     "ci_low": change[1] if change else np.nan,
+                     "ci_high": change[2] if change else np.nan})
+    return pd.DataFrame(rows, columns=["study", "paper", "evidence", "verdict", "change",
+                                       "ci_low", "ci_high"])
+
+
 # ------------------------------------------------------- significance and claims
 def decode_predictions(kind: str, compact) -> np.ndarray:
     """Inverse of ``experiment.compact_predictions``."""

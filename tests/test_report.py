@@ -188,3 +188,58 @@ def test_same_student_is_chosen_by_parameter_count():
                        "method": ["l2a", "eda", "bert_pkd6", "student_ft", "l2a"]})
     assert report.same_student(df, "tc") == ["eda", "student_ft"]
     assert report.same_student(df, "pi") == [] and report.same_student(df, "nli") == []
+
+
+def test_within_seed_trend_removes_seed_offsets_and_matches_a_hand_fit():
+    rng = np.random.default_rng(0)
+    x = np.tile([0.0, 1.0, 2.0, 3.0], 3)
+    seeds = np.repeat([0, 1, 2], 4)
+    noise = rng.normal(0, 0.01, len(x))
+    y = -0.05 * x + np.array([0.0, 0.3, -0.2])[seeds] + noise  # seeds shift every run alike
+    slope, low, high = report.within_seed_trend(x, y, seeds)
+    xc = x - np.array([x[seeds == s].mean() for s in seeds])
+    yc = y - np.array([y[seeds == s].mean() for s in seeds])
+    assert slope == pytest.approx(np.polyfit(xc, yc, 1)[0])
+    assert slope == pytest.approx(-0.05, abs=0.01) and low < slope < high < 0
+    # a seed measured only at large x with a low offset: pooled, the slope would fall;
+    # within seeds it rises, as each seed's own runs do
+    x2, s2 = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], [0, 0, 0, 1, 1, 1]
+    y2 = [0.80, 0.81, 0.82, 0.60, 0.61, 0.62 + 1e-3]
+    assert np.polyfit(x2, y2, 1)[0] < 0 < report.within_seed_trend(x2, y2, s2)[1]
+    assert report.within_seed_trend([0.0, 1.0], [0.5, 0.4], [0, 0]) is None  # no degree of freedom
+
+
+def _study_frame(values, scores, column="alpha", method="l2a"):
+    rows = [{"split": "test", "task": "tc", "metric": "acc", "method": method, "seed": s,
+             column: v, "value": y} for (v, s), y in zip(values, scores)]
+    return pd.DataFrame(rows)
+
+
+def test_study_shape_verdicts_follow_the_trend_and_count_missing_runs():
+    vals = [(a, s) for a in (0.07, 0.08, 0.09) for s in (0, 1)]
+    falling = [0.80 - 5.0 * (a - 0.07) + 0.01 * s for a, s in vals]
+    out = report.study_shape(_study_frame(vals, falling), "sensitivity_alpha")
+    assert out.verdict[0] == "confirmed" and out.change[0] == pytest.approx(-0.1)
+    rising = [0.70 + 5.0 * (a - 0.07) + [0.0, 0.002, -0.001][i % 3] for i, (a, s) in enumerate(vals)]
+    assert report.study_shape(_study_frame(vals, rising), "sensitivity_alpha").verdict[0] == "opposite"
+    flat = [0.7, 0.72, 0.71, 0.69, 0.70, 0.72]
+    part = _study_frame(vals, flat)
+    part.attrs["missing"] = [("tc", "l2a", 2, 0.07)]
+    assert report.study_shape(part, "sensitivity_alpha").verdict[0] == "no clear trend (interim: 1 run(s) not computed yet)"
+    few = _study_frame(vals[:2], flat[:2])
+    few.attrs["missing"] = [("tc", "l2a", 0, 0.09)]
+    got = report.study_shape(few, "sensitivity_alpha")
+    assert got.verdict[0] == "pending" and got.evidence[0] == "1 run(s) not computed yet"
+
+
+def test_study_shape_pairs_l2a_with_the_teacher_at_the_smallest_size():
+    vals = [(n, s) for n in (10, 40) for s in (0, 1, 2)]
+    frame = pd.concat([_study_frame(vals, [0.70, 0.72, 0.71, 0.80, 0.81, 0.79], "train_per_class", "l2a"),
+                       _study_frame(vals, [0.60, 0.61, 0.60, 0.70, 0.72, 0.71], "train_per_class", "student_ft"),
+                       _study_frame(vals, [0.50, 0.55, 0.52, 0.90, 0.91, 0.90], "train_per_class", "teacher_ft")])
+    out = report.study_shape(frame, "fig2_data_size").set_index("paper")
+    beat = out.loc["at small sizes the student even beats the teacher"]
+    assert beat.verdict == "confirmed" and beat.change == pytest.approx(np.mean([0.20, 0.17, 0.19]))
+    assert "higher in 3 of 3 seeds" in beat.evidence
+    gain = out.loc["the smaller the target set, the larger L2A's gain"]
+    assert gain.change == pytest.approx(np.mean([0.10, 0.09, 0.08]) - np.mean([0.10, 0.11, 0.11]))
