@@ -304,11 +304,12 @@ def study_by_seed(df: pd.DataFrame, column: str, methods: list[str], task: str =
     seeds = sorted(int(s) for s in d.seed.unique()) if seeds is None else list(seeds)
     score = {(v, m, int(s)): x for v, m, s, x in zip(d[column], d.method, d.seed, d.value)}
     present = [m for m in methods if m in set(d.method)]
+    values = sorted(set(d[column]))
     table = pd.DataFrame(
         {f"{METHOD_LABELS.get(m, m)} {metric}": [
             " / ".join(f"{score[(v, m, s)]:.4f}" if (v, m, s) in score else "-" for s in seeds)
-            for v in sorted(set(d[column]))] for m in present},
-        index=pd.Index(sorted(set(d[column])), name=column))
+            for v in values] for m in present},
+        index=pd.Index(values, name=column))
     table.columns.name = f"seeds {' / '.join(map(str, seeds))}"
     return table
 
@@ -325,6 +326,14 @@ SHAPE_CLAIMS = {
     "sensitivity_T": ("log2", [("small T is best", ("l2a",), "trend", -1)]),
     "sensitivity_alpha": ("linear", [("quality degrades as alpha grows", ("l2a",), "trend", -1)]),
 }
+
+
+def not_computed(missing, task: str, methods, value=None) -> int:
+    """How many of the runs listed as not computed yet (``df.attrs["missing"]``:
+    ``(task, method, seed[, value])``) are on ``task`` with one of ``methods``, and
+    at the study value ``value`` when one is given."""
+    return sum(t == task and m in methods and (value is None or rest[1:2] == [value])
+               for t, m, *rest in missing)
 
 
 def within_seed_trend(x, y, seeds) -> tuple[float, float, float] | None:
@@ -381,15 +390,11 @@ def study_shape(df: pd.DataFrame, study: str, task: str = "tc", split: str = "te
     values = sorted({v for v, _ in score.index} | {m[3] for m in missing if m[0] == task})
     rows = []
     for claim, methods, kind, sign in statements:
-        have = (score[list(methods)].dropna() if set(methods) <= set(score.columns)
-                else pd.DataFrame(columns=list(methods), index=pd.MultiIndex.from_tuples(
-                    [], names=[column, "seed"]), dtype=float))
+        have = score.reindex(columns=list(methods)).dropna()  # no rows if a method has no run
         at = values[0] if values else None
         if kind == "smallest":
             have = have[have.index.get_level_values(0) == at]
-            gap = sum(m[0] == task and m[1] in methods and m[3] == at for m in missing)
-        else:
-            gap = sum(m[0] == task and m[1] in methods for m in missing)
+        gap = not_computed(missing, task, methods, at if kind == "smallest" else None)
         y = have[methods[0]] - (have[methods[1]] if len(methods) > 1 else 0.0)
         quantity = (f"{METHOD_LABELS[methods[0]]} - {METHOD_LABELS[methods[1]]}" if len(methods) > 1
                     else METHOD_LABELS[methods[0]]) + f" {metric}"
@@ -595,7 +600,7 @@ def claims(df: pd.DataFrame, split: str = "test", tolerance: float = 0.01) -> pd
         return mean.get((task, method, METRICS[task][0]))
 
     def add(claim, task, methods, evidence, verdict):
-        gap = sum(t == task and meth in methods for t, meth, *_ in missing)
+        gap = not_computed(missing, task, methods)
         if evidence is None:  # nothing computed yet for this claim on this task
             if gap:
                 rows.append({"claim": claim, "task": task, "verdict": "pending",
