@@ -28,7 +28,7 @@ from pathlib import Path
 from . import paths
 from .checkpoint import read_progress
 from .config import ExperimentConfig, make_config
-from .experiment import Context, cpu_name, is_cached, load_results
+from .experiment import Context, cpu_name, is_cached, load_results, varied_value
 
 TABLE1_METHODS = ["teacher_ft", "student_ft", "bilstm_soft", "distilbert", "bert_pkd4", "bert_pkd6",
                   "minilm", "tinybert", "eda", "cbert", "l2a"]
@@ -293,6 +293,14 @@ def resumes_from(config: ExperimentConfig, ctx: Context) -> tuple[int, int] | No
     return (p["episode"], p["episodes"]) if p else None
 
 
+def run_label(config: ExperimentConfig) -> str:
+    """How progress lines name a run: its task, method, the value a study varies
+    (without it the runs of one study would read alike) and its seed."""
+    varied = varied_value(config)
+    value = f" {varied[0]}={varied[1]}" if varied else ""
+    return f"{config.task} {config.method}{value} seed={config.seed}"
+
+
 def resume_note(config: ExperimentConfig, ctx: Context) -> str:
     """"resumes after episode k/N" for a run cut off after a checkpoint, else ""."""
     done = resumes_from(config, ctx)
@@ -552,13 +560,15 @@ def main(args) -> int:
             resumes = resume_note(c, ctx)
             if resumes:
                 elsewhere += f"  ({resumes})"
-            print(f"run      {c.table:18s} {c.task:4s} {c.method:14s} seed={c.seed}  "
+            varied = varied_value(c)
+            value = f"{varied[0]}={varied[1]}" if varied else ""
+            print(f"run      {c.table:18s} {c.task:4s} {c.method:14s} {value:20s} seed={c.seed}  "
                   f"~{_fmt(est[c.hash()])}{elsewhere}")
         for e in notebooks:
             print(f"notebook {e.name}")
         print(processor_note(cached, cpu_name()))
         print(f"estimated time: {_fmt(total)} for {len(todo)} experiment runs "
-              f"(+ {len(notebooks)} notebooks, about a minute each)")
+              f"(+ {len(notebooks)} notebook{'s' if len(notebooks) != 1 else ''}, about a minute each)")
         print(f"{len(todo)} runs left")
         return 0
 
@@ -581,7 +591,7 @@ def main(args) -> int:
         log = logs / f"{c.table}_{c.task}_{c.method}_s{c.seed}_{c.hash()}.log"
         # one write per line: this runs in a worker thread while the main thread reports
         resumes = resume_note(c, ctx)
-        sys.stdout.write(f"  running {c.table} {c.task} {c.method} seed={c.seed} (log: {log.name})"
+        sys.stdout.write(f"  running {c.table} {run_label(c)} (log: {log.name})"
                          f"{f' ({resumes})' if resumes else ''}\n")
         sys.stdout.flush()
         code = (_run_in_process if in_process else _run_subprocess)(c, log, env, ctx, resumes)
@@ -631,11 +641,11 @@ def main(args) -> int:
             elapsed = time.time() - t0
             left = max(0.0, total - done_seconds) * (elapsed / max(done_seconds, 1e-9))
             state = "ok" if code == 0 else f"FAILED (exit {code})"
-            sys.stdout.write(f"[{k}/{len(todo)}] {c.task} {c.method} seed={c.seed} {state}; "
+            sys.stdout.write(f"[{k}/{len(todo)}] {run_label(c)} {state}; "
                              f"elapsed {_fmt(elapsed)}, ~{_fmt(left)} left\n")
             sys.stdout.flush()
             if code != 0:
-                failures.append((f"run {c.task}/{c.method}/seed {c.seed}", log))
+                failures.append((f"run {c.table} {run_label(c)}", log))
             for e in notebooks:
                 runs = waiting_pages[e.name]
                 if c.hash() in runs:

@@ -241,6 +241,20 @@ VARIED = {"fig2_data_size": ("train_per_class", ("data", "train_per_class")),
           "sensitivity_alpha": ("alpha", ("l2a", "alpha"))}
 
 
+def varied_value(config: ExperimentConfig | dict) -> tuple[str, object] | None:
+    """(column, value) of the setting a study varies, e.g. ("T", 0.5); None for a
+    run outside the studies. Takes a config or its dict (as stored in a record)."""
+    cfg = config.to_dict() if isinstance(config, ExperimentConfig) else config
+    varied = VARIED.get(cfg["table"])
+    if not varied:
+        return None
+    name, path = varied
+    value = cfg
+    for key in path:
+        value = (value or {}).get(key)
+    return name, value
+
+
 def record_to_frame(record: dict) -> pd.DataFrame:
     """Tidy rows of one cached run, every setting in a column."""
     cfg = record["config"]
@@ -263,13 +277,9 @@ def record_to_frame(record: dict) -> pd.DataFrame:
                                  sep=".").iloc[0].to_dict()
     settings = {k: (json.dumps(v) if isinstance(v, (list, tuple)) else v)
                 for k, v in settings.items()}
-    varied = VARIED.get(cfg["table"])
+    varied = varied_value(cfg)
     if varied:  # the value a study varies gets a column of its own
-        name, path = varied
-        value = cfg
-        for key in path:
-            value = (value or {}).get(key)
-        base[name] = value
+        base[varied[0]] = varied[1]
     rows = [{**base, **r, **settings} for r in record["rows"]]
     df = pd.DataFrame(rows)
     return df[CORE_COLUMNS + [c for c in df.columns if c not in CORE_COLUMNS]]

@@ -237,6 +237,24 @@ def test_methods_and_tasks_filters_restrict_the_runs(env):
     assert bad.returncode != 0 and "no_such_method" in bad.stderr
 
 
+def test_study_runs_are_listed_with_the_value_they_vary(env):
+    out = _batch(env, "--dry-run", "--only", "sensitivity_T", "--methods", "l2a", profile="cpu")
+    assert out.returncode == 0, out.stderr
+    runs = [ln.split() for ln in out.stdout.splitlines() if ln.startswith("run ")]
+    study = [r for r in runs if r[1] == "sensitivity_T"]
+    values = {r[4] for r in study}
+    assert all(v.startswith("T=") for v in values) and len(values) >= 3
+    # without the value, runs of one seed would read alike: with it, each line is one run
+    assert len({(r[4], r[5]) for r in study}) == len(study)
+    # the default T is Table 1's L2A run, shared by the study and listed once under table1
+    assert {r[1] for r in runs} == {"sensitivity_T", "table1"}
+    from l2a_lib.batch import run_label
+    from l2a_lib.config import make_config
+    assert run_label(make_config("tc", "teacher_ft", seed=1, table="fig2_data_size",
+                                 train_per_class=80)) == "tc teacher_ft train_per_class=80 seed=1"
+    assert run_label(make_config("pi", "l2a", seed=0, table="table1")) == "pi l2a seed=0"
+
+
 def test_a_run_cut_off_after_a_checkpoint_is_listed_and_estimated_as_resuming(env):
     from l2a_lib import batch
     from l2a_lib.experiment import Context
