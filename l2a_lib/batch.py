@@ -212,8 +212,35 @@ def _on_processor(rows, cpu: str | None):
     return mine if len(mine) else rows
 
 
-def _run_estimate(c: ExperimentConfig, df, cpu: str | None = None) -> float:
-    """Seconds of one run, teacher fine-tuning aside (see :func:`estimate_seconds`)."""
+def processor_factor(df, cpu: str | None) -> tuple[float, int] | None:
+    """(factor, kinds): how many times longer a run takes on processor ``cpu`` than
+    on the other processors the cache records, as the median over the kinds of run
+    (method, task, profile, training size, threads) timed both here and elsewhere of the
+    ratio of their median seconds (teacher fine-tuning aside, :func:`own_seconds`).
+    None without such a kind. It scales an estimate that only runs made elsewhere
+    can give (an L2A episode took several times longer on the Intel Xeon of the
+    later sessions than on the AMD EPYC of the first). Runs with no recorded
+    processor are left out: they may have been made on either."""
+    if cpu is None or not len(df) or "cpu" not in df:
+        return None
+    runs = df[df["cpu"].notna()].groupby("config_hash").first()
+    if not len(runs):
+        return None
+    threads = runs["threads"].astype(str) if "threads" in runs else ""
+    kind = (runs["method"] + "|" + runs["task"] + "|" + runs["profile"] + "|"
+            + runs["data.train_per_class"].astype(str) + "|" + threads)
+    seconds = own_seconds(runs)
+    here = seconds[runs["cpu"] == cpu].groupby(kind).median()
+    there = seconds[runs["cpu"] != cpu].groupby(kind).median()
+    ratios = (here / there).dropna()
+    return (float(ratios.median()), len(ratios)) if len(ratios) else None
+
+
+def _run_estimate(c: ExperimentConfig, df, cpu: str | None = None,
+                  factor: float | None = None) -> float:
+    """Seconds of one run, teacher fine-tuning aside (see :func:`estimate_seconds`).
+    ``factor`` (:func:`processor_factor`) scales an estimate made only from runs on
+    other processors than ``cpu``."""
     use = None
     for name in dict.fromkeys((c.method, "l2a" if c.method.startswith("l2a") else c.method)):
         method = df[(df.method == name) & (df.profile == c.profile)] if len(df) else df
@@ -224,12 +251,15 @@ def _run_estimate(c: ExperimentConfig, df, cpu: str | None = None) -> float:
     if use is None:
         return 10.0 if c.profile == "smoke" else float(DEFAULT_SECONDS.get(c.method, L2A_SECONDS))
     runs = _on_processor(use, cpu).groupby("config_hash").first()
+    scale = 1.0
+    if factor is not None and cpu is not None and not ("cpu" in runs and (runs["cpu"] == cpu).any()):
+        scale = factor  # timed elsewhere only
     alike = runs[runs["data.train_per_class"] == c.data.train_per_class]
     if len(alike):  # the same training-set size (Figure 2 varies it)
-        return float(own_seconds(alike).median())
+        return float(own_seconds(alike).median()) * scale
     # other sizes: the median seconds per training input x this run's inputs
     per_input = own_seconds(runs) / runs.apply(_row_inputs, axis=1)
-    return float(per_input.median()) * _config_inputs(c)
+    return float(per_input.median()) * _config_inputs(c) * scale
 
 
 def teacher_run(c: ExperimentConfig) -> ExperimentConfig:
@@ -246,8 +276,15 @@ def processor_note(df, cpu: str) -> str:
     counts = df.groupby(df["cpu"].fillna("unrecorded")).config_hash.nunique()
     counts = counts.sort_values(ascending=False)
     where = ", ".join(f"{name} ({n})" for name, n in counts.items())
-    own = ("its own runs are used where there are any" if cpu in counts.index
-           else "none of them ran here, so the times may be off by a large factor")
+    factor = processor_factor(df, cpu)
+    if cpu not in counts.index:
+        own = "none of them ran here, so the times may be off by a large factor"
+    elif factor is None:
+        own = "its own runs are used where there are any"
+    else:
+        own = (f"its own runs are used where there are any, and runs made only elsewhere "
+               f"are scaled by {factor[0]:.2f} (the median ratio of {factor[1]} kind(s) of run "
+               f"timed on both)")
     return f"this machine: {cpu}; cached run times from: {where}; {own}"
 
 
@@ -260,7 +297,8 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
     method and task (profile alike), else of the method on any task; an L2A variant
     (``l2a_wo_*``) with no run yet is estimated from L2A itself; else a default.
     Of those runs, the ones made on processor ``cpu`` (default: this machine's) are
-    used when there are any (``None``: every run alike).
+    used when there are any (``None``: every run alike); when there are none, the
+    estimate is scaled by :func:`processor_factor`.
     Runs of the same training-set size are preferred; without any, the median
     seconds per training input (:func:`training_inputs`) times the run's inputs.
     Teacher fine-tuning is counted apart: taken out of the recorded times, and the
@@ -271,7 +309,8 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
     ``df``: the cached runs (``load_results``), when the caller has read them already."""
     df = load_results(ctx.results_dir) if df is None else df
     cpu = cpu_name() if cpu is _HERE else cpu
-    est = {c.hash(): _run_estimate(c, df, cpu) for c in configs}
+    factor = (processor_factor(df, cpu) or (None,))[0]
+    est = {c.hash(): _run_estimate(c, df, cpu, factor) for c in configs}
     for c in configs:
         done = resumes_from(c, ctx)
         if done is not None:
@@ -283,7 +322,7 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
                 continue
             trained.add(key)
             if c.method != "teacher_ft":
-                est[c.hash()] += _run_estimate(teacher_run(c), df, cpu)
+                est[c.hash()] += _run_estimate(teacher_run(c), df, cpu, factor)
     return est
 
 
@@ -556,10 +595,12 @@ def main(args) -> int:
     if args.dry_run:
         from .experiment import in_progress
         for c in todo:
-            elsewhere = "  (being computed by another process)" if in_progress(c, ctx) else ""
-            resumes = resume_note(c, ctx)
-            if resumes:
-                elsewhere += f"  ({resumes})"
+            done = resumes_from(c, ctx)
+            if in_progress(c, ctx):  # its checkpoint tells how far the other process is
+                elsewhere = ("  (being computed by another process"
+                             f"{f', episode {done[0]}/{done[1]} done' if done else ''})")
+            else:
+                elsewhere = f"  ({resume_note(c, ctx)})" if done else ""
             varied = varied_value(c)
             value = f"{varied[0]}={varied[1]}" if varied else ""
             print(f"run      {c.table:18s} {c.task:4s} {c.method:14s} {value:20s} seed={c.seed}  "

@@ -216,6 +216,32 @@ def test_estimates_prefer_runs_made_on_this_processor(tmp_path):
     assert "Fast (2), Slow (1)" in note and "its own runs are used" in note
 
 
+def test_runs_timed_only_elsewhere_are_scaled_by_the_processor_ratio(tmp_path):
+    from l2a_lib import batch
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context, load_results
+    ctx = Context(results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+    # tc L2A timed on both processors: 3 times longer on "Slow"; pi only on "Fast"
+    for seed, wall in enumerate((100.0, 120.0)):
+        _fake_record(ctx, make_config("tc", "l2a", seed=seed, table="table1"), wall, cpu="Fast")
+    _fake_record(ctx, make_config("tc", "l2a", seed=2, table="table1"), 330.0, cpu="Slow")
+    _fake_record(ctx, make_config("pi", "l2a", seed=0, table="table1"), 200.0, cpu="Fast")
+    _fake_record(ctx, make_config("pi", "eda", seed=0, table="table1"), 50.0)  # no processor
+    df = load_results(ctx.results_dir)
+    assert batch.processor_factor(df, "Slow") == (3.0, 1)      # 330 / median(100, 120)
+    assert batch.processor_factor(df, "Fast") == (pytest.approx(1 / 3.0), 1)
+    assert batch.processor_factor(df, "Other") is None         # nothing timed here
+    todo = [make_config("pi", "l2a", seed=1, table="table1"),
+            make_config("tc", "l2a", seed=3, table="table1")]
+    for c in todo:
+        _touch(next(iter(batch.needs(c, ctx).values())))  # teachers trained
+    est = batch.estimate_seconds(todo, ctx, cpu="Slow")
+    assert est[todo[0].hash()] == 600.0    # timed on Fast only: 200 s x 3
+    assert est[todo[1].hash()] == 330.0    # this machine's own run, unscaled
+    assert batch.estimate_seconds(todo, ctx, cpu="Other")[todo[0].hash()] == 200.0
+    assert "scaled by 3.00" in batch.processor_note(df, "Slow")
+
+
 def test_training_inputs_follow_run_l2a():
     from l2a_lib.batch import training_inputs
     assert training_inputs("tc", "teacher_ft", 40, 80) == 80.0        # 40 per class, 2 classes
