@@ -534,6 +534,28 @@ def method_seconds(profile: str = "cpu", table: str = "table1", ctx: Context | N
     return out.reindex(index=order, columns=[t for t in TASKS if t in out.columns]).fillna("")
 
 
+def processor_times(profile: str = "cpu", ctx: Context | None = None):
+    """One row per processor the cached runs of ``profile`` record: how many runs
+    were made on it, and how many times longer a run of the same kind took there
+    than elsewhere (:func:`processor_factor`, with how many kinds of run it is the
+    median over; empty when no kind was timed on both). Wall times above compare
+    only within one processor."""
+    import pandas as pd
+    ctx = ctx or Context()
+    df = load_results(ctx.results_dir)
+    df = df[df.profile == profile] if len(df) else df
+    if not len(df) or "cpu" not in df:
+        return pd.DataFrame()
+    runs = df.groupby(df["cpu"].fillna("not recorded")).config_hash.nunique()
+    rows = []
+    for cpu, n in runs.sort_values(ascending=False).items():
+        factor = processor_factor(df, cpu) if cpu != "not recorded" else None
+        rows.append({"processor": cpu, "runs": int(n),
+                     "time vs the others": f"{factor[0]:.2f}x" if factor else "",
+                     "kinds of run compared": factor[1] if factor else ""})
+    return pd.DataFrame(rows).set_index("processor")
+
+
 def pending_page(entry: Entry, missing: list[ExperimentConfig], total: int, profile: str) -> dict:
     """A placeholder page for an entry whose runs are not all computed: what is
     missing and the command that computes it (the book stays complete and

@@ -240,6 +240,9 @@ def test_runs_timed_only_elsewhere_are_scaled_by_the_processor_ratio(tmp_path):
     assert est[todo[1].hash()] == 330.0    # this machine's own run, unscaled
     assert batch.estimate_seconds(todo, ctx, cpu="Other")[todo[0].hash()] == 200.0
     assert "scaled by 3.00" in batch.processor_note(df, "Slow")
+    table = batch.processor_times("cpu", ctx=ctx)
+    assert table.loc["Fast", "runs"] == 3 and table.loc["Slow", "time vs the others"] == "3.00x"
+    assert table.loc["not recorded", "time vs the others"] == ""
 
 
 def test_training_inputs_follow_run_l2a():
