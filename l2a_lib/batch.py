@@ -251,9 +251,8 @@ def _run_estimate(c: ExperimentConfig, df, cpu: str | None = None,
     if use is None:
         return 10.0 if c.profile == "smoke" else float(DEFAULT_SECONDS.get(c.method, L2A_SECONDS))
     runs = _on_processor(use, cpu).groupby("config_hash").first()
-    scale = 1.0
-    if factor is not None and cpu is not None and not ("cpu" in runs and (runs["cpu"] == cpu).any()):
-        scale = factor  # timed elsewhere only
+    timed_here = cpu is not None and "cpu" in runs and bool((runs["cpu"] == cpu).any())
+    scale = factor if factor is not None and cpu is not None and not timed_here else 1.0
     alike = runs[runs["data.train_per_class"] == c.data.train_per_class]
     if len(alike):  # the same training-set size (Figure 2 varies it)
         return float(own_seconds(alike).median()) * scale
