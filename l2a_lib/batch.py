@@ -334,9 +334,14 @@ def resumes_from(config: ExperimentConfig, ctx: Context) -> tuple[int, int] | No
 def run_label(config: ExperimentConfig) -> str:
     """How progress lines name a run: its task, method, the value a study varies
     (without it the runs of one study would read alike) and its seed."""
+    value = varied_text(config)
+    return f"{config.task} {config.method}{' ' + value if value else ''} seed={config.seed}"
+
+
+def varied_text(config: ExperimentConfig) -> str:
+    """"T=0.5" for a study's run (the value it varies), "" for any other run."""
     varied = varied_value(config)
-    value = f" {varied[0]}={varied[1]}" if varied else ""
-    return f"{config.task} {config.method}{value} seed={config.seed}"
+    return f"{varied[0]}={varied[1]}" if varied else ""
 
 
 def resume_note(config: ExperimentConfig, ctx: Context) -> str:
@@ -622,9 +627,7 @@ def main(args) -> int:
                              f"{f', episode {done[0]}/{done[1]} done' if done else ''})")
             else:
                 elsewhere = f"  ({resume_note(c, ctx)})" if done else ""
-            varied = varied_value(c)
-            value = f"{varied[0]}={varied[1]}" if varied else ""
-            print(f"run      {c.table:18s} {c.task:4s} {c.method:14s} {value:20s} seed={c.seed}  "
+            print(f"run      {c.table:18s} {c.task:4s} {c.method:14s} {varied_text(c):20s} seed={c.seed}  "
                   f"~{_fmt(est[c.hash()])}{elsewhere}")
         for e in notebooks:
             print(f"notebook {e.name}")
