@@ -304,7 +304,8 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
     first run that needs a teacher missing from the local cache is charged that
     teacher's Teacher-FT estimate (unless it is that Teacher-FT run itself).
     A run with an episode checkpoint (cut off earlier) is charged the share of its
-    episodes still to do.
+    episodes still to do, a teacher with an epoch checkpoint the share of its
+    epochs (of the most it may run: early stopping may end it sooner).
     ``df``: the cached runs (``load_results``), when the caller has read them already."""
     df = load_results(ctx.results_dir) if df is None else df
     cpu = cpu_name() if cpu is _HERE else cpu
@@ -320,8 +321,12 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
             if not key.startswith("teacher:") or key in trained or f.is_file():
                 continue
             trained.add(key)
+            epochs = teacher_resumes_from(c, ctx)
+            left = 1 - epochs[0] / epochs[1] if epochs else 1.0
             if c.method != "teacher_ft":
-                est[c.hash()] += _run_estimate(teacher_run(c), df, cpu, factor)
+                est[c.hash()] += _run_estimate(teacher_run(c), df, cpu, factor) * left
+            else:
+                est[c.hash()] *= left
     return est
 
 
@@ -344,10 +349,35 @@ def varied_text(config: ExperimentConfig) -> str:
     return f"{varied[0]}={varied[1]}" if varied else ""
 
 
-def resume_note(config: ExperimentConfig, ctx: Context) -> str:
-    """"resumes after episode k/N" for a run cut off after a checkpoint, else ""."""
+def teacher_resumes_from(config: ExperimentConfig, ctx: Context) -> tuple[int, int] | None:
+    """(epochs done, epochs) of the fine-tuning of the teacher ``config`` needs when it
+    was cut off after an epoch checkpoint (and the teacher is not saved yet), else None."""
+    from .experiment import teacher_checkpoint, teacher_files
+    if config.method in ("student_ft", "mlm") or teacher_files(config, ctx.cache_dir)[1].is_file():
+        return None
+    p = read_progress(teacher_checkpoint(config, ctx.cache_dir).folder)
+    return (p["epoch"], p["epochs"]) if p else None
+
+
+def progress_text(config: ExperimentConfig, ctx: Context) -> str:
+    """How far a run cut off (or being computed elsewhere) has got, from its
+    checkpoints: "episode k/N done", "teacher epoch k/N done", or ""."""
     done = resumes_from(config, ctx)
-    return f"resumes after episode {done[0]}/{done[1]}" if done else ""
+    if done:
+        return f"episode {done[0]}/{done[1]} done"
+    epochs = teacher_resumes_from(config, ctx)
+    return f"teacher epoch {epochs[0]}/{epochs[1]} done" if epochs else ""
+
+
+def resume_note(config: ExperimentConfig, ctx: Context) -> str:
+    """"resumes after episode k/N" for a run cut off after an episode checkpoint,
+    "resumes its teacher's fine-tuning after epoch k/N" for one whose teacher was cut
+    off after an epoch checkpoint, else ""."""
+    done = resumes_from(config, ctx)
+    if done:
+        return f"resumes after episode {done[0]}/{done[1]}"
+    epochs = teacher_resumes_from(config, ctx)
+    return f"resumes its teacher's fine-tuning after epoch {epochs[0]}/{epochs[1]}" if epochs else ""
 
 
 # ------------------------------------------------------------------ scheduling
@@ -376,8 +406,9 @@ def choose(queue: list[ExperimentConfig], running: list[ExperimentConfig],
     """Index in ``queue`` of the run to start next beside ``running``, or ``None``
     to wait for a running one to finish.
 
-    First a run cut off after an episode checkpoint (``resumes_from``), so that work
-    begun is finished first; then the earliest run whose teacher and masked LM are
+    First a run cut off after an episode checkpoint (``resumes_from``) or whose
+    teacher's fine-tuning was (``teacher_resumes_from``), so that work begun is
+    finished first; then the earliest run whose teacher and masked LM are
     all trained already; else the earliest run that trains nothing a running run is training now (two
     overlapping runs never fine-tune the same teacher twice: the second waits and
     then reuses it). On a fresh machine this also groups the runs of one teacher
@@ -391,9 +422,12 @@ def choose(queue: list[ExperimentConfig], running: list[ExperimentConfig],
         return {k for k, f in needs(c, ctx).items() if not f.is_file()}
     in_flight = set().union(*(missing(c) for c in running)) if running else set()
     lacking = [None if in_progress(c, ctx) else missing(c) for c in queue]
-    begun = sorted(range(len(queue)), key=lambda i: resumes_from(queue[i], ctx) is None)
-    for i in begun:
-        if lacking[i] is not None and not lacking[i]:
+    for i, c in enumerate(queue):  # work begun: episodes, else a teacher's epochs
+        if lacking[i] is not None and ((resumes_from(c, ctx) and not lacking[i]) or (
+                teacher_resumes_from(c, ctx) and not lacking[i] & in_flight)):
+            return i
+    for i, m in enumerate(lacking):
+        if m is not None and not m:
             return i
     for i, m in enumerate(lacking):
         if m is not None and not m & in_flight:
@@ -621,12 +655,12 @@ def main(args) -> int:
     if args.dry_run:
         from .experiment import in_progress
         for c in todo:
-            done = resumes_from(c, ctx)
             if in_progress(c, ctx):  # its checkpoint tells how far the other process is
-                elsewhere = ("  (being computed by another process"
-                             f"{f', episode {done[0]}/{done[1]} done' if done else ''})")
+                done = progress_text(c, ctx)
+                elsewhere = f"  (being computed by another process{', ' + done if done else ''})"
             else:
-                elsewhere = f"  ({resume_note(c, ctx)})" if done else ""
+                note = resume_note(c, ctx)
+                elsewhere = f"  ({note})" if note else ""
             print(f"run      {c.table:18s} {c.task:4s} {c.method:14s} {varied_text(c):20s} seed={c.seed}  "
                   f"~{_fmt(est[c.hash()])}{elsewhere}")
         for e in notebooks:

@@ -1,5 +1,6 @@
 """Episode checkpoints: an L2A run cut off (a session's end, ``kill -9``) resumes
-at its last finished episode instead of starting again.
+at its last finished episode instead of starting again. Epoch checkpoints
+(:class:`EpochCheckpoint`) do the same for a fine-tuning, after its last epoch.
 
 A run of Algorithm 1 is a loop of episodes. After each one, ``distill.run_l2a``
 saves everything the next episodes read:
@@ -114,3 +115,60 @@ def set_rng_state(state: dict, rng, gen: torch.Generator) -> None:
     rng.bit_generator.state = state["numpy"]
     gen.set_state(state["generator"])
     torch.set_rng_state(state["torch"])
+
+
+class EpochCheckpoint:
+    """The per-epoch checkpoint of one fine-tuning (``train.train_loop``), so that a
+    long one (a base-size teacher on 640 examples takes hours on a CPU) cut off at a
+    session's end resumes after its last finished epoch.
+
+    Layout of the folder: ``state.pt`` (model, optimizer, schedule, random streams,
+    history and early-stopping counters; replaced atomically after each epoch),
+    ``best-<epoch>.pt`` (the best dev state so far, written only when it changes and
+    before the state that names it, so a saved state never points at a missing file)
+    and ``progress.json`` (epochs done, read by ``batch --dry-run``). As for episode
+    checkpoints, a resumed fine-tuning is the same computation as an uninterrupted one
+    (``tests/test_train.py::test_a_fine_tuning_cut_off_resumes_after_its_last_epoch_with_the_same_result``).
+    """
+
+    def __init__(self, folder: Path, run_id: str = ""):
+        self.folder = Path(folder)
+        self.run_id = run_id
+
+    def save(self, state: dict, best_state: dict | None, new_best: bool) -> None:
+        """Save the state after epoch ``state["epoch"]``; ``best_state`` is written too
+        when ``new_best`` (it changed in this epoch)."""
+        from .experiment import atomic_write_text
+        self.folder.mkdir(parents=True, exist_ok=True)
+        best_epoch = state["best_epoch"]
+        if new_best and best_state is not None:
+            _atomic_save(best_state, self.folder / f"best-{best_epoch}.pt")
+        _atomic_save({**state, "run_id": self.run_id}, self.folder / STATE)
+        for old in self.folder.glob("best-*.pt"):  # superseded best states
+            if old.name != f"best-{best_epoch}.pt":
+                old.unlink(missing_ok=True)
+        atomic_write_text(self.folder / PROGRESS, json.dumps({
+            "epoch": state["epoch"] + 1, "epochs": state["epochs"],
+            "seconds": round(state["seconds"], 1)}))
+
+    def load(self) -> tuple[dict, dict | None] | None:
+        """(state, best dev state or None), or None when there is no checkpoint. One
+        that cannot be read is reported, removed, and the fine-tuning starts again."""
+        if not (self.folder / STATE).is_file():
+            return None
+        try:
+            state = torch.load(self.folder / STATE, map_location="cpu")
+            if state.get("run_id") != self.run_id:
+                raise ValueError(f"it belongs to {state.get('run_id')}, not {self.run_id}")
+            best = self.folder / f"best-{state['best_epoch']}.pt"
+            best_state = torch.load(best, map_location="cpu") if state["has_best"] else None
+        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint: start again
+            warnings.warn(f"epoch checkpoint {self.folder.name} cannot be read "
+                          f"({type(e).__name__}: {e}); the fine-tuning starts from the beginning")
+            self.clear()
+            return None
+        return state, best_state
+
+    def clear(self) -> None:
+        if self.folder.exists():
+            shutil.rmtree(self.folder, ignore_errors=True)

@@ -31,7 +31,7 @@ import torch
 
 from . import data as data_mod
 from . import models, paths
-from .checkpoint import EpisodeCheckpoint
+from .checkpoint import EpisodeCheckpoint, EpochCheckpoint, read_progress
 from .config import CODE_VERSION, METHODS, ExperimentConfig, without_none
 from .train import Encoded, encode, fine_tune
 
@@ -51,6 +51,9 @@ class Context:
     # which fine-tuned teacher the run used, and whether it was trained in the run
     # (then the run's wall time includes the teacher's fine-tuning)
     teacher_used: dict | None = dataclasses.field(default=None, compare=False)
+    # seconds spent in earlier processes on a teacher fine-tuning resumed here
+    # (``teacher_checkpoint``): counted in the run's wall time
+    seconds_before: float = dataclasses.field(default=0.0, compare=False)
 
     @property
     def runs(self) -> Path:
@@ -118,8 +121,17 @@ def teacher_files(config: ExperimentConfig, cache_dir=None) -> tuple[Path, Path]
     return folder / f"{key}.pt", folder / f"{key}.json"
 
 
+def teacher_checkpoint(config: ExperimentConfig, cache_dir=None) -> EpochCheckpoint:
+    """The per-epoch checkpoint of the teacher fine-tuning of ``config``, beside the
+    teacher's files (``<cache_dir>/teachers/<teacher_key>.ckpt/``), so that any run that
+    needs the teacher resumes it."""
+    weights, _ = teacher_files(config, cache_dir)
+    return EpochCheckpoint(weights.with_suffix(".ckpt"), run_id=teacher_key(config))
+
+
 def get_teacher(config: ExperimentConfig, ctx: Context, prep: Prepared):
-    """Teacher-FT for this task and seed: from the local cache, or fine-tuned now."""
+    """Teacher-FT for this task and seed: from the local cache, or fine-tuned now
+    (resuming after the last epoch of a fine-tuning cut off earlier)."""
     spec = prep.task.spec
     teacher = models.build_teacher(config.model, spec.num_labels, prep.tokenizer,
                                    seed=config.seed, cache=ctx.cache_dir)
@@ -130,15 +142,18 @@ def get_teacher(config: ExperimentConfig, ctx: Context, prep: Prepared):
         info = json.loads(meta.read_text())
         ctx.teacher_used = _teacher_summary(key, info, trained_here=False)
         return teacher, info
+    ckpt = teacher_checkpoint(config, ctx.cache_dir)
+    ctx.seconds_before += (read_progress(ckpt.folder) or {}).get("seconds", 0.0)
     result = fine_tune(teacher, prep.train, prep.dev, spec.kind, config.teacher_train,
                        seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
-                       desc=f"teacher {config.task} s{config.seed}")
+                       desc=f"teacher {config.task} s{config.seed}", checkpoint=ckpt)
     weights.parent.mkdir(parents=True, exist_ok=True)
     tmp = weights.with_suffix(".pt.tmp")
     torch.save(teacher.state_dict(), tmp)
     os.replace(tmp, weights)
     info = dataclasses.asdict(result)
     atomic_write_text(meta, json.dumps(info))
+    ckpt.clear()
     ctx.teacher_used = _teacher_summary(key, info, trained_here=True)
     return teacher, info
 
@@ -385,7 +400,8 @@ def _compute(config: ExperimentConfig, ctx: Context, path: Path) -> pd.DataFrame
         "config": config.to_dict(), "config_hash": config.hash(), "code_version": CODE_VERSION,
         "rows": out.pop("rows"), "n_params": out.pop("n_params"), "sizes": out.pop("sizes"),
         # a run resumed from a checkpoint: the time of the earlier pieces too
-        "wall_seconds": round(time.time() - t0 + out.pop("wall_seconds_before", 0.0), 1),
+        "wall_seconds": round(time.time() - t0 + out.pop("wall_seconds_before", 0.0)
+                              + ctx.seconds_before, 1),
         "started_at": started.isoformat(timespec="seconds"),
         "environment": {"torch": torch.__version__, "transformers": transformers.__version__,
                         "python": platform.python_version(), "threads": torch.get_num_threads(),

@@ -115,6 +115,8 @@ class FineTuneResult:
     epochs_run: int
     seconds: float
     history: list[dict] = field(default_factory=list)
+    # epochs after which a fine-tuning cut off was resumed (``EpochCheckpoint``)
+    resumed_at_epoch: list[int] = field(default_factory=list)
 
 
 def _smart_loss(model, b, cfg: TrainConfig, regression: bool, gen: torch.Generator,
@@ -151,9 +153,11 @@ def _linear_schedule(optimizer, warmup: int, total: int):
 
 
 def fine_tune(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cfg: TrainConfig, *,
-              seed: int, pad_id: int, dev_metric: str, desc: str = "fine-tune") -> FineTuneResult:
+              seed: int, pad_id: int, dev_metric: str, desc: str = "fine-tune",
+              checkpoint=None) -> FineTuneResult:
     """Train on ``train`` with the task loss (plus SMART when ``cfg.smart``); keep the
-    state best on ``dev``."""
+    state best on ``dev``. With ``checkpoint`` (a ``checkpoint.EpochCheckpoint``) the
+    state is saved after each epoch and a fine-tuning cut off resumes from it."""
     regression = kind == "regression"
     momentum = (smart.MomentumTeacher(model, cfg.smart.beta)
                 if cfg.smart is not None and cfg.smart.use_bregman else None)
@@ -167,13 +171,17 @@ def fine_tune(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cfg
 
     after_step = (lambda: momentum.update(model)) if momentum is not None else None
     return train_loop(model, train, dev, kind, cfg, compute_loss=compute_loss, seed=seed,
-                      pad_id=pad_id, dev_metric=dev_metric, desc=desc, after_step=after_step)
+                      pad_id=pad_id, dev_metric=dev_metric, desc=desc, after_step=after_step,
+                      checkpoint=checkpoint, saved_generators=[gen],
+                      saved_modules=[momentum.model] if momentum is not None else [])
 
 
 def train_loop(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cfg: TrainConfig, *,
                compute_loss, seed: int, pad_id: int, dev_metric: str, desc: str,
                extra_params: list[nn.Parameter] = (), after_step=None,
-               select_best: bool = True) -> FineTuneResult:
+               select_best: bool = True, checkpoint=None,
+               saved_modules: list[nn.Module] = (),
+               saved_generators: list[torch.Generator] = ()) -> FineTuneResult:
     """The one loop where optimizers step: AdamW with linear warm-up and decay, one
     dev evaluation per epoch, early stopping with patience, best dev state restored.
 
@@ -181,6 +189,11 @@ def train_loop(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cf
     extra_params (e.g. a KD projection W) are optimised alongside the model.
     select_best=False runs every epoch and keeps the last state (TinyBERT's
     intermediate-layer stage, where the task head is not trained yet).
+    checkpoint (a ``checkpoint.EpochCheckpoint``) saves everything the next epochs read
+    after each epoch (with the state of ``saved_modules`` and ``saved_generators``, e.g.
+    SMART's momentum copy and noise stream) and resumes a loop cut off earlier from it:
+    the same computation as one that was never interrupted. The caller clears it once
+    the result is safe.
     """
     regression = kind == "regression"
     torch.manual_seed(seed)  # dropout masks
@@ -199,8 +212,31 @@ def train_loop(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cf
     scheduler = _linear_schedule(optimizer, int(cfg.warmup_ratio * total), total)
 
     best, best_state, best_epoch, bad_epochs, history = None, None, -1, 0, []
+    start, seconds_before, resumed = 0, 0.0, []
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        state, best_state = saved
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        with torch.no_grad():
+            for p, v in zip(extra_params, state["extra_params"]):
+                p.copy_(v)
+        for m, sd in zip(saved_modules, state["modules"]):
+            m.load_state_dict(sd)
+        gen.set_state(state["generator"])
+        for g, gs in zip(saved_generators, state["generators"]):
+            g.set_state(gs)
+        torch.set_rng_state(state["torch"])
+        best, best_epoch, bad_epochs = state["best"], state["best_epoch"], state["bad_epochs"]
+        history, seconds_before = state["history"], state["seconds"]
+        start = state["epoch"] + 1
+        resumed = state["resumed_at_epoch"] + [start]
+        if select_best and bad_epochs >= cfg.patience:  # it had stopped early
+            start = cfg.epochs
     t0 = time.time()
-    bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress_enabled())
+    bar = tqdm(range(start, cfg.epochs), desc=desc, disable=not progress_enabled(),
+               initial=start, total=cfg.epochs)
     for epoch in bar:
         model.train()
         perm = torch.randperm(len(train), generator=gen).numpy()
@@ -226,15 +262,29 @@ def train_loop(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cf
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), **dev_scores})
         score = selection_score(dev_scores, dev_metric)
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", **{dev_metric: f"{score:.3f}"})
+        new_best = False
         if not select_best:
             best, best_epoch = dev_scores, epoch
         elif best is None or score > selection_score(best, dev_metric):
-            best, best_epoch, bad_epochs = dev_scores, epoch, 0
+            best, best_epoch, bad_epochs, new_best = dev_scores, epoch, 0, True
             best_state = copy.deepcopy(model.state_dict())
         else:
             bad_epochs += 1
-            if bad_epochs >= cfg.patience:
-                break
+        if checkpoint is not None:
+            checkpoint.save({
+                "epoch": epoch, "epochs": cfg.epochs, "seconds": seconds_before + time.time() - t0,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "extra_params": [p.detach().clone() for p in extra_params],
+                "modules": [m.state_dict() for m in saved_modules],
+                "generator": gen.get_state(), "torch": torch.get_rng_state(),
+                "generators": [g.get_state() for g in saved_generators],
+                "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
+                "has_best": best_state is not None, "history": history,
+                "resumed_at_epoch": resumed}, best_state, new_best)
+        if select_best and bad_epochs >= cfg.patience:
+            break
     if select_best:
         model.load_state_dict(best_state)
-    return FineTuneResult(best, best_epoch, len(history), time.time() - t0, history)
+    return FineTuneResult(best, best_epoch, len(history), seconds_before + time.time() - t0,
+                          history, resumed)

@@ -507,3 +507,38 @@ def test_missing_teacher_is_charged_once_at_its_own_size(tmp_path):
     # after the Teacher-FT run that trains it, it is charged nothing more
     est = batch.estimate_seconds([teacher, l2a], ctx)
     assert (est[teacher.hash()], est[l2a.hash()]) == (960.0, 500.0)
+
+
+def test_a_teacher_cut_off_after_an_epoch_is_resumed_first_and_estimated_by_its_epochs_left(env):
+    from l2a_lib import batch
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context, teacher_checkpoint
+    ctx = Context(results_dir=env / "results", cache_dir=env / "cache")
+    entry = next(e for e in batch.BATCH if e.name == "fig2_data_size")
+    size = max(c.data.train_per_class for c in entry.configs("cpu"))
+    ft, l2a = (next(c for c in entry.configs("cpu") if c.method == m and c.seed == 1
+                    and c.data.train_per_class == size) for m in ("teacher_ft", "l2a"))
+    other = make_config("tc", "teacher_ft", seed=0, table="table1")
+    for c in (ft, l2a, other):
+        for key, f in batch.needs(c, ctx).items():
+            if key.startswith("mlm:"):
+                _touch(f)
+    whole = batch.estimate_seconds([ft, l2a], ctx)
+    assert batch.choose([other, l2a, ft], [], ctx) == 0  # nothing begun: queue order
+    folder = teacher_checkpoint(ft, ctx.cache_dir).folder
+    folder.mkdir(parents=True)
+    (folder / "progress.json").write_text('{"epoch": 5, "epochs": 20, "seconds": 600.0}')
+    assert batch.teacher_resumes_from(l2a, ctx) == batch.teacher_resumes_from(ft, ctx) == (5, 20)
+    assert batch.teacher_resumes_from(other, ctx) is None
+    assert batch.choose([other, l2a, ft], [], ctx) == 1  # the run that resumes the teacher
+    assert batch.choose([other, l2a], [ft], ctx) == 0  # ... but never beside the one resuming it
+    cut = batch.estimate_seconds([ft, l2a], ctx)
+    assert cut[ft.hash()] == pytest.approx(whole[ft.hash()] * 0.75)  # 15 of 20 epochs left
+    assert cut[l2a.hash()] == pytest.approx(whole[l2a.hash()])  # the teacher is charged to ft
+    assert batch.resume_note(l2a, ctx) == "resumes its teacher's fine-tuning after epoch 5/20"
+    out = _batch(env, "--dry-run", "--only", "fig2_data_size", "--methods", "teacher_ft", "l2a",
+                 profile="cpu")
+    marked = [ln for ln in out.stdout.splitlines() if "fine-tuning after epoch 5/20" in ln]
+    assert len(marked) == 2 and all(f"={size} " in ln and "seed=1" in ln for ln in marked)
+    _touch(batch.needs(ft, ctx)[next(iter(batch.needs(ft, ctx)))])  # the teacher is saved now
+    assert batch.teacher_resumes_from(l2a, ctx) is None and batch.resume_note(l2a, ctx) == ""

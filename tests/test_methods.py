@@ -95,6 +95,36 @@ def test_an_l2a_run_cut_off_resumes_from_its_checkpoint_with_the_same_result(
     assert rows[0] == rows[1]
 
 
+def test_a_teacher_fine_tuning_cut_off_resumes_in_the_next_run_that_needs_the_teacher(
+        data_dir, tmp_path, monkeypatch):
+    from l2a_lib import checkpoint
+    cfg = make_config("tc", "teacher_ft", seed=0, profile="smoke")
+    runs = {name: dict(data_dir=data_dir, results_dir=tmp_path / name / "results",
+                       cache_dir=tmp_path / name / "cache") for name in ("whole", "cut")}
+    experiment.run(cfg, **runs["whole"])
+
+    save = checkpoint.EpochCheckpoint.save
+
+    def save_then_die(self, *args, **kwargs):
+        save(self, *args, **kwargs)
+        raise _Killed
+
+    with monkeypatch.context() as m, pytest.raises(_Killed):
+        m.setattr(checkpoint.EpochCheckpoint, "save", save_then_die)
+        experiment.run(cfg, **runs["cut"])
+    folder = experiment.teacher_checkpoint(cfg, runs["cut"]["cache_dir"]).folder
+    before = checkpoint.read_progress(folder)
+    assert before["epoch"] == 1 and before["epochs"] == cfg.teacher_train.epochs
+
+    experiment.run(cfg, **runs["cut"])  # resumes the teacher after epoch 1
+    assert not folder.exists()  # removed once the teacher is saved
+    a, b = (experiment.load_record(cfg, r["results_dir"]) for r in runs.values())
+    assert a["rows"] == b["rows"]
+    assert a["extra"]["fine_tune"]["history"] == b["extra"]["fine_tune"]["history"]
+    assert b["extra"]["fine_tune"]["resumed_at_epoch"] == [1]
+    assert b["wall_seconds"] >= before["seconds"]  # the earlier piece counts
+
+
 def test_an_unreadable_checkpoint_is_reported_and_the_run_starts_again(tmp_path):
     from l2a_lib.checkpoint import EpisodeCheckpoint
     ck = EpisodeCheckpoint(tmp_path / "ck", run_id="abc")

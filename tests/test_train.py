@@ -64,3 +64,86 @@ def test_collate_pads_and_masks(toy, tokenizer):
     n0 = len(toy.input_ids[0])
     assert b["attention_mask"][0, :n0].all() and b["input_ids"].shape[0] == 2
     assert b["labels"].dtype == torch.long
+
+
+class _Killed(Exception):
+    """Stands for a kill right after an epoch checkpoint was written."""
+
+
+def _fit(toy, tokenizer, cfg, checkpoint=None):
+    model = models.build_student(TINY, 2, seed=3)
+    res = train.fine_tune(model, toy, toy, "classification", cfg, seed=3,
+                          pad_id=tokenizer.pad_token_id, dev_metric="acc_f1", checkpoint=checkpoint)
+    return res, train.predict(model, toy, pad_id=tokenizer.pad_token_id, bf16=False)
+
+
+@pytest.mark.parametrize("smart_on", [False, True], ids=["plain", "smart"])
+@pytest.mark.parametrize("cut_after", [0, 2])
+def test_a_fine_tuning_cut_off_resumes_after_its_last_epoch_with_the_same_result(
+        toy, tokenizer, tmp_path, monkeypatch, smart_on, cut_after):
+    from l2a_lib.checkpoint import EpochCheckpoint, read_progress
+    from l2a_lib.config import SmartConfig
+    cfg = TrainConfig(epochs=4, batch_size=4, lr=1e-3, patience=4, bf16=False,
+                      smart=SmartConfig() if smart_on else None)
+    whole, whole_logits = _fit(toy, tokenizer, cfg)
+
+    ck = EpochCheckpoint(tmp_path / "ck", run_id="t")
+    save = EpochCheckpoint.save
+
+    def save_then_die(self, state, *args):
+        save(self, state, *args)
+        if state["epoch"] == cut_after:
+            raise _Killed
+
+    with monkeypatch.context() as m, pytest.raises(_Killed):
+        m.setattr(EpochCheckpoint, "save", save_then_die)
+        _fit(toy, tokenizer, cfg, ck)
+    assert read_progress(ck.folder)["epoch"] == cut_after + 1
+    assert len(list(ck.folder.glob("best-*.pt"))) == 1  # superseded best states removed
+
+    cut, cut_logits = _fit(toy, tokenizer, cfg, ck)  # a fresh model: everything from the file
+    assert cut.resumed_at_epoch == [cut_after + 1] and whole.resumed_at_epoch == []
+    assert cut.history == whole.history
+    assert (cut.best_epoch, cut.best_dev, cut.epochs_run) == (whole.best_epoch, whole.best_dev,
+                                                              whole.epochs_run)
+    np.testing.assert_array_equal(cut_logits, whole_logits)  # the best state was restored
+
+
+def test_a_fine_tuning_cut_off_after_it_stopped_early_trains_no_further(toy, tokenizer, tmp_path,
+                                                                         monkeypatch):
+    from l2a_lib.checkpoint import EpochCheckpoint
+    cfg = TrainConfig(epochs=6, batch_size=4, lr=1e-12, patience=1, bf16=False)  # no gain
+    whole, whole_logits = _fit(toy, tokenizer, cfg)
+    assert whole.epochs_run == 2  # epoch 1 is no better than epoch 0: stopped
+
+    ck = EpochCheckpoint(tmp_path / "ck", run_id="t")
+    save = EpochCheckpoint.save
+
+    def save_then_die(self, state, *args):
+        save(self, state, *args)
+        if state["epoch"] == 1:
+            raise _Killed
+
+    with monkeypatch.context() as m, pytest.raises(_Killed):
+        m.setattr(EpochCheckpoint, "save", save_then_die)
+        _fit(toy, tokenizer, cfg, ck)
+    cut, cut_logits = _fit(toy, tokenizer, cfg, ck)
+    assert cut.epochs_run == 2 and cut.history == whole.history
+    np.testing.assert_array_equal(cut_logits, whole_logits)
+
+
+def test_an_unreadable_epoch_checkpoint_is_reported_and_the_fine_tuning_starts_again(
+        toy, tokenizer, tmp_path):
+    from l2a_lib.checkpoint import EpochCheckpoint
+    cfg = TrainConfig(epochs=2, batch_size=4, lr=1e-3, patience=2, bf16=False)
+    ck = EpochCheckpoint(tmp_path / "ck", run_id="t")
+    _fit(toy, tokenizer, cfg, ck)  # finished: the caller would clear it
+    with pytest.warns(UserWarning, match="belongs to t, not other"):
+        assert EpochCheckpoint(ck.folder, run_id="other").load() is None
+    assert not ck.folder.exists()
+    _fit(toy, tokenizer, cfg, ck)
+    for best in ck.folder.glob("best-*.pt"):
+        best.write_bytes(b"cut off")
+    with pytest.warns(UserWarning, match="cannot be read"):
+        res, _ = _fit(toy, tokenizer, cfg, ck)
+    assert res.resumed_at_epoch == [] and res.epochs_run == 2
