@@ -668,6 +668,9 @@ def main(args) -> int:
         print(processor_note(cached, cpu_name()))
         print(f"estimated time: {_fmt(total)} for {len(todo)} experiment runs "
               f"(+ {len(notebooks)} notebook{'s' if len(notebooks) != 1 else ''}, about a minute each)")
+        if args.jobs > 1 and todo:
+            print(f"with --jobs {args.jobs}: about {_fmt(wall_seconds([est[c.hash()] for c in todo], args.jobs))} "
+                  f"of wall time (the runs in this order, each in the first free slot)")
         print(f"{len(todo)} runs left")
         return 0
 
@@ -763,6 +766,18 @@ def main(args) -> int:
         print(f"FAILED: {what}; log: {log}")
     print(f"{left} runs left")
     return 1 if failures else 0
+
+
+def wall_seconds(seconds: list[float], jobs: int) -> float:
+    """The wall time of runs lasting ``seconds`` each when ``jobs`` run at once, each
+    started in order in the first slot to come free (the batch's own order, teachers
+    aside). The run times are taken as they were recorded, under the load of the
+    runs beside them."""
+    slots = [0.0] * max(1, jobs)
+    for s in seconds:
+        k = slots.index(min(slots))
+        slots[k] += s
+    return max(slots)
 
 
 def _scheduled(pool, todo: list[ExperimentConfig], jobs: int, ctx: Context, one,

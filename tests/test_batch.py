@@ -542,3 +542,11 @@ def test_a_teacher_cut_off_after_an_epoch_is_resumed_first_and_estimated_by_its_
     assert len(marked) == 2 and all(f"={size} " in ln and "seed=1" in ln for ln in marked)
     _touch(batch.needs(ft, ctx)[next(iter(batch.needs(ft, ctx)))])  # the teacher is saved now
     assert batch.teacher_resumes_from(l2a, ctx) is None and batch.resume_note(l2a, ctx) == ""
+
+
+def test_the_wall_time_of_parallel_runs_fills_the_first_free_slot():
+    from l2a_lib.batch import wall_seconds
+    assert wall_seconds([10, 10, 10, 10], 2) == 20
+    assert wall_seconds([30, 10, 10, 10], 2) == 30  # the long run's slot is busy meanwhile
+    assert wall_seconds([5, 7], 1) == 12 and wall_seconds([5, 7], 4) == 7
+    assert wall_seconds([], 2) == 0
