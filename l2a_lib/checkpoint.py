@@ -50,12 +50,36 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-class EpisodeCheckpoint:
-    """The checkpoint folder of one run."""
+class _Checkpoint:
+    """A checkpoint folder, owned by ``run_id`` (a checkpoint of another owner is never
+    resumed)."""
+
+    what = "checkpoint"
 
     def __init__(self, folder: Path, run_id: str = ""):
         self.folder = Path(folder)
         self.run_id = run_id
+
+    def _check_owner(self, state: dict) -> None:
+        if state.get("run_id") != self.run_id:
+            raise ValueError(f"it belongs to {state.get('run_id')}, not {self.run_id}")
+
+    def _discard(self, e: Exception) -> None:
+        """Report a checkpoint that cannot be read (a disk that filled up, files removed
+        by hand, another owner's) and remove it: the work starts from the beginning."""
+        warnings.warn(f"{self.what} {self.folder.name} cannot be read "
+                      f"({type(e).__name__}: {e}); it starts from the beginning")
+        self.clear()
+
+    def clear(self) -> None:
+        if self.folder.exists():
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class EpisodeCheckpoint(_Checkpoint):
+    """The checkpoint folder of one run."""
+
+    what = "episode checkpoint"
 
     def save(self, state: dict, teacher_entries: list, shard: int) -> None:
         """Save the state after episode ``shard`` and the teacher outputs added since
@@ -79,22 +103,15 @@ class EpisodeCheckpoint:
             return None
         try:
             state = torch.load(self.folder / STATE, map_location="cpu")
-            if state.get("run_id") != self.run_id:
-                raise ValueError(f"it belongs to run {state.get('run_id')}, not {self.run_id}")
+            self._check_owner(state)
             entries = []
             for k in range(state["shards"]):
                 shard = torch.load(self.folder / f"teacher-{k}.pt", map_location="cpu")
                 entries.extend(zip(map(tuple, shard["keys"]), shard["items"]))
         except Exception as e:  # noqa: BLE001 - any unreadable checkpoint: start again
-            warnings.warn(f"episode checkpoint {self.folder.name} cannot be read "
-                          f"({type(e).__name__}: {e}); the run starts from the beginning")
-            self.clear()
+            self._discard(e)
             return None
         return state, entries
-
-    def clear(self) -> None:
-        if self.folder.exists():
-            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def read_progress(folder: Path) -> dict | None:
@@ -117,7 +134,7 @@ def set_rng_state(state: dict, rng, gen: torch.Generator) -> None:
     torch.set_rng_state(state["torch"])
 
 
-class EpochCheckpoint:
+class EpochCheckpoint(_Checkpoint):
     """The per-epoch checkpoint of one fine-tuning (``train.train_loop``), so that a
     long one (a base-size teacher on 640 examples takes hours on a CPU) cut off at a
     session's end resumes after its last finished epoch.
@@ -131,9 +148,7 @@ class EpochCheckpoint:
     (``tests/test_train.py::test_a_fine_tuning_cut_off_resumes_after_its_last_epoch_with_the_same_result``).
     """
 
-    def __init__(self, folder: Path, run_id: str = ""):
-        self.folder = Path(folder)
-        self.run_id = run_id
+    what = "epoch checkpoint"
 
     def save(self, state: dict, best_state: dict | None, new_best: bool) -> None:
         """Save the state after epoch ``state["epoch"]``; ``best_state`` is written too
@@ -158,17 +173,10 @@ class EpochCheckpoint:
             return None
         try:
             state = torch.load(self.folder / STATE, map_location="cpu")
-            if state.get("run_id") != self.run_id:
-                raise ValueError(f"it belongs to {state.get('run_id')}, not {self.run_id}")
+            self._check_owner(state)
             best = self.folder / f"best-{state['best_epoch']}.pt"
             best_state = torch.load(best, map_location="cpu") if state["has_best"] else None
         except Exception as e:  # noqa: BLE001 - any unreadable checkpoint: start again
-            warnings.warn(f"epoch checkpoint {self.folder.name} cannot be read "
-                          f"({type(e).__name__}: {e}); the fine-tuning starts from the beginning")
-            self.clear()
+            self._discard(e)
             return None
         return state, best_state
-
-    def clear(self) -> None:
-        if self.folder.exists():
-            shutil.rmtree(self.folder, ignore_errors=True)

@@ -1,5 +1,30 @@
-"""Stand-in masked LMs shared by the augmenter tests (deterministic, instant)."""
+"""Stand-ins shared by the tests: masked LMs for the augmenter tests (deterministic,
+instant) and a kill right after a checkpoint is written."""
+from contextlib import contextmanager
+
+import pytest
 import torch
+
+
+class Killed(Exception):
+    """Stands for a kill right after a checkpoint was written."""
+
+
+@contextmanager
+def killed_after_save(monkeypatch, cls, when=lambda state: True, exc=Killed):
+    """Inside the block, ``cls.save`` (a checkpoint class) writes its checkpoint and then
+    raises ``exc`` when ``when(state)`` holds for the saved state; the block must end
+    by that exception."""
+    save = cls.save
+
+    def save_then_die(self, state, *args, **kwargs):
+        save(self, state, *args, **kwargs)
+        if when(state):
+            raise exc
+
+    with monkeypatch.context() as m, pytest.raises(exc):
+        m.setattr(cls, "save", save_then_die)
+        yield
 
 
 class FakeProvider:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from fakes import killed_after_save
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -308,14 +310,8 @@ def test_the_batch_resumes_an_l2a_run_from_its_checkpoint_and_keeps_its_log(env,
     from l2a_lib import checkpoint, experiment
     from l2a_lib.config import make_config
     cfg = make_config("tc", "l2a_wo_att", seed=0, table="table3", profile="smoke")
-    save = checkpoint.EpisodeCheckpoint.save
-
-    def save_then_die(self, *args, **kwargs):
-        save(self, *args, **kwargs)
-        raise KeyboardInterrupt  # a kill right after the checkpoint of episode 1
-
-    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
-        m.setattr(checkpoint.EpisodeCheckpoint, "save", save_then_die)
+    # a kill right after the checkpoint of episode 1
+    with killed_after_save(monkeypatch, checkpoint.EpisodeCheckpoint, exc=KeyboardInterrupt):
         experiment.run(cfg, results_dir=env / "results")
     log = env / "logs" / f"table3_tc_l2a_wo_att_s0_{cfg.hash()}.log"
     log.parent.mkdir()

@@ -7,6 +7,8 @@ import torch
 from l2a_lib import experiment
 from l2a_lib.config import make_config
 
+from fakes import killed_after_save
+
 BASELINES = ["eda", "cbert", "tinybert", "bilstm_soft", "distilbert", "bert_pkd4", "bert_pkd6",
              "minilm"]
 
@@ -55,10 +57,6 @@ def test_l2a_runs_and_logs_episodes(method, smoke_dirs):
     assert {g["from"] for g in extra["gallery"]} == {"P_s (static masked LM)", "G_theta (trained)"}
 
 
-class _Killed(Exception):
-    """Stands for a kill right after a checkpoint was written."""
-
-
 def test_an_l2a_run_cut_off_resumes_from_its_checkpoint_with_the_same_result(
         smoke_dirs, tmp_path, monkeypatch):
     from l2a_lib import checkpoint
@@ -68,14 +66,7 @@ def test_an_l2a_run_cut_off_resumes_from_its_checkpoint_with_the_same_result(
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     experiment.run(cfg, results_dir=whole, **shared)
 
-    save = checkpoint.EpisodeCheckpoint.save
-
-    def save_then_die(self, *args, **kwargs):
-        save(self, *args, **kwargs)
-        raise _Killed
-
-    with monkeypatch.context() as m, pytest.raises(_Killed):
-        m.setattr(checkpoint.EpisodeCheckpoint, "save", save_then_die)
+    with killed_after_save(monkeypatch, checkpoint.EpisodeCheckpoint):
         experiment.run(cfg, results_dir=cut, **shared)
     folder = experiment.Context(results_dir=cut).checkpoint_dir(cfg)
     assert checkpoint.read_progress(folder)["episode"] == 1
@@ -103,14 +94,7 @@ def test_a_teacher_fine_tuning_cut_off_resumes_in_the_next_run_that_needs_the_te
                        cache_dir=tmp_path / name / "cache") for name in ("whole", "cut")}
     experiment.run(cfg, **runs["whole"])
 
-    save = checkpoint.EpochCheckpoint.save
-
-    def save_then_die(self, *args, **kwargs):
-        save(self, *args, **kwargs)
-        raise _Killed
-
-    with monkeypatch.context() as m, pytest.raises(_Killed):
-        m.setattr(checkpoint.EpochCheckpoint, "save", save_then_die)
+    with killed_after_save(monkeypatch, checkpoint.EpochCheckpoint):
         experiment.run(cfg, **runs["cut"])
     folder = experiment.teacher_checkpoint(cfg, runs["cut"]["cache_dir"]).folder
     before = checkpoint.read_progress(folder)
@@ -132,7 +116,7 @@ def test_an_unreadable_checkpoint_is_reported_and_the_run_starts_again(tmp_path)
             [((1, 2), {"logits": torch.zeros(2)})], shard=0)
     state, entries = ck.load()
     assert state["episode"] == 1 and entries[0][0] == (1, 2)
-    with pytest.warns(UserWarning, match="belongs to run abc"):  # another run's: not resumed
+    with pytest.warns(UserWarning, match="belongs to abc"):  # another run's: not resumed
         assert EpisodeCheckpoint(tmp_path / "ck", run_id="other").load() is None
     ck.save({"episode": 1, "episodes": 2, "seconds": 1.0}, [], shard=0)
     (tmp_path / "ck" / "teacher-0.pt").write_bytes(b"cut off")

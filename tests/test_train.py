@@ -7,6 +7,8 @@ import torch
 from l2a_lib import models, train
 from l2a_lib.config import ModelConfig, TrainConfig
 
+from fakes import killed_after_save
+
 TINY = ModelConfig(teacher="tiny-random-mpnet", student="tiny-random-bert", student_layers=(0, 1))
 CFG = TrainConfig(epochs=3, batch_size=4, lr=1e-3, patience=3, bf16=False)
 
@@ -66,10 +68,6 @@ def test_collate_pads_and_masks(toy, tokenizer):
     assert b["labels"].dtype == torch.long
 
 
-class _Killed(Exception):
-    """Stands for a kill right after an epoch checkpoint was written."""
-
-
 def _fit(toy, tokenizer, cfg, checkpoint=None):
     model = models.build_student(TINY, 2, seed=3)
     res = train.fine_tune(model, toy, toy, "classification", cfg, seed=3,
@@ -88,15 +86,7 @@ def test_a_fine_tuning_cut_off_resumes_after_its_last_epoch_with_the_same_result
     whole, whole_logits = _fit(toy, tokenizer, cfg)
 
     ck = EpochCheckpoint(tmp_path / "ck", run_id="t")
-    save = EpochCheckpoint.save
-
-    def save_then_die(self, state, *args):
-        save(self, state, *args)
-        if state["epoch"] == cut_after:
-            raise _Killed
-
-    with monkeypatch.context() as m, pytest.raises(_Killed):
-        m.setattr(EpochCheckpoint, "save", save_then_die)
+    with killed_after_save(monkeypatch, EpochCheckpoint, lambda s: s["epoch"] == cut_after):
         _fit(toy, tokenizer, cfg, ck)
     assert read_progress(ck.folder)["epoch"] == cut_after + 1
     assert len(list(ck.folder.glob("best-*.pt"))) == 1  # superseded best states removed
@@ -117,15 +107,7 @@ def test_a_fine_tuning_cut_off_after_it_stopped_early_trains_no_further(toy, tok
     assert whole.epochs_run == 2  # epoch 1 is no better than epoch 0: stopped
 
     ck = EpochCheckpoint(tmp_path / "ck", run_id="t")
-    save = EpochCheckpoint.save
-
-    def save_then_die(self, state, *args):
-        save(self, state, *args)
-        if state["epoch"] == 1:
-            raise _Killed
-
-    with monkeypatch.context() as m, pytest.raises(_Killed):
-        m.setattr(EpochCheckpoint, "save", save_then_die)
+    with killed_after_save(monkeypatch, EpochCheckpoint, lambda s: s["epoch"] == 1):
         _fit(toy, tokenizer, cfg, ck)
     cut, cut_logits = _fit(toy, tokenizer, cfg, ck)
     assert cut.epochs_run == 2 and cut.history == whole.history
