@@ -680,7 +680,10 @@ def main(args) -> int:
     if args.results_dir:
         env["L2A_RESULTS_DIR"] = str(args.results_dir)
     env.update(thread_env(args.jobs, env))
-    failures, done_seconds, t0 = [], 0.0, time.time()
+    failures, t0 = [], time.time()
+    started: dict[str, float] = {}  # config hash -> when its run started
+    timed = {"estimated": 0.0, "took": 0.0}  # over the finished runs
+    unfinished = {c.hash(): est[c.hash()] for c in todo}
     print(f"{len(todo)} experiment runs to compute (~{_fmt(total)}), {len(notebooks)} notebooks",
           flush=True)
 
@@ -693,6 +696,7 @@ def main(args) -> int:
         log = logs / f"{c.table}_{c.task}_{c.method}_s{c.seed}_{c.hash()}.log"
         # one write per line: this runs in a worker thread while the main thread reports
         resumes = resume_note(c, ctx)
+        started[c.hash()] = time.time()
         sys.stdout.write(f"  running {c.table} {run_label(c)} (log: {log.name})"
                          f"{f' ({resumes})' if resumes else ''}\n")
         sys.stdout.flush()
@@ -739,9 +743,16 @@ def main(args) -> int:
                      for e in notebooks}
     try:
         for k, (c, code, log) in enumerate(finished, 1):
-            done_seconds += est[c.hash()]
-            elapsed = time.time() - t0
-            left = max(0.0, total - done_seconds) * (elapsed / max(done_seconds, 1e-9))
+            now = time.time()
+            elapsed = now - t0
+            timed["estimated"] += unfinished.pop(c.hash())
+            timed["took"] += now - started.pop(c.hash())
+            # the rest, scaled by how long the finished runs took against their estimates
+            ratio = timed["took"] / max(timed["estimated"], 1e-9)
+            running = dict(started)  # a copy: worker threads add to ``started``
+            left = wall_seconds([v * ratio for h, v in unfinished.items() if h not in running],
+                                args.jobs, busy=[max(0.0, unfinished[h] * ratio - (now - t))
+                                                 for h, t in running.items()])
             state = "ok" if code == 0 else f"FAILED (exit {code})"
             sys.stdout.write(f"[{k}/{len(todo)}] {run_label(c)} {state}; "
                              f"elapsed {_fmt(elapsed)}, ~{_fmt(left)} left\n")
@@ -768,12 +779,12 @@ def main(args) -> int:
     return 1 if failures else 0
 
 
-def wall_seconds(seconds: list[float], jobs: int) -> float:
+def wall_seconds(seconds: list[float], jobs: int, busy: list[float] = ()) -> float:
     """The wall time of runs lasting ``seconds`` each when ``jobs`` run at once, each
     started in order in the first slot to come free (the batch's own order, teachers
-    aside). The run times are taken as they were recorded, under the load of the
-    runs beside them."""
-    slots = [0.0] * max(1, jobs)
+    aside); ``busy``: the time still to go of runs already in slots. The run times are
+    taken as they were recorded, under the load of the runs beside them."""
+    slots = (list(busy) + [0.0] * max(1, jobs))[:max(1, jobs, len(busy))]
     for s in seconds:
         k = slots.index(min(slots))
         slots[k] += s

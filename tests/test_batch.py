@@ -88,6 +88,8 @@ def test_a_page_is_executed_as_soon_as_its_runs_are_done(env):
     lines = out.stdout.strip().splitlines()
     runs = [i for i, l in enumerate(lines) if l.startswith("[") and "seed=" in l]
     assert len(runs) == 8 and lines[-1] == "0 runs left"  # 4 masked LMs, L2A and 3 variants
+    assert all(", ~" in lines[i] and lines[i].endswith(" left") for i in runs)
+    assert lines[runs[-1]].endswith("~0m00s left")  # nothing after the last run
     mlm_page = lines.index("[notebook 1/2] mlm ok")
     # the masked-LM page ran after its four runs, before the Table 3 runs that followed
     assert runs[3] < mlm_page < runs[4]
@@ -546,3 +548,5 @@ def test_the_wall_time_of_parallel_runs_fills_the_first_free_slot():
     assert wall_seconds([30, 10, 10, 10], 2) == 30  # the long run's slot is busy meanwhile
     assert wall_seconds([5, 7], 1) == 12 and wall_seconds([5, 7], 4) == 7
     assert wall_seconds([], 2) == 0
+    # slots still busy for 25 and 5: the queued 10 goes in the second
+    assert wall_seconds([10], 2, busy=[25, 5]) == 25 and wall_seconds([30], 2, busy=[25, 5]) == 35
