@@ -654,10 +654,17 @@ def main(args) -> int:
     total = sum(est.values())
     if args.dry_run:
         from .experiment import in_progress
+        busy = {c.hash() for c in todo if in_progress(c, ctx)}
+        # teachers a run computed elsewhere is fine-tuning now (not for the others to resume)
+        training = {k for c in todo if c.hash() in busy for k, f in needs(c, ctx).items()
+                    if k.startswith("teacher:") and not f.is_file()}
         for c in todo:
-            if in_progress(c, ctx):  # its checkpoint tells how far the other process is
+            if c.hash() in busy:  # its checkpoint tells how far the other process is
                 done = progress_text(c, ctx)
                 elsewhere = f"  (being computed by another process{', ' + done if done else ''})"
+            elif training & set(needs(c, ctx)):
+                elsewhere = (f"  (waits for its teacher, which another process is fine-tuning: "
+                             f"{progress_text(c, ctx)})")
             else:
                 note = resume_note(c, ctx)
                 elsewhere = f"  ({note})" if note else ""

@@ -550,3 +550,28 @@ def test_the_wall_time_of_parallel_runs_fills_the_first_free_slot():
     assert wall_seconds([], 2) == 0
     # slots still busy for 25 and 5: the queued 10 goes in the second
     assert wall_seconds([10], 2, busy=[25, 5]) == 25 and wall_seconds([30], 2, busy=[25, 5]) == 35
+
+
+def test_the_dry_run_tells_a_run_computed_elsewhere_from_one_waiting_for_its_teacher(env):
+    from l2a_lib import batch
+    from l2a_lib.experiment import Context, run_lock, teacher_checkpoint
+    ctx = Context(results_dir=env / "results", cache_dir=env / "cache")
+    entry = next(e for e in batch.BATCH if e.name == "fig2_data_size")
+    size = max(c.data.train_per_class for c in entry.configs("cpu"))
+    ft, l2a = (next(c for c in entry.configs("cpu") if c.method == m and c.seed == 1
+                    and c.data.train_per_class == size) for m in ("teacher_ft", "l2a"))
+    folder = teacher_checkpoint(ft, ctx.cache_dir).folder
+    folder.mkdir(parents=True)
+    (folder / "progress.json").write_text('{"epoch": 5, "epochs": 20, "seconds": 600.0}')
+    with run_lock(ft, ctx):  # another process fine-tunes the teacher in its Teacher-FT run
+        out = _batch(env, "--dry-run", "--only", "fig2_data_size", "--methods", "teacher_ft",
+                     "l2a", profile="cpu")
+    assert out.returncode == 0, out.stderr
+    mine = {m: [ln for ln in out.stdout.splitlines() if f" {m} " in ln and f"={size} " in ln
+                and "seed=1" in ln] for m in ("teacher_ft", "l2a")}
+    assert mine["teacher_ft"][0].endswith(
+        "(being computed by another process, teacher epoch 5/20 done)")
+    assert mine["l2a"][0].endswith(
+        "(waits for its teacher, which another process is fine-tuning: teacher epoch 5/20 done)")
+    others = [ln for ln in out.stdout.splitlines() if ln.startswith("run ") and "seed=1" not in ln]
+    assert others and not any("another process" in ln for ln in others)
