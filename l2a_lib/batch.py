@@ -663,8 +663,9 @@ def main(args) -> int:
                 done = progress_text(c, ctx)
                 elsewhere = f"  (being computed by another process{', ' + done if done else ''})"
             elif training & set(needs(c, ctx)):
-                elsewhere = (f"  (waits for its teacher, which another process is fine-tuning: "
-                             f"{progress_text(c, ctx)})")
+                done = progress_text(c, ctx)
+                elsewhere = (f"  (waits for its teacher, which another process is fine-tuning"
+                             f"{': ' + done if done else ''})")
             else:
                 note = resume_note(c, ctx)
                 elsewhere = f"  ({note})" if note else ""

@@ -575,3 +575,11 @@ def test_the_dry_run_tells_a_run_computed_elsewhere_from_one_waiting_for_its_tea
         "(waits for its teacher, which another process is fine-tuning: teacher epoch 5/20 done)")
     others = [ln for ln in out.stdout.splitlines() if ln.startswith("run ") and "seed=1" not in ln]
     assert others and not any("another process" in ln for ln in others)
+    folder.joinpath("progress.json").unlink()  # no epoch done yet: nothing to count
+    with run_lock(ft, ctx):
+        out = _batch(env, "--dry-run", "--only", "fig2_data_size", "--methods", "teacher_ft",
+                     "l2a", profile="cpu")
+    mine = {m: [ln for ln in out.stdout.splitlines() if f" {m} " in ln and f"={size} " in ln
+                and "seed=1" in ln] for m in ("teacher_ft", "l2a")}
+    assert mine["teacher_ft"][0].endswith("(being computed by another process)")
+    assert mine["l2a"][0].endswith("(waits for its teacher, which another process is fine-tuning)")
