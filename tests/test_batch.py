@@ -507,15 +507,29 @@ def test_missing_teacher_is_charged_once_at_its_own_size(tmp_path):
     assert (est[teacher.hash()], est[l2a.hash()]) == (960.0, 500.0)
 
 
-def test_a_teacher_cut_off_after_an_epoch_is_resumed_first_and_estimated_by_its_epochs_left(env):
+def _write_epoch_5(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    (folder / "progress.json").write_text('{"epoch": 5, "epochs": 20, "seconds": 600.0}')
+
+
+def _largest_fig2_runs(ctx):
+    """(size, Teacher-FT run, L2A run, their teacher's checkpoint folder) of Figure 2's
+    largest training size, seed 1."""
     from l2a_lib import batch
-    from l2a_lib.config import make_config
-    from l2a_lib.experiment import Context, teacher_checkpoint
-    ctx = Context(results_dir=env / "results", cache_dir=env / "cache")
+    from l2a_lib.experiment import teacher_checkpoint
     entry = next(e for e in batch.BATCH if e.name == "fig2_data_size")
     size = max(c.data.train_per_class for c in entry.configs("cpu"))
     ft, l2a = (next(c for c in entry.configs("cpu") if c.method == m and c.seed == 1
                     and c.data.train_per_class == size) for m in ("teacher_ft", "l2a"))
+    return size, ft, l2a, teacher_checkpoint(ft, ctx.cache_dir).folder
+
+
+def test_a_teacher_cut_off_after_an_epoch_is_resumed_first_and_estimated_by_its_epochs_left(env):
+    from l2a_lib import batch
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context
+    ctx = Context(results_dir=env / "results", cache_dir=env / "cache")
+    size, ft, l2a, folder = _largest_fig2_runs(ctx)
     other = make_config("tc", "teacher_ft", seed=0, table="table1")
     for c in (ft, l2a, other):
         for key, f in batch.needs(c, ctx).items():
@@ -523,9 +537,7 @@ def test_a_teacher_cut_off_after_an_epoch_is_resumed_first_and_estimated_by_its_
                 _touch(f)
     whole = batch.estimate_seconds([ft, l2a], ctx)
     assert batch.choose([other, l2a, ft], [], ctx) == 0  # nothing begun: queue order
-    folder = teacher_checkpoint(ft, ctx.cache_dir).folder
-    folder.mkdir(parents=True)
-    (folder / "progress.json").write_text('{"epoch": 5, "epochs": 20, "seconds": 600.0}')
+    _write_epoch_5(folder)
     assert batch.teacher_resumes_from(l2a, ctx) == batch.teacher_resumes_from(ft, ctx) == (5, 20)
     assert batch.teacher_resumes_from(other, ctx) is None
     assert batch.choose([other, l2a, ft], [], ctx) == 1  # the run that resumes the teacher
@@ -554,15 +566,10 @@ def test_the_wall_time_of_parallel_runs_fills_the_first_free_slot():
 
 def test_the_dry_run_tells_a_run_computed_elsewhere_from_one_waiting_for_its_teacher(env):
     from l2a_lib import batch
-    from l2a_lib.experiment import Context, run_lock, teacher_checkpoint
+    from l2a_lib.experiment import Context, run_lock
     ctx = Context(results_dir=env / "results", cache_dir=env / "cache")
-    entry = next(e for e in batch.BATCH if e.name == "fig2_data_size")
-    size = max(c.data.train_per_class for c in entry.configs("cpu"))
-    ft, l2a = (next(c for c in entry.configs("cpu") if c.method == m and c.seed == 1
-                    and c.data.train_per_class == size) for m in ("teacher_ft", "l2a"))
-    folder = teacher_checkpoint(ft, ctx.cache_dir).folder
-    folder.mkdir(parents=True)
-    (folder / "progress.json").write_text('{"epoch": 5, "epochs": 20, "seconds": 600.0}')
+    size, ft, l2a, folder = _largest_fig2_runs(ctx)
+    _write_epoch_5(folder)
     with run_lock(ft, ctx):  # another process fine-tunes the teacher in its Teacher-FT run
         out = _batch(env, "--dry-run", "--only", "fig2_data_size", "--methods", "teacher_ft",
                      "l2a", profile="cpu")
