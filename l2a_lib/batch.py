@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -303,18 +304,33 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
     Teacher fine-tuning is counted apart: taken out of the recorded times, and the
     first run that needs a teacher missing from the local cache is charged that
     teacher's Teacher-FT estimate (unless it is that Teacher-FT run itself).
-    A run with an episode checkpoint (cut off earlier) is charged the share of its
-    episodes still to do, a teacher with an epoch checkpoint the share of its
-    epochs (of the most it may run: early stopping may end it sooner).
+    Runs begun are timed by their own pace: a run with an episode checkpoint (cut
+    off earlier, or going on in another process) is charged its episodes still to
+    do at its seconds per episode so far (:func:`episode_seconds`), a teacher with an
+    epoch checkpoint its epochs left (of the most it may run: early stopping may end
+    it sooner) at its seconds per epoch. A run of a kind (:func:`_kind`) with no
+    finished run on this processor but with runs begun is charged their median
+    seconds per episode times its episodes.
     ``df``: the cached runs (``load_results``), when the caller has read them already."""
     df = load_results(ctx.results_dir) if df is None else df
     cpu = cpu_name() if cpu is _HERE else cpu
     factor = (processor_factor(df, cpu) or (None,))[0]
     est = {c.hash(): _run_estimate(c, df, cpu, factor) for c in configs}
+    rates = {c.hash(): episode_seconds(c, ctx) for c in configs}
+    live: dict[tuple, list[float]] = {}  # kind of run -> seconds per episode of its runs begun
     for c in configs:
-        done = resumes_from(c, ctx)
-        if done is not None:
-            est[c.hash()] *= 1 - done[0] / done[1]
+        if rates[c.hash()] is not None:
+            live.setdefault(_kind(c), []).append(rates[c.hash()])
+    for c in configs:
+        done, rate = resumes_from(c, ctx), rates[c.hash()]
+        if done is not None:  # the rest at the pace of its own episodes so far
+            est[c.hash()] = (rate * (done[1] - done[0]) if rate is not None
+                             else est[c.hash()] * (1 - done[0] / done[1]))
+        elif _kind(c) in live and not _timed_here(c, df, cpu):
+            # no finished run of its kind here, but some begun: their pace says more
+            # than runs of other tasks or methods (an nli L2A w/o src episode, on long
+            # target sentences only, took 3 to 6 times one of w/o tgt, on short source ones)
+            est[c.hash()] = statistics.median(live[_kind(c)]) * c.l2a.episodes
     trained = set()
     for c in configs:
         for key, f in needs(c, ctx).items():
@@ -322,12 +338,48 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
                 continue
             trained.add(key)
             epochs = teacher_resumes_from(c, ctx)
-            left = 1 - epochs[0] / epochs[1] if epochs else 1.0
+            rest = _run_estimate(teacher_run(c), df, cpu, factor)
+            pace = teacher_epoch_seconds(c, ctx) if epochs else None
+            if pace is not None:  # the epochs left (at most) at the pace of those done
+                rest = pace * (epochs[1] - epochs[0])
             if c.method != "teacher_ft":
-                est[c.hash()] += _run_estimate(teacher_run(c), df, cpu, factor) * left
+                est[c.hash()] += rest
             else:
-                est[c.hash()] *= left
+                est[c.hash()] = rest
     return est
+
+
+def _kind(c: ExperimentConfig) -> tuple:
+    """Runs of one kind cost alike: the same method, task, profile and training size."""
+    return c.method, c.task, c.profile, c.data.train_per_class
+
+
+def _timed_here(c: ExperimentConfig, df, cpu: str | None) -> bool:
+    """Whether the cache holds a finished run of ``c``'s kind made on processor ``cpu``."""
+    if cpu is None or not len(df) or "cpu" not in df:
+        return False
+    return bool(((df.method == c.method) & (df.task == c.task) & (df.profile == c.profile)
+                 & (df["data.train_per_class"] == c.data.train_per_class)
+                 & (df["cpu"] == cpu)).any())
+
+
+def episode_seconds(config: ExperimentConfig, ctx: Context) -> float | None:
+    """Seconds per episode of a run cut off (or going on elsewhere) after an episode
+    checkpoint: its episodes' own time (``loop_seconds``; checkpoints written before
+    it was recorded give the run's whole time, teacher and setup included) over the
+    episodes done. None without a checkpoint."""
+    p = read_progress(ctx.checkpoint_dir(config))
+    if not p or not p.get("episode"):
+        return None
+    return float(p.get("loop_seconds", p["seconds"])) / p["episode"]
+
+
+def teacher_epoch_seconds(config: ExperimentConfig, ctx: Context) -> float | None:
+    """Seconds per epoch of the teacher fine-tuning ``config`` needs, when it was cut
+    off (or goes on elsewhere) after an epoch checkpoint; else None."""
+    from .experiment import teacher_checkpoint
+    p = read_progress(teacher_checkpoint(config, ctx.cache_dir).folder)
+    return float(p["seconds"]) / p["epoch"] if p and p.get("epoch") else None
 
 
 def resumes_from(config: ExperimentConfig, ctx: Context) -> tuple[int, int] | None:

@@ -26,8 +26,9 @@ where the run was resumed.
 Layout, under ``<results_dir>/.checkpoints/<config hash>/`` (not committed):
 ``state.pt`` (replaced atomically after each episode), ``teacher-<k>.pt`` (the
 teacher outputs added in episode k, written before the state that counts them)
-and ``progress.json`` (episode reached and seconds spent, read by
-``batch --dry-run``). The folder is removed once the run's record is written.
+and ``progress.json`` (episode reached, seconds spent in all and in the episodes
+themselves, read by ``batch --dry-run`` to tell how far a run has got and to time
+the rest of it and of its siblings). The folder is removed once the run's record is written.
 The config hash covers the code version, so a checkpoint is never resumed by a
 different run.
 """
@@ -90,9 +91,11 @@ class EpisodeCheckpoint(_Checkpoint):
         _atomic_save({"keys": [k for k, _ in teacher_entries],
                       "items": [v for _, v in teacher_entries]}, self.folder / f"teacher-{shard}.pt")
         _atomic_save({**state, "run_id": self.run_id, "shards": shard + 1}, self.folder / STATE)
-        atomic_write_text(self.folder / PROGRESS, json.dumps({
-            "episode": state["episode"], "episodes": state["episodes"],
-            "seconds": round(state["seconds"], 1)}))
+        progress = {"episode": state["episode"], "episodes": state["episodes"],
+                    "seconds": round(state["seconds"], 1)}
+        if "loop_seconds" in state:  # the episodes' own time (no teacher, no setup)
+            progress["loop_seconds"] = round(state["loop_seconds"], 1)
+        atomic_write_text(self.folder / PROGRESS, json.dumps(progress))
 
     def load(self) -> tuple[dict, list] | None:
         """(state, teacher entries in the order they were computed), or None when

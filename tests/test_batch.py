@@ -295,17 +295,48 @@ def test_a_run_cut_off_after_a_checkpoint_is_listed_and_estimated_as_resuming(en
     entry = next(e for e in batch.BATCH if e.name == "table2")
     cut = next(c for c in entry.configs("cpu") if c.method == "l2a_wo_src" and c.task == "pi")
     _touch(next(iter(batch.needs(cut, ctx).values())))  # its teacher is trained
-    full = batch.estimate_seconds([cut], ctx)[cut.hash()]
     folder = ctx.checkpoint_dir(cut)
     folder.mkdir(parents=True)
     (folder / "progress.json").write_text('{"episode": 15, "episodes": 20, "seconds": 900.0}')
     assert batch.resumes_from(cut, ctx) == (15, 20)
-    assert batch.estimate_seconds([cut], ctx)[cut.hash()] == pytest.approx(full / 4)
+    # the 5 episodes left at its own pace: 900 s over 15 episodes
+    assert batch.estimate_seconds([cut], ctx)[cut.hash()] == pytest.approx(300.0)
     out = _batch(env, "--dry-run", "--only", "table2", "--methods", "l2a_wo_src", "--tasks", "pi",
                  profile="cpu")
     runs = [ln for ln in out.stdout.splitlines() if ln.startswith("run ")]
     marked = [ln for ln in runs if "(resumes after episode 15/20)" in ln]
     assert len(runs) == 3 and len(marked) == 1 and f"seed={cut.seed}" in marked[0]
+
+
+def test_runs_begun_are_timed_by_their_own_pace_and_time_their_siblings(tmp_path):
+    from l2a_lib import batch
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context
+    ctx = Context(results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+    runs = [make_config("nli", "l2a_wo_src", seed=s, table="table2") for s in range(3)]
+    other = make_config("nli", "l2a_wo_tgt", seed=0, table="table2")
+    for c in runs + [other]:
+        _touch(next(iter(batch.needs(c, ctx).values())))  # teachers trained
+    # a pi run of the same method, made here: without anything begun, nli is timed by it
+    _fake_record(ctx, make_config("pi", "l2a_wo_src", seed=0, table="table2"), 1000.0, cpu="Here")
+    before = batch.estimate_seconds(runs + [other], ctx, cpu="Here")
+    assert before[runs[1].hash()] == 1000.0
+    folder = ctx.checkpoint_dir(runs[0])
+    folder.mkdir(parents=True)
+    # 10 of 20 episodes: 5000 s in all, 4000 s of them in the episodes (teacher, set-up aside)
+    (folder / "progress.json").write_text(
+        '{"episode": 10, "episodes": 20, "seconds": 5000.0, "loop_seconds": 4000.0}')
+    assert batch.episode_seconds(runs[0], ctx) == 400.0
+    est = batch.estimate_seconds(runs + [other], ctx, cpu="Here")
+    assert est[runs[0].hash()] == 4000.0                          # 10 episodes left x 400 s
+    assert est[runs[1].hash()] == est[runs[2].hash()] == 8000.0   # 20 episodes x 400 s
+    assert est[other.hash()] == before[other.hash()]              # another method: as before
+    # a finished run of the kind made here is preferred to the pace of runs begun
+    _fake_record(ctx, dataclasses.replace(runs[2], seed=7), 6000.0, cpu="Here")
+    assert batch.estimate_seconds(runs, ctx, cpu="Here")[runs[1].hash()] == 6000.0
+    # a checkpoint written before loop_seconds was recorded: the whole time
+    (folder / "progress.json").write_text('{"episode": 10, "episodes": 20, "seconds": 5000.0}')
+    assert batch.estimate_seconds(runs[:1], ctx, cpu="Here")[runs[0].hash()] == 5000.0
 
 
 def test_the_batch_resumes_an_l2a_run_from_its_checkpoint_and_keeps_its_log(env, monkeypatch):
@@ -543,7 +574,7 @@ def test_a_teacher_cut_off_after_an_epoch_is_resumed_first_and_estimated_by_its_
     assert batch.choose([other, l2a, ft], [], ctx) == 1  # the run that resumes the teacher
     assert batch.choose([other, l2a], [ft], ctx) == 0  # ... but never beside the one resuming it
     cut = batch.estimate_seconds([ft, l2a], ctx)
-    assert cut[ft.hash()] == pytest.approx(whole[ft.hash()] * 0.75)  # 15 of 20 epochs left
+    assert cut[ft.hash()] == pytest.approx(1800.0)  # 15 epochs left x 120 s (600 s over 5)
     assert cut[l2a.hash()] == pytest.approx(whole[l2a.hash()])  # the teacher is charged to ft
     assert batch.resume_note(l2a, ctx) == "resumes its teacher's fine-tuning after epoch 5/20"
     out = _batch(env, "--dry-run", "--only", "fig2_data_size", "--methods", "teacher_ft", "l2a",

@@ -69,7 +69,10 @@ def test_an_l2a_run_cut_off_resumes_from_its_checkpoint_with_the_same_result(
     with killed_after_save(monkeypatch, checkpoint.EpisodeCheckpoint):
         experiment.run(cfg, results_dir=cut, **shared)
     folder = experiment.Context(results_dir=cut).checkpoint_dir(cfg)
-    assert checkpoint.read_progress(folder)["episode"] == 1
+    progress = checkpoint.read_progress(folder)
+    assert progress["episode"] == 1
+    # the episodes' own time, which batch --dry-run paces the rest by, within the whole
+    assert 0 < progress["loop_seconds"] <= progress["seconds"]
     assert not experiment.cache_path(cfg, experiment.Context(results_dir=cut)).exists()
 
     experiment.run(cfg, results_dir=cut, **shared)  # resumes after episode 1
