@@ -316,21 +316,11 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
     cpu = cpu_name() if cpu is _HERE else cpu
     factor = (processor_factor(df, cpu) or (None,))[0]
     est = {c.hash(): _run_estimate(c, df, cpu, factor) for c in configs}
-    rates = {c.hash(): episode_seconds(c, ctx) for c in configs}
-    live: dict[tuple, list[float]] = {}  # kind of run -> seconds per episode of its runs begun
     for c in configs:
-        if rates[c.hash()] is not None:
-            live.setdefault(_kind(c), []).append(rates[c.hash()])
-    for c in configs:
-        done, rate = resumes_from(c, ctx), rates[c.hash()]
-        if done is not None:  # the rest at the pace of its own episodes so far
-            est[c.hash()] = (rate * (done[1] - done[0]) if rate is not None
-                             else est[c.hash()] * (1 - done[0] / done[1]))
-        elif _kind(c) in live and not _timed_here(c, df, cpu):
-            # no finished run of its kind here, but some begun: their pace says more
-            # than runs of other tasks or methods (an nli L2A w/o src episode, on long
-            # target sentences only, took 3 to 6 times one of w/o tgt, on short source ones)
-            est[c.hash()] = statistics.median(live[_kind(c)]) * c.l2a.episodes
+        done = resumes_from(c, ctx)
+        if done is not None:  # no pace recorded: the share of its episodes left
+            est[c.hash()] *= 1 - done[0] / done[1]
+    est.update(paced_seconds(configs, ctx, df, cpu))
     trained = set()
     for c in configs:
         for key, f in needs(c, ctx).items():
@@ -347,6 +337,55 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
             else:
                 est[c.hash()] = rest
     return est
+
+
+def paced_seconds(configs: list[ExperimentConfig], ctx: Context, df,
+                  cpu: str | None) -> dict[str, float]:
+    """Seconds still to go, teacher fine-tuning aside, of the runs in ``configs`` whose
+    pace is measured: a run with an episode checkpoint, its episodes left at its own
+    seconds per episode so far (:func:`episode_seconds`); a run of a kind
+    (:func:`_kind`) with no finished run on processor ``cpu`` but with runs begun among
+    ``configs``, its episodes at their median seconds per episode."""
+    rates = {c.hash(): episode_seconds(c, ctx) for c in configs}
+    live: dict[tuple, list[float]] = {}  # kind of run -> seconds per episode of its runs begun
+    for c in configs:
+        if rates[c.hash()] is not None:
+            live.setdefault(_kind(c), []).append(rates[c.hash()])
+    out = {}
+    for c in configs:
+        done, rate = resumes_from(c, ctx), rates[c.hash()]
+        if done is not None and rate is not None:
+            out[c.hash()] = rate * (done[1] - done[0])
+        elif done is None and _kind(c) in live and not _timed_here(c, df, cpu):
+            # no finished run of its kind here, but some begun: their pace says more
+            # than runs of other tasks or methods (an nli L2A w/o src episode, on long
+            # target sentences only, took 3 to 6 times one of w/o tgt, on short source ones)
+            out[c.hash()] = statistics.median(live[_kind(c)]) * c.l2a.episodes
+    return out
+
+
+def time_left(configs: list[ExperimentConfig], planned: dict[str, float],
+              started: dict[str, float], ratio: float, now: float, jobs: int,
+              ctx: Context) -> float:
+    """Wall seconds the batch still needs for ``configs`` (its runs not finished),
+    ``started`` (config hash -> start time) of them running in its ``jobs`` slots.
+    A run whose pace is measured (:func:`paced_seconds`: an episode checkpoint of
+    its own or of runs of its kind) is timed by it, as ``--dry-run`` does now;
+    any other by its estimate when the batch began (``planned``) times ``ratio``
+    (how long the finished runs took against theirs), less the time it has run."""
+    df = load_results(ctx.results_dir)
+    cpu = cpu_name()
+    fresh = estimate_seconds(configs, ctx, cpu=cpu, df=df)
+    paced = paced_seconds(configs, ctx, df, cpu)
+
+    def rest(c: ExperimentConfig) -> float:
+        h = c.hash()
+        ran = now - started[h] if h in started else 0.0
+        if h in paced and resumes_from(c, ctx) is not None:
+            return fresh[h]  # measured up to its last checkpoint
+        return max(0.0, (fresh[h] if h in paced else planned[h] * ratio) - ran)
+    return wall_seconds([rest(c) for c in configs if c.hash() not in started], jobs,
+                        busy=[rest(c) for c in configs if c.hash() in started])
 
 
 def _kind(c: ExperimentConfig) -> tuple:
@@ -807,12 +846,12 @@ def main(args) -> int:
             elapsed = now - t0
             timed["estimated"] += unfinished.pop(c.hash())
             timed["took"] += now - started.pop(c.hash())
-            # the rest, scaled by how long the finished runs took against their estimates
+            # the rest at the pace of runs begun, else scaled by how long the finished
+            # runs took against their estimates
             ratio = timed["took"] / max(timed["estimated"], 1e-9)
             running = dict(started)  # a copy: worker threads add to ``started``
-            left = wall_seconds([v * ratio for h, v in unfinished.items() if h not in running],
-                                args.jobs, busy=[max(0.0, unfinished[h] * ratio - (now - t))
-                                                 for h, t in running.items()])
+            left = time_left([x for x in todo if x.hash() in unfinished], unfinished, running,
+                             ratio, now, args.jobs, ctx)
             state = "ok" if code == 0 else f"FAILED (exit {code})"
             sys.stdout.write(f"[{k}/{len(todo)}] {run_label(c)} {state}; "
                              f"elapsed {_fmt(elapsed)}, ~{_fmt(left)} left\n")

@@ -339,6 +339,36 @@ def test_runs_begun_are_timed_by_their_own_pace_and_time_their_siblings(tmp_path
     assert batch.estimate_seconds(runs[:1], ctx, cpu="Here")[runs[0].hash()] == 5000.0
 
 
+def test_the_time_left_paces_runs_begun_and_scales_the_others(tmp_path):
+    from l2a_lib import batch
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context
+    ctx = Context(results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+    begun, sibling = (make_config("nli", "l2a_wo_src", seed=s, table="table2") for s in (0, 1))
+    fresh, other = (make_config("tc", "l2a_wo_tgt", seed=s, table="table2") for s in (0, 1))
+    configs = [begun, sibling, fresh, other]
+    for c in configs:
+        _touch(next(iter(batch.needs(c, ctx).values())))  # teachers trained
+    folder = ctx.checkpoint_dir(begun)
+    folder.mkdir(parents=True)
+    (folder / "progress.json").write_text(
+        '{"episode": 10, "episodes": 20, "seconds": 5000.0, "loop_seconds": 4000.0}')
+    planned = {begun.hash(): 600.0, sibling.hash(): 600.0, fresh.hash(): 500.0,
+               other.hash(): 1000.0}
+    now = 10_000.0
+    started = {begun.hash(): now - 4500.0, fresh.hash(): now - 300.0}  # running
+    # running: begun 10 episodes x 400 s = 4000; fresh 500 x 2 - 300 = 700
+    # queued, in order: sibling 20 x 400 = 8000 (after fresh), other 1000 x 2 (after begun)
+    left = batch.time_left(configs, planned, started, 2.0, now, 2, ctx)
+    assert left == max(700.0 + 8000.0, 4000.0 + 2000.0) == 8700.0
+    # without any pace, the planned estimates x the ratio as before
+    folder.joinpath("progress.json").unlink()
+    left = batch.time_left(configs, planned, started, 2.0, now, 2, ctx)
+    # running: begun 600 x 2 - 4500 -> 0, fresh 700; queued: sibling 1200 (after begun),
+    # other 2000 (after fresh)
+    assert left == max(0.0 + 1200.0, 700.0 + 2000.0) == 2700.0
+
+
 def test_the_batch_resumes_an_l2a_run_from_its_checkpoint_and_keeps_its_log(env, monkeypatch):
     from l2a_lib import checkpoint, experiment
     from l2a_lib.config import make_config
