@@ -270,6 +270,10 @@ def train_loop(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cf
             best_state = copy.deepcopy(model.state_dict())
         else:
             bad_epochs += 1
+        if bar.disable:  # a batch log has no bar: one line per epoch shows how far a long run is
+            print(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {np.mean(losses):.4f}, "
+                  f"dev {dev_metric} {score:.4f}{' (best so far)' if new_best else ''}, "
+                  f"{seconds_before + time.time() - t0:.0f}s", flush=True)
         if checkpoint is not None:
             checkpoint.save({
                 "epoch": epoch, "epochs": cfg.epochs, "seconds": seconds_before + time.time() - t0,
@@ -283,6 +287,9 @@ def train_loop(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cf
                 "has_best": best_state is not None, "history": history,
                 "resumed_at_epoch": resumed}, best_state, new_best)
         if select_best and bad_epochs >= cfg.patience:
+            if bar.disable:
+                print(f"{desc}: stopped early, no better dev {dev_metric} for {cfg.patience} "
+                      f"epochs; keeps epoch {best_epoch + 1}", flush=True)
             break
     if select_best:
         model.load_state_dict(best_state)

@@ -129,3 +129,24 @@ def test_an_unreadable_epoch_checkpoint_is_reported_and_the_fine_tuning_starts_a
     with pytest.warns(UserWarning, match="cannot be read"):
         res, _ = _fit(toy, tokenizer, cfg, ck)
     assert res.resumed_at_epoch == [] and res.epochs_run == 2
+
+
+def test_without_a_progress_bar_each_epoch_and_an_early_stop_is_one_log_line(
+        toy, tokenizer, monkeypatch, capsys):
+    monkeypatch.setenv("L2A_PROGRESS", "0")  # as in the batch's run logs
+    cfg = TrainConfig(epochs=6, batch_size=4, lr=1e-12, patience=1, bf16=False)  # no gain
+    model = models.build_student(TINY, 2, seed=0)
+    res = train.fine_tune(model, toy, toy, "classification", cfg, seed=0,
+                          pad_id=tokenizer.pad_token_id, dev_metric="acc", desc="teacher tc s0")
+    lines = capsys.readouterr().out.splitlines()
+    assert res.epochs_run == 2
+    assert [ln.split(":")[0] for ln in lines] == ["teacher tc s0 epoch 1/6", "teacher tc s0 epoch 2/6",
+                                                  "teacher tc s0"]
+    assert f"dev acc {res.history[0]['acc']:.4f} (best so far)" in lines[0]
+    assert "best so far" not in lines[1]
+    assert lines[2].endswith("stopped early, no better dev acc for 1 epochs; keeps epoch 1")
+
+    monkeypatch.setenv("L2A_PROGRESS", "1")  # an interactive run shows its bar instead
+    train.fine_tune(models.build_student(TINY, 2, seed=0), toy, toy, "classification", cfg,
+                    seed=0, pad_id=tokenizer.pad_token_id, dev_metric="acc", desc="teacher tc s0")
+    assert "epoch 1/6" not in capsys.readouterr().out
