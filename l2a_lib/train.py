@@ -259,9 +259,10 @@ def train_loop(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cf
             losses.append(loss.item())
         dev_scores = evaluate(model, dev, kind, pad_id=pad_id, batch_size=cfg.eval_batch_size,
                               bf16=cfg.bf16)
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), **dev_scores})
+        train_loss = float(np.mean(losses))
+        history.append({"epoch": epoch, "train_loss": train_loss, **dev_scores})
         score = selection_score(dev_scores, dev_metric)
-        bar.set_postfix(loss=f"{np.mean(losses):.3f}", **{dev_metric: f"{score:.3f}"})
+        bar.set_postfix(loss=f"{train_loss:.3f}", **{dev_metric: f"{score:.3f}"})
         new_best = False
         if not select_best:
             best, best_epoch = dev_scores, epoch
@@ -270,13 +271,14 @@ def train_loop(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cf
             best_state = copy.deepcopy(model.state_dict())
         else:
             bad_epochs += 1
+        seconds = seconds_before + time.time() - t0  # after the copy of a new best state
         if bar.disable:  # a batch log has no bar: one line per epoch shows how far a long run is
-            print(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {np.mean(losses):.4f}, "
+            print(f"{desc} epoch {epoch + 1}/{cfg.epochs}: loss {train_loss:.4f}, "
                   f"dev {dev_metric} {score:.4f}{' (best so far)' if new_best else ''}, "
-                  f"{seconds_before + time.time() - t0:.0f}s", flush=True)
+                  f"{seconds:.0f}s", flush=True)
         if checkpoint is not None:
             checkpoint.save({
-                "epoch": epoch, "epochs": cfg.epochs, "seconds": seconds_before + time.time() - t0,
+                "epoch": epoch, "epochs": cfg.epochs, "seconds": seconds,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "extra_params": [p.detach().clone() for p in extra_params],
