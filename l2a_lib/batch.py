@@ -14,9 +14,11 @@ reports every failure at the end with its log.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
+import re
 import shlex
 import statistics
 import subprocess
@@ -292,7 +294,8 @@ _HERE = object()  # estimate_seconds' default: this machine's processor
 
 
 def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
-                     cpu: str | None = _HERE, df=None) -> dict[str, float]:
+                     cpu: str | None = _HERE, df=None,
+                     charged: dict[str, float] | None = None) -> dict[str, float]:
     """Seconds per config hash: the median wall time of cached runs of the same
     method and task (profile alike), else of the method on any task; an L2A variant
     (``l2a_wo_*``) with no run yet is estimated from L2A itself; else a default.
@@ -311,7 +314,10 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
     it sooner) at its seconds per epoch. A run of a kind (:func:`_kind`) with no
     finished run on this processor but with runs begun is charged their median
     seconds per episode times its episodes.
-    ``df``: the cached runs (``load_results``), when the caller has read them already."""
+    ``df``: the cached runs (``load_results``), when the caller has read them already.
+    ``charged``: if given, filled with each charge (config hash -> (teacher key,
+    seconds)), so that a caller can take it off once that teacher is saved
+    (:func:`seconds_needed`)."""
     df = load_results(ctx.results_dir) if df is None else df
     cpu = cpu_name() if cpu is _HERE else cpu
     factor = (processor_factor(df, cpu) or (None,))[0]
@@ -336,6 +342,8 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
                 est[c.hash()] += rest
             else:
                 est[c.hash()] = rest
+            if charged is not None:
+                charged[c.hash()] = (key, rest)
     return est
 
 
@@ -432,6 +440,12 @@ def run_label(config: ExperimentConfig) -> str:
     (without it the runs of one study would read alike) and its seed."""
     value = varied_text(config)
     return f"{config.task} {config.method}{' ' + value if value else ''} seed={config.seed}"
+
+
+def _varies_to(config: ExperimentConfig, values: list[float]) -> bool:
+    """Whether ``config`` is a study's run whose varied value is one of ``values``."""
+    varied = varied_value(config)
+    return varied is not None and any(float(varied[1]) == float(v) for v in values)
 
 
 def varied_text(config: ExperimentConfig) -> str:
@@ -727,9 +741,13 @@ def main(args) -> int:
         args.execute_all = True
     todo = [] if args.notebooks_only else pending(entries, args.profile, ctx)
     todo = [c for c in todo if (not args.methods or c.method in args.methods)
-            and (not args.tasks or c.task in args.tasks)]
+            and (not args.tasks or c.task in args.tasks)
+            and (args.seeds is None or c.seed in args.seeds)
+            and (args.values is None or _varies_to(c, args.values))]
     cached = load_results(ctx.results_dir)
-    est = estimate_seconds(todo, ctx, df=cached)
+    charged: dict[str, tuple[str, float]] = {}
+    est = estimate_seconds(todo, ctx, df=cached, charged=charged)
+    limit = args.time_limit
     book = Path(args.book_dir) if args.book_dir else paths.REPO_ROOT / "book"
     logs = Path(args.log_dir) if args.log_dir else paths.REPO_ROOT / "logs" / "batch"
     todo_hashes = {c.hash() for c in todo}
@@ -749,6 +767,8 @@ def main(args) -> int:
         # teachers a run computed elsewhere is fine-tuning now (not for the others to resume)
         training = {k for c in todo if c.hash() in busy for k, f in needs(c, ctx).items()
                     if k.startswith("teacher:") and not f.is_file()}
+        fit = dict(zip((c.hash() for c in todo),
+                       within_limit([est[c.hash()] for c in todo], args.jobs, limit))) if limit else {}
         for c in todo:
             if c.hash() in busy:  # its checkpoint tells how far the other process is
                 done = progress_text(c, ctx)
@@ -760,6 +780,8 @@ def main(args) -> int:
             else:
                 note = resume_note(c, ctx)
                 elsewhere = f"  ({note})" if note else ""
+            if limit and not fit.get(c.hash(), True):
+                elsewhere += "  (not started: would end after the time limit)"
             print(f"run      {c.table:18s} {c.task:4s} {c.method:14s} {varied_text(c):20s} seed={c.seed}  "
                   f"~{_fmt(est[c.hash()])}{elsewhere}")
         for e in notebooks:
@@ -770,6 +792,11 @@ def main(args) -> int:
         if args.jobs > 1 and todo:
             print(f"with --jobs {args.jobs}: about {_fmt(wall_seconds([est[c.hash()] for c in todo], args.jobs))} "
                   f"of wall time (the runs in this order, each in the first free slot)")
+        if limit:
+            inside = [est[c.hash()] for c in todo if fit[c.hash()]]
+            print(f"within --time-limit {_fmt(limit)}: {len(inside)} of {len(todo)} runs, about "
+                  f"{_fmt(wall_seconds(inside, args.jobs) if inside else 0)} of wall time; "
+                  f"{len(todo) - len(inside)} left for a later call")
         print(f"{len(todo)} runs left")
         return 0
 
@@ -780,6 +807,10 @@ def main(args) -> int:
         env["L2A_RESULTS_DIR"] = str(args.results_dir)
     env.update(thread_env(args.jobs, env))
     failures, t0 = [], time.time()
+    left_out: list[ExperimentConfig] = []  # not started: they would end after the time limit
+
+    def fits(c: ExperimentConfig) -> bool:
+        return time.time() + seconds_needed(c, est, charged, ctx) <= t0 + limit
     started: dict[str, float] = {}  # config hash -> when its run started
     timed = {"estimated": 0.0, "took": 0.0}  # over the finished runs
     unfinished = {c.hash(): est[c.hash()] for c in todo}
@@ -806,8 +837,9 @@ def main(args) -> int:
     # to the run's log, so nothing else may print meanwhile); subprocesses may overlap
     pool = ThreadPoolExecutor(max_workers=max(1, args.jobs)) if not in_process else None
     # overlapping runs are reported as they finish, not in the order they started
-    finished = (map(one, enumerate(todo)) if in_process else
-                _scheduled(pool, todo, args.jobs, ctx, one))
+    finished = (_in_order(todo, one, fits if limit else None, left_out) if in_process else
+                _scheduled(pool, todo, args.jobs, ctx, one, fits=fits if limit else None,
+                           left_out=left_out))
     executed: list[str] = []
 
     def page(e: Entry) -> None:
@@ -872,6 +904,9 @@ def main(args) -> int:
         if e.name not in executed:
             page(e)
     left = len(pending(entries, args.profile, ctx))
+    if left_out:
+        print(f"{len(left_out)} run(s) not started: each would have ended after the time limit "
+              f"({_fmt(limit)}): " + "; ".join(run_label(c) for c in left_out))
     for what, log in failures:
         print(f"FAILED: {what}; log: {log}")
     print(f"{left} runs left")
@@ -890,8 +925,70 @@ def wall_seconds(seconds: list[float], jobs: int, busy: list[float] = ()) -> flo
     return max(slots)
 
 
+def parse_duration(text: str) -> float:
+    """Seconds in a duration written "2h40m", "90m", "1.5h", "45s" or as a bare number
+    of seconds (``--time-limit``)."""
+    t = str(text).strip().lower().replace(" ", "")
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", t)
+    if re.fullmatch(r"\d+(?:\.\d+)?", t):
+        seconds = float(t)
+    elif parts and "".join(n + u for n, u in parts) == t:
+        seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+    else:
+        raise ValueError(f"{text!r} is not a duration: write it like 2h40m, 90m, 1.5h or 45s")
+    if seconds <= 0:
+        raise ValueError(f"{text!r}: a time limit must be more than zero")
+    return seconds
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def seconds_needed(c: ExperimentConfig, est: dict[str, float],
+                   charged: dict[str, tuple[str, float]], ctx: Context) -> float:
+    """Seconds run ``c`` is expected to take if it starts now: its estimate
+    (:func:`estimate_seconds`) without the teacher fine-tuning it was charged, plus the
+    fine-tuning of every teacher it needs that is still not saved (whichever run was
+    charged it: that run may not have started). A Teacher-FT run's estimate is its own
+    fine-tuning and is kept whole."""
+    h = c.hash()
+    if c.method == "teacher_ft":
+        return est[h]
+    own = est[h] - (charged[h][1] if h in charged else 0.0)
+    teachers = {key: sec for key, sec in charged.values()}
+    return own + sum(teachers.get(k, 0.0) for k, f in needs(c, ctx).items()
+                     if k.startswith("teacher:") and not f.is_file())
+
+
+def within_limit(seconds: list[float], jobs: int, limit: float) -> list[bool]:
+    """Which of the runs lasting ``seconds`` (in this order, each in the first free one
+    of ``jobs`` slots, as :func:`wall_seconds`) end within ``limit`` seconds: one that
+    would end later is not started and leaves its slot to the runs after it."""
+    slots, out = [0.0] * max(1, jobs), []
+    for s in seconds:
+        k = slots.index(min(slots))
+        out.append(slots[k] + s <= limit)
+        if out[-1]:
+            slots[k] += s
+    return out
+
+
+def _in_order(todo: list[ExperimentConfig], one, fits=None, left_out: list | None = None):
+    """The runs one after another in this thread (in-process runs); with ``fits``,
+    a run it refuses is not started but put in ``left_out``."""
+    for i, c in enumerate(todo):
+        if fits is None or fits(c):
+            yield one((i, c))
+        elif left_out is not None:
+            left_out.append(c)
+
+
 def _scheduled(pool, todo: list[ExperimentConfig], jobs: int, ctx: Context, one,
-               poll: float = 30.0):
+               poll: float = 30.0, fits=None, left_out: list | None = None):
     """Start runs on ``pool`` (at most ``jobs`` at once) in the order :func:`choose`
     gives; yield each ``one(...)`` result as its run finishes. Runs not yet started
     are never submitted, so an interrupt leaves them queued, not running.
@@ -899,17 +996,26 @@ def _scheduled(pool, todo: list[ExperimentConfig], jobs: int, ctx: Context, one,
     While a slot is free only because the queued runs wait for a teacher that a
     running run is fine-tuning, the queue is looked at again every ``poll`` seconds:
     the next run starts as soon as that teacher is saved, not when the (much longer)
-    run that trained it ends. The same holds for a run another process is computing."""
+    run that trained it ends. The same holds for a run another process is computing.
+
+    ``fits`` (``--time-limit``): a queued run is only started while ``fits(run)`` is
+    true (asked again each time a slot comes free); once nothing runs and no queued
+    run fits, the rest are put in ``left_out`` and not started."""
     queue, running = list(enumerate(todo)), {}
     while queue or running:
         while queue and len(running) < jobs:
-            pick = choose([c for _, c in queue], list(running.values()), ctx)
+            ok = [k for k, (_, c) in enumerate(queue) if fits is None or fits(c)]
+            pick = choose([queue[k][1] for k in ok], list(running.values()), ctx) if ok else None
             if pick is None:
                 break
-            i, c = queue.pop(pick)
+            i, c = queue.pop(ok[pick])
             running[pool.submit(one, (i, c))] = c
-        if not running:  # every queued run waits for another process: look again later
-            time.sleep(poll)
+        if not running:
+            if fits is not None and not any(fits(c) for _, c in queue):
+                if left_out is not None:
+                    left_out.extend(c for _, c in queue)
+                return
+            time.sleep(poll)  # every queued run waits for another process: look again later
             continue
         waiting = bool(queue) and len(running) < jobs
         done, _ = wait(list(running), timeout=poll if waiting else None,
@@ -928,6 +1034,16 @@ def add_parser(sub) -> None:
                    help="compute only these methods' runs (of the selected pages)")
     p.add_argument("--tasks", nargs="+", choices=TASKS, metavar="TASK",
                    help="compute only these tasks' runs (of the selected pages)")
+    p.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
+                   help="compute only these seeds' runs (of the selected pages)")
+    p.add_argument("--values", nargs="+", type=float, metavar="VALUE",
+                   help="compute only the study runs that set the value a study varies to one of "
+                        "these (e.g. --only fig2 --values 320: the runs at 320 examples per class)")
+    p.add_argument("--time-limit", type=_duration, default=None, metavar="DURATION",
+                   help="start no run expected (from the estimates of --dry-run) to end later than "
+                        "this after the batch starts, e.g. 2h40m: for a job slot or session with a "
+                        "wall-time limit. A run started is never stopped; the others are left for "
+                        "the next call")
     p.add_argument("--dry-run", action="store_true", help="list what would run, with estimated time")
     p.add_argument("--jobs", type=int, default=1, help="experiment runs at once; the cores are split between them "
                         "(2 on two cores: about a fifth more runs per hour than 1)")

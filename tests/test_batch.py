@@ -651,3 +651,117 @@ def test_the_dry_run_tells_a_run_computed_elsewhere_from_one_waiting_for_its_tea
                 and "seed=1" in ln] for m in ("teacher_ft", "l2a")}
     assert mine["teacher_ft"][0].endswith("(being computed by another process)")
     assert mine["l2a"][0].endswith("(waits for its teacher, which another process is fine-tuning)")
+
+
+def test_durations_are_parsed_and_a_bad_one_is_refused_with_its_form(env):
+    from l2a_lib.batch import parse_duration
+    assert parse_duration("2h40m") == 9600 and parse_duration("90m") == 5400
+    assert parse_duration("1.5h") == 5400 and parse_duration("45s") == 45
+    assert parse_duration("3600") == 3600 and parse_duration(" 1h 30s ") == 3630
+    for bad in ("2x", "h", "1h-5m", "0m", ""):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+    out = _batch(env, "--dry-run", "--time-limit", "2x", profile="cpu")
+    assert out.returncode != 0 and "--time-limit" in out.stderr and "2h40m" in out.stderr
+
+
+def test_runs_that_would_end_after_the_time_limit_leave_their_slot_to_later_ones():
+    from l2a_lib.batch import within_limit
+    assert within_limit([10, 10, 10, 10], 2, 20) == [True] * 4
+    # 30 does not fit in 25 and takes no slot time: the 10s after it still do
+    assert within_limit([10, 30, 10, 10], 1, 25) == [True, False, True, False]
+    assert within_limit([10, 30, 10, 10], 2, 25) == [True, False, True, True]
+    assert within_limit([5], 1, 4) == [False] and within_limit([], 2, 10) == []
+
+
+def test_a_charged_teacher_counts_until_it_is_saved_whichever_run_trains_it(tmp_path):
+    from l2a_lib import batch
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context
+    ctx = Context(results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+    _fake_record(ctx, make_config("tc", "teacher_ft", seed=0), 120.0)
+    _fake_record(ctx, make_config("tc", "l2a", seed=0), 200.0)
+    _fake_record(ctx, make_config("tc", "eda", seed=0), 50.0)
+    l2a, eda = make_config("tc", "l2a", seed=1), make_config("tc", "eda", seed=1)
+    for c in (l2a, eda):
+        for key, f in batch.needs(c, ctx).items():
+            if not key.startswith("teacher:"):
+                _touch(f)
+    charged = {}
+    est = batch.estimate_seconds([l2a, eda], ctx, charged=charged)
+    assert est == {l2a.hash(): 320.0, eda.hash(): 50.0}  # the first in order is charged
+    assert set(charged) == {l2a.hash()} and charged[l2a.hash()][1] == 120.0
+    # EDA started first would fine-tune the teacher itself: it needs it as well
+    assert batch.seconds_needed(eda, est, charged, ctx) == 170.0
+    assert batch.seconds_needed(l2a, est, charged, ctx) == 320.0
+    teacher = next(f for k, f in batch.needs(l2a, ctx).items() if k.startswith("teacher:"))
+    _touch(teacher)  # saved: neither pays for it any more
+    assert batch.seconds_needed(l2a, est, charged, ctx) == 200.0
+    assert batch.seconds_needed(eda, est, charged, ctx) == 50.0
+
+
+def test_scheduled_runs_only_start_while_they_fit_and_the_rest_are_left_out(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+    from l2a_lib.batch import _in_order, _scheduled
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context
+    ctx = Context(results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+    todo = [make_config("tc", "student_ft", seed=s, profile="smoke") for s in range(4)]
+    need = {todo[0].hash(): 1, todo[1].hash(): 99, todo[2].hash(): 1, todo[3].hash(): 99}
+    started = []
+
+    def one(i_c):
+        started.append(i_c[1].seed)
+        return i_c[1], 0, None
+
+    def fits(c):  # as --time-limit asks: a run fits while its time is short enough
+        return need[c.hash()] < 10
+
+    for jobs in (1, 2):
+        started.clear()
+        left = []
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            done = list(_scheduled(pool, todo, jobs, ctx, one, poll=0.01, fits=fits, left_out=left))
+        assert sorted(started) == [0, 2] and sorted(c.seed for c, _, _ in done) == [0, 2]
+        assert sorted(c.seed for c in left) == [1, 3]
+    left = []
+    assert [c.seed for c, _, _ in _in_order(todo, one, fits, left)] == [0, 2]
+    assert [c.seed for c in left] == [1, 3]
+    assert len(list(_in_order(todo, one))) == 4  # no limit: every run
+
+
+def test_the_dry_run_with_a_time_limit_marks_the_runs_it_leaves_and_filters_by_seed_and_value(env):
+    out = _batch(env, "--dry-run", "--only", "fig2_data_size", "--methods", "teacher_ft", "l2a",
+                 "--values", "320", "20", "--seeds", "1", "--jobs", "2", profile="cpu")
+    assert out.returncode == 0, out.stderr
+    runs = [ln for ln in out.stdout.splitlines() if ln.startswith("run ")]
+    assert len(runs) == 4 and all("seed=1" in ln for ln in runs)
+    assert {ln.split()[4] for ln in runs} == {"train_per_class=320", "train_per_class=20"}
+    assert out.stdout.strip().splitlines()[-1] == "4 runs left"
+    from l2a_lib.batch import parse_duration
+    # the estimates the dry run prints ("~12m24s"), in its order
+    seconds = [parse_duration(ln.split("~")[1].split()[0]) for ln in runs]
+    limit = sorted(seconds)[1] + 1  # room for some of the runs, not for all
+    timed = _batch(env, "--dry-run", "--only", "fig2_data_size", "--methods", "teacher_ft", "l2a",
+                   "--values", "320", "20", "--seeds", "1", "--jobs", "1", "--time-limit",
+                   f"{int(limit)}s", profile="cpu")
+    assert timed.returncode == 0, timed.stderr
+    lines = timed.stdout.strip().splitlines()
+    from l2a_lib.batch import within_limit
+    expect = within_limit(seconds, 1, int(limit))
+    marked = [("not started" in ln) for ln in lines if ln.startswith("run ")]
+    assert marked == [not ok for ok in expect] and any(marked) and not all(marked)
+    summary = next(ln for ln in lines if ln.startswith("within --time-limit"))
+    assert f"{sum(expect)} of 4 runs" in summary and f"{4 - sum(expect)} left" in summary
+    assert lines[-1] == "4 runs left"
+
+
+def test_a_batch_with_no_time_for_any_run_starts_none_and_says_so(env):
+    out = _batch(env, "--only", "table3", "--time-limit", "1s")  # each smoke run: ~10 s
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert "running" not in out.stdout
+    assert any(ln.startswith("4 run(s) not started: each would have ended after the time limit")
+               for ln in lines)
+    assert lines[-1] == "4 runs left"
+    assert not list((env / "results").rglob("*.json"))
