@@ -295,7 +295,7 @@ _HERE = object()  # estimate_seconds' default: this machine's processor
 
 def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
                      cpu: str | None = _HERE, df=None,
-                     charged: dict[str, float] | None = None) -> dict[str, float]:
+                     charged: dict[str, tuple[str, float]] | None = None) -> dict[str, float]:
     """Seconds per config hash: the median wall time of cached runs of the same
     method and task (profile alike), else of the method on any task; an L2A variant
     (``l2a_wo_*``) with no run yet is estimated from L2A itself; else a default.
