@@ -239,18 +239,40 @@ def processor_factor(df, cpu: str | None) -> tuple[float, int] | None:
     return (float(ratios.median()), len(ratios)) if len(ratios) else None
 
 
+def _timing_runs(c: ExperimentConfig, df, cpu: str | None = None):
+    """The cached runs (rows of ``df``) that time ``c``, or None. Runs on ``c``'s task
+    come first: of its own method, else, for an L2A method, of L2A itself, else of
+    another L2A variant (an episode costs alike across them; tasks differ several
+    times over). Among those, the first method with a run on processor ``cpu`` is
+    preferred to one timed only elsewhere: reg L2A w/o src is timed by reg w/o tgt run
+    here rather than by reg L2A scaled from another processor. With none on the
+    task: the method on any task, else L2A on any task."""
+    if not len(df):
+        return None
+    rows = df[df.profile == c.profile]
+    names = [c.method]
+    if c.method.startswith("l2a"):
+        names += ["l2a"] + sorted(m for m in set(rows.method)
+                                  if m.startswith("l2a") and m not in (c.method, "l2a"))
+    on_task = [r for r in (rows[(rows.method == n) & (rows.task == c.task)] for n in names)
+               if len(r)]
+    if cpu is not None and "cpu" in rows:
+        here = [r for r in on_task if (r["cpu"] == cpu).any()]
+        on_task = here + on_task
+    if on_task:
+        return on_task[0]
+    for name in names[:2]:  # this method on any task, else L2A on any task
+        if (rows.method == name).any():
+            return rows[rows.method == name]
+    return None
+
+
 def _run_estimate(c: ExperimentConfig, df, cpu: str | None = None,
                   factor: float | None = None) -> float:
     """Seconds of one run, teacher fine-tuning aside (see :func:`estimate_seconds`).
     ``factor`` (:func:`processor_factor`) scales an estimate made only from runs on
     other processors than ``cpu``."""
-    use = None
-    for name in dict.fromkeys((c.method, "l2a" if c.method.startswith("l2a") else c.method)):
-        method = df[(df.method == name) & (df.profile == c.profile)] if len(df) else df
-        same = method[method.task == c.task]
-        if len(same) or len(method):  # this method on this task, else on any task
-            use = same if len(same) else method
-            break
+    use = _timing_runs(c, df, cpu)
     if use is None:
         return 10.0 if c.profile == "smoke" else float(DEFAULT_SECONDS.get(c.method, L2A_SECONDS))
     runs = _on_processor(use, cpu).groupby("config_hash").first()
@@ -296,9 +318,10 @@ _HERE = object()  # estimate_seconds' default: this machine's processor
 def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
                      cpu: str | None = _HERE, df=None,
                      charged: dict[str, tuple[str, float]] | None = None) -> dict[str, float]:
-    """Seconds per config hash: the median wall time of cached runs of the same
-    method and task (profile alike), else of the method on any task; an L2A variant
-    (``l2a_wo_*``) with no run yet is estimated from L2A itself; else a default.
+    """Seconds per config hash: the median wall time of the cached runs
+    :func:`_timing_runs` picks (profile alike): the same method and task, else for an
+    L2A variant (``l2a_wo_*``) L2A or another variant on the task, else the method
+    (or L2A) on any task; else a default.
     Of those runs, the ones made on processor ``cpu`` (default: this machine's) are
     used when there are any (``None``: every run alike); when there are none, the
     estimate is scaled by :func:`processor_factor`.

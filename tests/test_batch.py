@@ -249,6 +249,34 @@ def test_runs_timed_only_elsewhere_are_scaled_by_the_processor_ratio(tmp_path):
     assert table.loc["not recorded", "time vs the others"] == ""
 
 
+def test_an_l2a_variant_is_timed_by_its_task_before_another_task(tmp_path):
+    """An L2A variant with no run yet is timed by L2A runs on its own task (an episode
+    of reg costs several times one of pi), and of those by a variant made on this
+    processor before L2A made elsewhere and scaled."""
+    from l2a_lib import batch
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context
+    ctx = Context(results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+    # the method itself on another task, made here; L2A on reg made on a processor
+    # twice as fast (tc timed on both says so); w/o tgt on reg made here
+    _fake_record(ctx, make_config("pi", "l2a_wo_src", seed=0, table="table2"), 100.0, cpu="Here")
+    _fake_record(ctx, make_config("tc", "l2a", seed=0, table="table1"), 50.0, cpu="Fast")
+    _fake_record(ctx, make_config("tc", "l2a", seed=1, table="table1"), 100.0, cpu="Here")
+    _fake_record(ctx, make_config("reg", "l2a", seed=0, table="table1"), 1000.0, cpu="Fast")
+    todo, other = (make_config(task, "l2a_wo_src", seed=0, table="table2") for task in ("reg", "nli"))
+    for c in (todo, other):
+        _touch(next(iter(batch.needs(c, ctx).values())))  # its teacher is trained
+    est = lambda c=todo: batch.estimate_seconds([c], ctx, cpu="Here")[c.hash()]
+    assert est(other) == 100.0  # no L2A run of any kind on nli: the method on pi
+    assert est() == 2000.0  # reg L2A, x 2 for this processor (not pi's 100 s)
+    _fake_record(ctx, make_config("reg", "l2a_wo_tgt", seed=0, table="table2"), 3000.0,
+                 cpu="Here")
+    assert est() == 3000.0  # a variant on reg made here, unscaled
+    _fake_record(ctx, make_config("reg", "l2a_wo_src", seed=1, table="table2"), 2500.0,
+                 cpu="Here")
+    assert est() == 2500.0  # the method's own run on reg comes first
+
+
 def test_training_inputs_follow_run_l2a():
     from l2a_lib.batch import training_inputs
     assert training_inputs("tc", "teacher_ft", 40, 80) == 80.0        # 40 per class, 2 classes
