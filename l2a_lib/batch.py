@@ -281,9 +281,26 @@ def _run_estimate(c: ExperimentConfig, df, cpu: str | None = None,
     alike = runs[runs["data.train_per_class"] == c.data.train_per_class]
     if len(alike):  # the same training-set size (Figure 2 varies it)
         return float(own_seconds(alike).median()) * scale
-    # other sizes: the median seconds per training input x this run's inputs
-    per_input = own_seconds(runs) / runs.apply(_row_inputs, axis=1)
-    return float(per_input.median()) * _config_inputs(c) * scale
+    return size_seconds(own_seconds(runs), runs.apply(_row_inputs, axis=1),
+                        _config_inputs(c)) * scale
+
+
+def size_seconds(seconds, inputs, n: float) -> float:
+    """Seconds of a run on ``n`` training inputs from runs of other sizes (``seconds``
+    and ``inputs``, one per run). With runs at two or more input counts: the line
+    ``a + b * inputs`` through the median seconds of each count (least squares), so
+    that what does not grow with the training set (loading the models, the dev and
+    test evaluations) is not scaled with it. Without, or when that line has a
+    negative part: the median seconds per input times ``n``."""
+    import numpy as np
+    seconds, inputs = np.asarray(seconds, float), np.asarray(inputs, float)
+    counts = np.unique(inputs)
+    if len(counts) >= 2:
+        medians = [np.median(seconds[inputs == k]) for k in counts]
+        b, a = np.polyfit(counts, medians, 1)
+        if a >= 0 and b >= 0:
+            return float(a + b * n)
+    return float(np.median(seconds / inputs)) * n
 
 
 def teacher_run(c: ExperimentConfig) -> ExperimentConfig:
@@ -325,8 +342,9 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
     Of those runs, the ones made on processor ``cpu`` (default: this machine's) are
     used when there are any (``None``: every run alike); when there are none, the
     estimate is scaled by :func:`processor_factor`.
-    Runs of the same training-set size are preferred; without any, the median
-    seconds per training input (:func:`training_inputs`) times the run's inputs.
+    Runs of the same training-set size are preferred; without any, the seconds are
+    extrapolated from the other sizes by training inputs (:func:`training_inputs`,
+    :func:`size_seconds`).
     Teacher fine-tuning is counted apart: taken out of the recorded times, and the
     first run that needs a teacher missing from the local cache is charged that
     teacher's Teacher-FT estimate (unless it is that Teacher-FT run itself).

@@ -277,6 +277,25 @@ def test_an_l2a_variant_is_timed_by_its_task_before_another_task(tmp_path):
     assert est() == 2500.0  # the method's own run on reg comes first
 
 
+def test_other_sizes_are_extrapolated_by_a_line_through_the_sizes_run(tmp_path):
+    from l2a_lib import batch
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context
+    # one size: seconds per input (through zero); two: a fixed part plus a part per input
+    assert batch.size_seconds([100.0, 140.0], [20, 20], 640) == pytest.approx(120.0 * 32)
+    assert batch.size_seconds([300.0, 400.0, 500.0], [20, 40, 40], 640) == pytest.approx(
+        150.0 + 7.5 * 640)  # medians 300 at 20 and 450 at 40
+    # a line that falls with the inputs is not trusted: per input again
+    assert batch.size_seconds([400.0, 300.0], [20, 40], 80) == pytest.approx(
+        (20.0 + 7.5) / 2 * 80)
+    ctx = Context(results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+    for k, wall in ((10, 300.0), (20, 450.0)):  # 20 and 40 inputs (2 classes)
+        _fake_record(ctx, make_config("tc", "teacher_ft", seed=0, table="fig2_data_size",
+                                      train_per_class=k), wall)
+    big = make_config("tc", "teacher_ft", seed=0, table="fig2_data_size", train_per_class=320)
+    assert batch.estimate_seconds([big], ctx)[big.hash()] == pytest.approx(150.0 + 7.5 * 640)
+
+
 def test_training_inputs_follow_run_l2a():
     from l2a_lib.batch import training_inputs
     assert training_inputs("tc", "teacher_ft", 40, 80) == 80.0        # 40 per class, 2 classes
