@@ -246,7 +246,10 @@ def _timing_runs(c: ExperimentConfig, df, cpu: str | None = None):
     times over). Among those, the first method with a run on processor ``cpu`` is
     preferred to one timed only elsewhere: reg L2A w/o src is timed by reg w/o tgt run
     here rather than by reg L2A scaled from another processor. With none on the
-    task: the method on any task, else L2A on any task."""
+    task: the method on any task, else L2A on any task.
+    A Teacher-FT run is timed by Teacher-FT runs on its task together with the
+    fine-tunings other runs made of their teacher on it (:func:`_teacher_timings`)."""
+    import pandas as pd
     if not len(df):
         return None
     rows = df[df.profile == c.profile]
@@ -254,8 +257,10 @@ def _timing_runs(c: ExperimentConfig, df, cpu: str | None = None):
     if c.method.startswith("l2a"):
         names += ["l2a"] + sorted(m for m in set(rows.method)
                                   if m.startswith("l2a") and m not in (c.method, "l2a"))
-    on_task = [r for r in (rows[(rows.method == n) & (rows.task == c.task)] for n in names)
-               if len(r)]
+    on_task = [rows[(rows.method == n) & (rows.task == c.task)] for n in names]
+    if c.method == "teacher_ft":  # one group: their sizes may differ
+        on_task[0] = pd.concat([on_task[0], _teacher_timings(rows[rows.task == c.task])])
+    on_task = [r for r in on_task if len(r)]
     if cpu is not None and "cpu" in rows:
         here = [r for r in on_task if (r["cpu"] == cpu).any()]
         on_task = here + on_task
@@ -265,6 +270,23 @@ def _timing_runs(c: ExperimentConfig, df, cpu: str | None = None):
         if (rows.method == name).any():
             return rows[rows.method == name]
     return None
+
+
+def _teacher_timings(rows):
+    """The teacher fine-tunings that runs other than Teacher-FT made themselves
+    (``teacher_seconds`` > 0), as Teacher-FT rows timed by those seconds: on a
+    processor where no Teacher-FT run was made, they are the measure of one there
+    (reg's teachers took several times longer on the Intel Xeon than its Teacher-FT
+    runs made elsewhere, scaled by the processor ratio, would say), and at other
+    training sizes they give the extrapolation a second size."""
+    if "teacher_seconds" not in rows or not len(rows):
+        return rows.iloc[0:0]
+    made = rows[(rows.method != "teacher_ft")
+                & (rows["teacher_seconds"].astype(float).fillna(0.0) > 0)].copy()
+    made["wall_seconds"] = made["teacher_seconds"].astype(float)
+    made["teacher_seconds"] = 0.0
+    made["method"] = "teacher_ft"
+    return made
 
 
 def _run_estimate(c: ExperimentConfig, df, cpu: str | None = None,

@@ -296,6 +296,40 @@ def test_other_sizes_are_extrapolated_by_a_line_through_the_sizes_run(tmp_path):
     assert batch.estimate_seconds([big], ctx)[big.hash()] == pytest.approx(150.0 + 7.5 * 640)
 
 
+def test_a_teacher_is_timed_by_the_fine_tunings_other_runs_made_here(tmp_path):
+    from l2a_lib import batch
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context
+    ctx = Context(results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+    # Teacher-FT on reg made only on a processor twice as fast (tc says so)
+    _fake_record(ctx, make_config("tc", "l2a", seed=0, table="table1"), 50.0, cpu="Fast")
+    _fake_record(ctx, make_config("tc", "l2a", seed=1, table="table1"), 100.0, cpu="Here")
+    _fake_record(ctx, make_config("reg", "teacher_ft", seed=0, table="table1"), 200.0, cpu="Fast")
+    todo = make_config("reg", "l2a_wo_src", seed=2, table="table2")
+    charged = {}
+    assert batch.estimate_seconds([todo], ctx, cpu="Here", charged=charged) == {
+        todo.hash(): 100.0 + 400.0}  # L2A (none on reg: tc's 100 s here) + the teacher, scaled
+    assert charged[todo.hash()][1] == 400.0
+    # two runs here fine-tuned their teacher (900 and 1100 s of their wall time) and a
+    # third loaded it (0 s): the teacher is charged the median of the two
+    for seed, teacher in ((0, 900.0), (1, 1100.0), (2, 0.0)):
+        _fake_record(ctx, make_config("reg", "l2a_wo_tgt", seed=seed, table="table2"),
+                     3000.0 + teacher, cpu="Here", teacher_seconds=teacher)
+    est = batch.estimate_seconds([todo], ctx, cpu="Here")[todo.hash()]
+    assert est == 3000.0 + 1000.0
+    # a Teacher-FT run at a size never run: a line through the sizes of both kinds
+    # (tc: 2 classes, so 20, 40 and 160 inputs)
+    for k, teacher in ((10, 300.0), (20, 450.0)):
+        _fake_record(ctx, make_config("tc", "l2a", seed=0, table="fig2_data_size",
+                                      train_per_class=k), 2000.0, cpu="Here",
+                     teacher_seconds=teacher)
+    _fake_record(ctx, make_config("tc", "teacher_ft", seed=1, table="fig2_data_size",
+                                  train_per_class=10), 300.0, cpu="Here")
+    big = make_config("tc", "teacher_ft", seed=0, table="fig2_data_size", train_per_class=80)
+    assert batch.estimate_seconds([big], ctx, cpu="Here")[big.hash()] == pytest.approx(
+        150.0 + 7.5 * 160)
+
+
 def test_training_inputs_follow_run_l2a():
     from l2a_lib.batch import training_inputs
     assert training_inputs("tc", "teacher_ft", 40, 80) == 80.0        # 40 per class, 2 classes
