@@ -239,6 +239,11 @@ def processor_factor(df, cpu: str | None) -> tuple[float, int] | None:
     return (float(ratios.median()), len(ratios)) if len(ratios) else None
 
 
+def _made_on(rows, cpu: str | None) -> bool:
+    """Whether any of ``rows`` (cached runs) was made on processor ``cpu``."""
+    return cpu is not None and "cpu" in rows and bool((rows["cpu"] == cpu).any())
+
+
 def _timing_runs(c: ExperimentConfig, df, cpu: str | None = None):
     """The cached runs (rows of ``df``) that time ``c``, or None. Runs on ``c``'s task
     come first: of its own method, else, for an L2A method, of L2A itself, else of
@@ -261,9 +266,7 @@ def _timing_runs(c: ExperimentConfig, df, cpu: str | None = None):
     if c.method == "teacher_ft":  # one group: their sizes may differ
         on_task[0] = pd.concat([on_task[0], _teacher_timings(rows[rows.task == c.task])])
     on_task = [r for r in on_task if len(r)]
-    if cpu is not None and "cpu" in rows:
-        here = [r for r in on_task if (r["cpu"] == cpu).any()]
-        on_task = here + on_task
+    on_task = [r for r in on_task if _made_on(r, cpu)] + on_task
     if on_task:
         return on_task[0]
     for name in names[:2]:  # this method on any task, else L2A on any task
@@ -298,7 +301,7 @@ def _run_estimate(c: ExperimentConfig, df, cpu: str | None = None,
     if use is None:
         return 10.0 if c.profile == "smoke" else float(DEFAULT_SECONDS.get(c.method, L2A_SECONDS))
     runs = _on_processor(use, cpu).groupby("config_hash").first()
-    timed_here = cpu is not None and "cpu" in runs and bool((runs["cpu"] == cpu).any())
+    timed_here = _made_on(runs, cpu)
     scale = factor if factor is not None and cpu is not None and not timed_here else 1.0
     alike = runs[runs["data.train_per_class"] == c.data.train_per_class]
     if len(alike):  # the same training-set size (Figure 2 varies it)
