@@ -573,7 +573,7 @@ def needs(config: ExperimentConfig, ctx: Context) -> dict[str, Path]:
 
 
 def choose(queue: list[ExperimentConfig], running: list[ExperimentConfig],
-           ctx: Context) -> int | None:
+           ctx: Context, in_order: bool = False) -> int | None:
     """Index in ``queue`` of the run to start next beside ``running``, or ``None``
     to wait for a running one to finish.
 
@@ -585,6 +585,11 @@ def choose(queue: list[ExperimentConfig], running: list[ExperimentConfig],
     then reuses it). On a fresh machine this also groups the runs of one teacher
     together, so a session that ends early has retrained few teachers.
 
+    ``in_order`` (``--time-limit``, whose queue comes longest first): the first run
+    that trains nothing a running run is training, with no preference for work begun
+    or teachers saved, which would start the short runs first and leave a long one
+    no time to end in.
+
     A run that another process is computing now (it holds the run's lock, e.g. a
     second batch command) is not started again: it waits, then is read from the cache."""
     from .experiment import in_progress
@@ -593,11 +598,11 @@ def choose(queue: list[ExperimentConfig], running: list[ExperimentConfig],
         return {k for k, f in needs(c, ctx).items() if not f.is_file()}
     in_flight = set().union(*(missing(c) for c in running)) if running else set()
     lacking = [None if in_progress(c, ctx) else missing(c) for c in queue]
-    for i, c in enumerate(queue):  # work begun: episodes, else a teacher's epochs
+    for i, c in enumerate(queue if not in_order else ()):  # work begun: episodes, else a teacher's epochs
         if lacking[i] is not None and ((resumes_from(c, ctx) and not lacking[i]) or (
                 teacher_resumes_from(c, ctx) and not lacking[i] & in_flight)):
             return i
-    for i, m in enumerate(lacking):
+    for i, m in enumerate(lacking if not in_order else ()):
         if m is not None and not m:
             return i
     for i, m in enumerate(lacking):
@@ -833,8 +838,9 @@ def main(args) -> int:
         # teachers a run computed elsewhere is fine-tuning now (not for the others to resume)
         training = {k for c in todo if c.hash() in busy for k, f in needs(c, ctx).items()
                     if k.startswith("teacher:") and not f.is_file()}
-        fit = dict(zip((c.hash() for c in todo),
-                       within_limit([est[c.hash()] for c in todo], args.jobs, limit))) if limit else {}
+        if limit:
+            marks, last = plan([run_parts(c, est, charged, ctx) for c in todo], args.jobs, limit)
+            fit = dict(zip((c.hash() for c in todo), marks))
         for c in todo:
             if c.hash() in busy:  # its checkpoint tells how far the other process is
                 done = progress_text(c, ctx)
@@ -859,10 +865,10 @@ def main(args) -> int:
             print(f"with --jobs {args.jobs}: about {_fmt(wall_seconds([est[c.hash()] for c in todo], args.jobs))} "
                   f"of wall time (the runs in this order, each in the first free slot)")
         if limit:
-            inside = [est[c.hash()] for c in todo if fit[c.hash()]]
-            print(f"within --time-limit {_fmt(limit)}: {len(inside)} of {len(todo)} runs, about "
-                  f"{_fmt(wall_seconds(inside, args.jobs) if inside else 0)} of wall time; "
-                  f"{len(todo) - len(inside)} left for a later call")
+            inside = sum(fit.values())
+            print(f"within --time-limit {_fmt(limit)}: {inside} of {len(todo)} runs, longest "
+                  f"first: about {_fmt(last)} of wall time; "
+                  f"{len(todo) - inside} left for a later call")
         print(f"{len(todo)} runs left")
         return 0
 
@@ -875,10 +881,16 @@ def main(args) -> int:
     failures, t0 = [], time.time()
     left_out: list[ExperimentConfig] = []  # not started: they would end after the time limit
 
-    def fits(c: ExperimentConfig) -> bool:
-        return time.time() + seconds_needed(c, est, charged, ctx) <= t0 + limit
     started: dict[str, float] = {}  # config hash -> when its run started
     timed = {"estimated": 0.0, "took": 0.0}  # over the finished runs
+
+    def needed(c: ExperimentConfig) -> float:
+        return seconds_needed(c, est, charged, ctx)
+
+    def fits(c: ExperimentConfig) -> bool:
+        # at the pace of the runs finished so far when that is slower than the estimates
+        # (never faster: a resumed run's short time says nothing of a run begun afresh)
+        return time.time() + needed(c) * pace(timed) <= t0 + limit
     unfinished = {c.hash(): est[c.hash()] for c in todo}
     print(f"{len(todo)} experiment runs to compute (~{_fmt(total)}), {len(notebooks)} notebooks",
           flush=True)
@@ -903,9 +915,9 @@ def main(args) -> int:
     # to the run's log, so nothing else may print meanwhile); subprocesses may overlap
     pool = ThreadPoolExecutor(max_workers=max(1, args.jobs)) if not in_process else None
     # overlapping runs are reported as they finish, not in the order they started
-    finished = (_in_order(todo, one, fits if limit else None, left_out) if in_process else
+    finished = (_in_order(todo, one, fits if limit else None, left_out, size=needed) if in_process else
                 _scheduled(pool, todo, args.jobs, ctx, one, fits=fits if limit else None,
-                           left_out=left_out))
+                           left_out=left_out, size=needed))
     executed: list[str] = []
 
     def page(e: Entry) -> None:
@@ -970,6 +982,7 @@ def main(args) -> int:
         if e.name not in executed:
             page(e)
     left = len(pending(entries, args.profile, ctx))
+    left_out = not_started(left_out, ctx)
     if left_out:
         print(f"{len(left_out)} run(s) not started: each would have ended after the time limit "
               f"({_fmt(limit)}): " + "; ".join(run_label(c) for c in left_out))
@@ -1014,47 +1027,108 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def run_parts(c: ExperimentConfig, est: dict[str, float], charged: dict[str, tuple[str, float]],
+              ctx: Context) -> tuple[float, float, dict[str, float]]:
+    """Run ``c``'s time in parts, for :func:`seconds_needed` and :func:`plan`:
+    ``(floor, own, missing)``. ``missing``: each artefact it needs that is not saved
+    yet (:func:`needs`), with the seconds of training it (a teacher's fine-tuning as
+    charged to whichever run, which may not have started; else 0); ``own``: its
+    estimate without the fine-tuning it was charged; it takes ``max(floor, own +`` the
+    seconds of the missing artefacts still unsaved when it starts ``)``. A Teacher-FT
+    run's estimate is its own fine-tuning and is its floor (kept whole even once
+    another run has saved its teacher)."""
+    h = c.hash()
+    teachers = {key: sec for key, sec in charged.values()}
+    missing = {k: teachers.get(k, 0.0) for k, f in needs(c, ctx).items() if not f.is_file()}
+    if c.method == "teacher_ft":
+        return est[h], 0.0, missing
+    return 0.0, est[h] - (charged[h][1] if h in charged else 0.0), missing
+
+
 def seconds_needed(c: ExperimentConfig, est: dict[str, float],
                    charged: dict[str, tuple[str, float]], ctx: Context) -> float:
     """Seconds run ``c`` is expected to take if it starts now: its estimate
     (:func:`estimate_seconds`) without the teacher fine-tuning it was charged, plus the
     fine-tuning of every teacher it needs that is still not saved (whichever run was
-    charged it: that run may not have started). A Teacher-FT run's estimate is its own
-    fine-tuning and is kept whole."""
-    h = c.hash()
-    if c.method == "teacher_ft":
-        return est[h]
-    own = est[h] - (charged[h][1] if h in charged else 0.0)
-    teachers = {key: sec for key, sec in charged.values()}
-    return own + sum(teachers.get(k, 0.0) for k, f in needs(c, ctx).items()
-                     if k.startswith("teacher:") and not f.is_file())
+    charged it: that run may not have started); a Teacher-FT run at least its own
+    estimate (:func:`run_parts`)."""
+    floor, own, missing = run_parts(c, est, charged, ctx)
+    return max(floor, own + sum(missing.values()))
 
 
-def within_limit(seconds: list[float], jobs: int, limit: float) -> list[bool]:
-    """Which of the runs lasting ``seconds`` (in this order, each in the first free one
-    of ``jobs`` slots, as :func:`wall_seconds`) end within ``limit`` seconds: one that
-    would end later is not started and leaves its slot to the runs after it."""
-    slots, out = [0.0] * max(1, jobs), []
-    for s in seconds:
-        k = slots.index(min(slots))
-        out.append(slots[k] + s <= limit)
-        if out[-1]:
-            slots[k] += s
-    return out
+def not_started(left_out: list[ExperimentConfig], ctx: Context) -> list[ExperimentConfig]:
+    """The runs ``--time-limit`` left out that are still not cached when the batch ends
+    (another batch may have computed some meanwhile: those are not "left")."""
+    return [c for c in left_out if not is_cached(c, ctx)]
 
 
-def _in_order(todo: list[ExperimentConfig], one, fits=None, left_out: list | None = None):
+def pace(timed: dict[str, float]) -> float:
+    """How many times their estimates the finished runs took, if more than once
+    (``timed``: their summed ``took`` and ``estimated`` seconds), else 1."""
+    return max(1.0, timed["took"] / timed["estimated"]) if timed["estimated"] > 0 else 1.0
+
+
+def plan(parts: list[tuple[float, float, dict[str, float]]], jobs: int,
+         limit: float) -> tuple[list[bool], float]:
+    """Which runs a batch with ``--time-limit`` starts, and when the last of them ends
+    (seconds from its start), if each takes its estimate: ``parts`` as
+    :func:`run_parts` gives them, in the batch's order. The rules are those of
+    :func:`_scheduled`: whenever a slot of ``jobs`` is free, of the runs that would end
+    within ``limit`` and need nothing a running run is training, the longest starts
+    (the earliest in order among equal ones). A run trains what it needs that is not
+    saved, one after another from its start; a run that needs it later does not pay
+    for it again. Once nothing runs and no run fits, the rest are not started."""
+    inf = float("inf")
+    saved: dict[str, float] = {}  # artefact -> when the run that trains it saves it
+    running: list[tuple[float, int]] = []  # (end, index)
+    queue, fit, t, last = list(range(len(parts))), [False] * len(parts), 0.0, 0.0
+
+    def unsaved(i):
+        return {k: sec for k, sec in parts[i][2].items() if saved.get(k, inf) > t}
+
+    def needed(i):
+        return max(parts[i][0], parts[i][1] + sum(unsaved(i).values()))
+
+    while queue:
+        training = {k for _, j in running for k in parts[j][2] if t < saved.get(k, inf) < inf}
+        ok = [i for i in queue if not set(unsaved(i)) & training and t + needed(i) <= limit]
+        if ok and len(running) < max(1, jobs):
+            i = max(ok, key=needed)  # the first of the longest
+            end, at = t + needed(i), t
+            for k, sec in unsaved(i).items():
+                at += sec
+                saved[k] = at
+            running.append((end, i))
+            queue.remove(i)
+            fit[i], last = True, max(last, end)
+            continue
+        if not running:
+            break
+        t = min(x for x in [e for e, _ in running] + [saved[k] for k in training] if x > t)
+        running = [(e, j) for e, j in running if e > t]
+    return fit, last
+
+
+def _in_order(todo: list[ExperimentConfig], one, fits=None, left_out: list | None = None,
+              size=None):
     """The runs one after another in this thread (in-process runs); with ``fits``,
-    a run it refuses is not started but put in ``left_out``."""
-    for i, c in enumerate(todo):
-        if fits is None or fits(c):
-            yield one((i, c))
-        elif left_out is not None:
-            left_out.append(c)
+    only runs it accepts start, with ``size`` too the longest of them first (as
+    :func:`plan` plans them), and the runs it refuses at the end are put in
+    ``left_out``."""
+    queue = list(enumerate(todo))
+    while queue:
+        ok = [k for k, (_, c) in enumerate(queue) if fits is None or fits(c)]
+        if not ok:
+            break
+        if fits is not None and size is not None:
+            ok.sort(key=lambda k: -size(queue[k][1]))
+        yield one(queue.pop(ok[0]))
+    if left_out is not None:
+        left_out.extend(c for _, c in queue)
 
 
 def _scheduled(pool, todo: list[ExperimentConfig], jobs: int, ctx: Context, one,
-               poll: float = 30.0, fits=None, left_out: list | None = None):
+               poll: float = 30.0, fits=None, left_out: list | None = None, size=None):
     """Start runs on ``pool`` (at most ``jobs`` at once) in the order :func:`choose`
     gives; yield each ``one(...)`` result as its run finishes. Runs not yet started
     are never submitted, so an interrupt leaves them queued, not running.
@@ -1066,12 +1140,18 @@ def _scheduled(pool, todo: list[ExperimentConfig], jobs: int, ctx: Context, one,
 
     ``fits`` (``--time-limit``): a queued run is only started while ``fits(run)`` is
     true (asked again each time a slot comes free); once nothing runs and no queued
-    run fits, the rest are put in ``left_out`` and not started."""
+    run fits, the rest are put in ``left_out`` and not started. With ``size`` (a run's
+    expected seconds), the runs that fit start longest first, as :func:`plan`
+    plans them: the short runs fill the time the long ones leave, instead of taking the
+    time a long run needed while it still fitted."""
     queue, running = list(enumerate(todo)), {}
     while queue or running:
         while queue and len(running) < jobs:
             ok = [k for k, (_, c) in enumerate(queue) if fits is None or fits(c)]
-            pick = choose([queue[k][1] for k in ok], list(running.values()), ctx) if ok else None
+            if fits is not None and size is not None:
+                ok.sort(key=lambda k: -size(queue[k][1]))
+            pick = (choose([queue[k][1] for k in ok], list(running.values()), ctx,
+                           in_order=fits is not None and size is not None) if ok else None)
             if pick is None:
                 break
             i, c = queue.pop(ok[pick])

@@ -746,13 +746,83 @@ def test_durations_are_parsed_and_a_bad_one_is_refused_with_its_form(env):
     assert out.returncode != 0 and "--time-limit" in out.stderr and "2h40m" in out.stderr
 
 
+def within_limit(seconds, jobs, limit):
+    from l2a_lib.batch import plan
+    return plan([(0.0, s, {}) for s in seconds], jobs, limit)[0]
+
+
 def test_runs_that_would_end_after_the_time_limit_leave_their_slot_to_later_ones():
-    from l2a_lib.batch import within_limit
     assert within_limit([10, 10, 10, 10], 2, 20) == [True] * 4
     # 30 does not fit in 25 and takes no slot time: the 10s after it still do
     assert within_limit([10, 30, 10, 10], 1, 25) == [True, False, True, False]
     assert within_limit([10, 30, 10, 10], 2, 25) == [True, False, True, True]
     assert within_limit([5], 1, 4) == [False] and within_limit([], 2, 10) == []
+    # longest first, as the batch starts them: the 20 is not starved by the 10 before it
+    assert within_limit([10, 20], 1, 25) == [False, True]
+    assert within_limit([10, 20, 10, 5], 2, 20) == [True, True, True, False]
+
+
+def test_the_plan_lets_a_run_wait_for_the_teacher_another_run_fine_tunes():
+    from l2a_lib.batch import plan
+    # Teacher-FT (its own fine-tuning, 50 s) and a run of 80 s that needs the same teacher
+    tf, run = (50.0, 0.0, {"teacher:k": 50.0}), (0.0, 80.0, {"teacher:k": 50.0})
+    # room for both: the longer (with the fine-tuning, 130 s) first; Teacher-FT waits
+    # for the teacher it would have fine-tuned (saved at 50 s) and keeps its own estimate
+    assert plan([tf, run], 2, 140) == ([True, True], 130.0)
+    # the run with its teacher does not fit: Teacher-FT fine-tunes it, the run still does not fit
+    assert plan([tf, run], 2, 120) == ([True, False], 50.0)
+    # ... but after it in a longer limit, without paying for the teacher again
+    assert plan([tf, run], 1, 140) == ([False, True], 130.0)
+    assert plan([(0.0, 10.0, {}), tf, run], 1, 150) == ([True, False, True], 140.0)
+    # a saved teacher (not missing) costs nothing: 50 + 80 one after another
+    assert plan([(50.0, 0.0, {}), (0.0, 80.0, {})], 1, 130) == ([True, True], 130.0)
+
+
+def test_with_a_time_limit_the_runs_start_longest_first_whatever_their_teachers(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+    from l2a_lib.batch import _in_order, _scheduled, choose, needs
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context
+    ctx = Context(results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+    # a long L2A run whose teacher is not saved, and short runs whose needs all are
+    l2a = make_config("tc", "l2a", seed=0, profile="smoke")
+    short = [make_config("pi", "student_ft", seed=s, profile="smoke") for s in (0, 1)]
+    for c in short:
+        for f in needs(c, ctx).values():
+            _touch(f)
+    todo = [short[0], l2a, short[1]]
+    size = {short[0].hash(): 2.0, l2a.hash(): 9.0, short[1].hash(): 1.0}
+    # without a limit the short runs whose teachers are saved go first
+    assert choose(todo, [], ctx) == 0 and choose(todo, [], ctx, in_order=True) == 0
+    assert choose([l2a, short[1]], [], ctx) == 1
+    assert choose([l2a, short[1]], [], ctx, in_order=True) == 0
+    for jobs in (1, 2):
+        started = []
+
+        def one(i_c):
+            started.append(i_c[1].hash())
+            return i_c[1], 0, None
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(_scheduled(pool, todo, jobs, ctx, one, poll=0.01, fits=lambda c: True,
+                            size=lambda c: size[c.hash()], left_out=[]))
+        assert started == [l2a.hash(), short[0].hash(), short[1].hash()]
+    started = []
+    list(_in_order(todo, one, lambda c: True, [], size=lambda c: size[c.hash()]))
+    assert started == [l2a.hash(), short[0].hash(), short[1].hash()]
+
+
+def test_the_time_limit_counts_at_the_pace_of_slow_finished_runs_and_names_only_uncached_runs(tmp_path):
+    from l2a_lib.batch import not_started, pace
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import Context
+    assert pace({"took": 0.0, "estimated": 0.0}) == 1.0  # nothing finished yet
+    assert pace({"took": 300.0, "estimated": 100.0}) == 3.0
+    assert pace({"took": 50.0, "estimated": 100.0}) == 1.0  # quick (resumed) runs: never below 1
+    ctx = Context(results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
+    left = [make_config("tc", "student_ft", seed=s, profile="smoke") for s in range(3)]
+    _fake_record(ctx, left[1], 10.0)  # another batch cached it meanwhile
+    assert not_started(left, ctx) == [left[0], left[2]]
 
 
 def test_a_charged_teacher_counts_until_it_is_saved_whichever_run_trains_it(tmp_path):
@@ -820,21 +890,34 @@ def test_the_dry_run_with_a_time_limit_marks_the_runs_it_leaves_and_filters_by_s
     assert {ln.split()[4] for ln in runs} == {"train_per_class=320", "train_per_class=20"}
     assert out.stdout.strip().splitlines()[-1] == "4 runs left"
     from l2a_lib.batch import parse_duration
-    # the estimates the dry run prints ("~12m24s"), in its order
-    seconds = [parse_duration(ln.split("~")[1].split()[0]) for ln in runs]
-    limit = sorted(seconds)[1] + 1  # room for some of the runs, not for all
-    timed = _batch(env, "--dry-run", "--only", "fig2_data_size", "--methods", "teacher_ft", "l2a",
-                   "--values", "320", "20", "--seeds", "1", "--jobs", "1", "--time-limit",
-                   f"{int(limit)}s", profile="cpu")
-    assert timed.returncode == 0, timed.stderr
-    lines = timed.stdout.strip().splitlines()
-    from l2a_lib.batch import within_limit
-    expect = within_limit(seconds, 1, int(limit))
-    marked = [("not started" in ln) for ln in lines if ln.startswith("run ")]
-    assert marked == [not ok for ok in expect] and any(marked) and not all(marked)
-    summary = next(ln for ln in lines if ln.startswith("within --time-limit"))
-    assert f"{sum(expect)} of 4 runs" in summary and f"{4 - sum(expect)} left" in summary
-    assert lines[-1] == "4 runs left"
+
+    def dry(*args):
+        timed = _batch(env, "--dry-run", "--only", "fig2_data_size", "--values", "320", "20",
+                       "--seeds", "1", *args, profile="cpu")
+        assert timed.returncode == 0, timed.stderr
+        lines = timed.stdout.strip().splitlines()
+        assert lines[-1] == f"{len([x for x in lines if x.startswith('run ')])} runs left"
+        # (the estimate the dry run prints, "~12m24s"; marked not started?) in its order
+        return [(parse_duration(x.split("~")[1].split()[0]), "not started" in x)
+                for x in lines if x.startswith("run ")], lines
+    # the two L2A runs (no cached teacher: each with its own teacher's fine-tuning),
+    # timed by a seed-0 record of each size
+    from l2a_lib.batch import BATCH, select
+    from l2a_lib.experiment import Context
+    ctx = Context(results_dir=env / "results", cache_dir=env / "cache")
+    for c in select(BATCH, ["fig2_data_size"])[0].configs("cpu"):
+        if c.method == "l2a" and c.seed == 0 and c.data.train_per_class in (20, 320):
+            _fake_record(ctx, c, 100.0 if c.data.train_per_class == 20 else 2000.0)
+    (short, _), (long, _) = sorted(dry("--methods", "l2a")[0])
+    assert short < long
+    marks, lines = dry("--methods", "l2a", "--jobs", "1", "--time-limit", f"{int(short) + 1}s")
+    assert {s: m for s, m in marks} == {short: False, long: True}  # only the short one fits
+    summary = next(x for x in lines if x.startswith("within --time-limit"))
+    assert "1 of 2 runs" in summary and "1 left" in summary
+    marks, _ = dry("--methods", "l2a", "--jobs", "2", "--time-limit", f"{int(long) + 1}s")
+    assert not any(m for _, m in marks)  # two slots: both
+    marks, _ = dry("--methods", "l2a", "--jobs", "1", "--time-limit", f"{int(long) + 1}s")
+    assert {s: m for s, m in marks} == {short: True, long: False}  # longest first, alone
 
 
 def test_a_batch_with_no_time_for_any_run_starts_none_and_says_so(env):
