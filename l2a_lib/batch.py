@@ -839,8 +839,10 @@ def main(args) -> int:
         training = {k for c in todo if c.hash() in busy for k, f in needs(c, ctx).items()
                     if k.startswith("teacher:") and not f.is_file()}
         if limit:
-            marks, last = plan([run_parts(c, est, charged, ctx) for c in todo], args.jobs, limit)
-            fit = dict(zip((c.hash() for c in todo), marks))
+            # a run another process computes is not this batch's to start
+            mine = [c for c in todo if c.hash() not in busy]
+            marks, last = plan([run_parts(c, est, charged, ctx) for c in mine], args.jobs, limit)
+            fit = dict(zip((c.hash() for c in mine), marks))
         for c in todo:
             if c.hash() in busy:  # its checkpoint tells how far the other process is
                 done = progress_text(c, ctx)
@@ -865,7 +867,7 @@ def main(args) -> int:
             print(f"with --jobs {args.jobs}: about {_fmt(wall_seconds([est[c.hash()] for c in todo], args.jobs))} "
                   f"of wall time (the runs in this order, each in the first free slot)")
         if limit:
-            inside = sum(fit.values())
+            inside = sum(fit.values()) + len(busy)
             print(f"within --time-limit {_fmt(limit)}: {inside} of {len(todo)} runs, longest "
                   f"first: about {_fmt(last)} of wall time; "
                   f"{len(todo) - inside} left for a later call")

@@ -918,6 +918,15 @@ def test_the_dry_run_with_a_time_limit_marks_the_runs_it_leaves_and_filters_by_s
     assert not any(m for _, m in marks)  # two slots: both
     marks, _ = dry("--methods", "l2a", "--jobs", "1", "--time-limit", f"{int(long) + 1}s")
     assert {s: m for s, m in marks} == {short: True, long: False}  # longest first, alone
+    # a run another process computes is not this batch's to start: never "not started"
+    from l2a_lib.experiment import run_lock
+    other = next(c for c in select(BATCH, ["fig2_data_size"])[0].configs("cpu")
+                 if c.method == "l2a" and c.seed == 1 and c.data.train_per_class == 320)
+    with run_lock(other, ctx):
+        marks, lines = dry("--methods", "l2a", "--jobs", "1", "--time-limit", "1s")
+    busy = [x for x in lines if "being computed by another process" in x]
+    assert len(busy) == 1 and "train_per_class=320" in busy[0] and "not started" not in busy[0]
+    assert [m for _, m in marks].count(True) == 1  # the 20-per-class run
 
 
 def test_a_batch_with_no_time_for_any_run_starts_none_and_says_so(env):
