@@ -1111,6 +1111,15 @@ def plan(parts: list[tuple[float, float, dict[str, float]]], jobs: int,
     return fit, last
 
 
+def _startable(queue: list[tuple[int, ExperimentConfig]], fits, size) -> list[int]:
+    """Indices in ``queue`` of the runs ``fits`` accepts (all without it); with both
+    ``fits`` and ``size``, longest first (the queue's order among equal ones)."""
+    ok = [k for k, (_, c) in enumerate(queue) if fits is None or fits(c)]
+    if fits is not None and size is not None:
+        ok.sort(key=lambda k: -size(queue[k][1]))
+    return ok
+
+
 def _in_order(todo: list[ExperimentConfig], one, fits=None, left_out: list | None = None,
               size=None):
     """The runs one after another in this thread (in-process runs); with ``fits``,
@@ -1119,11 +1128,9 @@ def _in_order(todo: list[ExperimentConfig], one, fits=None, left_out: list | Non
     ``left_out``."""
     queue = list(enumerate(todo))
     while queue:
-        ok = [k for k, (_, c) in enumerate(queue) if fits is None or fits(c)]
+        ok = _startable(queue, fits, size)
         if not ok:
             break
-        if fits is not None and size is not None:
-            ok.sort(key=lambda k: -size(queue[k][1]))
         yield one(queue.pop(ok[0]))
     if left_out is not None:
         left_out.extend(c for _, c in queue)
@@ -1149,9 +1156,7 @@ def _scheduled(pool, todo: list[ExperimentConfig], jobs: int, ctx: Context, one,
     queue, running = list(enumerate(todo)), {}
     while queue or running:
         while queue and len(running) < jobs:
-            ok = [k for k, (_, c) in enumerate(queue) if fits is None or fits(c)]
-            if fits is not None and size is not None:
-                ok.sort(key=lambda k: -size(queue[k][1]))
+            ok = _startable(queue, fits, size)
             pick = (choose([queue[k][1] for k in ok], list(running.values()), ctx,
                            in_order=fits is not None and size is not None) if ok else None)
             if pick is None:
