@@ -31,7 +31,7 @@ from pathlib import Path
 from . import paths
 from .checkpoint import read_progress
 from .config import ExperimentConfig, make_config
-from .experiment import Context, cpu_name, is_cached, load_results, varied_value
+from .experiment import Context, cpu_name, in_progress, is_cached, load_results, varied_value
 
 TABLE1_METHODS = ["teacher_ft", "student_ft", "bilstm_soft", "distilbert", "bert_pkd4", "bert_pkd6",
                   "minilm", "tinybert", "eda", "cbert", "l2a"]
@@ -592,7 +592,6 @@ def choose(queue: list[ExperimentConfig], running: list[ExperimentConfig],
 
     A run that another process is computing now (it holds the run's lock, e.g. a
     second batch command) is not started again: it waits, then is read from the cache."""
-    from .experiment import in_progress
 
     def missing(c):
         return {k for k, f in needs(c, ctx).items() if not f.is_file()}
@@ -833,7 +832,6 @@ def main(args) -> int:
         return 0
     total = sum(est.values())
     if args.dry_run:
-        from .experiment import in_progress
         busy = {c.hash() for c in todo if in_progress(c, ctx)}
         # teachers a run computed elsewhere is fine-tuning now (not for the others to resume)
         training = {k for c in todo if c.hash() in busy for k, f in needs(c, ctx).items()
@@ -984,10 +982,13 @@ def main(args) -> int:
         if e.name not in executed:
             page(e)
     left = len(pending(entries, args.profile, ctx))
-    left_out = not_started(left_out, ctx)
-    if left_out:
-        print(f"{len(left_out)} run(s) not started: each would have ended after the time limit "
-              f"({_fmt(limit)}): " + "; ".join(run_label(c) for c in left_out))
+    late, elsewhere = not_started(left_out, ctx)
+    if late:
+        print(f"{len(late)} run(s) not started: each would have ended after the time limit "
+              f"({_fmt(limit)}): " + "; ".join(run_label(c) for c in late))
+    if elsewhere:
+        print(f"{len(elsewhere)} run(s) not started here: another process is computing them "
+              f"now: " + "; ".join(run_label(c) for c in elsewhere))
     for what, log in failures:
         print(f"FAILED: {what}; log: {log}")
     print(f"{left} runs left")
@@ -1058,10 +1059,17 @@ def seconds_needed(c: ExperimentConfig, est: dict[str, float],
     return max(floor, own + sum(missing.values()))
 
 
-def not_started(left_out: list[ExperimentConfig], ctx: Context) -> list[ExperimentConfig]:
+def not_started(left_out: list[ExperimentConfig],
+                ctx: Context) -> tuple[list[ExperimentConfig], list[ExperimentConfig]]:
     """The runs ``--time-limit`` left out that are still not cached when the batch ends
-    (another batch may have computed some meanwhile: those are not "left")."""
-    return [c for c in left_out if not is_cached(c, ctx)]
+    (another batch may have computed some meanwhile: those are not "left"), as
+    ``(late, elsewhere)``: ``elsewhere``, those another process is computing now (they
+    were not this batch's to start, whatever the limit); ``late``, the rest, which
+    would have ended after the limit."""
+    uncached = [c for c in left_out if not is_cached(c, ctx)]
+    busy = [in_progress(c, ctx) for c in uncached]
+    return ([c for c, b in zip(uncached, busy) if not b],
+            [c for c, b in zip(uncached, busy) if b])
 
 
 def pace(timed: dict[str, float]) -> float:

@@ -812,17 +812,20 @@ def test_with_a_time_limit_the_runs_start_longest_first_whatever_their_teachers(
     assert started == [l2a.hash(), short[0].hash(), short[1].hash()]
 
 
-def test_the_time_limit_counts_at_the_pace_of_slow_finished_runs_and_names_only_uncached_runs(tmp_path):
+def test_the_time_limit_counts_at_the_pace_of_slow_finished_runs_and_names_apart_the_runs_computed_elsewhere(tmp_path):
     from l2a_lib.batch import not_started, pace
     from l2a_lib.config import make_config
-    from l2a_lib.experiment import Context
+    from l2a_lib.experiment import Context, run_lock
     assert pace({"took": 0.0, "estimated": 0.0}) == 1.0  # nothing finished yet
     assert pace({"took": 300.0, "estimated": 100.0}) == 3.0
     assert pace({"took": 50.0, "estimated": 100.0}) == 1.0  # quick (resumed) runs: never below 1
     ctx = Context(results_dir=tmp_path / "results", cache_dir=tmp_path / "cache")
-    left = [make_config("tc", "student_ft", seed=s, profile="smoke") for s in range(3)]
+    left = [make_config("tc", "student_ft", seed=s, profile="smoke") for s in range(4)]
     _fake_record(ctx, left[1], 10.0)  # another batch cached it meanwhile
-    assert not_started(left, ctx) == [left[0], left[2]]
+    assert not_started(left, ctx) == ([left[0], left[2], left[3]], [])
+    with run_lock(left[2], ctx):  # another batch is computing it: not "after the time limit"
+        assert not_started(left, ctx) == ([left[0], left[3]], [left[2]])
+    assert not_started(left, ctx) == ([left[0], left[2], left[3]], [])  # its lock let go
 
 
 def test_a_charged_teacher_counts_until_it_is_saved_whichever_run_trains_it(tmp_path):
