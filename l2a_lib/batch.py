@@ -872,6 +872,9 @@ def main(args) -> int:
         print(f"{len(todo)} runs left")
         return 0
 
+    if any(c.data.source == "local" for c in todo):
+        # refused once, here, with the reason: else every run would fail the same way
+        paths.data_dir(args.data_dir)
     env = dict(os.environ, L2A_PROGRESS="0")
     if args.data_dir:
         env["L2A_DATA_DIR"] = str(args.data_dir)

@@ -941,3 +941,20 @@ def test_a_batch_with_no_time_for_any_run_starts_none_and_says_so(env):
                for ln in lines)
     assert lines[-1] == "4 runs left"
     assert not list((env / "results").rglob("*.json"))
+
+
+@pytest.mark.parametrize("data", [None, "missing"])
+def test_a_batch_without_its_data_folder_is_refused_before_any_run_starts(env, monkeypatch, data):
+    if data is None:
+        monkeypatch.delenv("L2A_DATA_DIR")
+        expected = "L2A_DATA_DIR"
+    else:
+        monkeypatch.setenv("L2A_DATA_DIR", str(env / data))
+        expected = "does not exist"
+    out = _batch(env, "--only", "table3")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert expected in out.stderr and "running" not in out.stdout
+    assert not (env / "logs").exists() or not list((env / "logs").iterdir())
+    # the dry run needs no data: it only reads the cache
+    dry = _batch(env, "--only", "table3", "--dry-run")
+    assert dry.returncode == 0 and dry.stdout.strip().splitlines()[-1] == "4 runs left"
