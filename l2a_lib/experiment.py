@@ -33,7 +33,7 @@ from . import data as data_mod
 from . import models, paths
 from .checkpoint import EpisodeCheckpoint, EpochCheckpoint, read_progress
 from .config import CODE_VERSION, METHODS, ExperimentConfig, without_none
-from .train import Encoded, encode, fine_tune
+from .train import Encoded, bf16_in_use, encode, fine_tune
 
 log = logging.getLogger(__name__)
 
@@ -405,7 +405,10 @@ def _compute(config: ExperimentConfig, ctx: Context, path: Path) -> pd.DataFrame
         "started_at": started.isoformat(timespec="seconds"),
         "environment": {"torch": torch.__version__, "transformers": transformers.__version__,
                         "python": platform.python_version(), "threads": torch.get_num_threads(),
-                        "cpu": cpu_name()},
+                        "cpu": cpu_name(),
+                        # what the config's bf16=True parts got: bf16 autocast, or
+                        # fp32 on a CPU without native bf16 (train.bf16_in_use)
+                        "bf16": bf16_in_use()},
         "extra": out,
     }
     if ctx.teacher_used is not None:

@@ -150,3 +150,27 @@ def test_without_a_progress_bar_each_epoch_and_an_early_stop_is_one_log_line(
     train.fine_tune(models.build_student(TINY, 2, seed=0), toy, toy, "classification", cfg,
                     seed=0, pad_id=tokenizer.pad_token_id, dev_metric="acc", desc="teacher tc s0")
     assert "epoch 1/6" not in capsys.readouterr().out
+
+
+def test_bf16_is_used_only_where_the_cpu_has_it_unless_forced(monkeypatch):
+    from l2a_lib.config import ConfigError
+    a, b = torch.randn(4, 8), torch.randn(8, 3)
+
+    def product_dtype():
+        with train.autocast(True):
+            return (a @ b).dtype
+
+    monkeypatch.setattr(train, "bf16_native", lambda: False)
+    monkeypatch.delenv("L2A_BF16", raising=False)
+    assert not train.bf16_in_use() and product_dtype() == torch.float32  # auto: fp32 here
+    monkeypatch.setenv("L2A_BF16", "on")
+    assert train.bf16_in_use() and product_dtype() == torch.bfloat16
+    assert not train.bf16_in_use(False)  # a config without bf16 never gets it
+    monkeypatch.setattr(train, "bf16_native", lambda: True)
+    monkeypatch.setenv("L2A_BF16", "auto")
+    assert train.bf16_in_use() and product_dtype() == torch.bfloat16
+    monkeypatch.setenv("L2A_BF16", "off")
+    assert not train.bf16_in_use() and product_dtype() == torch.float32
+    monkeypatch.setenv("L2A_BF16", "fast")
+    with pytest.raises(ConfigError, match="L2A_BF16='fast'"):
+        train.bf16_in_use()
