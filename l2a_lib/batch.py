@@ -31,7 +31,7 @@ from pathlib import Path
 from . import paths
 from .checkpoint import read_progress
 from .config import ExperimentConfig, make_config
-from .experiment import Context, cpu_name, in_progress, is_cached, load_results, varied_value
+from .experiment import Context, in_progress, is_cached, load_results, this_machine_kind, varied_value
 
 TABLE1_METHODS = ["teacher_ft", "student_ft", "bilstm_soft", "distilbert", "bert_pkd4", "bert_pkd6",
                   "minilm", "tinybert", "eda", "cbert", "l2a"]
@@ -385,7 +385,7 @@ def estimate_seconds(configs: list[ExperimentConfig], ctx: Context,
     seconds)), so that a caller can take it off once that teacher is saved
     (:func:`seconds_needed`)."""
     df = load_results(ctx.results_dir) if df is None else df
-    cpu = cpu_name() if cpu is _HERE else cpu
+    cpu = this_machine_kind() if cpu is _HERE else cpu
     factor = (processor_factor(df, cpu) or (None,))[0]
     est = {c.hash(): _run_estimate(c, df, cpu, factor) for c in configs}
     for c in configs:
@@ -448,7 +448,7 @@ def time_left(configs: list[ExperimentConfig], planned: dict[str, float],
     any other by its estimate when the batch began (``planned``) times ``ratio``
     (how long the finished runs took against theirs), less the time it has run."""
     df = load_results(ctx.results_dir)
-    cpu = cpu_name()
+    cpu = this_machine_kind()
     fresh = estimate_seconds(configs, ctx, cpu=cpu, df=df)
     paced = paced_seconds(configs, ctx, df, cpu)
 
@@ -858,7 +858,7 @@ def main(args) -> int:
                   f"~{_fmt(est[c.hash()])}{elsewhere}")
         for e in notebooks:
             print(f"notebook {e.name}")
-        print(processor_note(cached, cpu_name()))
+        print(processor_note(cached, this_machine_kind()))
         print(f"estimated time: {_fmt(total)} for {len(todo)} experiment runs "
               f"(+ {len(notebooks)} notebook{'s' if len(notebooks) != 1 else ''}, about a minute each)")
         if args.jobs > 1 and todo:

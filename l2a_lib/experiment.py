@@ -179,6 +179,23 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+FP32_FALLBACK = " (fp32: no native bf16)"
+
+
+def machine_kind(cpu: str | None, bf16: bool | None) -> str | None:
+    """The processor as wall times know it: its model ``cpu``, marked
+    ``FP32_FALLBACK`` where the run's bf16 fell back to fp32 (``bf16`` False), since
+    such runs take several times longer on the same model. ``bf16`` None (a record
+    made before it was recorded) keeps the bare model; ``cpu`` None stays None."""
+    return cpu + FP32_FALLBACK if cpu is not None and bf16 is False else cpu
+
+
+def this_machine_kind() -> str:
+    """:func:`machine_kind` of this machine (its processor, and whether its runs get
+    bf16: :func:`train.bf16_in_use`)."""
+    return machine_kind(cpu_name(), bf16_in_use())
+
+
 def compact_predictions(kind: str, logits) -> str | list[float]:
     """Test predictions small enough for a result file: class ids as one string of
     digits, or regression outputs rounded to 4 decimals (paired tests need them)."""
@@ -283,7 +300,9 @@ def record_to_frame(record: dict) -> pd.DataFrame:
             # the run's torch threads: 1 when the batch ran two at once (--jobs 2)
             "threads": (record.get("environment") or {}).get("threads"),
             # the processor it ran on: wall times compare only on the same one
-            "cpu": (record.get("environment") or {}).get("cpu"),
+            # (marked where its bf16 fell back to fp32: machine_kind)
+            "cpu": machine_kind((record.get("environment") or {}).get("cpu"),
+                                (record.get("environment") or {}).get("bf16")),
             # seconds of the run spent fine-tuning its teacher (0: it was cached;
             # missing in records older than this field)
             "teacher_seconds": (record.get("teacher") or {}).get("seconds")}

@@ -112,7 +112,7 @@ def test_jobs_below_one_is_refused(env):
 
 
 def _fake_record(ctx, config, wall: float, threads: int = 2, teacher_seconds=None,
-                 cpu: str | None = None) -> None:
+                 cpu: str | None = None, bf16: bool | None = None) -> None:
     """A cached run with a given wall time (its metric value is irrelevant here)."""
     import json
     from l2a_lib.experiment import CODE_VERSION, cache_path
@@ -121,7 +121,7 @@ def _fake_record(ctx, config, wall: float, threads: int = 2, teacher_seconds=Non
     record = {
         "config": config.to_dict(), "config_hash": config.hash(), "code_version": CODE_VERSION,
         "rows": [{"split": "test", "metric": "acc", "value": 0.5}], "n_params": 1,
-        "sizes": {}, "wall_seconds": wall, "environment": {"threads": threads, "cpu": cpu}}
+        "sizes": {}, "wall_seconds": wall, "environment": {"threads": threads, "cpu": cpu, "bf16": bf16}}
     if teacher_seconds is not None:
         record["teacher"] = {"key": "k", "trained_here": teacher_seconds > 0,
                              "seconds": teacher_seconds}
@@ -958,3 +958,24 @@ def test_a_batch_without_its_data_folder_is_refused_before_any_run_starts(env, m
     # the dry run needs no data: it only reads the cache
     dry = _batch(env, "--only", "table3", "--dry-run")
     assert dry.returncode == 0 and dry.stdout.strip().splitlines()[-1] == "4 runs left"
+
+
+def test_runs_whose_bf16_fell_back_to_fp32_are_timed_apart_from_bf16_runs_on_that_processor(
+        tmp_path):
+    from l2a_lib import batch
+    from l2a_lib.config import make_config
+    from l2a_lib.experiment import FP32_FALLBACK, Context, load_results, machine_kind
+    ctx = Context(results_dir=tmp_path / "results")
+    _fake_record(ctx, make_config("tc", "l2a", seed=0, table="table1"), 100.0, cpu="EPYC", bf16=True)
+    _fake_record(ctx, make_config("tc", "l2a", seed=1, table="table1"), 120.0, cpu="EPYC")  # older
+    _fake_record(ctx, make_config("tc", "l2a", seed=2, table="table1"), 400.0, cpu="EPYC", bf16=False)
+    kinds = load_results(ctx.results_dir).groupby("seed").cpu.first().to_dict()
+    assert kinds == {0: "EPYC", 1: "EPYC", 2: "EPYC" + FP32_FALLBACK}
+    todo = make_config("tc", "l2a", seed=0, table="table3")  # not cached: same kind of run
+    def run_seconds(cpu):  # its estimate without the teacher's fine-tuning it is charged
+        charged = {}
+        est = batch.estimate_seconds([todo], ctx, cpu=cpu, charged=charged)[todo.hash()]
+        return est - charged.get(todo.hash(), ("", 0.0))[1]
+    assert run_seconds("EPYC") == 110.0  # the median of the bf16 and unrecorded runs
+    assert run_seconds(machine_kind("EPYC", False)) == 400.0  # the fp32 run alone
+    assert machine_kind(None, False) is None and machine_kind("EPYC", None) == "EPYC"
