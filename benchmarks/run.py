@@ -22,7 +22,9 @@ with the date, the machine and the command):
              ``by_processor`` (the other sections keep one machine's figures): the
              matmul peaks and the speed-up of teacher inference. The cpu profile trains
              with bf16 autocast, which is 3x faster on one processor here and slower
-             than fp32 on another.
+             than fp32 on another; where the processor has no native bf16 at all
+             (AVX2 only) the runs compute in fp32 (``l2a_lib.train.bf16_in_use``), but
+             this command measures bf16 as bf16 (``L2A_BF16=on``).
 * jobs       what ``batch --jobs 2`` buys: a student training step alone with every
              core against two processes at once with the cores split between them.
 * end_to_end the smoke batch's wall time (run here), and per page of the cpu profile
@@ -312,6 +314,9 @@ def main() -> int:
     ap.add_argument("--nlpaug-sentences", type=int, default=1000, help="of those, for nlpaug")
     ap.add_argument("--epochs", type=int, default=3, help="distillation epochs timed")
     args = ap.parse_args()
+    # the sections compare bf16 with fp32: bf16 must be bf16 even on a processor where the
+    # runs fall back to fp32 (l2a_lib.train.bf16_in_use), unless the caller says otherwise
+    os.environ.setdefault("L2A_BF16", "on")
     torch.set_num_threads(int(os.environ.get("L2A_THREADS", "2")))
     from l2a_lib.experiment import cpu_name
     results = json.loads(OUT.read_text()) if OUT.is_file() else {}

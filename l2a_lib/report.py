@@ -84,6 +84,32 @@ def coverage_note(df: pd.DataFrame, shown: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def precision_note(df: pd.DataFrame, column: str | None = None) -> str:
+    """Markdown naming the runs of a page computed in fp32 because their CPU had no
+    native bf16 (the ``cpu`` column marked ``experiment.FP32_FALLBACK``: the config's
+    bf16 autocast fell back, ``train.bf16_in_use``), with a study's varied ``column``;
+    empty when there are none."""
+    from .experiment import FP32_FALLBACK
+    if "cpu" not in df or not len(df):
+        return ""
+    runs = df.groupby("config_hash").first()
+    fp32 = runs[runs["cpu"].fillna("").str.endswith(FP32_FALLBACK)]
+    if not len(fp32):
+        return ""
+    by_method: dict[str, list[str]] = {}
+    for _, r in fp32.sort_values(["method", "task", "seed"]).iterrows():
+        value = f", {column} = {r[column]:g}" if column and column in r else ""
+        by_method.setdefault(METHOD_LABELS.get(r["method"], r["method"]) + value,
+                             []).append(f"{r['task']}/{r['seed']}")
+    lines = [f"**{len(fp32)} of {len(runs)} runs of this page were computed in fp32**: the "
+             "processor they ran on has no native bf16, so the configuration's bf16 autocast "
+             "fell back to fp32 (`train.bf16_in_use`; `environment.bf16` in each record). All "
+             "other runs used bf16 autocast as configured. fp32 only rounds less; the method "
+             "and every setting are the same. Runs in fp32 (task/seed):", ""]
+    lines += [f"* {m}: {', '.join(v)}" for m, v in by_method.items()]
+    return "\n".join(lines)
+
+
 def _fmt(mean: float, sd: float) -> str:
     if np.isnan(mean):
         return "-"

@@ -243,3 +243,19 @@ def test_study_shape_pairs_l2a_with_the_teacher_at_the_smallest_size():
     assert "higher in 3 of 3 seeds" in beat.evidence
     gain = out.loc["the smaller the target set, the larger L2A's gain"]
     assert gain.change == pytest.approx(np.mean([0.10, 0.09, 0.08]) - np.mean([0.10, 0.11, 0.11]))
+
+
+def test_the_precision_note_names_the_runs_whose_bf16_fell_back_to_fp32():
+    from l2a_lib.experiment import FP32_FALLBACK
+    rows = [  # two rows (metrics) per run, as the tidy frame has them
+        {"config_hash": h, "method": m, "task": "tc", "seed": s, "train_per_class": v, "cpu": cpu,
+         "metric": metric}
+        for h, m, s, v, cpu in [("a", "l2a", 0, 80, "EPYC" + FP32_FALLBACK),
+                                ("b", "l2a", 1, 80, "EPYC"), ("c", "l2a", 2, 320, None),
+                                ("d", "teacher_ft", 2, 320, "Xeon" + FP32_FALLBACK)]
+        for metric in ("acc", "f1")]
+    note = report.precision_note(pd.DataFrame(rows), column="train_per_class")
+    assert note.startswith("**2 of 4 runs of this page were computed in fp32**")
+    assert "* L2A, train_per_class = 80: tc/0" in note
+    assert "* Teacher-FT, train_per_class = 320: tc/2" in note and "tc/1" not in note
+    assert report.precision_note(pd.DataFrame(rows[2:6])) == ""  # only bf16 / unrecorded runs
