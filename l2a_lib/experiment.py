@@ -291,6 +291,7 @@ def record_to_frame(record: dict) -> pd.DataFrame:
     """Tidy rows of one cached run, every setting in a column."""
     cfg = record["config"]
     sizes = record.get("sizes", {})
+    env = record.get("environment") or {}
     base = {"table": cfg["table"], "task": cfg["task"], "method": cfg["method"],
             "seed": cfg["seed"], "n_params": record.get("n_params"), "profile": cfg["profile"],
             "teacher": cfg["model"]["teacher"], "student": cfg["model"]["student"],
@@ -298,11 +299,10 @@ def record_to_frame(record: dict) -> pd.DataFrame:
             "config_hash": record["config_hash"], "code_version": record["code_version"],
             "wall_seconds": record.get("wall_seconds"),
             # the run's torch threads: 1 when the batch ran two at once (--jobs 2)
-            "threads": (record.get("environment") or {}).get("threads"),
+            "threads": env.get("threads"),
             # the processor it ran on: wall times compare only on the same one
             # (marked where its bf16 fell back to fp32: machine_kind)
-            "cpu": machine_kind((record.get("environment") or {}).get("cpu"),
-                                (record.get("environment") or {}).get("bf16")),
+            "cpu": machine_kind(env.get("cpu"), env.get("bf16")),
             # seconds of the run spent fine-tuning its teacher (0: it was cached;
             # missing in records older than this field)
             "teacher_seconds": (record.get("teacher") or {}).get("seconds")}

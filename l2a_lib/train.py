@@ -8,6 +8,7 @@ the best dev state restored at the end.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import time
@@ -73,6 +74,7 @@ def collate(enc: Encoded, idx, pad_id: int, regression: bool) -> dict[str, torch
 BF16_MODES = ("auto", "on", "off")
 
 
+@functools.lru_cache(maxsize=None)  # asked at every autocast, in the training loops
 def bf16_native() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (oneDNN's AVX-512 bf16 /
     AMX kernels). Without them torch falls back to a reference kernel: on an AVX2-only
