@@ -1,0 +1,60 @@
+"""The book's sources: what a reader sees rendered, checked before a build."""
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+from l2a_lib.batch import BATCH
+
+ROOT = Path(__file__).resolve().parent.parent
+MATH = re.compile(r"\$[^$]+\$")
+
+
+def _markdown_sources():
+    """(name, text) of every prose page and every markdown cell of the notebooks."""
+    for p in sorted((ROOT / "book").glob("*.md")):
+        yield p.name, p.read_text()
+    for p in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(p.read_text())["cells"]:
+            if cell["cell_type"] == "markdown":
+                yield p.name, "".join(cell["source"])
+
+
+def math_pipes_in_tables(text: str) -> list[str]:
+    """Inline math in a markdown table row that holds a ``|``: the table parser splits
+    the cell there (or eats the backslash of ``\\|``) before the math is rendered, so
+    ``P(d|x)`` must be written ``P(d \\mid x)`` and a norm ``\\Vert``."""
+    return [m for line in text.splitlines() if line.lstrip().startswith("|")
+            for m in MATH.findall(line) if "|" in m]
+
+
+def test_the_math_pipe_check_finds_a_split_cell():
+    assert math_pipes_in_tables("| a | $P(d|x)$ | b |") == ["$P(d|x)$"]
+    assert math_pipes_in_tables("| a | $\\mathrm{KL}(P \\| Q)$ |") == ["$\\mathrm{KL}(P \\| Q)$"]
+    assert math_pipes_in_tables("| a | $P(d \\mid x)$ | b |") == []
+    assert math_pipes_in_tables("$P(d|x)$ outside a table") == []
+
+
+def test_no_table_cell_of_the_book_is_split_by_a_pipe_in_its_math():
+    found = [(name, m) for name, text in _markdown_sources() for m in math_pipes_in_tables(text)]
+    assert found == []
+
+
+def test_pages_executed_from_one_shared_notebook_have_their_own_titles_in_the_toc():
+    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
+    titles = {ch["file"]: ch.get("title") for part in toc["parts"] for ch in part["chapters"]}
+    shared = [e for e in BATCH if sum(x.notebook == e.notebook for x in BATCH) > 1]
+    assert len(shared) >= 3  # Figure 2 and the two sensitivity studies share notebooks/study
+    for e in shared:
+        assert titles.get(e.name) == e.title, e.name
+    assert len({titles[e.name] for e in shared}) == len(shared)
+
+
+def test_the_book_carries_its_own_mathjax():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert "sphinx-mathjax-offline" in config["sphinx"]["extra_extensions"]
+    spec = importlib.util.find_spec("sphinx-mathjax-offline")
+    assert spec is not None, "sphinx-mathjax-offline is not installed"
+    assert (Path(spec.origin).parent / "static" / "mathjax" / "tex-chtml.js").is_file()
