@@ -281,10 +281,15 @@ def plot_episodes(episodes: pd.DataFrame):
 
 def plot_study(df: pd.DataFrame, column: str, methods: list[str], task: str = "tc",
                split: str = "test"):
-    """Test metric against the varied value, one line per method, ± sd error bars."""
+    """Test metric against the varied value, one line per method, ± sd error bars. The
+    x axis has the scale the study's trend is fitted on (``SHAPE_CLAIMS``): log2 for the
+    values that double (the data size, T), so the plot shows the line the claims test."""
     import matplotlib.pyplot as plt
     import seaborn as sns
+    from .experiment import STUDIES
     set_style()
+    log2 = any(SHAPE_CLAIMS[study][0] == "log2" for study, spec in STUDIES.items()
+               if spec[1] == column)
     d = df[(df.split == split) & (df.task == task) & df.method.isin(methods)].copy()
     d["Method"] = d.method.map(METHOD_LABELS)
     metrics = list(METRICS[task])
@@ -294,9 +299,9 @@ def plot_study(df: pd.DataFrame, column: str, methods: list[str], task: str = "t
                      errorbar="sd", err_style="bars", ax=ax, palette=PALETTE)
         ax.set_title(f"{TASK_LABELS[task]} {metric}")
         ax.set_ylabel(metric)
-        if column == "train_per_class":
+        if log2:
             ax.set_xscale("log", base=2)
-            ax.set_xticks(sorted(d[column].unique()), [str(v) for v in sorted(d[column].unique())])
+            ax.set_xticks(sorted(d[column].unique()), [f"{v:g}" for v in sorted(d[column].unique())])
             ax.minorticks_off()
         if ax is not axes[0][-1] and ax.get_legend():
             ax.get_legend().remove()

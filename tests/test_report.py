@@ -259,3 +259,18 @@ def test_the_precision_note_names_the_runs_whose_bf16_fell_back_to_fp32():
     assert "* L2A, train_per_class = 80: tc/0" in note
     assert "* Teacher-FT, train_per_class = 320: tc/2" in note and "tc/1" not in note
     assert report.precision_note(pd.DataFrame(rows[2:6])) == ""  # only bf16 / unrecorded runs
+
+
+@pytest.mark.parametrize("column, values, scale", [("train_per_class", (10, 20, 40), "log"),
+                                                   ("T", (0.25, 0.5, 1.0, 2.0), "log"),
+                                                   ("alpha", (0.0754, 0.0829, 0.0914), "linear")])
+def test_a_study_is_plotted_on_the_scale_its_trend_is_fitted_on(column, values, scale):
+    import matplotlib.pyplot as plt
+    vals = [(v, s) for v in values for s in (0, 1)]
+    frame = _study_frame(vals, [0.7 + 0.01 * i for i in range(len(vals))], column)
+    fig = report.plot_study(frame, column, ["l2a"], "tc")
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert axes and all(ax.get_xscale() == scale for ax in axes)
+    if scale == "log":  # each value is a labelled tick, as the values were given
+        assert [t.get_text() for t in axes[0].get_xticklabels()] == [f"{v:g}" for v in values]
+    plt.close(fig)
