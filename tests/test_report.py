@@ -267,8 +267,8 @@ def test_the_precision_note_names_the_runs_whose_bf16_fell_back_to_fp32():
 def test_a_study_is_plotted_on_the_scale_its_trend_is_fitted_on(column, values, scale):
     import matplotlib.pyplot as plt
     vals = [(v, s) for v in values for s in (0, 1)]
-    frame = _study_frame(vals, [0.7 + 0.01 * i for i in range(len(vals))], column)
-    fig = report.plot_study(frame, column, ["l2a"], "tc")
+    acc = _study_frame(vals, [0.7 + 0.01 * i for i in range(len(vals))], column)
+    fig = report.plot_study(pd.concat([acc, acc.assign(metric="f1")]), column, ["l2a"], "tc")
     axes = [ax for ax in fig.axes if ax.get_title()]
     assert axes and all(ax.get_xscale() == scale for ax in axes)
     if scale == "log":  # each value is a labelled tick, as the values were given
