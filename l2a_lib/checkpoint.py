@@ -27,8 +27,8 @@ Layout, under ``<results_dir>/.checkpoints/<config hash>/`` (not committed):
 ``state.pt`` (replaced atomically after each episode), ``teacher-<k>.pt`` (the
 teacher outputs added in episode k, written before the state that counts them)
 and ``progress.json`` (episode reached, seconds spent in all and in the episodes
-themselves, read by ``batch --dry-run`` to tell how far a run has got and to time
-the rest of it and of its siblings). The folder is removed once the run's record is written.
+themselves: a look at it tells how far a run has got, and the resumed run adds those
+seconds to its wall time). The folder is removed once the run's record is written.
 The config hash covers the code version, so a checkpoint is never resumed by a
 different run.
 """
@@ -146,7 +146,8 @@ class EpochCheckpoint(_Checkpoint):
     history and early-stopping counters; replaced atomically after each epoch),
     ``best-<epoch>.pt`` (the best dev state so far, written only when it changes and
     before the state that names it, so a saved state never points at a missing file)
-    and ``progress.json`` (epochs done, read by ``batch --dry-run``). As for episode
+    and ``progress.json`` (epochs done and seconds spent, added to the wall time of the
+    run that resumes it). As for episode
     checkpoints, a resumed fine-tuning is the same computation as an uninterrupted one
     (``tests/test_train.py::test_a_fine_tuning_cut_off_resumes_after_its_last_epoch_with_the_same_result``).
     """

@@ -1,12 +1,17 @@
 """Command line: ``python -m l2a_lib <command>``.
 
 * ``results --csv``         every cached result as one tidy CSV
-* ``run``                   run (or read from the cache) task x method x seed
-* ``batch``                 compute every missing run, execute every notebook into book/
-* ``run-config``            run one configuration given as JSON
+* ``run``                   run (or read from the cache) task x method x seed, or one run by its hash
+* ``teacher``               fine-tune (or find cached) the teacher of a workflow key
+* ``mlm``                   train (or load) the augmentation masked LM of a workflow key
+* ``page``                  execute one book page's notebook with papermill
 * ``audit``                 recompute cached runs, report any difference (determinism)
 * ``prepare-weights``       assemble the offline teacher weights once
 * ``data-summary``          sizes and label balance of every task
+
+The whole study (every run, every page, the book) is the Snakemake workflow in
+``workflow/Snakefile``: ``snakemake -n`` lists what is missing, ``snakemake --cores 2``
+computes it.
 """
 from __future__ import annotations
 
@@ -31,12 +36,19 @@ def _cmd_results(args) -> int:
 def _cmd_run(args) -> int:
     from .config import make_config
     from .experiment import is_cached, run, Context
-    configs = [make_config(t, m, s, profile=args.profile, table=args.table)
-               for t in args.task for m in args.method for s in args.seeds]
+    if args.hash:
+        from .workflow import Plan
+        plan = Plan(args.profile, args.results_dir)
+        configs = [plan.run(h) for h in args.hash]
+    else:
+        if not args.method:
+            raise SystemExit("run: give --method (with --task and --seeds), or --hash")
+        configs = [make_config(t, m, s, profile=args.profile, table=args.table)
+                   for t in args.task for m in args.method for s in args.seeds]
     for i, cfg in enumerate(configs, 1):
         ctx = Context(args.data_dir, args.results_dir)
         state = "cached" if is_cached(cfg, ctx) and not args.force else "running"
-        print(f"[{i}/{len(configs)}] {cfg.task} {cfg.method} seed={cfg.seed} "
+        print(f"[{i}/{len(configs)}] {cfg.table} {cfg.task} {cfg.method} seed={cfg.seed} "
               f"({cfg.profile}) {state} {cfg.hash()}", flush=True)
         df = run(cfg, data_dir=args.data_dir, results_dir=args.results_dir, force=args.force)
         test = df[df.split == "test"]
@@ -45,14 +57,36 @@ def _cmd_run(args) -> int:
     return 0
 
 
-def _cmd_run_config(args) -> int:
-    from .config import ExperimentConfig
-    from .experiment import run
-    cfg = ExperimentConfig.from_dict(json.loads(args.config))
-    print(f"{cfg.task} {cfg.method} seed={cfg.seed} ({cfg.profile}, {cfg.table}) {cfg.hash()}",
+def _cmd_teacher(args) -> int:
+    from .experiment import Context, get_teacher, prepare
+    from .workflow import Plan
+    config = Plan(args.profile, args.results_dir).teacher(args.key)
+    ctx = Context(args.data_dir, args.results_dir)
+    print(f"teacher {args.key}: {config.task} seed={config.seed} "
+          f"train_per_class={config.data.train_per_class} ({config.profile})", flush=True)
+    _, info = get_teacher(config, ctx, prepare(config, ctx))
+    print(f"best dev {info.get('best_dev')} at epoch {info.get('best_epoch')}; "
+          f"sha256 {info.get('sha256')}", flush=True)
+    return 0
+
+
+def _cmd_mlm(args) -> int:
+    from . import models
+    from .experiment import Context
+    from .methods import masked_lm
+    from .workflow import Plan
+    config = Plan(args.profile, args.results_dir).mlm_run(args.key)
+    _, info, cfg = masked_lm(config, Context(args.data_dir, args.results_dir),
+                             models.load_tokenizer(config.model))
+    print(f"masked LM {cfg.key()}: {cfg.steps} steps, trained in {info.get('seconds', 0):.0f}s",
           flush=True)
-    df = run(cfg, data_dir=args.data_dir, results_dir=args.results_dir)
-    print(df[["split", "metric", "value"]].to_string(index=False))
+    return 0
+
+
+def _cmd_page(args) -> int:
+    from .pages import execute
+    state = execute(args.name, args.profile, args.out, results_dir=args.results_dir)
+    print(f"page {args.name}: {state} -> {args.out}", flush=True)
     return 0
 
 
@@ -82,22 +116,36 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--csv", action="store_true", help="one tidy CSV row per result")
     r.set_defaults(func=_cmd_results)
 
-    r = sub.add_parser("run", help="run task x method x seed (cached runs are read, not rerun)")
+    r = sub.add_parser("run", help="run task x method x seed, or runs by hash (cached runs are "
+                       "read, not rerun)")
     r.add_argument("--task", nargs="+", choices=TASKS, default=list(TASKS))
-    r.add_argument("--method", nargs="+", choices=METHODS, required=True)
+    r.add_argument("--method", nargs="+", choices=METHODS)
     r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    r.add_argument("--hash", nargs="+", metavar="HASH",
+                   help="runs of the book's pages by config hash (what the workflow calls)")
     r.add_argument("--profile", choices=PROFILES, default="cpu")
     r.add_argument("--table", choices=TABLES, default=None,
                    help="default: the method's home table (table1 for the main methods)")
     r.add_argument("--force", action="store_true", help="recompute even if cached")
     r.set_defaults(func=_cmd_run)
 
-    r = sub.add_parser("run-config", help="run one configuration given as JSON (the batch runner's unit)")
-    r.add_argument("config", help="ExperimentConfig.to_dict() as JSON")
-    r.set_defaults(func=_cmd_run_config)
+    r = sub.add_parser("teacher", help="fine-tune the teacher of a workflow key (once; cached)")
+    r.add_argument("key")
+    r.add_argument("--profile", choices=PROFILES, default="cpu")
+    r.set_defaults(func=_cmd_teacher)
 
-    from .batch import add_parser
-    add_parser(sub)
+    r = sub.add_parser("mlm", help="train the augmentation masked LM of a workflow key (once; "
+                       "published with the results)")
+    r.add_argument("key")
+    r.add_argument("--profile", choices=PROFILES, default="cpu")
+    r.set_defaults(func=_cmd_mlm)
+
+    r = sub.add_parser("page", help="execute one book page's notebook with papermill")
+    r.add_argument("name")
+    r.add_argument("--profile", choices=PROFILES, default="cpu")
+    r.add_argument("--out", required=True, help="the executed notebook (e.g. book/table1.ipynb)")
+    r.set_defaults(func=_cmd_page)
+
     from .audit import add_parser as add_audit
     add_audit(sub)
 
@@ -116,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         from .config import ConfigError
         from .data import DataError
         from .models import WeightsError
+        from .pages import UnknownPage
         from .paths import DataDirError
-        if isinstance(exc, (ConfigError, DataError, WeightsError, DataDirError)):
+        from .workflow import UnknownJob
+        if isinstance(exc, (ConfigError, DataError, WeightsError, DataDirError, UnknownPage,
+                            UnknownJob)):
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise

@@ -12,7 +12,6 @@ committed) and reused by every later method of the same task and seed.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -140,6 +139,8 @@ def get_teacher(config: ExperimentConfig, ctx: Context, prep: Prepared):
     if weights.is_file() and meta.is_file():
         teacher.load_state_dict(torch.load(weights, map_location="cpu"))
         info = json.loads(meta.read_text())
+        if "sha256" not in info:  # a teacher saved before its content hash was recorded
+            info["sha256"] = paths.file_sha256(weights)
         ctx.teacher_used = _teacher_summary(key, info, trained_here=False)
         return teacher, info
     ckpt = teacher_checkpoint(config, ctx.cache_dir)
@@ -151,7 +152,7 @@ def get_teacher(config: ExperimentConfig, ctx: Context, prep: Prepared):
     tmp = weights.with_suffix(".pt.tmp")
     torch.save(teacher.state_dict(), tmp)
     os.replace(tmp, weights)
-    info = dataclasses.asdict(result)
+    info = {**dataclasses.asdict(result), "sha256": paths.file_sha256(weights)}
     atomic_write_text(meta, json.dumps(info))
     ckpt.clear()
     ctx.teacher_used = _teacher_summary(key, info, trained_here=True)
@@ -159,11 +160,12 @@ def get_teacher(config: ExperimentConfig, ctx: Context, prep: Prepared):
 
 
 def _teacher_summary(key: str, info: dict, trained_here: bool) -> dict:
-    """What a run records of its teacher: the cache key, the best dev scores (equal
-    across runs of one task and seed when fine-tuning is reproducible: a teacher
-    retrained on a new machine can be checked against the committed Teacher-FT
-    record) and whether it was fine-tuned inside this run."""
-    return {"key": key, "best_dev": info.get("best_dev"), "best_epoch": info.get("best_epoch"),
+    """What a run records of its teacher: the cache key, the content hash of its
+    weights (runs that record the same one distilled the very same teacher), the
+    best dev scores (a teacher retrained on a new machine can be checked against the
+    committed Teacher-FT record) and whether it was fine-tuned inside this run."""
+    return {"key": key, "sha256": info.get("sha256"),
+            "best_dev": info.get("best_dev"), "best_epoch": info.get("best_epoch"),
             "trained_here": trained_here,
             "seconds": round(float(info.get("seconds", 0.0)), 1) if trained_here else 0.0}
 
@@ -177,6 +179,17 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def peak_rss_mb() -> float | None:
+    """The peak resident memory of this process so far, in MB (None where the
+    ``resource`` module does not exist)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(kb / (1024 * 1024 if platform.system() == "Darwin" else 1024), 1)
 
 
 FP32_FALLBACK = " (fp32: no native bf16)"
@@ -298,7 +311,7 @@ def record_to_frame(record: dict) -> pd.DataFrame:
             "n_train": sizes.get("train"), "n_dev": sizes.get("dev"), "n_test": sizes.get("test"),
             "config_hash": record["config_hash"], "code_version": record["code_version"],
             "wall_seconds": record.get("wall_seconds"),
-            # the run's torch threads: 1 when the batch ran two at once (--jobs 2)
+            # the run's torch threads (1 in runs computed two at a time on two cores)
             "threads": env.get("threads"),
             # the processor it ran on: wall times compare only on the same one
             # (marked where its bf16 fell back to fp32: machine_kind)
@@ -337,77 +350,19 @@ def read_record(path) -> dict:
     return record
 
 
-class RunInProgress(RuntimeError):
-    """Another process is computing this run now (see :func:`run_lock`)."""
-
-
-def lock_path(config: ExperimentConfig, ctx: Context | None = None) -> Path:
-    return paths.results_dir((ctx or Context()).results_dir) / ".locks" / f"{config.hash()}.lock"
-
-
-@contextlib.contextmanager
-def run_lock(config: ExperimentConfig, ctx: Context | None = None):
-    """Hold the run's lock while it is computed, so that two processes (two batch
-    commands, the jobs of a scheduler's array) never compute one run at once: the
-    second gets ``RunInProgress``. The lock is the operating system's (``flock``), so
-    it ends with the process that holds it; a killed run leaves no stale lock. Where
-    ``fcntl`` does not exist (Windows) runs are not locked."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not on Linux / macOS
-        yield
-        return
-    path = lock_path(config, ctx)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(path, "a+")
-    try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            who = fh.read().strip()
-            raise RunInProgress(
-                f"run {config.table}/{config.task}/{config.method}/seed {config.seed} "
-                f"({config.hash()}) is being computed by another process"
-                f"{f' (pid {who})' if who else ''}; its result goes to the cache when it "
-                "ends") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        yield
-    finally:
-        fh.close()  # closing the file releases the lock
-
-
-def in_progress(config: ExperimentConfig, ctx: Context | None = None) -> bool:
-    """Whether another process holds the run's lock (is computing it now)."""
-    path = lock_path(config, ctx)
-    if not path.is_file():
-        return False
-    try:
-        with run_lock(config, ctx):
-            return False
-    except RunInProgress:
-        return True
-
-
 def run(config: ExperimentConfig, *, data_dir=None, results_dir=None, cache_dir=None,
         force: bool = False) -> pd.DataFrame:
-    """Run one experiment (or read it from the cache) and return its tidy rows. While
-    it computes, the run holds its lock (:func:`run_lock`): ``RunInProgress`` if
-    another process is computing the same run. An L2A run cut off earlier resumes from
-    its last episode checkpoint; ``force`` recomputes from the start."""
+    """Run one experiment (or read it from the cache) and return its tidy rows. An L2A
+    run cut off earlier resumes from its last episode checkpoint; ``force`` recomputes
+    from the start. The result file is written atomically: a reader never sees half
+    of one, and two processes computing the same run leave one complete record."""
     ctx = Context(data_dir, results_dir, cache_dir)
     path = cache_path(config, ctx)
     if path.is_file() and not force:
         return record_to_frame(read_record(path))
-    with run_lock(config, ctx):
-        if path.is_file() and not force:  # another process finished it meanwhile
-            return record_to_frame(read_record(path))
-        if force:  # recompute from the start, not from an episode checkpoint
-            EpisodeCheckpoint(ctx.checkpoint_dir(config)).clear()
-        return _compute(config, ctx, path)
+    if force:  # recompute from the start, not from an episode checkpoint
+        EpisodeCheckpoint(ctx.checkpoint_dir(config)).clear()
+    return _compute(config, ctx, path)
 
 
 def _compute(config: ExperimentConfig, ctx: Context, path: Path) -> pd.DataFrame:
@@ -427,7 +382,9 @@ def _compute(config: ExperimentConfig, ctx: Context, path: Path) -> pd.DataFrame
                         "cpu": cpu_name(),
                         # what the config's bf16=True parts got: bf16 autocast, or
                         # fp32 on a CPU without native bf16 (train.bf16_in_use)
-                        "bf16": bf16_in_use()},
+                        "bf16": bf16_in_use(),
+                        # the process's peak memory (the workflow's mem_mb comes from it)
+                        "max_rss_mb": peak_rss_mb()},
         "extra": out,
     }
     if ctx.teacher_used is not None:

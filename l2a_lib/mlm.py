@@ -223,14 +223,6 @@ def evaluate(model: AugmentationMLM, sentences: list[str], tokenizer, cfg: MLMCo
 PART_BYTES = 40 * 2**20  # committed weight files stay well below git hosts' file limits
 
 
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(2**20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 MANIFEST = "manifest.json"  # names a published model's parts and their sha256
 
 
@@ -260,7 +252,7 @@ def publish(state: dict[str, torch.Tensor], info: dict, folder) -> None:
     for i, part in enumerate(parts):
         path = tmp / f"part-{i:02d}.pt"
         torch.save(part, path)
-        listing.append({"file": path.name, "tensors": sorted(part), "sha256": _sha256(path)})
+        listing.append({"file": path.name, "tensors": sorted(part), "sha256": paths.file_sha256(path)})
     (tmp / MANIFEST).write_text(json.dumps({"parts": listing, "info": info}, indent=1))
     try:
         os.replace(tmp, folder)
@@ -280,7 +272,7 @@ def load_published(folder) -> tuple[dict[str, torch.Tensor], dict] | None:
     state = {}
     for part in spec["parts"]:
         path = Path(folder) / part["file"]
-        if not path.is_file() or _sha256(path) != part["sha256"]:
+        if not path.is_file() or paths.file_sha256(path) != part["sha256"]:
             raise OSError(f"{path}: missing or not the file its manifest lists (sha256 differs); "
                           "restore it from git or delete the folder to retrain")
         state.update(torch.load(path, map_location="cpu"))

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -53,3 +54,13 @@ def results_dir(path: str | os.PathLike | None = None) -> Path:
 def nltk_data_dir(data: str | os.PathLike | None = None) -> Path:
     """WordNet lives beside the task data (``<data_dir>/nltk_data``)."""
     return data_dir(data) / "nltk_data"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes (a fine-tuned teacher's content hash, a published
+    model part's checksum)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(2**20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -146,9 +146,9 @@ def _missing_results(scratch, data_dir):
     run_many(["tc"], ["l2a"], [0], results_dir=scratch / "empty-results")
 
 
-def _bad_batch_entry(scratch, data_dir):
-    from .batch import BATCH, select
-    select(BATCH, ["tabel1"])
+def _bad_page_name(scratch, data_dir):
+    from .pages import execute
+    execute("tabel1", "cpu", scratch / "tabel1.ipynb", results_dir=scratch / "results")
 
 
 def _broken_result_file(scratch, data_dir):
@@ -194,8 +194,8 @@ CASES: list[BadInput] = [
              r"epoch 0, step 0", _nan_loss),
     BadInput("a page needs runs that are not computed", "report.MissingResults",
              r"1 of 1 runs are not in the result cache", _missing_results),
-    BadInput("an unknown batch entry (--only)", "builtins.SystemExit", r"matches none of",
-             _bad_batch_entry),
+    BadInput("an unknown page name (python -m l2a_lib page)", "pages.UnknownPage",
+             r"no page 'tabel1'; the pages are: data, ", _bad_page_name),
     BadInput("a result file cut short", "experiment.CorruptResult",
              r"corrupt result file.*delete it", _broken_result_file),
     BadInput("empty / whitespace sentences to augment", None, r"handled: 2 texts, 4 samples",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from l2a_lib.batch import BATCH
+from l2a_lib.pages import PAGES
 
 ROOT = Path(__file__).resolve().parent.parent
 MATH = re.compile(r"\$[^$]+\$")
@@ -45,7 +45,7 @@ def test_no_table_cell_of_the_book_is_split_by_a_pipe_in_its_math():
 def test_pages_executed_from_one_shared_notebook_have_their_own_titles_in_the_toc():
     toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
     titles = {ch["file"]: ch.get("title") for part in toc["parts"] for ch in part["chapters"]}
-    shared = [e for e in BATCH if sum(x.notebook == e.notebook for x in BATCH) > 1]
+    shared = [e for e in PAGES if sum(x.notebook == e.notebook for x in PAGES) > 1]
     assert len(shared) >= 3  # Figure 2 and the two sensitivity studies share notebooks/study
     for e in shared:
         assert titles.get(e.name) == e.title, e.name

@@ -117,37 +117,3 @@ def test_study_with_missing_runs_shows_the_others_and_lists_the_rest(dirs, monke
     complete = experiment.run_study("length", [24], ["tc"], ["student_ft"], [0, 1],
                                     allow_missing=True, **kw)
     assert coverage_note(complete) == "" and "missing" not in complete.attrs
-
-
-def test_a_run_being_computed_elsewhere_is_not_computed_twice(dirs):
-    import subprocess
-    import sys
-    import time
-    cfg = make_config("tc", "student_ft", seed=0, profile="smoke")
-    ctx = experiment.Context(results_dir=dirs["results_dir"])
-    assert not experiment.in_progress(cfg, ctx)
-    with experiment.run_lock(cfg, ctx):  # as if another batch were computing it
-        assert experiment.in_progress(cfg, ctx)
-        with pytest.raises(experiment.RunInProgress, match="being computed by another process"):
-            experiment.run(cfg, **dirs)
-    assert not experiment.in_progress(cfg, ctx)
-    experiment.run(cfg, **dirs)  # the lock is free again: computed and cached
-    assert experiment.is_cached(cfg, ctx)
-    # the lock ends with its process: a holder killed with SIGKILL leaves no stale lock
-    other = make_config("tc", "student_ft", seed=1, profile="smoke")
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from l2a_lib import experiment; "
-        "from l2a_lib.config import make_config; "
-        "cfg = make_config('tc', 'student_ft', seed=1, profile='smoke'); "
-        "ctx = experiment.Context(results_dir=Path(sys.argv[1]));\n"
-        "with experiment.run_lock(cfg, ctx): print('locked', flush=True); time.sleep(60)"),
-        str(dirs["results_dir"])], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        assert experiment.in_progress(other, ctx)
-        with pytest.raises(experiment.RunInProgress, match=f"pid {holder.pid}"):
-            experiment.run(other, **dirs)
-    finally:
-        holder.kill()
-        holder.wait()
-    assert not experiment.in_progress(other, ctx)

@@ -71,7 +71,7 @@ def test_an_l2a_run_cut_off_resumes_from_its_checkpoint_with_the_same_result(
     folder = experiment.Context(results_dir=cut).checkpoint_dir(cfg)
     progress = checkpoint.read_progress(folder)
     assert progress["episode"] == 1
-    # the episodes' own time, which batch --dry-run paces the rest by, within the whole
+    # the episodes' own time, recorded beside the whole run time, within the whole
     assert 0 < progress["loop_seconds"] <= progress["seconds"]
     assert not experiment.cache_path(cfg, experiment.Context(results_dir=cut)).exists()
 

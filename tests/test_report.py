@@ -150,7 +150,7 @@ def test_ablation_tests_pair_by_seed_and_item_and_name_the_effect():
                                        ["l2a_wo_att"], n_boot=50, paper_table="table3")
     assert with_paper["paper difference"].iloc[0] == pytest.approx(acc["l2a"] - acc["l2a_wo_att"])
     assert "paper difference" not in out.columns
-    # no variant run yet (a page rendered while the batch runs): no rows, the same columns
+    # no variant run yet (a page rendered while the workflow runs): no rows, the same columns
     only_l2a = {k: v for k, v in records.items() if k[1] == "l2a"}
     none = report.ablation_tests(only_l2a, {"tc": labels}, {"tc": "classification"},
                                  ["l2a_wo_src"], n_boot=50, paper_table="table2")

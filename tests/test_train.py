@@ -133,7 +133,7 @@ def test_an_unreadable_epoch_checkpoint_is_reported_and_the_fine_tuning_starts_a
 
 def test_without_a_progress_bar_each_epoch_and_an_early_stop_is_one_log_line(
         toy, tokenizer, monkeypatch, capsys):
-    monkeypatch.setenv("L2A_PROGRESS", "0")  # as in the batch's run logs
+    monkeypatch.setenv("L2A_PROGRESS", "0")  # as in the workflow's run logs
     cfg = TrainConfig(epochs=6, batch_size=4, lr=1e-12, patience=1, bf16=False)  # no gain
     model = models.build_student(TINY, 2, seed=0)
     res = train.fine_tune(model, toy, toy, "classification", cfg, seed=0,

@@ -1,0 +1,113 @@
+"""What the study cost, from the wall times recorded in the result cache (the
+reproduce page): per page, per method and task, per processor."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from . import pages
+from .experiment import Context, load_results
+
+
+def own_seconds(runs: pd.DataFrame) -> pd.Series:
+    """Wall seconds of each run (one row per run) less the time it spent fine-tuning
+    its teacher (``teacher_seconds``; older records count as zero). A Teacher-FT
+    run's fine-tuning is its own work: nothing is taken out."""
+    wall = runs["wall_seconds"].astype(float)
+    if "teacher_seconds" not in runs:
+        return wall
+    teacher = runs["teacher_seconds"].astype(float).fillna(0.0)
+    if "method" in runs:
+        teacher = teacher.where(runs["method"] != "teacher_ft", 0.0)
+    return wall - teacher
+
+
+def page_seconds(profile: str = "cpu", ctx: Context | None = None) -> pd.DataFrame:
+    """Per page: its runs (cached / total), their summed recorded wall time, and the
+    page's last execution time: what reproducing each page costs. "threads per run"
+    tells runs computed alone (2 threads on two cores) from those computed two at a
+    time (one thread each, longer per run)."""
+    ctx = ctx or Context()
+    df = load_results(ctx.results_dir)
+    walls = df.groupby("config_hash")["wall_seconds"].first() if len(df) else pd.Series(dtype=float)
+    threads = (df.groupby("config_hash")["threads"].first()
+               if len(df) and "threads" in df else pd.Series(dtype=float))
+    path = pages.notebook_seconds_path(ctx.results_dir)
+    executed = json.loads(path.read_text()).get(profile, {}) if path.is_file() else {}
+    rows, seen = [], set()
+    for p in pages.PAGES:
+        hashes = [c.hash() for c in p.configs(profile)]
+        new = [h for h in hashes if h not in seen]  # runs shared with earlier pages count there
+        seen.update(hashes)
+        have = [h for h in new if h in walls.index]
+        rows.append({"page": p.name, "runs": len(hashes), "new runs": len(new),
+                     "new runs cached": len(have),
+                     "run hours (measured)": round(float(walls[have].sum()) / 3600, 2),
+                     "threads per run": ", ".join(str(int(t)) for t in sorted(
+                         set(threads.reindex(have).dropna()))) or None,
+                     "page seconds": executed.get(p.name)})
+    return pd.DataFrame(rows)
+
+
+def method_seconds(profile: str = "cpu", table: str = "table1",
+                   ctx: Context | None = None) -> pd.DataFrame:
+    """What one run of each method costs: the median recorded wall time in minutes
+    per method (rows) and task (columns) of ``table``, less any time a run spent
+    fine-tuning its teacher, each cell with the torch threads of its runs."""
+    ctx = ctx or Context()
+    df = load_results(ctx.results_dir)
+    if not len(df):
+        return pd.DataFrame()
+    runs = df[(df.profile == profile) & (df.table == table)].groupby("config_hash").first()
+    if not len(runs):
+        return pd.DataFrame()
+    runs = runs.assign(minutes=own_seconds(runs) / 60)
+
+    def cell(g):
+        threads = "/".join(str(int(t)) for t in sorted(g["threads"].dropna().unique()))
+        return f"{g['minutes'].median():.1f} ({threads or '?'} thr, n={len(g)})"
+    out = runs.groupby(["method", "task"]).apply(cell, include_groups=False).unstack("task")
+    order = [m for m in pages.TABLE1_METHODS if m in out.index] + [
+        m for m in out.index if m not in pages.TABLE1_METHODS]
+    return out.reindex(index=order, columns=[t for t in pages.TASKS if t in out.columns]).fillna("")
+
+
+def processor_factor(df: pd.DataFrame, cpu: str | None) -> tuple[float, int] | None:
+    """(factor, kinds): how many times longer a run took on processor ``cpu`` than on
+    the other processors the cache records, as the median over the kinds of run
+    (method, task, profile, training size, threads) timed both here and elsewhere of
+    the ratio of their median seconds (teacher fine-tuning aside). None without such a
+    kind. Runs with no recorded processor are left out."""
+    if cpu is None or not len(df) or "cpu" not in df:
+        return None
+    runs = df[df["cpu"].notna()].groupby("config_hash").first()
+    if not len(runs):
+        return None
+    threads = runs["threads"].astype(str) if "threads" in runs else ""
+    kind = (runs["method"] + "|" + runs["task"] + "|" + runs["profile"] + "|"
+            + runs["data.train_per_class"].astype(str) + "|" + threads)
+    seconds = own_seconds(runs)
+    here = seconds[runs["cpu"] == cpu].groupby(kind).median()
+    there = seconds[runs["cpu"] != cpu].groupby(kind).median()
+    ratios = (here / there).dropna()
+    return (float(ratios.median()), len(ratios)) if len(ratios) else None
+
+
+def processor_times(profile: str = "cpu", ctx: Context | None = None) -> pd.DataFrame:
+    """One row per processor the cached runs of ``profile`` record: how many runs were
+    made on it, and how many times longer a run of the same kind took there than
+    elsewhere (:func:`processor_factor`). Wall times compare only within one processor."""
+    ctx = ctx or Context()
+    df = load_results(ctx.results_dir)
+    df = df[df.profile == profile] if len(df) else df
+    if not len(df) or "cpu" not in df:
+        return pd.DataFrame()
+    runs = df.groupby(df["cpu"].fillna("not recorded")).config_hash.nunique()
+    rows = []
+    for cpu, n in runs.sort_values(ascending=False).items():
+        factor = processor_factor(df, cpu) if cpu != "not recorded" else None
+        rows.append({"processor": cpu, "runs": int(n),
+                     "time vs the others": f"{factor[0]:.2f}x" if factor else "",
+                     "kinds of run compared": factor[1] if factor else ""})
+    return pd.DataFrame(rows).set_index("processor")

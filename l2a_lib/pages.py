@@ -1,0 +1,214 @@
+"""The book's pages and the experiment runs each one reads: plain data.
+
+``PAGES`` is the one list of (page, notebook, parameters, runs needed). The
+workflow (``workflow/Snakefile``) reads it to know which result files a page
+waits for; :func:`execute` runs a page's notebook with papermill into the book.
+
+    from l2a_lib import pages
+    pages.page("table3").configs("cpu")     # the 12 runs Table 3 reads
+    pages.configs("smoke")                  # every run of every page, once each
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import paths
+from .config import ExperimentConfig, make_config
+
+TABLE1_METHODS = ("teacher_ft", "student_ft", "bilstm_soft", "distilbert", "bert_pkd4", "bert_pkd6",
+                  "minilm", "tinybert", "eda", "cbert", "l2a")
+TABLE2_METHODS = ("teacher_ft", "student_ft", "l2a_wo_tgt", "l2a_wo_src", "l2a")
+TABLE3_METHODS = ("l2a", "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark")
+TASKS = ("tc", "pi", "nli", "reg")
+SEEDS = (0, 1, 2)
+PROFILE_SEEDS = {"smoke": (0,), "cpu": SEEDS, "paper": SEEDS}  # None in Needs = these
+DATA_SIZES = (10, 20, 40, 80, 320)               # target training examples per class (Figure 2)
+T_VALUES = (0.25, 0.5, 1.0, 2.0)                  # fill temperature T
+ALPHA_VALUES = (0.0754, 0.0799, 0.0829, 0.0914)   # edit rates of about 5%, 10%, 15%, 35%
+FIG2_METHODS = ("teacher_ft", "student_ft", "l2a")
+STUDY_VALUES = {"fig2_data_size": DATA_SIZES, "sensitivity_T": T_VALUES,
+                "sensitivity_alpha": ALPHA_VALUES}
+STUDY_METHODS = {"fig2_data_size": FIG2_METHODS, "sensitivity_T": ("l2a",),
+                 "sensitivity_alpha": ("l2a",)}
+
+
+class UnknownPage(ValueError):
+    """A page name that is not in ``PAGES``."""
+
+
+@dataclass(frozen=True)
+class Needs:
+    """A grid of experiment runs a notebook reads."""
+    methods: tuple[str, ...]
+    tasks: tuple[str, ...] = TASKS
+    seeds: tuple[int, ...] | None = None  # None: the profile's seeds (PROFILE_SEEDS)
+
+    def configs(self, profile: str) -> list[ExperimentConfig]:
+        return [make_config(t, m, s, profile=profile)
+                for t in self.tasks for m in self.methods for s in self.seeds or PROFILE_SEEDS[profile]]
+
+
+@dataclass(frozen=True)
+class StudyNeeds:
+    """The runs of a study (``experiment.STUDIES``) over its values."""
+    study: str
+    tasks: tuple[str, ...] = ("tc",)
+
+    def configs(self, profile: str) -> list[ExperimentConfig]:
+        from .experiment import study_configs
+        return [c for _, c in study_configs(self.study, STUDY_VALUES[self.study], self.tasks,
+                                            STUDY_METHODS[self.study], PROFILE_SEEDS[profile],
+                                            profile)]
+
+
+@dataclass(frozen=True)
+class Page:
+    name: str                      # the book page (book/<name>.ipynb)
+    notebook: str                  # the source (notebooks/<notebook>.ipynb)
+    params: dict = field(default_factory=dict)
+    needs: tuple = ()              # Needs / StudyNeeds
+    partial: bool = False          # the notebook renders with runs missing (and lists them)
+    title: str = ""                # the pending page's title while runs are missing
+    last: bool = False             # executed after every other page (it reports on them)
+
+    def configs(self, profile: str) -> list[ExperimentConfig]:
+        """Every run the page reads, each once, in the order of ``needs``."""
+        return list({c.hash(): c for n in self.needs for c in n.configs(profile)}.values())
+
+    @property
+    def seeded(self) -> bool:
+        """Whether the notebook takes a ``seeds`` parameter (it reads per-seed runs)."""
+        return any(isinstance(n, StudyNeeds) or n.seeds is None for n in self.needs)
+
+    def parameters(self, profile: str) -> dict:
+        """The papermill parameters of the page under ``profile``."""
+        params = {"profile": profile, **self.params}
+        if self.seeded:
+            params["seeds"] = list(PROFILE_SEEDS[profile])
+        return params
+
+
+def _study(name: str, title: str) -> Page:
+    return Page(name, "study", {"study": name, "values": list(STUDY_VALUES[name]),
+                                "methods": list(STUDY_METHODS[name])},
+                (StudyNeeds(name),), partial=True, title=title)
+
+
+PAGES: list[Page] = [
+    Page("data", "data"),
+    Page("reliability", "reliability"),
+    Page("performance", "performance"),
+    Page("mlm", "mlm", needs=(Needs(("mlm",), seeds=(0,)),)),
+    Page("table1", "table1", {"methods": list(TABLE1_METHODS)}, (Needs(TABLE1_METHODS),),
+         partial=True),
+    Page("table2", "table2", needs=(Needs(TABLE2_METHODS),), partial=True,
+         title="Table 2: cross-domain augmentation"),
+    Page("table3", "table3", needs=(Needs(TABLE3_METHODS, tasks=("tc",)),),
+         title="Table 3: the terms of L_KD"),
+    Page("l2a_training", "l2a_training", needs=(Needs(("l2a",)),), partial=True,
+         title="Training L2A: episodes and the augmentation gallery"),
+    Page("claims", "claims", needs=(Needs(TABLE1_METHODS + ("l2a_wo_src", "l2a_wo_tgt")),
+                                    Needs(TABLE3_METHODS[1:], tasks=("tc",)),
+                                    # the shapes of Figure 2 and the sensitivity study
+                                    *(StudyNeeds(s) for s in STUDY_VALUES)),
+         partial=True, title="The paper's claims, one by one"),
+    _study("fig2_data_size", "Figure 2: target training size"),
+    _study("sensitivity_T", "Sensitivity to the fill temperature T"),
+    _study("sensitivity_alpha", "Sensitivity to the edit-distance temperature alpha"),
+    Page("reproduce", "reproduce", last=True),  # reports the other pages' execution times
+]
+
+
+def page(name: str) -> Page:
+    """The page called ``name``; an unknown name is refused with the list of pages."""
+    for p in PAGES:
+        if p.name == name:
+            return p
+    raise UnknownPage(f"no page {name!r}; the pages are: {', '.join(p.name for p in PAGES)}")
+
+
+def configs(profile: str) -> list[ExperimentConfig]:
+    """Every run of every page under ``profile``, each once, in page order."""
+    return list({c.hash(): c for p in PAGES for c in p.configs(profile)}.values())
+
+
+# ------------------------------------------------------------------ execution
+def notebook_seconds_path(results_dir=None) -> Path:
+    return paths.results_dir(results_dir) / "notebook_seconds.json"
+
+
+def record_notebook_seconds(profile: str, name: str, seconds: float, results_dir=None) -> None:
+    """Keep the last measured execution time of each page (the reproduce page shows them)."""
+    from .experiment import atomic_write_text
+    path = notebook_seconds_path(results_dir)
+    table = json.loads(path.read_text()) if path.is_file() else {}
+    table.setdefault(profile, {})[name] = round(seconds, 1)
+    atomic_write_text(path, json.dumps(table, indent=1, sort_keys=True) + "\n")
+
+
+def pending_notebook(p: Page, missing: list[ExperimentConfig], total: int, profile: str):
+    """A placeholder page for a page whose runs are not all computed: what is missing
+    and the command that computes it (the book stays complete and navigable)."""
+    import nbformat
+    rows = "\n".join(f"| {c.table} | {c.task} | {c.method} | {c.seed} |" for c in missing[:40])
+    more = f"\n\n... and {len(missing) - 40} more." if len(missing) > 40 else ""
+    text = (f"# {p.title or p.name}\n\n"
+            f":::{{note}}\nThis page is waiting for **{len(missing)} of {total}** experiment runs "
+            f"of the {profile} profile, which are not in the result cache yet. Compute them "
+            f"(resumable) and execute the page with\n\n"
+            f"```\nsnakemake --cores 2 --config profile={profile} -- book/{p.name}.ipynb\n```\n:::\n\n"
+            f"| table | task | method | seed |\n|---|---|---|---|\n{rows}{more}\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(text)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def _relative(path: Path) -> str:
+    """``path`` relative to the working folder when inside it: papermill records both
+    paths in the executed notebook, and a committed page must not name this machine's
+    folders."""
+    try:
+        return os.path.relpath(Path(path).resolve(), Path.cwd().resolve()) \
+            if Path(path).resolve().is_relative_to(Path.cwd().resolve()) else str(path)
+    except ValueError:
+        return str(path)
+
+
+def execute(name: str, profile: str, out: Path, results_dir=None) -> str:
+    """Execute page ``name`` into ``out`` with papermill, through a temporary file
+    renamed when complete (a good page is only ever replaced by a complete one).
+    A page with none of its runs cached, or a page that cannot render with some
+    missing (not ``partial``), becomes a pending page that lists them. Returns
+    "executed" or "pending"."""
+    import nbformat
+    import papermill
+    from .experiment import Context, is_cached
+    p, out = page(name), Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    wanted = p.configs(profile)
+    ctx = Context(results_dir=results_dir)
+    missing = [c for c in wanted if not is_cached(c, ctx)]
+    if missing and (not p.partial or len(missing) == len(wanted)):
+        nbformat.write(pending_notebook(p, missing, len(wanted), profile), str(tmp))
+        os.replace(tmp, out)
+        return "pending"
+    source = paths.REPO_ROOT / "notebooks" / f"{p.notebook}.ipynb"
+    started = time.time()
+    try:
+        papermill.execute_notebook(_relative(source), _relative(tmp), parameters=p.parameters(profile),
+                                   kernel_name="python3", progress_bar=False, log_output=False)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    nb = nbformat.read(str(tmp), as_version=4)
+    nb.metadata["papermill"]["output_path"] = _relative(out)  # not the temporary file's name
+    nbformat.write(nb, str(tmp))
+    os.replace(tmp, out)
+    record_notebook_seconds(profile, name, time.time() - started, results_dir)
+    return "executed"

@@ -1,0 +1,225 @@
+"""The Snakemake workflow: the page list it reads, its dry runs (local and SLURM),
+and a kill -9 in the middle of a run."""
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from l2a_lib import pages
+from l2a_lib.config import make_config
+
+REPO = Path(__file__).resolve().parent.parent
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def _snakemake(*args, cwd=REPO, env=None, **kw):
+    return subprocess.run([SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, **kw)
+
+
+def _job_counts(stdout: str) -> dict[str, int]:
+    """The "Job stats" table of a dry run: rule -> number of jobs."""
+    lines = stdout[stdout.index("Job stats:"):].splitlines()[3:]
+    counts = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.fixture
+def env(tmp_path, data_dir):
+    return dict(os.environ, L2A_DATA_DIR=str(data_dir), L2A_CACHE_DIR=str(tmp_path / "cache"),
+                L2A_PROGRESS="0")
+
+
+# ------------------------------------------------------------------ the page list
+def test_every_page_has_its_notebook_and_a_unique_name():
+    names = [p.name for p in pages.PAGES]
+    assert len(names) == len(set(names))
+    for p in pages.PAGES:
+        assert (REPO / "notebooks" / f"{p.notebook}.ipynb").is_file(), p.notebook
+    assert [p.name for p in pages.PAGES if p.last] == ["reproduce"]
+
+
+def test_a_page_lists_its_runs_once_each_with_the_profile_seeds():
+    table3 = pages.page("table3")
+    assert len(table3.configs("cpu")) == 12  # 4 variants x 3 seeds on tc
+    assert len(table3.configs("smoke")) == 4   # the smoke profile has one seed
+    assert table3.parameters("smoke") == {"profile": "smoke", "seeds": [0]}
+    claims = pages.page("claims").configs("cpu")
+    assert len({c.hash() for c in claims}) == len(claims)
+    # Figure 2's default size reuses Table 1's runs rather than computing them again
+    fig2 = {c.hash() for c in pages.page("fig2_data_size").configs("cpu")}
+    assert make_config("tc", "l2a", 0).hash() in fig2
+
+
+def test_an_unknown_page_is_refused_with_the_list_of_pages():
+    with pytest.raises(pages.UnknownPage, match=r"no page 'tabel1'; the pages are: data, "):
+        pages.page("tabel1")
+
+
+def test_an_unknown_run_hash_is_one_clear_error_line(env):
+    out = subprocess.run([sys.executable, "-m", "l2a_lib", "run", "--profile", "smoke", "--hash",
+                          "0123456789abcdef"], cwd=REPO, capture_output=True, text=True, env=env)
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith("error: no run 0123456789abcdef among the pages")
+
+
+# ------------------------------------------------------------------ resources
+def _record(path: Path, config, wall: float, rss: float | None = None, teacher: float = 0.0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "config": config.to_dict(), "config_hash": config.hash(), "rows": [],
+        "wall_seconds": wall, "environment": {"max_rss_mb": rss},
+        "teacher": {"seconds": teacher, "trained_here": teacher > 0}}))
+
+
+def test_job_resources_come_from_the_recorded_run_times(tmp_path):
+    from l2a_lib.workflow import FALLBACK_MEM_MB, RUNTIME_FLOOR_MIN, RUNTIME_MARGIN, Plan
+    runs = tmp_path / "results" / "runs"
+    a, b = make_config("tc", "eda", 0), make_config("tc", "eda", 1)
+    _record(runs / "a.json", a, 600.0, rss=2000.0)
+    _record(runs / "b.json", b, 1500.0, teacher=900.0)  # 600 s of its own, 900 s its teacher's
+    _record(runs / "c.json", make_config("pi", "l2a", 0), 3000.0)
+    plan = Plan("cpu", tmp_path / "results", tmp_path / "cache")
+    todo = make_config("tc", "eda", 2).hash()
+    assert plan.runtime(todo) == math.ceil(RUNTIME_MARGIN * 600 / 60) + RUNTIME_FLOOR_MIN
+    assert plan.mem_mb(todo) == 3000  # 1.5 x the largest recorded peak
+    # no L2A run on tc: the longest L2A run on another task
+    assert plan.runtime(make_config("tc", "l2a", 1).hash()) == 75 + RUNTIME_FLOOR_MIN
+    assert plan.mem_mb(make_config("tc", "l2a", 1).hash()) == FALLBACK_MEM_MB["cpu"]
+    # the teacher's fine-tuning recorded by run b times the teacher job of tc at 40/class
+    from l2a_lib.experiment import teacher_key
+    assert plan.teacher_runtime(teacher_key(a)) == math.ceil(1.5 * 900 / 60) + RUNTIME_FLOOR_MIN
+
+
+def test_a_cached_run_waits_for_no_teacher_and_a_missing_one_for_its_own(tmp_path):
+    from l2a_lib.experiment import teacher_key
+    from l2a_lib.workflow import Plan
+    plan = Plan("smoke", tmp_path / "results", tmp_path / "cache")
+    l2a = make_config("tc", "l2a", 0, profile="smoke")
+    needs = plan.run_inputs(l2a.hash())
+    assert needs["teacher"].endswith(f"teachers/{teacher_key(l2a)}.json")
+    assert needs["mlm"].endswith("manifest.json")
+    assert plan.run_inputs(make_config("tc", "student_ft", 0, profile="smoke").hash()) == {}
+    _record(plan.result(l2a.hash()), l2a, 1.0)
+    assert plan.run_inputs(l2a.hash()) == {}
+    # every run of one task, seed and size distils one teacher
+    keys = {teacher_key(c) for c in pages.page("table3").configs("smoke")}
+    assert keys == {teacher_key(l2a)}
+
+
+# ------------------------------------------------------------------ dry runs
+def test_the_dry_run_on_the_committed_cache_lists_no_run(env):
+    started = time.time()
+    out = _snakemake("-n", "--cores", "2", env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    counts = _job_counts(out.stdout)
+    assert "run" not in counts and "teacher" not in counts and "mlm" not in counts, counts
+    print(f"snakemake -n on the committed cache: {time.time() - started:.1f}s, jobs {counts}")
+
+
+def test_a_slurm_dry_run_lists_the_jobs_with_resources_from_the_cache(tmp_path, env):
+    """With one committed run taken away, the SLURM profile's dry run lists that run and
+    the teacher it needs (a new machine has none), each with its threads, memory and
+    wall time; no cluster is needed for a dry run."""
+    work = tmp_path / "work"
+    (work / "results" / "runs").mkdir(parents=True)
+    gone = make_config("tc", "l2a", 0)
+    for p in (REPO / "results" / "runs").glob("*.json"):
+        if p.stem != gone.hash():
+            shutil.copy(p, work / "results" / "runs")
+    (work / "results" / "mlm").symlink_to(REPO / "results" / "mlm")
+    out = _snakemake("-n", "--cores", "8", "--workflow-profile",
+                     str(REPO / "workflow" / "profiles" / "slurm"), "--directory", str(work),
+                     "--", "book/table3.ipynb", env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert _job_counts(out.stdout) == {"teacher": 1, "run": 1, "page": 1, "total": 3}
+    from l2a_lib.workflow import Plan
+    plan = Plan("cpu", work / "results", tmp_path / "cache")
+    blocks = out.stdout.split("\nrule ")
+    run = next(b for b in blocks if b.startswith("run:"))
+    assert f"wildcards: hash={gone.hash()}" in run and "threads: 2" in run
+    assert f"runtime={plan.runtime(gone.hash())}," in run + ","
+    assert f"mem_mb={plan.mem_mb(gone.hash())}," in run
+    # the longest recorded L2A run on tc, its teacher aside, sets the wall time
+    assert plan.runtime(gone.hash()) > 60
+    teacher = next(b for b in blocks if b.startswith("teacher:"))
+    assert "runtime=" in teacher and "mem_mb=" in teacher and "threads: 2" in teacher
+
+
+# ------------------------------------------------------------------ kill -9
+def _finished_runs(log: str) -> set[str]:
+    """The runs whose job Snakemake reported finished, from its output: each job's
+    block ("rule run:" ...) names its jobid and hash; "Finished jobid: N" follows when
+    the job is done."""
+    hashes = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", log):
+        jobid = re.search(r"jobid: (\d+)", block)
+        run = re.search(r"wildcards: hash=([0-9a-f]{16})", block)
+        if re.match(r"(?:local)?rule run:", block) and jobid and run:
+            hashes[jobid.group(1)] = run.group(1)
+    return {hashes[j] for j in re.findall(r"Finished jobid: (\d+) \(Rule: run\)", log)
+            if j in hashes}
+
+
+def test_kill_minus_nine_in_the_middle_of_a_run_then_resume(tmp_path, env):
+    """Kill the workflow (snakemake and its jobs) while a run computes. Every run that
+    Snakemake had reported finished keeps its file (same bytes, same mtime); the
+    interrupted one is computed again; no half-written result ever exists. (A result
+    written in the last instant before the kill, before Snakemake marked its job
+    finished, counts as interrupted: Snakemake may compute it again.)"""
+    work = tmp_path / "work"
+    work.mkdir()
+    cmd = [SNAKEMAKE, "--cores", "2", "--directory", str(work), "--config", "profile=smoke",
+           "--", "book/table3.ipynb"]
+    out = tmp_path / "snakemake.out"
+    with open(out, "w") as fh:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    runs, logs = work / "results" / "runs", work / "logs" / "runs"
+
+    def running():  # runs whose job has started (its log exists) and has no result yet
+        return [p.stem for p in logs.glob("*.log") if not (runs / f"{p.stem}.json").exists()] \
+            if logs.is_dir() else []
+    deadline = time.time() + 600
+    while time.time() < deadline and not (_finished_runs(out.read_text()) and running()):
+        assert proc.poll() is None, "the workflow ended before it could be killed"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # snakemake and the run it is in the middle of
+    proc.wait()
+    done = _finished_runs(out.read_text())
+    interrupted = [h for h in running() if h not in done]
+    finished = {runs / f"{h}.json": ((runs / f"{h}.json").read_bytes(),
+                                     (runs / f"{h}.json").stat().st_mtime_ns) for h in done}
+    assert finished and interrupted, (finished, interrupted)
+    assert not list(runs.glob(".*")), "a temporary result file was left"
+    assert not (work / "book" / "table3.ipynb").exists()
+
+    # Snakemake's lock outlives a killed process: --unlock, as its message says
+    unlock = subprocess.run(cmd[:1] + ["--unlock"] + cmd[1:], cwd=REPO, env=env,
+                            capture_output=True, text=True)
+    assert unlock.returncode == 0, unlock.stderr[-2000:]
+    again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    for p, (content, mtime) in finished.items():  # read, never recomputed nor touched
+        assert p.read_bytes() == content and p.stat().st_mtime_ns == mtime, p.name
+    recomputed = _finished_runs(again.stdout + again.stderr)
+    assert set(interrupted) <= recomputed and not recomputed & done
+    assert len(list(runs.glob("*.json"))) == 4
+    assert (work / "book" / "table3.ipynb").is_file()
+    assert not list(runs.glob(".*")) and not list((work / "book").glob(".*tmp"))
+    for h in interrupted:  # the interrupted run was computed again, to the end
+        record = json.loads((runs / f"{h}.json").read_text())
+        assert record["config_hash"] == h and record["rows"]
