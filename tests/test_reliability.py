@@ -130,8 +130,8 @@ def test_determinism_audit_reports_identical_runs(env):
 
 
 def test_killed_run_restarted_equals_uninterrupted_run(env, tmp_path_factory):
-    config = json.dumps(make_config("tc", "l2a", seed=1, profile="smoke").to_dict())
-    cmd = [sys.executable, "-m", "l2a_lib", "--results-dir", str(env / "results"), "run-config", config]
+    run = ["run", "--profile", "smoke", "--task", "tc", "--method", "l2a", "--seeds", "1"]
+    cmd = [sys.executable, "-m", "l2a_lib", "--results-dir", str(env / "results"), *run]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     time.sleep(12)  # past start-up, inside teacher / masked-LM / distillation training
@@ -145,7 +145,7 @@ def test_killed_run_restarted_equals_uninterrupted_run(env, tmp_path_factory):
     restarted = json.loads(next(runs.glob("*.json")).read_text())
     clean = tmp_path_factory.mktemp("clean")
     env2 = dict(os.environ, L2A_CACHE_DIR=str(clean / "cache"))
-    cmd2 = [sys.executable, "-m", "l2a_lib", "--results-dir", str(clean / "results"), "run-config", config]
+    cmd2 = [sys.executable, "-m", "l2a_lib", "--results-dir", str(clean / "results"), *run]
     out = subprocess.run(cmd2, cwd=REPO, capture_output=True, text=True, env=env2)
     assert out.returncode == 0, out.stdout + out.stderr
     uninterrupted = json.loads(next((clean / "results" / "runs").glob("*.json")).read_text())
