@@ -16,8 +16,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
+import papermill
+
 from . import paths
 from .config import ExperimentConfig, make_config
+from .experiment import Context, atomic_write_text, is_cached, study_configs
 
 TABLE1_METHODS = ("teacher_ft", "student_ft", "bilstm_soft", "distilbert", "bert_pkd4", "bert_pkd6",
                   "minilm", "tinybert", "eda", "cbert", "l2a")
@@ -59,7 +63,6 @@ class StudyNeeds:
     tasks: tuple[str, ...] = ("tc",)
 
     def configs(self, profile: str) -> list[ExperimentConfig]:
-        from .experiment import study_configs
         return [c for _, c in study_configs(self.study, STUDY_VALUES[self.study], self.tasks,
                                             STUDY_METHODS[self.study], PROFILE_SEEDS[profile],
                                             profile)]
@@ -143,7 +146,6 @@ def notebook_seconds_path(results_dir=None) -> Path:
 
 def record_notebook_seconds(profile: str, name: str, seconds: float, results_dir=None) -> None:
     """Keep the last measured execution time of each page (the reproduce page shows them)."""
-    from .experiment import atomic_write_text
     path = notebook_seconds_path(results_dir)
     table = json.loads(path.read_text()) if path.is_file() else {}
     table.setdefault(profile, {})[name] = round(seconds, 1)
@@ -153,7 +155,6 @@ def record_notebook_seconds(profile: str, name: str, seconds: float, results_dir
 def pending_notebook(p: Page, missing: list[ExperimentConfig], total: int, profile: str):
     """A placeholder page for a page whose runs are not all computed: what is missing
     and the command that computes it (the book stays complete and navigable)."""
-    import nbformat
     rows = "\n".join(f"| {c.table} | {c.task} | {c.method} | {c.seed} |" for c in missing[:40])
     more = f"\n\n... and {len(missing) - 40} more." if len(missing) > 40 else ""
     text = (f"# {p.title or p.name}\n\n"
@@ -172,11 +173,8 @@ def _relative(path: Path) -> str:
     """``path`` relative to the working folder when inside it: papermill records both
     paths in the executed notebook, and a committed page must not name this machine's
     folders."""
-    try:
-        return os.path.relpath(Path(path).resolve(), Path.cwd().resolve()) \
-            if Path(path).resolve().is_relative_to(Path.cwd().resolve()) else str(path)
-    except ValueError:
-        return str(path)
+    p, here = Path(path).resolve(), Path.cwd().resolve()
+    return str(p.relative_to(here)) if p.is_relative_to(here) else str(p)
 
 
 def execute(name: str, profile: str, out: Path, results_dir=None) -> str:
@@ -185,9 +183,6 @@ def execute(name: str, profile: str, out: Path, results_dir=None) -> str:
     A page with none of its runs cached, or a page that cannot render with some
     missing (not ``partial``), becomes a pending page that lists them. Returns
     "executed" or "pending"."""
-    import nbformat
-    import papermill
-    from .experiment import Context, is_cached
     p, out = page(name), Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

@@ -13,8 +13,10 @@ import math
 from functools import cached_property
 from pathlib import Path
 
-from . import mlm, paths, pages
-from .config import ExperimentConfig
+from . import mlm, pages, paths
+from .config import ExperimentConfig, make_config
+from .experiment import Context, is_cached, load_record, teacher_key
+from .methods import mlm_config
 
 # torch threads of one job: the cpu profile's runs were computed with two threads
 THREADS = {"smoke": 1, "cpu": 2, "paper": 4}
@@ -41,7 +43,6 @@ def teacher_run(c: ExperimentConfig) -> ExperimentConfig:
 
 def mlm_key(c: ExperimentConfig) -> str | None:
     """The key of the augmentation masked LM run ``c`` reads, or None."""
-    from .methods import mlm_config
     return mlm_config(c).key() if c.mlm_steps is not None else None
 
 
@@ -82,7 +83,6 @@ class Plan:
         self.runs: dict[str, ExperimentConfig] = {c.hash(): c for c in pages.configs(profile)}
         self.teachers: dict[str, ExperimentConfig] = {}
         self.mlms: dict[str, ExperimentConfig] = {}
-        from .experiment import teacher_key
         for h, c in self.runs.items():
             if needs_teacher(c):
                 self.teachers.setdefault(teacher_key(c), teacher_run(c))
@@ -109,7 +109,6 @@ class Plan:
         c = self.run(h)
         out = {}
         if needs_teacher(c):
-            from .experiment import teacher_key
             out["teacher"] = str(self.teacher_file(teacher_key(c)))
         if mlm_key(c):
             out["mlm"] = str(self.mlm_file(mlm_key(c)))
@@ -123,7 +122,7 @@ class Plan:
     def run(self, h: str) -> ExperimentConfig:
         if h not in self.runs:
             raise UnknownJob(f"no run {h} among the pages of the {self.profile} profile "
-                           f"({len(self.runs)} runs)")
+                             f"({len(self.runs)} runs)")
         return self.runs[h]
 
     def teacher(self, key: str) -> ExperimentConfig:
@@ -199,8 +198,6 @@ class Plan:
 
     def mlm_runtime(self, key: str) -> int:
         """Minutes to ask for training the masked LM: its recorded training time."""
-        from .experiment import Context, is_cached, load_record
-        from .config import make_config
         c = make_config("tc", "mlm", 0, profile=self.profile)
         seconds = []
         if is_cached(c, Context(results_dir=self.results)):

@@ -69,6 +69,15 @@ def test_an_unknown_page_is_refused_with_the_list_of_pages():
         pages.page("tabel1")
 
 
+def test_a_page_whose_runs_are_missing_becomes_a_page_that_lists_them(tmp_path):
+    import nbformat
+    out = tmp_path / "book" / "table3.ipynb"
+    assert pages.execute("table3", "smoke", out, results_dir=tmp_path / "results") == "pending"
+    text = nbformat.read(str(out), as_version=4).cells[0].source
+    assert "**4 of 4**" in text and "-- book/table3.ipynb" in text and "profile=smoke" in text
+    assert not list(out.parent.glob(".*"))  # written through a temporary file, renamed
+
+
 def test_an_unknown_run_hash_is_one_clear_error_line(env):
     out = subprocess.run([sys.executable, "-m", "l2a_lib", "run", "--profile", "smoke", "--hash",
                           "0123456789abcdef"], cwd=REPO, capture_output=True, text=True, env=env)
