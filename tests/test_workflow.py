@@ -26,7 +26,11 @@ def _snakemake(*args, cwd=REPO, env=None, **kw):
 
 
 def _job_counts(stdout: str) -> dict[str, int]:
-    """The "Job stats" table of a dry run: rule -> number of jobs."""
+    """The "Job stats" table of a dry run: rule -> number of jobs ({} when everything
+    is up to date)."""
+    if "Job stats:" not in stdout:
+        assert "Nothing to be done" in stdout, stdout[-2000:]
+        return {}
     lines = stdout[stdout.index("Job stats:"):].splitlines()[3:]
     counts = {}
     for line in lines:
