@@ -25,6 +25,7 @@ THREADS = {"smoke": 1, "cpu": 2, "paper": 4}
 FALLBACK_MEM_MB = {"smoke": 3000, "cpu": 8000, "paper": 16000}
 RUNTIME_MARGIN = 1.5      # a job may take this many times the longest recorded run of its kind
 RUNTIME_FLOOR_MIN = 10    # ... and at least this many minutes more (start-up, a slower node)
+UNRECORDED_SECONDS = 3600  # a job whose profile has no recorded run at all (a new scratch folder)
 
 
 class UnknownJob(ValueError):
@@ -164,7 +165,7 @@ class Plan:
         return []
 
     def _minutes(self, seconds: list[float]) -> int:
-        longest = max(seconds) if seconds else 3600.0
+        longest = max(seconds) if seconds else UNRECORDED_SECONDS
         return int(math.ceil(RUNTIME_MARGIN * longest / 60)) + RUNTIME_FLOOR_MIN
 
     def _mem(self, rows: list[Recorded]) -> int:
