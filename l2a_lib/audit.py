@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import paths
 from .config import ExperimentConfig
 from .experiment import Context, read_record, run
 
@@ -50,6 +51,11 @@ def audit(ctx: Context, profile: str = "smoke", n: int = 3, methods=None, tasks=
         config = ExperimentConfig.from_dict(rec["config"])
         with tempfile.TemporaryDirectory() as tmp:
             cache = Path(tmp) / "cache" if fresh_cache else ctx.cache_dir
+            published = paths.results_dir(ctx.results_dir) / "mlm"
+            if not fresh_cache and published.is_dir():
+                # the masked LM the cached runs used, published with them: read, not retrained
+                (Path(tmp) / "results").mkdir()
+                (Path(tmp) / "results" / "mlm").symlink_to(published.resolve())
             fresh = run(config, data_dir=ctx.data_dir, results_dir=Path(tmp) / "results",
                         cache_dir=cache)
         diff = compare(rec, fresh)
