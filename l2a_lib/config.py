@@ -21,6 +21,9 @@ METHODS = ("teacher_ft", "student_ft", "eda", "cbert", "tinybert", "bilstm_soft"
            "bert_pkd4", "bert_pkd6", "minilm", "mlm", "l2a", "l2a_wo_src", "l2a_wo_tgt",
            "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark")
 L2A_METHODS = ("l2a", "l2a_wo_src", "l2a_wo_tgt", "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark")
+# Table 1's methods in its row order (the pages, the claims and the reports read this list)
+TABLE1_METHODS = ("teacher_ft", "student_ft", "bilstm_soft", "distilbert", "bert_pkd4", "bert_pkd6",
+                  "minilm", "tinybert", "eda", "cbert", "l2a")
 AUGMENTERS = ("eda", "bilstm_soft", "tinybert", "cbert")
 TABLES = ("table1", "table2", "table3", "fig2_data_size", "sensitivity_T", "sensitivity_alpha",
           "mlm")

@@ -7,6 +7,7 @@ import json
 import pandas as pd
 
 from . import pages
+from .config import TABLE1_METHODS, TASKS
 from .experiment import Context, load_results
 
 
@@ -68,9 +69,9 @@ def method_seconds(profile: str = "cpu", table: str = "table1",
         threads = "/".join(str(int(t)) for t in sorted(g["threads"].dropna().unique()))
         return f"{g['minutes'].median():.1f} ({threads or '?'} thr, n={len(g)})"
     out = runs.groupby(["method", "task"]).apply(cell, include_groups=False).unstack("task")
-    order = [m for m in pages.TABLE1_METHODS if m in out.index] + [
-        m for m in out.index if m not in pages.TABLE1_METHODS]
-    return out.reindex(index=order, columns=[t for t in pages.TASKS if t in out.columns]).fillna("")
+    order = [m for m in TABLE1_METHODS if m in out.index] + [
+        m for m in out.index if m not in TABLE1_METHODS]
+    return out.reindex(index=order, columns=[t for t in TASKS if t in out.columns]).fillna("")
 
 
 def processor_factor(df: pd.DataFrame, cpu: str | None) -> tuple[float, int] | None:

@@ -20,14 +20,11 @@ import nbformat
 import papermill
 
 from . import paths
-from .config import ExperimentConfig, make_config
+from .config import TABLE1_METHODS, TASKS, ExperimentConfig, make_config
 from .experiment import Context, atomic_write_text, is_cached, study_configs
 
-TABLE1_METHODS = ("teacher_ft", "student_ft", "bilstm_soft", "distilbert", "bert_pkd4", "bert_pkd6",
-                  "minilm", "tinybert", "eda", "cbert", "l2a")
 TABLE2_METHODS = ("teacher_ft", "student_ft", "l2a_wo_tgt", "l2a_wo_src", "l2a")
 TABLE3_METHODS = ("l2a", "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark")
-TASKS = ("tc", "pi", "nli", "reg")
 SEEDS = (0, 1, 2)
 PROFILE_SEEDS = {"smoke": (0,), "cpu": SEEDS, "paper": SEEDS}  # None in Needs = these
 DATA_SIZES = (10, 20, 40, 80, 320)               # target training examples per class (Figure 2)

@@ -10,8 +10,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from .config import TASKS
-from .pages import TABLE1_METHODS
+from .config import TABLE1_METHODS, TASKS
 
 METRICS = {"tc": ("acc", "f1"), "pi": ("acc", "f1"), "nli": ("acc", "f1"),
            "reg": ("pearson", "spearman")}
@@ -612,7 +611,7 @@ def ablation_tests(records: dict, labels: dict, kinds: dict, variants, reference
     return pd.DataFrame(rows, columns=columns)  # the same columns when no variant has a run yet
 
 
-# Table 1's methods but the teacher and L2A (the list is written once, in pages.py)
+# Table 1's methods but the teacher and L2A (the list is written once, in config.py)
 BASELINES = [m for m in TABLE1_METHODS if m not in ("teacher_ft", "l2a")]
 
 

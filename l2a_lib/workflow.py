@@ -65,8 +65,8 @@ def _recorded(record: dict) -> Recorded:
     fine_tune = (record.get("extra") or {}).get("fine_tune") or {}
     wall = float(record.get("wall_seconds") or 0.0)
     if cfg["method"] == "teacher_ft":  # its fine-tuning is the teacher's
-        tuned = float(fine_tune.get("seconds", wall)) if isinstance(fine_tune, dict) else wall
-        own, tuned = max(wall - tuned, 0.0), tuned
+        tuned = float(fine_tune.get("seconds", wall))
+        own = max(wall - tuned, 0.0)
     else:
         tuned = float(teacher.get("seconds") or 0.0)
         own = wall - tuned
