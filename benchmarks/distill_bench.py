@@ -21,12 +21,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from l2a_lib.l2a import kd
 from l2a_lib import losses, models
-from l2a_lib.config import make_config
-from l2a_lib.experiment import Context, get_teacher, prepare
-from l2a_lib.methods import _projection, augmented_pool, last_layer_kd, last_layer_needs
-from l2a_lib.teacher_cache import TeacherCache
-from l2a_lib.train import autocast, collate, encode, task_loss
+from l2a_lib.profiles import make_config
+from l2a_lib.runs import Context, prepare
+from l2a_lib.teacher import get_teacher
+from l2a_lib.methods import augmented_pool, last_layer_needs
+from l2a_lib.l2a.kd import projection as _projection, last_layer_kd
+from l2a_lib.teacher import TeacherCache
+from l2a_lib.train import autocast, task_loss
+from l2a_lib.encoding import collate, encode
 
 OUT = Path(__file__).resolve().parent / "results.json"
 
@@ -66,7 +70,7 @@ def measure(task: str = "tc", epochs: int = 3) -> dict:
 
     kd_student = models.build_student(config.model, spec.num_labels)
     W = _projection(kd_student, teacher, 0)
-    terms = losses.KDTerms()
+    terms = kd.KDTerms()
 
     def kd(b, idx):
         s = kd_student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)

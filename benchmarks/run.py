@@ -62,7 +62,8 @@ def _rt_sentences(n: int) -> list[str]:
 
 def _masked_lm():
     from l2a_lib import mlm, models, paths
-    from l2a_lib.config import ModelConfig, make_config
+    from l2a_lib.config import ModelConfig
+    from l2a_lib.profiles import make_config
     tok = models.load_tokenizer(ModelConfig())
     cfg = mlm.MLMConfig(steps=make_config("tc", "l2a").mlm_steps)
     model, info = mlm.train(cfg, tok, published=paths.results_dir() / "mlm")  # the committed one
@@ -86,15 +87,15 @@ def nlpaug_compat() -> None:
 def bench_augment(n: int, n_nlpaug: int) -> dict:
     import nlpaug.augmenter.word as naw
 
-    from l2a_lib import mlm
-    from l2a_lib.augment import l2a
+    from l2a_lib import mlm, mlm_export
     from l2a_lib.config import L2AConfig
+    from l2a_lib.l2a import static
     texts = _rt_sentences(n)
     model, tok, _ = _masked_lm()
     alpha = L2AConfig().alpha
     out = {"augment_sentences": len(texts)}
     for bf16 in (True, False):
-        ps = l2a.StaticDistribution(mlm.MaskedLMProvider(model, tok, bf16=bf16), alpha=alpha)
+        ps = static.StaticDistribution(mlm.MaskedLMProvider(model, tok, bf16=bf16), alpha=alpha)
         ps.sample(texts[:32], 1, np.random.default_rng(0), torch.Generator().manual_seed(0))  # warm-up
         t0 = time.perf_counter()
         samples = ps.sample(texts, 1, np.random.default_rng(0), torch.Generator().manual_seed(0))
@@ -106,7 +107,7 @@ def bench_augment(n: int, n_nlpaug: int) -> dict:
         print(f"  P_s ({key}): {len(texts)} sentences in {sec:.1f}s", flush=True)
     nlpaug_compat()
     with tempfile.TemporaryDirectory() as tmp:
-        mlm.export_fill_mask(model, tmp)
+        mlm_export.export_fill_mask(model, tmp)
         aug = naw.ContextualWordEmbsAug(model_path=tmp, model_type="bert", action="substitute",
                                         aug_p=0.15, device="cpu", batch_size=32)
         sub = texts[:n_nlpaug]
@@ -127,9 +128,10 @@ def bench_augment(n: int, n_nlpaug: int) -> dict:
 
 # ------------------------------------------------------------ precision / peak
 def _teacher_and_batches(n_sent: int = 256, batch: int = 32):
-    from l2a_lib.config import make_config
-    from l2a_lib.experiment import Context, get_teacher, prepare
-    from l2a_lib.train import collate, encode
+    from l2a_lib.profiles import make_config
+    from l2a_lib.runs import Context, prepare
+    from l2a_lib.teacher import get_teacher
+    from l2a_lib.encoding import collate, encode
     config = make_config("tc", "teacher_ft", seed=0)
     ctx = Context()
     prep = prepare(config, ctx)
@@ -231,7 +233,7 @@ def bench_peak() -> dict:
 
 def bench_processor() -> dict:
     """bf16 against fp32 on this processor (its model name keys the figures)."""
-    from l2a_lib.experiment import cpu_name
+    from l2a_lib.machine import cpu_name
     _, _, t16, t32, peak32, peak16 = _inference_and_peaks(n_sent=128)
     return {"processor": cpu_name(), "threads": torch.get_num_threads(),
             "matmul_peak_gflops_fp32": round(peak32, 1), "matmul_peak_gflops_bf16": round(peak16, 1),
@@ -261,6 +263,7 @@ def bench_end_to_end() -> dict:
 # ------------------------------------------------------------------ jobs
 _PROBE = """
 import json, sys, time, torch
+from l2a_lib import mlm_export
 from l2a_lib import models
 from l2a_lib.config import ModelConfig
 torch.manual_seed(0)
@@ -322,7 +325,7 @@ def main() -> int:
     # runs fall back to fp32 (l2a_lib.train.bf16_in_use), unless the caller says otherwise
     os.environ.setdefault("L2A_BF16", "on")
     torch.set_num_threads(int(os.environ.get("L2A_THREADS", "2")))
-    from l2a_lib.experiment import cpu_name
+    from l2a_lib.machine import cpu_name
     results = json.loads(OUT.read_text()) if OUT.is_file() else {}
     for name in args.only:
         print(f"== {name}", flush=True)

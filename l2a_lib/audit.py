@@ -24,7 +24,10 @@ from . import paths
 from .config import ExperimentConfig
 import torch
 
-from .experiment import Context, cpu_name, read_record, run
+from .experiment import run
+from .machine import cpu_name
+from .records import read_record
+from .runs import Context
 
 
 def pick(ctx: Context, profile: str, n: int, methods=None, tasks=None, hashes=None,

@@ -2,7 +2,7 @@
 at its last finished episode instead of starting again. Epoch checkpoints
 (:class:`EpochCheckpoint`) do the same for a fine-tuning, after its last epoch.
 
-A run of Algorithm 1 is a loop of episodes. After each one, ``distill.run_l2a``
+A run of Algorithm 1 is a loop of episodes. After each one, ``l2a.algorithm.run_l2a``
 saves everything the next episodes read:
 
 - the student, the projection W, their optimizer and learning-rate schedule;
@@ -35,20 +35,15 @@ different run.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import warnings
 from pathlib import Path
 
 import torch
 
+from .paths import atomic_torch_save, atomic_write_text
+
 STATE, PROGRESS = "state.pt", "progress.json"
-
-
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class _Checkpoint:
@@ -86,11 +81,10 @@ class EpisodeCheckpoint(_Checkpoint):
         """Save the state after episode ``shard`` and the teacher outputs added since
         the previous save (the shard first, so that a saved state never counts a
         shard that is not on disk)."""
-        from .experiment import atomic_write_text
         self.folder.mkdir(parents=True, exist_ok=True)
-        _atomic_save({"keys": [k for k, _ in teacher_entries],
+        atomic_torch_save({"keys": [k for k, _ in teacher_entries],
                       "items": [v for _, v in teacher_entries]}, self.folder / f"teacher-{shard}.pt")
-        _atomic_save({**state, "run_id": self.run_id, "shards": shard + 1}, self.folder / STATE)
+        atomic_torch_save({**state, "run_id": self.run_id, "shards": shard + 1}, self.folder / STATE)
         progress = {"episode": state["episode"], "episodes": state["episodes"],
                     "seconds": round(state["seconds"], 1)}
         if "loop_seconds" in state:  # the episodes' own time (no teacher, no setup)
@@ -157,12 +151,11 @@ class EpochCheckpoint(_Checkpoint):
     def save(self, state: dict, best_state: dict | None, new_best: bool) -> None:
         """Save the state after epoch ``state["epoch"]``; ``best_state`` is written too
         when ``new_best`` (it changed in this epoch)."""
-        from .experiment import atomic_write_text
         self.folder.mkdir(parents=True, exist_ok=True)
         best_epoch = state["best_epoch"]
         if new_best and best_state is not None:
-            _atomic_save(best_state, self.folder / f"best-{best_epoch}.pt")
-        _atomic_save({**state, "run_id": self.run_id}, self.folder / STATE)
+            atomic_torch_save(best_state, self.folder / f"best-{best_epoch}.pt")
+        atomic_torch_save({**state, "run_id": self.run_id}, self.folder / STATE)
         for old in self.folder.glob("best-*.pt"):  # superseded best states
             if old.name != f"best-{best_epoch}.pt":
                 old.unlink(missing_ok=True)

@@ -16,13 +16,14 @@ computes it.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 
+from .errors import USER_ERRORS
+
 
 def _cmd_results(args) -> int:
-    from .experiment import load_results
+    from .records import load_results
     df = load_results(args.results_dir)
     if args.csv:
         df.to_csv(sys.stdout, index=False)
@@ -34,8 +35,10 @@ def _cmd_results(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from .config import make_config
-    from .experiment import is_cached, run, Context
+    from .profiles import make_config
+    from .experiment import run
+    from .records import is_cached
+    from .runs import Context
     if args.hash:
         from .workflow import Plan
         plan = Plan(args.profile, args.results_dir)
@@ -58,7 +61,8 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_teacher(args) -> int:
-    from .experiment import Context, get_teacher, prepare
+    from .runs import Context, prepare
+    from .teacher import get_teacher
     from .workflow import Plan
     config = Plan(args.profile, args.results_dir).teacher(args.key)
     ctx = Context(args.data_dir, args.results_dir)
@@ -71,12 +75,11 @@ def _cmd_teacher(args) -> int:
 
 
 def _cmd_mlm(args) -> int:
-    from . import models
-    from .experiment import Context
-    from .methods import masked_lm
+    from . import mlm, models
+    from .runs import Context
     from .workflow import Plan
     config = Plan(args.profile, args.results_dir).mlm_run(args.key)
-    _, info, cfg = masked_lm(config, Context(args.data_dir, args.results_dir),
+    _, info, cfg = mlm.for_run(config, Context(args.data_dir, args.results_dir),
                              models.load_tokenizer(config.model))
     print(f"masked LM {cfg.key()}: {cfg.steps} steps, trained in {info.get('seconds', 0):.0f}s",
           flush=True)
@@ -98,8 +101,8 @@ def _cmd_weights(args) -> int:
 
 
 def _cmd_data(args) -> int:
-    from .data import summary
-    print(summary(args.data_dir).to_string(index=False))
+    from .report import data_summary
+    print(data_summary(args.data_dir).to_string(index=False))
     return 0
 
 
@@ -161,14 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except Exception as exc:  # noqa: BLE001 - turn library errors into one clear line
-        from .config import ConfigError
-        from .data import DataError
-        from .models import WeightsError
-        from .pages import UnknownPage
-        from .paths import DataDirError
-        from .workflow import UnknownJob
-        if isinstance(exc, (ConfigError, DataError, WeightsError, DataDirError, UnknownPage,
-                            UnknownJob)):
+        if isinstance(exc, USER_ERRORS):
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import ConfigError
+
 # Bump when a change to the code changes results: every cache key includes it.
 CODE_VERSION = "2"
 
@@ -43,11 +45,7 @@ def without_none(d):
     return d
 
 
-class ConfigError(ValueError):
-    """A configuration value is out of range, of the wrong type, or unknown."""
-
-
-def _choice(name: str, value: Any, allowed: tuple) -> None:
+def choose(name: str, value: Any, allowed: tuple) -> None:
     if value not in allowed:
         raise ConfigError(f"{name}={value!r} is not allowed; choose one of {list(allowed)}")
 
@@ -79,8 +77,8 @@ class DataConfig:
     limit: int | None = None
 
     def __post_init__(self):
-        _choice("task", self.task, TASKS)
-        _choice("source", self.source, DATA_SOURCES)
+        choose("task", self.task, TASKS)
+        choose("source", self.source, DATA_SOURCES)
         _positive("train_per_class", self.train_per_class)
         _positive("n_train", self.n_train)
         _positive("dev_size", self.dev_size)
@@ -108,9 +106,9 @@ class ModelConfig:
     dropout: float = 0.1
 
     def __post_init__(self):
-        _choice("teacher", self.teacher, TEACHERS)
-        _choice("student", self.student, STUDENTS)
-        _choice("pooling", self.pooling, POOLINGS)
+        choose("teacher", self.teacher, TEACHERS)
+        choose("student", self.student, STUDENTS)
+        choose("pooling", self.pooling, POOLINGS)
         if not isinstance(self.student_layers, tuple) or not self.student_layers:
             raise ConfigError(f"student_layers={self.student_layers!r} must be a non-empty tuple of ints")
         if any(not isinstance(i, int) or i < 0 for i in self.student_layers):
@@ -198,7 +196,7 @@ class AugmentConfig:
     cbert_epochs: int = 10            # CBERT: conditional MLM fine-tuning epochs
 
     def __post_init__(self):
-        _choice("augment.kind", self.kind, AUGMENTERS)
+        choose("augment.kind", self.kind, AUGMENTERS)
         _positive("pool_size", self.pool_size)
         for name in ("eda_alpha", "p_mask", "p_pos", "p_ng", "tinybert_p", "cbert_mask"):
             v = getattr(self, name)
@@ -308,10 +306,10 @@ class ExperimentConfig:
     l2a: L2AConfig | None = None
 
     def __post_init__(self):
-        _choice("task", self.task, TASKS)
-        _choice("method", self.method, METHODS)
-        _choice("table", self.table, TABLES)
-        _choice("profile", self.profile, PROFILES)
+        choose("task", self.task, TASKS)
+        choose("method", self.method, METHODS)
+        choose("table", self.table, TABLES)
+        choose("profile", self.profile, PROFILES)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed={self.seed!r} must be an int >= 0")
         if self.data.task != self.task:
@@ -349,94 +347,3 @@ class ExperimentConfig:
             l2a=L2AConfig(**l2a) if l2a else None,
             **d,
         )
-
-
-# ---------------------------------------------------------------- profiles
-# Per-task data settings of the cpu profile (see book/setup.md for the why).
-TASK_DATA = {
-    "tc": dict(max_length=64),
-    "pi": dict(max_length=64, n_train=300),
-    "nli": dict(max_length=128),
-    "reg": dict(max_length=128),
-}
-
-
-HOME_TABLE = {"l2a_wo_src": "table2", "l2a_wo_tgt": "table2", "l2a_wo_att": "table3",
-              "l2a_wo_hidden": "table3", "l2a_wo_dark": "table3", "mlm": "mlm"}
-
-
-def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
-                table: str | None = None, l2a_overrides: dict | None = None,
-                **data_overrides) -> ExperimentConfig:
-    """The canonical configuration of a run under a profile. ``table`` defaults to
-    the method's home table (Table 1 for Teacher-FT, Student-FT, L2A and the
-    baselines), so one run serves every table that shows it."""
-    table = table or HOME_TABLE.get(method, "table1")
-    _choice("profile", profile, PROFILES)
-    _choice("task", task, TASKS)
-    data = DataConfig(task=task, **{**TASK_DATA[task], **data_overrides})
-    if profile == "cpu":
-        model = ModelConfig()
-        teacher_train, student_train = TrainConfig(), TrainConfig(lr=1e-4)
-    elif profile == "smoke":
-        data = dataclasses.replace(data, train_per_class=8, n_train=16, dev_size=16, limit=48,
-                                   max_length=min(data.max_length, 48))
-        model = ModelConfig(teacher="tiny-random-mpnet", student="tiny-random-bert",
-                            student_layers=(0, 1))
-        teacher_train = TrainConfig(epochs=2, batch_size=8, lr=1e-3, patience=2, bf16=False)
-        student_train = dataclasses.replace(teacher_train)
-    else:  # paper: bert-base teacher, TinyBERT-4L student, original data from the hub, GPU
-        data = dataclasses.replace(data, source="hub", max_length=128)
-        model = ModelConfig(teacher="bert-base-uncased", student="TinyBERT_General_4L_312D",
-                            student_layers=(0, 1, 2, 3), pooling="cls")
-        teacher_train = TrainConfig(epochs=10, batch_size=32, lr=2e-5, bf16=False)
-        student_train = TrainConfig(epochs=10, batch_size=32, lr=5e-5, bf16=False)
-    _choice("method", method, METHODS)
-    augment, distill, mlm_steps = None, None, None
-    if method not in ("teacher_ft", "student_ft"):
-        distill = DistillConfig(**METHOD_DISTILL.get(method, {}))
-        if profile == "smoke":
-            distill = dataclasses.replace(distill, stage1_epochs=min(distill.stage1_epochs, 1),
-                                          train=dataclasses.replace(student_train, epochs=2))
-        elif profile == "paper":
-            distill = dataclasses.replace(distill, train=dataclasses.replace(
-                distill.train, bf16=False))
-    if method == "mlm":  # the augmentation masked LM's held-out quality, not a student
-        distill, mlm_steps = None, 20 if profile == "smoke" else MLM_STEPS
-    if method in AUGMENTERS:
-        augment = AugmentConfig(kind=method, pool_size=32 if profile == "smoke" else 1600)
-        if method in ("tinybert", "cbert"):
-            mlm_steps = 20 if profile == "smoke" else MLM_STEPS
-            if profile == "smoke":
-                augment = dataclasses.replace(augment, cbert_epochs=1, tinybert_k=3)
-    l2a = None
-    if method in L2A_METHODS:
-        l2a = L2AConfig(source_share={"l2a_wo_src": 0.0, "l2a_wo_tgt": 1.0}.get(method, 0.5))
-        distill = dataclasses.replace(distill, att=method != "l2a_wo_att",
-                                      hidden=method != "l2a_wo_hidden", dark=method != "l2a_wo_dark")
-        mlm_steps = 20 if profile == "smoke" else MLM_STEPS
-        if profile == "smoke":
-            l2a = dataclasses.replace(l2a, episodes=2, pool_size=32)
-        if l2a_overrides:
-            l2a = dataclasses.replace(l2a, **l2a_overrides)
-    elif l2a_overrides:
-        raise ConfigError(f"l2a_overrides given for method {method!r}, which is not an L2A method")
-    return ExperimentConfig(task=task, method=method, seed=seed, table=table, profile=profile,
-                            data=data, model=model, teacher_train=teacher_train,
-                            student_train=student_train, augment=augment, distill=distill,
-                            mlm_steps=mlm_steps, l2a=l2a)
-
-
-MLM_STEPS = 3000  # the augmentation masked LM of the cpu profile (see l2a_lib.mlm)
-# Each baseline's loss settings, from its paper where it gives them.
-# Methods that train on the 80 target examples only get the fine-tuning schedule
-# (more epochs, smaller batches); the 768-wide teacher-layer students a smaller lr.
-_SMALL_DATA = TrainConfig(epochs=20, batch_size=16, lr=1e-4, patience=5)
-_TEACHER_LAYERS = TrainConfig(epochs=20, batch_size=16, lr=5e-5, patience=5)
-METHOD_DISTILL = {
-    "distilbert": dict(temperature=2.0, alpha_hard=0.5, cos_weight=1.0, train=_TEACHER_LAYERS),
-    "bert_pkd4": dict(temperature=10.0, alpha_hard=0.5, pkd_beta=100.0, train=_TEACHER_LAYERS),
-    "bert_pkd6": dict(temperature=10.0, alpha_hard=0.5, pkd_beta=100.0, train=_TEACHER_LAYERS),
-    "minilm": dict(train=_SMALL_DATA),
-    "tinybert": dict(temperature=1.0, stage1_epochs=5),
-}

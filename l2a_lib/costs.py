@@ -8,7 +8,8 @@ import pandas as pd
 
 from . import pages
 from .config import TABLE1_METHODS, TASKS
-from .experiment import Context, load_results
+from .records import load_results
+from .runs import Context
 
 
 def own_seconds(runs: pd.DataFrame) -> pd.Series:

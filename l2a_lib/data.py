@@ -30,14 +30,12 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .errors import DataError
 from . import paths
-from .config import DataConfig, make_config
+from .config import DataConfig
+from .profiles import make_config
 
 log = logging.getLogger(__name__)
-
-
-class DataError(ValueError):
-    """A data file is missing or malformed. The message names file, line and fix."""
 
 
 @dataclass(frozen=True)
@@ -382,23 +380,3 @@ def load_task(task: str, cfg: DataConfig | None = None, seed: int = 0, data_dir=
     dropped = {"source": source.attrs.get("dropped_empty", 0),
                "target": target.attrs.get("dropped_empty", 0)}
     return TaskData(spec, source, train, dev, test, dropped)
-
-
-def summary(data_dir=None, cfg_by_task: dict[str, DataConfig] | None = None, seed: int = 0
-            ) -> pd.DataFrame:
-    """Sizes and label balance of every task's domains and splits (the data page)."""
-    rows = []
-    for name, spec in TASK_REGISTRY.items():
-        td = load_task(name, (cfg_by_task or {}).get(name), seed=seed, data_dir=data_dir)
-        for split in ("source", "train", "dev", "test"):
-            df = getattr(td, split)
-            row = {"task": name, "split": split, "n": len(df),
-                   "dropped_empty_in_domain": td.dropped_empty["source" if split == "source"
-                                                               else "target"]}
-            if spec.kind == "classification":
-                row["positive_share"] = float((df["label"] == 1).mean())
-            else:
-                row["label_mean"] = float(df["label"].mean())
-                row["label_sd"] = float(df["label"].std())
-            rows.append(row)
-    return pd.DataFrame(rows)

@@ -4,91 +4,23 @@ Shapes: B batch, T tokens, H hidden width, h attention heads, C classes.
 ``mask`` is the ``(B, T)`` attention mask (1 = real token, 0 = padding); every
 token-level loss averages over real tokens only, so padding never counts.
 
-``LOSSES`` maps a name to each function, for grepping and for configs.
+``LOSSES`` maps a name to each function, for grepping and for configs. L2A's own
+objective L_KD = L_att + L_hidden + L_dark and its three terms are in
+``l2a_lib.l2a.kd`` (TinyBERT's layer-wise losses reuse L_att and L_hidden).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from .encoding import token_mask
+from .l2a.kd import (attention_mse, dark_loss, hidden_mse, kd_loss, logit_mse,
+                     soft_cross_entropy)
 
-def _token_mask(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-    """(B, T) float mask, all ones when ``mask`` is None."""
-    if mask is None:
-        return torch.ones(like.shape[:2], dtype=like.dtype, device=like.device)
-    return mask.to(like.dtype)
-
-
-def attention_mse(student_att: torch.Tensor, teacher_att: torch.Tensor,
-                  mask: torch.Tensor | None = None) -> torch.Tensor:
-    """L_att = 1/h * sum_i MSE(A_i^s, A_i^t)   (L2A, Feng et al. 2021, last layer).
-
-    student_att, teacher_att: (B, h, T, T) attention probabilities of the last
-    layer, same number of heads. Each head's MSE averages over the (query, key)
-    pairs of real tokens of each sentence; the loss is the mean over heads
-    (and over the batch, weighting sentences by their number of pairs).
-    """
-    if student_att.shape != teacher_att.shape:
-        raise ValueError(f"attention shapes differ: student {tuple(student_att.shape)} vs "
-                         f"teacher {tuple(teacher_att.shape)}; L_att needs the same heads and tokens")
-    m = _token_mask(mask, student_att[:, 0])  # (B, T)
-    pair = (m[:, :, None] * m[:, None, :]).unsqueeze(1)  # (B, 1, T, T)
-    sq = (student_att.float() - teacher_att.float()).pow(2) * pair  # (B, h, T, T)
-    per_head = sq.sum(dim=(0, 2, 3)) / pair.sum().clamp(min=1.0)  # (h,)
-    return per_head.mean()
-
-
-def hidden_mse(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor,
-               projection: torch.Tensor, mask: torch.Tensor | None = None,
-               bias: torch.Tensor | None = None) -> torch.Tensor:
-    """L_hidden = MSE(H^s W, H^t)   (L2A; TinyBERT, Jiao et al. 2020, Eq. 8).
-
-    student_hidden: (B, T, H_s); teacher_hidden: (B, T, H_t); projection W:
-    (H_s, H_t), learned with the student. Mean over real tokens and the H_t
-    features.
-    """
-    proj = student_hidden.float() @ projection.float()  # (B, T, H_t)
-    if bias is not None:
-        proj = proj + bias.float()
-    m = _token_mask(mask, proj)  # (B, T)
-    sq = (proj - teacher_hidden.float()).pow(2).mean(-1)  # (B, T)
-    return (sq * m).sum() / m.sum().clamp(min=1.0)
-
-
-def soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-                       temperature: float = 1.0, scale_t2: bool = True) -> torch.Tensor:
-    """L_dark = -sum_c softmax(z^t/T)_c * log softmax(z^s/T)_c, mean over the batch,
-    times T^2 when ``scale_t2`` (Hinton et al. 2015: keeps gradient magnitudes
-    comparable across temperatures).
-
-    student_logits, teacher_logits: (B, C).
-    """
-    if temperature <= 0:
-        raise ValueError(f"temperature={temperature} must be > 0")
-    t = F.softmax(teacher_logits.float() / temperature, dim=-1)
-    log_s = F.log_softmax(student_logits.float() / temperature, dim=-1)
-    loss = -(t * log_s).sum(-1).mean()
-    return loss * temperature**2 if scale_t2 else loss
-
-
-def logit_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
-    """L = ||z^s - z^t||^2 / C, mean over the batch   (BiLSTM-soft, Tang et al. 2019).
-
-    Also the regression analogue of L_dark (both (B, 1)).
-    """
-    return (student_logits.float() - teacher_logits.float()).pow(2).mean()
-
-
-def prediction_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-                    temperature: float = 1.0, regression: bool = False) -> torch.Tensor:
-    """Prediction-layer distillation: ``soft_cross_entropy`` at T for classes, the
-    squared error of the outputs (``logit_mse``) for regression, where no softmax exists."""
-    if regression:
-        return logit_mse(student_logits, teacher_logits)
-    return soft_cross_entropy(student_logits, teacher_logits, temperature)
+# prediction-layer distillation (soft CE at T; squared error for regression) is L2A's L_dark
+prediction_loss = dark_loss
 
 
 def pkd_patience(student_cls: list[torch.Tensor], teacher_cls: list[torch.Tensor]) -> torch.Tensor:
@@ -115,7 +47,7 @@ def cosine_hidden(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor,
     student_hidden, teacher_hidden: (B, T, H), same width.
     """
     cos = F.cosine_similarity(student_hidden.float(), teacher_hidden.float(), dim=-1)  # (B, T)
-    m = _token_mask(mask, cos)
+    m = token_mask(mask, cos)
     return ((1 - cos) * m).sum() / m.sum().clamp(min=1.0)
 
 
@@ -183,53 +115,16 @@ def relation_kl(teacher_rel: torch.Tensor, student_rel: torch.Tensor,
     """
     t, s = teacher_rel.float().clamp(min=1e-9), student_rel.float().clamp(min=1e-9)
     kl = (t * (t.log() - s.log())).sum(-1)  # (B, h, T)
-    m = _token_mask(mask, kl[:, 0])[:, None, :]  # (B, 1, T)
+    m = token_mask(mask, kl[:, 0])[:, None, :]  # (B, 1, T)
     return (kl * m).sum() / (m.sum() * kl.shape[1]).clamp(min=1.0)
-
-
-# ------------------------------------------------------------ L2A's objective
-@dataclass(frozen=True)
-class KDTerms:
-    """Which terms of L_KD = L_att + L_hidden + L_dark are on (Table 3 turns one off)."""
-    att: bool = True
-    hidden: bool = True
-    dark: bool = True
-    temperature: float = 1.0
-
-    def __post_init__(self):
-        if not (self.att or self.hidden or self.dark):
-            raise ValueError("KDTerms: at least one of att, hidden, dark must be on")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature={self.temperature} must be > 0")
-
-
-def l2a_kd_loss(student, teacher, projection: torch.Tensor, mask: torch.Tensor,
-                terms: KDTerms = KDTerms(), regression: bool = False
-                ) -> tuple[torch.Tensor, dict[str, float]]:
-    """L_KD = L_att + L_hidden + L_dark on the LAST layer (L2A, Sec. 3).
-
-    student, teacher: adaptor outputs (``logits``, ``hidden_states``,
-    ``attentions``). For regression L_dark is the squared error of the
-    outputs (no softmax exists). Returns the total and each term's value.
-    """
-    parts: dict[str, torch.Tensor] = {}
-    if terms.att:
-        parts["att"] = attention_mse(student.attentions[-1], teacher.attentions[-1], mask)
-    if terms.hidden:
-        parts["hidden"] = hidden_mse(student.hidden_states[-1], teacher.hidden_states[-1],
-                                     projection, mask)
-    if terms.dark:
-        parts["dark"] = prediction_loss(student.logits, teacher.logits, terms.temperature, regression)
-    total = sum(parts.values())
-    return total, {k: float(v.detach()) for k, v in parts.items()}
 
 
 LOSSES = {
     "attention_mse": attention_mse, "hidden_mse": hidden_mse,
     "soft_cross_entropy": soft_cross_entropy, "logit_mse": logit_mse,
-    "prediction_loss": prediction_loss,
+    "prediction_loss": dark_loss,
     "pkd_patience": pkd_patience, "cosine_hidden": cosine_hidden,
     "tinybert_embedding": tinybert_embedding, "tinybert_attention": tinybert_attention,
-    "tinybert_hidden": tinybert_hidden, "l2a_kd": l2a_kd_loss,
+    "tinybert_hidden": tinybert_hidden, "l2a_kd": kd_loss,
     "value_relation": value_relation, "relation_kl": relation_kl,
 }

@@ -1,6 +1,6 @@
-"""The baselines of Table 1 as runnable methods of the experiment runner.
+"""Teacher-FT, Student-FT and the baselines of Table 1 as runnable methods.
 
-Every method distils the same Teacher-FT (``experiment.get_teacher``) of its
+Every method distils the same Teacher-FT (``teacher.get_teacher``) of its
 task and seed, and is scored on the same dev and test splits. The teacher's
 outputs come from a ``TeacherCache``: one forward pass per unique input.
 
@@ -20,38 +20,52 @@ import time
 
 import pandas as pd
 import torch
-from torch import nn
 
 from . import augment as aug_mod
-from . import losses, mlm, models, paths
+from . import bilstm, losses, metrics, mlm, models
+from .augment import cbert
 from .config import AugmentConfig, ExperimentConfig
-from .teacher_cache import TeacherCache, TeacherNeeds
-from .train import encode, task_loss, train_loop
+from .data import load_task
+from .encoding import encode
+from .l2a.kd import KDTerms, last_layer_kd, projection
+from .mlm_export import example_fills
+from .runs import Context, compact_predictions, prepare, score
+from .teacher import TeacherCache, TeacherNeeds, get_teacher
+from .train import fine_tune, predict, task_loss, train_loop
 
 REGRESSION = "regression"
 
 
+# ------------------------------------------------------ fine-tuned alone
+def run_teacher_ft(config: ExperimentConfig, ctx: Context) -> dict:
+    """Teacher-FT: the pretrained teacher fine-tuned on the target train split only."""
+    prep = prepare(config, ctx)
+    teacher, info = get_teacher(config, ctx, prep)
+    out = {"n_params": teacher.n_params(), "fine_tune": info, "sizes": prep.task.sizes()}
+    out["rows"] = score(teacher, prep, config, config.teacher_train, sink=out)
+    return out
+
+
+def run_student_ft(config: ExperimentConfig, ctx: Context) -> dict:
+    """Student-FT: the pretrained (truncated) student fine-tuned on the target train split."""
+    prep = prepare(config, ctx)
+    spec = prep.task.spec
+    student = models.build_student(config.model, spec.num_labels, seed=config.seed,
+                                   cache=ctx.cache_dir)
+    result = fine_tune(student, prep.train, prep.dev, spec.kind, config.student_train,
+                       seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
+                       desc=f"student {config.task} s{config.seed}")
+    out = {"n_params": student.n_params(), "fine_tune": dataclasses.asdict(result),
+           "sizes": prep.task.sizes()}
+    out["rows"] = score(student, prep, config, config.student_train, sink=out)
+    return out
+
+
+# --------------------------------------------------------------- shared
 def _ctx_objects(config: ExperimentConfig, ctx):
-    from .experiment import get_teacher, prepare
     prep = prepare(config, ctx)
     teacher, teacher_info = get_teacher(config, ctx, prep)
     return prep, teacher, teacher_info
-
-
-def mlm_config(config: ExperimentConfig) -> mlm.MLMConfig:
-    """The augmentation masked LM a run of ``config`` uses (its profile's)."""
-    cfg = mlm.SMOKE_MLM if config.profile == "smoke" else mlm.MLMConfig()
-    if config.mlm_steps is not None:
-        cfg = dataclasses.replace(cfg, steps=config.mlm_steps)
-    return cfg
-
-
-def masked_lm(config: ExperimentConfig, ctx, tokenizer):
-    """The augmentation masked LM of this profile (trained once, cached)."""
-    cfg = mlm_config(config)
-    model, info = mlm.train(cfg, tokenizer, data_dir=ctx.data_dir, cache=ctx.cache_dir,
-                            published=paths.results_dir(ctx.results_dir) / "mlm")
-    return model, info, cfg
 
 
 def make_augmenter(config: ExperimentConfig, ctx, prep):
@@ -65,12 +79,11 @@ def make_augmenter(config: ExperimentConfig, ctx, prep):
         corpus = prep.task.train["text_a"].tolist() + prep.task.train["text_b"].dropna().tolist()
         return aug_mod.get("bilstm_soft", p_mask=a.p_mask, p_pos=a.p_pos, p_ng=a.p_ng,
                            n_max=a.ngram_max).fit(corpus)
-    model, _, mcfg = masked_lm(config, ctx, tok)
+    model, _, mcfg = mlm.for_run(config, ctx, tok)
     if a.kind == "tinybert":
         provider = mlm.MaskedLMProvider(model, tok, max_length=config.data.max_length, bf16=mcfg.bf16)
         return aug_mod.get("tinybert", provider=provider, p_t=a.tinybert_p, k=a.tinybert_k,
                            max_length=config.data.max_length)
-    from .augment import cbert
     train = prep.task.train
     texts = train["text_a"].tolist() + train["text_b"].dropna().tolist()
     labels = train["label"].tolist() + (train["label"].tolist() if spec.pair else [])
@@ -96,30 +109,9 @@ def augmented_pool(config: ExperimentConfig, ctx, prep) -> tuple[pd.DataFrame, d
 
 
 def _result(student, prep, config, extra: dict) -> dict:
-    from .experiment import _score
     out = {"n_params": student.n_params(), "sizes": prep.task.sizes(), **extra}
-    out["rows"] = _score(student, prep, config, config.distill.train, sink=out)
+    out["rows"] = score(student, prep, config, config.distill.train, sink=out)
     return out
-
-
-def _projection(student, teacher, seed: int) -> nn.Parameter:
-    hs, ht = student.encoder.config.hidden_size, teacher.encoder.config.hidden_size
-    g = torch.Generator().manual_seed(seed)
-    return nn.Parameter(torch.randn(hs, ht, generator=g) / hs**0.5)  # W: (H_s, H_t)
-
-
-def last_layer_kd(student_out, cached: dict, layers: int, W, mask, terms: losses.KDTerms,
-                  regression: bool) -> torch.Tensor:
-    """L_KD of a student output against cached teacher outputs (``TeacherCache.batch``
-    with the last layer's hidden states and attentions)."""
-    t_out = models.ModelOutputs(cached["logits"], (cached[f"hidden{layers}"],),
-                                (cached[f"att{layers - 1}"],))
-    return losses.l2a_kd_loss(student_out, t_out, W, mask, terms, regression)[0]
-
-
-def last_layer_needs(teacher) -> TeacherNeeds:
-    L = teacher.encoder.config.num_hidden_layers
-    return TeacherNeeds(hidden_layers=(L,), attention_layers=(L - 1,))
 
 
 def _pool_setup(config: ExperimentConfig, ctx):
@@ -138,12 +130,12 @@ def run_kd_on_pool(config: ExperimentConfig, ctx) -> dict:
     prep, teacher, aug_info, enc, student = _pool_setup(config, ctx)
     spec, d = prep.task.spec, config.distill
     L = teacher.encoder.config.num_hidden_layers
-    cache = TeacherCache(teacher, last_layer_needs(teacher), prep.pad_id, bf16=d.train.bf16)
+    cache = TeacherCache(teacher, TeacherNeeds.last_layer(teacher), prep.pad_id, bf16=d.train.bf16)
     t0 = time.time()
     cache.fill(enc)
     teacher_seconds = time.time() - t0
-    W = _projection(student, teacher, config.seed)
-    terms = losses.KDTerms(att=d.att, hidden=d.hidden, dark=d.dark, temperature=d.temperature)
+    W = projection(student, teacher, config.seed)
+    terms = KDTerms(att=d.att, hidden=d.hidden, dark=d.dark, temperature=d.temperature)
     regression = spec.kind == REGRESSION
 
     def compute_loss(b, idx):
@@ -172,7 +164,7 @@ def run_tinybert(config: ExperimentConfig, ctx) -> dict:
                                                attention_layers=tuple(g - 1 for g in mapping)),
                          prep.pad_id, bf16=d.train.bf16)
     cache.fill(enc)
-    W = [_projection(student, teacher, config.seed + m) for m in range(M + 1)]
+    W = [projection(student, teacher, config.seed + m) for m in range(M + 1)]
     regression = spec.kind == REGRESSION
 
     def stage1(b, idx):
@@ -216,12 +208,12 @@ def run_bilstm_soft(config: ExperimentConfig, ctx) -> dict:
     spec, d = prep.task.spec, config.distill
     data, aug_info = augmented_pool(config, ctx, prep)
     teacher_enc = encode(data, prep.tokenizer, config.data.max_length)
-    words = models.WordTokenizer(data["text_a"].tolist() + data["text_b"].dropna().tolist())
+    words = bilstm.WordTokenizer(data["text_a"].tolist() + data["text_b"].dropna().tolist())
     enc = encode(data, words, config.data.max_length)
     dev, test = (encode(getattr(prep.task, s), words, config.data.max_length) for s in ("dev", "test"))
     torch.manual_seed(config.seed)
-    student = models.BiLSTMClassifier(len(words), spec.num_labels, pair=spec.pair,
-                                      embeddings=models.glove_init(words.words, seed=config.seed))
+    student = bilstm.BiLSTMClassifier(len(words), spec.num_labels, pair=spec.pair,
+                                      embeddings=bilstm.glove_init(words.words, seed=config.seed))
     cache = TeacherCache(teacher, TeacherNeeds(), prep.pad_id, bf16=d.train.bf16)
     cache.fill(teacher_enc)
 
@@ -233,9 +225,6 @@ def run_bilstm_soft(config: ExperimentConfig, ctx) -> dict:
     res = train_loop(student, enc, dev, spec.kind, train_cfg, compute_loss=compute_loss,
                      seed=config.seed, pad_id=words.pad_token_id, dev_metric=spec.dev_metric,
                      desc=f"bilstm_soft {config.task} s{config.seed}")
-    from . import metrics
-    from .experiment import compact_predictions
-    from .train import predict
     rows = []
     for split, e in (("dev", dev), ("test", test)):
         logits = predict(student, e, pad_id=words.pad_token_id, bf16=False)
@@ -362,14 +351,13 @@ def run_minilm(config: ExperimentConfig, ctx) -> dict:
 def run_mlm(config: ExperimentConfig, ctx) -> dict:
     """The augmentation masked LM's held-out top-1 / top-10 accuracy on this task's
     target test sentences (the model is trained once for all tasks and cached)."""
-    from .data import load_task
     tok = models.load_tokenizer(config.model)
-    model, info, mcfg = masked_lm(config, ctx, tok)
+    model, info, mcfg = mlm.for_run(config, ctx, tok)
     scores = info["scores"][config.task]
     td = load_task(config.task, config.data, seed=config.seed, data_dir=ctx.data_dir)
     n_params = sum(p.numel() for p in model.parameters())
     sentences = td.test["text_a"].head(8).tolist()
-    fills = mlm.example_fills(model, tok, sentences, seed=config.seed, bf16=mcfg.bf16)
+    fills = example_fills(model, tok, sentences, seed=config.seed, bf16=mcfg.bf16)
     return {"example_fills": fills.to_dict("records"), "rows": [{"split": "test", "metric": m, "value": scores[m]} for m in ("top1", "top10")],
             "n_params": n_params, "sizes": td.sizes(),
             "mlm": {k: v for k, v in info.items() if k != "scores"},
@@ -378,7 +366,7 @@ def run_mlm(config: ExperimentConfig, ctx) -> dict:
 
 
 METHODS = {
-    "mlm": run_mlm,
+    "teacher_ft": run_teacher_ft, "student_ft": run_student_ft, "mlm": run_mlm,
     "eda": run_kd_on_pool, "cbert": run_kd_on_pool, "tinybert": run_tinybert,
     "bilstm_soft": run_bilstm_soft, "distilbert": run_distilbert, "bert_pkd4": run_bert_pkd,
     "bert_pkd6": run_bert_pkd, "minilm": run_minilm,

@@ -12,20 +12,18 @@ The head predicts over the shared BERT word-piece vocabulary (MPNet's rows are
 gathered through the +4 id map), so every augmenter works in the student's
 token ids. Trained weights (only the trainable part) are cached locally in
 ``<cache_dir>/mlm/<key>.pt`` and published with the results in
-``<results_dir>/mlm/<key>/`` (see :func:`publish`), so a fresh clone reuses them.
+``<results_dir>/mlm/<key>/`` (see ``paths.publish_state``), so a fresh clone reuses them.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,8 +31,10 @@ from tqdm.std import tqdm
 
 from . import data as data_mod
 from . import models, paths
-from .config import CODE_VERSION, ConfigError, make_config
-from .train import autocast, progress_enabled
+from .config import CODE_VERSION, ExperimentConfig
+from .profiles import make_config
+from .errors import ConfigError
+from .train import Stepper, autocast, linear_warmup, progress_enabled, run_steps
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def corpus(cfg: MLMConfig, data_dir=None) -> tuple[list[str], dict[str, list[str
 
 # ------------------------------------------------------------------ build
 def build(cfg: MLMConfig, tokenizer, cache=None) -> AugmentationMLM:
-    encoder = models._load_encoder(cfg.base, cache, cfg.seed)
+    encoder = models.load_encoder(cfg.base, cache, cfg.seed)
     torch.manual_seed(cfg.seed)
     return AugmentationMLM(encoder, tokenizer, cfg.trainable_layers)
 
@@ -219,66 +219,6 @@ def evaluate(model: AugmentationMLM, sentences: list[str], tokenizer, cfg: MLMCo
     return {"top1": hit1 / max(n, 1), "top10": hit10 / max(n, 1), "n_masked": n}
 
 
-# ------------------------------------------------------- published weights
-PART_BYTES = 40 * 2**20  # committed weight files stay well below git hosts' file limits
-
-
-MANIFEST = "manifest.json"  # names a published model's parts and their sha256
-
-
-def publish(state: dict[str, torch.Tensor], info: dict, folder) -> None:
-    """Write the trainable weights and their training record to ``folder``
-    (``<results_dir>/mlm/<key>/``, committed with the results): the state dict cut
-    into parts of at most ``PART_BYTES`` (whole tensors, exact fp32 values) and a
-    ``manifest.json`` listing each part's tensors and sha256. Written into a
-    temporary folder and renamed, so a reader sees all of it or none of it."""
-    folder = Path(folder)
-    if (folder / MANIFEST).is_file():
-        return
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.{os.getpid()}.tmp"
-    tmp.mkdir(exist_ok=True)
-    parts, current, size = [], {}, 0
-    for name, tensor in state.items():
-        nbytes = tensor.numel() * tensor.element_size()
-        if current and size + nbytes > PART_BYTES:
-            parts.append(current)
-            current, size = {}, 0
-        current[name] = tensor.detach().clone().contiguous()
-        size += nbytes
-    if current:
-        parts.append(current)
-    listing = []
-    for i, part in enumerate(parts):
-        path = tmp / f"part-{i:02d}.pt"
-        torch.save(part, path)
-        listing.append({"file": path.name, "tensors": sorted(part), "sha256": paths.file_sha256(path)})
-    (tmp / MANIFEST).write_text(json.dumps({"parts": listing, "info": info}, indent=1))
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # another process published first
-        import shutil
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def load_published(folder) -> tuple[dict[str, torch.Tensor], dict] | None:
-    """The state dict and training record written by :func:`publish`, or ``None``
-    when ``folder`` holds none. A part whose sha256 differs from the manifest is
-    an error (a truncated or edited file), not a silent retrain."""
-    manifest = Path(folder) / MANIFEST
-    if not manifest.is_file():
-        return None
-    spec = json.loads(manifest.read_text())
-    state = {}
-    for part in spec["parts"]:
-        path = Path(folder) / part["file"]
-        if not path.is_file() or paths.file_sha256(path) != part["sha256"]:
-            raise OSError(f"{path}: missing or not the file its manifest lists (sha256 differs); "
-                          "restore it from git or delete the folder to retrain")
-        state.update(torch.load(path, map_location="cpu"))
-    return state, spec["info"]
-
-
 def files(cfg: MLMConfig, cache=None, published=None) -> tuple[Path, Path, Path | None]:
     """Where the masked LM of ``cfg`` is kept: its local weights and record
     (``<cache_dir>/mlm/<key>.pt`` / ``.json``) and, with ``published`` given, its
@@ -296,7 +236,7 @@ def train(cfg: MLMConfig, tokenizer, data_dir=None, cache=None,
 
     Looked up first in the local cache (``<cache_dir>/mlm/<key>.pt``), then in
     ``published`` (a folder of committed checkpoints, ``<results_dir>/mlm``, see
-    :func:`publish`), and only then trained. With ``published`` given, a trained or
+    ``paths.publish_state``), and only then trained. With ``published`` given, a trained or
     locally cached model is also published there, so that a fresh clone of the
     results loads it instead of training it again (its training time is in the
     record's ``seconds``)."""
@@ -306,9 +246,9 @@ def train(cfg: MLMConfig, tokenizer, data_dir=None, cache=None,
         state, info = torch.load(weights, map_location="cpu"), json.loads(meta.read_text())
         model.load_state_dict(state, strict=False)
         if shelf is not None:
-            publish(state, info, shelf)
+            paths.publish_state(state, info, shelf)
         return model.eval(), info
-    found = None if shelf is None else load_published(shelf)
+    found = None if shelf is None else paths.load_published_state(shelf)
     if found is not None:
         state, info = found
         missing = set(model.trainable_state()) - set(state)
@@ -324,46 +264,45 @@ def train(cfg: MLMConfig, tokenizer, data_dir=None, cache=None,
     enc_params = [p for p in model.encoder.parameters() if p.requires_grad]
     opt = torch.optim.AdamW([{"params": head_params, "lr": cfg.lr},
                              {"params": enc_params, "lr": cfg.encoder_lr}], weight_decay=0.01)
-    warm = max(1, cfg.steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (cfg.steps - s) / (cfg.steps - warm))))
+    stepper = Stepper(opt, params=head_params + enc_params, max_grad_norm=1.0,
+                      scheduler=linear_warmup(opt, max(1, cfg.steps // 20), cfg.steps),
+                      what="masked LM")
     model.train()
-    t0, losses = time.time(), []
+    t0 = time.time()
     bar = tqdm(range(cfg.steps), desc="masked LM", disable=not progress_enabled())
-    for step in bar:
-        idx = torch.randint(len(enc), (cfg.batch_size,), generator=gen).tolist()
+
+    def batches():  # a fresh random batch of sentences at every step
+        for _ in bar:
+            yield torch.randint(len(enc), (cfg.batch_size,), generator=gen).tolist()
+
+    def loss_of(idx):
         ids, mask = _batches(enc, idx, tokenizer.pad_token_id)
         inp, pos, targets = mask_tokens(ids, mask, tokenizer, cfg.mask_prob, gen)
         with autocast(cfg.bf16):
             logits = model(inp, mask, pos)
-        loss = F.cross_entropy(logits.float(), targets)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"masked LM loss is {loss.item()} at step {step}")
-        loss.backward()
-        nn.utils.clip_grad_norm_(head_params + enc_params, 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
+        return F.cross_entropy(logits.float(), targets)
+
+    losses: list[float] = []
+
+    def log(idx, loss):
         losses.append(loss.item())
-        if step % 50 == 0:
+        if (len(losses) - 1) % 50 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+
+    run_steps(stepper, batches(), loss_of, after_step=log)
     scores = {task: evaluate(model, sents, tokenizer, cfg) for task, sents in held_out.items()}
     info = {"config": dataclasses.asdict(cfg), "scores": scores, "seconds": time.time() - t0,
             "train_sentences": len(text), "final_loss": float(np.mean(losses[-50:])),
             "loss_curve": [float(np.mean(losses[i:i + 50])) for i in range(0, len(losses), 50)]}
     _save_local(model.trainable_state(), info, weights, meta)
     if shelf is not None:
-        publish(model.trainable_state(), info, shelf)
+        paths.publish_state(model.trainable_state(), info, shelf)
     return model.eval(), info
 
 
 def _save_local(state, info, weights, meta) -> None:
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    tmp = weights.with_suffix(".pt.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, weights)
-    from .experiment import atomic_write_text
-    atomic_write_text(meta, json.dumps(info))
+    paths.atomic_torch_save(state, weights)
+    paths.atomic_write_text(meta, json.dumps(info))
 
 
 class MaskedLMProvider:
@@ -397,68 +336,19 @@ class MaskedLMProvider:
         return torch.cat(out) if out else torch.zeros(0, len(self.tokenizer))
 
 
-@torch.no_grad()
-def example_fills(model: AugmentationMLM, tokenizer, sentences: list[str], k: int = 5,
-                  seed: int = 0, bf16: bool = True) -> pd.DataFrame:
-    """For each sentence, mask one random word piece and list the top-k fills."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for s in sentences:
-        ids = tokenizer(s, truncation=True, max_length=64, return_tensors="pt")["input_ids"]
-        real = [j for j in range(1, ids.shape[1] - 1) if int(ids[0, j]) >= FIRST_WORD_ID]
-        if not real:
-            continue
-        j = int(rng.choice(real))
-        pos = torch.zeros_like(ids, dtype=torch.bool)
-        pos[0, j] = True
-        inp = ids.clone()
-        inp[pos] = tokenizer.mask_token_id
-        with autocast(bf16):
-            logits = model(inp, torch.ones_like(ids), pos).float()
-        probs = logits.softmax(-1)[0]
-        top = probs.topk(k)
-        masked = tokenizer.decode(inp[0, 1:-1]).replace(tokenizer.mask_token, "[MASK]")
-        rows.append({"sentence": masked, "original": tokenizer.convert_ids_to_tokens(int(ids[0, j])),
-                     "top fills (probability)": ", ".join(
-                         f"{w} ({p:.2f})" for w, p in zip(tokenizer.convert_ids_to_tokens(
-                             top.indices.tolist()), top.values.tolist()))})
-    return pd.DataFrame(rows)
+# ------------------------------------------------ the masked LM of a run
+def config_of(config: ExperimentConfig) -> MLMConfig:
+    """The augmentation masked LM a run of ``config`` uses (its profile's)."""
+    cfg = SMOKE_MLM if config.profile == "smoke" else MLMConfig()
+    if config.mlm_steps is not None:
+        cfg = dataclasses.replace(cfg, steps=config.mlm_steps)
+    return cfg
 
 
-# ------------------------------------------------------------------- export
-def export_fill_mask(model: AugmentationMLM, out_dir, cache=None) -> "Path":
-    """Save the augmentation masked LM as a standard ``transformers`` checkpoint
-    (``MPNetForMaskedLM`` + MPNet's tokenizer) that ``pipeline("fill-mask")`` and
-    nlpaug's ``ContextualWordEmbsAug(model_type="bert")`` load as they would any
-    hub model. Same weights, same predictions over the word pieces.
-
-    Two adaptations: the head's bias over the shared BERT vocabulary is scattered
-    to MPNet's ids (``id_map``), with -1e4 on specials and ``[unusedN]`` slots;
-    and the tokenizer's mask token is BERT's ``[MASK]`` (nlpaug writes that string
-    into sentences for BERT-style models), whose embedding row is set to MPNet's
-    ``<mask>`` row, so the encoder sees exactly what it was trained on."""
-
-    from transformers import AutoTokenizer, MPNetForMaskedLM
-    out_dir = Path(out_dir)
-    enc = model.encoder
-    hf = MPNetForMaskedLM(enc.config)
-    hf.mpnet.load_state_dict(enc.state_dict(), strict=False)
-    hf.lm_head.dense.load_state_dict(model.head.dense.state_dict())
-    hf.lm_head.layer_norm.load_state_dict(model.head.norm.state_dict())
-    tok = AutoTokenizer.from_pretrained(str(models.assemble_mpnet(cache)))
-    mask_id = tok.convert_tokens_to_ids("[MASK]")
-    emb = hf.mpnet.embeddings.word_embeddings.weight
-    with torch.no_grad():
-        emb[mask_id] = emb[tok.mask_token_id]
-        bias = torch.full((enc.config.vocab_size,), -1e4)
-        words = torch.arange(FIRST_WORD_ID, len(model.id_map))
-        bias[model.id_map[words]] = model.head.bias.detach().float()[words]
-        hf.lm_head.bias.copy_(bias)
-        if hf.lm_head.decoder.bias is not None:
-            hf.lm_head.decoder.bias.copy_(bias)
-    hf.tie_weights()
-    tok.mask_token = "[MASK]"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    hf.save_pretrained(out_dir)
-    tok.save_pretrained(out_dir)
-    return out_dir
+def for_run(config: ExperimentConfig, ctx, tokenizer) -> tuple[AugmentationMLM, dict, MLMConfig]:
+    """The augmentation masked LM of ``config``'s profile (trained once, cached, published
+    with the results of ``ctx``), its record and its settings."""
+    cfg = config_of(config)
+    model, info = train(cfg, tokenizer, data_dir=ctx.data_dir, cache=ctx.cache_dir,
+                        published=paths.results_dir(ctx.results_dir) / "mlm")
+    return model, info, cfg

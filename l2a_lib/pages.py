@@ -19,9 +19,14 @@ from pathlib import Path
 import nbformat
 import papermill
 
+from .errors import UnknownPage
 from . import paths
-from .config import TABLE1_METHODS, TASKS, ExperimentConfig, make_config
-from .experiment import Context, atomic_write_text, is_cached, study_configs
+from .config import TABLE1_METHODS, TASKS, ExperimentConfig
+from .profiles import make_config
+from .paths import atomic_write_text
+from .records import is_cached
+from .runs import Context
+from .studies import study_configs
 
 TABLE2_METHODS = ("teacher_ft", "student_ft", "l2a_wo_tgt", "l2a_wo_src", "l2a")
 TABLE3_METHODS = ("l2a", "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark")
@@ -35,10 +40,6 @@ STUDY_VALUES = {"fig2_data_size": DATA_SIZES, "sensitivity_T": T_VALUES,
                 "sensitivity_alpha": ALPHA_VALUES}
 STUDY_METHODS = {"fig2_data_size": FIG2_METHODS, "sensitivity_T": ("l2a",),
                  "sensitivity_alpha": ("l2a",)}
-
-
-class UnknownPage(ValueError):
-    """A page name that is not in ``PAGES``."""
 
 
 @dataclass(frozen=True)

@@ -5,18 +5,25 @@
   fine-tuned teachers. Argument > ``L2A_CACHE_DIR`` > ``~/.cache/l2a_companion``.
 * ``results_dir``  -- the committed result cache (one small JSON file per run).
   Argument > ``L2A_RESULTS_DIR`` > ``<repo>/results``.
+
+It also holds the file-system helpers every writer uses: :func:`atomic_write_text`
+and :func:`atomic_torch_save` (a temporary file in the same folder, then a rename:
+a reader never sees half a file) and :func:`publish_state` /
+:func:`load_published_state` (a state dict committed with the results in parts
+of at most ``PART_BYTES``, each with its sha256).
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
+from .errors import DataDirError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-class DataDirError(FileNotFoundError):
-    """The data directory is missing or incomplete."""
 
 
 def data_dir(path: str | os.PathLike | None = None) -> Path:
@@ -64,3 +71,88 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: fh.read(2**20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_torch_save(obj, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename."""
+    import torch  # torch is heavy; the helpers above serve torch-free readers too
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------- published weights
+PART_BYTES = 40 * 2**20  # committed weight files stay well below git hosts' file limits
+MANIFEST = "manifest.json"  # names a published model's parts and their sha256
+
+
+def publish_state(state: dict, info: dict, folder: str | os.PathLike) -> None:
+    """Write a state dict and its training record to ``folder`` (committed with the
+    results): the tensors cut into parts of at most ``PART_BYTES`` (whole tensors,
+    exact values) and a ``manifest.json`` listing each part's tensors and sha256.
+    Written into a temporary folder and renamed, so a reader sees all of it or none."""
+    import torch
+    folder = Path(folder)
+    if (folder / MANIFEST).is_file():
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.{os.getpid()}.tmp"
+    tmp.mkdir(exist_ok=True)
+    parts, current, size = [], {}, 0
+    for name, tensor in state.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if current and size + nbytes > PART_BYTES:
+            parts.append(current)
+            current, size = {}, 0
+        current[name] = tensor.detach().clone().contiguous()
+        size += nbytes
+    if current:
+        parts.append(current)
+    listing = []
+    for i, part in enumerate(parts):
+        path = tmp / f"part-{i:02d}.pt"
+        torch.save(part, path)
+        listing.append({"file": path.name, "tensors": sorted(part), "sha256": file_sha256(path)})
+    (tmp / MANIFEST).write_text(json.dumps({"parts": listing, "info": info}, indent=1))
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process published first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_published_state(folder: str | os.PathLike) -> tuple[dict, dict] | None:
+    """The state dict and training record written by :func:`publish_state`, or ``None``
+    when ``folder`` holds none. A part whose sha256 differs from the manifest is an
+    error (a truncated or edited file), not a silent retrain."""
+    import torch
+    manifest = Path(folder) / MANIFEST
+    if not manifest.is_file():
+        return None
+    spec = json.loads(manifest.read_text())
+    state = {}
+    for part in spec["parts"]:
+        path = Path(folder) / part["file"]
+        if not path.is_file() or file_sha256(path) != part["sha256"]:
+            raise OSError(f"{path}: missing or not the file its manifest lists (sha256 differs); "
+                          "restore it from git or delete the folder to retrain")
+        state.update(torch.load(path, map_location="cpu"))
+    return state, spec["info"]

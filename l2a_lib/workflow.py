@@ -13,10 +13,13 @@ import math
 from functools import cached_property
 from pathlib import Path
 
+from .errors import UnknownJob
 from . import mlm, pages, paths
-from .config import ExperimentConfig, make_config
-from .experiment import Context, is_cached, load_record, teacher_key
-from .methods import mlm_config
+from .config import ExperimentConfig
+from .profiles import make_config
+from .records import is_cached, load_record
+from .runs import Context
+from .teacher import teacher_key
 
 # torch threads of one job: the cpu profile's runs were computed with two threads
 THREADS = {"smoke": 1, "cpu": 2, "paper": 4}
@@ -26,10 +29,6 @@ FALLBACK_MEM_MB = {"smoke": 3000, "cpu": 8000, "paper": 16000}
 RUNTIME_MARGIN = 1.5      # a job may take this many times the longest recorded run of its kind
 RUNTIME_FLOOR_MIN = 10    # ... and at least this many minutes more (start-up, a slower node)
 UNRECORDED_SECONDS = 3600  # a job whose profile has no recorded run at all (a new scratch folder)
-
-
-class UnknownJob(ValueError):
-    """A run hash, teacher key or masked-LM key that no page of the profile uses."""
 
 
 def needs_teacher(c: ExperimentConfig) -> bool:
@@ -44,7 +43,7 @@ def teacher_run(c: ExperimentConfig) -> ExperimentConfig:
 
 def mlm_key(c: ExperimentConfig) -> str | None:
     """The key of the augmentation masked LM run ``c`` reads, or None."""
-    return mlm_config(c).key() if c.mlm_steps is not None else None
+    return mlm.config_of(c).key() if c.mlm_steps is not None else None
 
 
 @dataclasses.dataclass
@@ -99,7 +98,7 @@ class Plan:
         return self.cache / "teachers" / f"{key}.json"
 
     def mlm_file(self, key: str) -> Path:
-        return self.results / "mlm" / key / mlm.MANIFEST
+        return self.results / "mlm" / key / paths.MANIFEST
 
     def run_inputs(self, h: str) -> dict[str, str]:
         """What run ``h`` reads that another job trains: its teacher and masked LM,

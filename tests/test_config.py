@@ -3,8 +3,8 @@ import dataclasses
 
 import pytest
 
-from l2a_lib.config import (ConfigError, DataConfig, ExperimentConfig, ModelConfig, TrainConfig,
-                            make_config)
+from l2a_lib.config import ConfigError, DataConfig, ExperimentConfig, ModelConfig, TrainConfig
+from l2a_lib.profiles import make_config
 
 
 @pytest.mark.parametrize("build,match", [

@@ -57,7 +57,7 @@ def test_splits_disjoint_sized_and_deterministic(data_dir, task):
 
 
 def test_pi_train_keeps_natural_balance(data_dir):
-    from l2a_lib.config import make_config
+    from l2a_lib.profiles import make_config
     cfg = make_config("pi", "student_ft").data
     td = data.load_task("pi", cfg, seed=0, data_dir=data_dir)
     assert len(td.train) == 300

@@ -7,9 +7,13 @@ from contextlib import redirect_stdout
 import pandas as pd
 import pytest
 
+from l2a_lib import studies
+from l2a_lib import paths
+from l2a_lib import records
+from l2a_lib import teacher
 from l2a_lib import experiment
 from l2a_lib.cli import main
-from l2a_lib.config import make_config
+from l2a_lib.profiles import make_config
 
 
 @pytest.fixture
@@ -42,13 +46,13 @@ def test_teacher_is_cached_and_reused(dirs, monkeypatch):
     cfg = make_config("pi", "teacher_ft", seed=0, profile="smoke")
     first = experiment.run(cfg, **dirs)
     assert len(list((dirs["cache_dir"] / "teachers").glob("*.pt"))) == 1
-    monkeypatch.setattr(experiment, "fine_tune",
+    monkeypatch.setattr(teacher, "fine_tune",
                         lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
     second = experiment.run(cfg, force=True, **dirs)  # recompute the run, reuse the teacher
     assert first["value"].tolist() == second["value"].tolist()
     # the record says which teacher it used and that this time it was not trained here
-    record = experiment.load_record(cfg, dirs["results_dir"])
-    assert record["teacher"]["key"] == experiment.teacher_key(cfg)
+    record = records.load_record(cfg, dirs["results_dir"])
+    assert record["teacher"]["key"] == teacher.teacher_key(cfg)
     assert record["teacher"]["trained_here"] is False and record["teacher"]["seconds"] == 0.0
     assert record["teacher"]["best_dev"] == record["extra"]["fine_tune"]["best_dev"]
     assert record["environment"]["cpu"]
@@ -81,10 +85,10 @@ def test_cli_error_is_one_clear_line(capsys, tmp_path, monkeypatch):
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     p = tmp_path / "x.json"
-    experiment.atomic_write_text(p, json.dumps({"ok": 1}))
+    paths.atomic_write_text(p, json.dumps({"ok": 1}))
 
     with pytest.raises(TypeError):
-        experiment.atomic_write_text(p, None)  # fails while writing
+        paths.atomic_write_text(p, None)  # fails while writing
     assert json.loads(p.read_text()) == {"ok": 1}
     assert [f.name for f in tmp_path.iterdir()] == ["x.json"]
 
@@ -92,10 +96,10 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
 def test_study_with_missing_runs_shows_the_others_and_lists_the_rest(dirs, monkeypatch):
     from l2a_lib.report import MissingResults, coverage_note, study_by_seed, study_table
     # a study over max_length (the smoke profile pins the sizes Figure 2 varies)
-    monkeypatch.setitem(experiment.STUDIES, "length",
+    monkeypatch.setitem(studies.STUDIES, "length",
                         ("fig2_data_size", "max_length", lambda v: ({"max_length": v}, None), 48))
     args = ("length", [24, 32], ["tc"], ["student_ft"], [0, 1])
-    pairs = experiment.study_configs(*args, profile="smoke")
+    pairs = studies.study_configs(*args, profile="smoke")
     assert len({c.hash() for _, c in pairs}) == 4
     for v, c in pairs[:3]:  # the run at max_length 32, seed 1 is not computed
         experiment.run(c, **dirs)

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from l2a_lib import generator, selector
-from l2a_lib.augment import l2a
+from l2a_lib.l2a import generator
+from l2a_lib.l2a import selector
+from l2a_lib.l2a import static as l2a
 
 
 # ----------------------------------------------------------------------- P_s

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from l2a_lib.l2a import kd
 from l2a_lib import losses
 
 
@@ -97,23 +98,23 @@ def test_l2a_kd_is_the_sum_of_its_terms_and_terms_switch_off():
     t.hidden_states = (torch.randn(2, 3, 6, generator=torch.Generator().manual_seed(2)),)
     W = torch.randn(4, 6, generator=torch.Generator().manual_seed(3))
     mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
-    total, parts = losses.l2a_kd_loss(s, t, W, mask)
+    total, parts = kd.kd_loss(s, t, W, mask)
     att = losses.attention_mse(s.attentions[-1], t.attentions[-1], mask).item()
     hid = losses.hidden_mse(s.hidden_states[-1], t.hidden_states[-1], W, mask).item()
     dark = losses.soft_cross_entropy(s.logits, t.logits).item()
     assert parts == pytest.approx({"att": att, "hidden": hid, "dark": dark})
     assert total.item() == pytest.approx(att + hid + dark)
-    total, parts = losses.l2a_kd_loss(s, t, W, mask, losses.KDTerms(att=False))
+    total, parts = kd.kd_loss(s, t, W, mask, kd.KDTerms(att=False))
     assert set(parts) == {"hidden", "dark"} and total.item() == pytest.approx(hid + dark)
     with pytest.raises(ValueError, match="at least one"):
-        losses.KDTerms(att=False, hidden=False, dark=False)
+        kd.KDTerms(att=False, hidden=False, dark=False)
 
 
 def test_l2a_kd_regression_uses_squared_error():
     s, t = _outs(0), _outs(1)
     s.logits, t.logits = torch.tensor([[0.5], [0.0]]), torch.tensor([[0.0], [1.0]])
     W = torch.eye(4)
-    _, parts = losses.l2a_kd_loss(s, t, W, None, losses.KDTerms(att=False, hidden=False),
+    _, parts = kd.kd_loss(s, t, W, None, kd.KDTerms(att=False, hidden=False),
                                   regression=True)
     assert parts["dark"] == pytest.approx((0.25 + 1.0) / 2)
 
@@ -151,7 +152,7 @@ def test_without_dark_no_gradient_reaches_the_student_logits():
     W = torch.randn(H, 2 * H, requires_grad=True)
     for dark in (False, True):
         student.logits.grad = None
-        loss, _ = losses.l2a_kd_loss(student, teacher, W, mask, losses.KDTerms(dark=dark))
+        loss, _ = kd.kd_loss(student, teacher, W, mask, kd.KDTerms(dark=dark))
         loss.backward()
         assert (student.logits.grad is not None) == dark
     assert student.hidden_states[-1].grad is not None and student.attentions[-1].grad is not None

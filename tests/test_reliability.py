@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from l2a_lib import augment, reliability
-from l2a_lib.augment import bilstm_soft, cbert, eda, l2a, tinybert
-from l2a_lib.config import make_config
+from l2a_lib.augment import bilstm_soft, cbert, eda, tinybert
+from l2a_lib.l2a import static as l2a
+from l2a_lib.profiles import make_config
 
 from fakes import FakeConditional, FakeProvider
 
@@ -38,10 +39,10 @@ def test_bad_input_gets_its_clear_error(case, data_dir):
 
 
 def test_check_fails_when_a_case_breaks_its_promise(data_dir):
-    wrong = reliability.BadInput("promise broken", "config.ConfigError", r"never said",
+    wrong = reliability.BadInput("promise broken", "ConfigError", r"never said",
                                  lambda scratch, d: make_config("tc", "nope"))
     assert not reliability.check(wrong, data_dir)["as expected"]
-    silent = reliability.BadInput("no error", "config.ConfigError", r".", lambda s, d: "fine")
+    silent = reliability.BadInput("no error", "ConfigError", r".", lambda s, d: "fine")
     assert not reliability.check(silent, data_dir)["as expected"]
 
 

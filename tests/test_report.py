@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from l2a_lib import report
-from l2a_lib.experiment import compact_predictions
+from l2a_lib.runs import compact_predictions
 
 
 def test_predictions_round_trip():
@@ -71,8 +71,8 @@ def test_claims_with_missing_runs_are_pending_or_interim():
 
 def test_teacher_consistency_compares_retrained_with_committed(tmp_path):
     import json
-    from l2a_lib.config import make_config
-    from l2a_lib.experiment import teacher_key
+    from l2a_lib.profiles import make_config
+    from l2a_lib.teacher import teacher_key
     runs = tmp_path / "runs"
     runs.mkdir()
 
@@ -246,7 +246,7 @@ def test_study_shape_pairs_l2a_with_the_teacher_at_the_smallest_size():
 
 
 def test_the_precision_note_names_the_runs_whose_bf16_fell_back_to_fp32():
-    from l2a_lib.experiment import FP32_FALLBACK
+    from l2a_lib.machine import FP32_FALLBACK
     rows = [  # two rows (metrics) per run, as the tidy frame has them
         {"config_hash": h, "method": m, "task": "tc", "seed": s, "train_per_class": v, "cpu": cpu,
          "metric": metric}

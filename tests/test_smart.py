@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+from l2a_lib import encoding
 from l2a_lib import models, smart, train
 from l2a_lib.config import ConfigError, ModelConfig, SmartConfig, TrainConfig
 
@@ -83,7 +84,7 @@ def test_fine_tune_with_smart_switch(tokenizer):
     tiny = ModelConfig(teacher="tiny-random-mpnet", student="tiny-random-bert", student_layers=(0, 1))
     df = pd.DataFrame({"text_a": ["good film", "bad film", "great", "awful"] * 2, "text_b": None,
                        "label": [1, 0, 1, 0] * 2})
-    enc = train.encode(df, tokenizer, 8)
+    enc = encoding.encode(df, tokenizer, 8)
     cfg = TrainConfig(epochs=1, batch_size=4, lr=1e-3, bf16=False)
     results = []
     for s in (None, SmartConfig(lambda_s=5.0, epsilon=1e-2, eta=1e-1)):

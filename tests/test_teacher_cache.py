@@ -2,9 +2,10 @@
 import pandas as pd
 import torch
 
+from l2a_lib import encoding
 from l2a_lib import models, train
 from l2a_lib.config import ModelConfig
-from l2a_lib.teacher_cache import TeacherCache, TeacherNeeds
+from l2a_lib.teacher import TeacherCache, TeacherNeeds
 
 TINY = ModelConfig(teacher="tiny-random-mpnet", student="tiny-random-bert", student_layers=(0, 1))
 
@@ -13,14 +14,14 @@ def test_one_forward_per_unique_input_and_exact_outputs(tokenizer):
     teacher = models.build_teacher(TINY, 2, tokenizer).eval()
     df = pd.DataFrame({"text_a": ["a good film", "bad", "a good film", "so so indeed"],
                        "text_b": None, "label": [1, 0, 1, 0]})
-    enc = train.encode(df, tokenizer, 16)
+    enc = encoding.encode(df, tokenizer, 16)
     cache = TeacherCache(teacher, TeacherNeeds(hidden_layers=(2,), attention_layers=(1,),
                                                pooled_layers=(1,), value_relation=True),
                          tokenizer.pad_token_id, bf16=False, batch_size=2)
     for _ in range(3):  # three "epochs" of batches
         got = cache.batch(enc, [0, 1, 2, 3])
     assert cache.forward_passes == 3 == len(cache)  # 3 unique inputs, whatever the epochs
-    b = train.collate(enc, [0, 1, 2, 3], tokenizer.pad_token_id, False)
+    b = encoding.collate(enc, [0, 1, 2, 3], tokenizer.pad_token_id, False)
     with torch.no_grad():
         out = teacher(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
     torch.testing.assert_close(got["logits"], out.logits, atol=1e-5, rtol=1e-5)

@@ -4,6 +4,8 @@ import pandas as pd
 import pytest
 import torch
 
+from l2a_lib import encoding
+from l2a_lib import errors
 from l2a_lib import models, train
 from l2a_lib.config import ModelConfig, TrainConfig
 
@@ -18,7 +20,7 @@ def toy(tokenizer):
     words = ["good", "great", "fine", "bad", "awful", "poor"]
     df = pd.DataFrame({"text_a": [f"a {w} movie" for w in words * 3], "text_b": None,
                        "label": [1, 1, 1, 0, 0, 0] * 3})
-    return train.encode(df, tokenizer, 16)
+    return encoding.encode(df, tokenizer, 16)
 
 
 def _run(toy, tokenizer, seed):
@@ -46,7 +48,7 @@ def test_history_and_best_epoch(toy, tokenizer):
 def test_predict_restores_original_order(toy, tokenizer):
     model = models.build_student(TINY, 2).eval()
     out = train.predict(model, toy, pad_id=tokenizer.pad_token_id, batch_size=5, bf16=False)
-    b = train.collate(toy, [7], tokenizer.pad_token_id, False)
+    b = encoding.collate(toy, [7], tokenizer.pad_token_id, False)
     with torch.no_grad():
         one = model(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits
     np.testing.assert_allclose(out[7], one[0].numpy(), atol=1e-5)
@@ -56,13 +58,13 @@ def test_nan_loss_is_reported_with_step(toy, tokenizer):
     model = models.build_student(TINY, 2)
     with torch.no_grad():
         model.head.weight.fill_(float("nan"))
-    with pytest.raises(train.TrainingDiverged, match=r"epoch 0, step 0"):
+    with pytest.raises(errors.TrainingDiverged, match=r"epoch 0, step 0"):
         train.fine_tune(model, toy, toy, "classification", CFG, seed=0,
                         pad_id=tokenizer.pad_token_id, dev_metric="acc")
 
 
 def test_collate_pads_and_masks(toy, tokenizer):
-    b = train.collate(toy, [0, 1], tokenizer.pad_token_id, regression=False)
+    b = encoding.collate(toy, [0, 1], tokenizer.pad_token_id, regression=False)
     n0 = len(toy.input_ids[0])
     assert b["attention_mask"][0, :n0].all() and b["input_ids"].shape[0] == 2
     assert b["labels"].dtype == torch.long

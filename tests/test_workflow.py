@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from l2a_lib import pages
-from l2a_lib.config import make_config
+from l2a_lib.profiles import make_config
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -113,12 +113,12 @@ def test_job_resources_come_from_the_recorded_run_times(tmp_path):
     assert plan.runtime(make_config("tc", "l2a", 1).hash()) == 75 + RUNTIME_FLOOR_MIN
     assert plan.mem_mb(make_config("tc", "l2a", 1).hash()) == FALLBACK_MEM_MB["cpu"]
     # the teacher's fine-tuning recorded by run b times the teacher job of tc at 40/class
-    from l2a_lib.experiment import teacher_key
+    from l2a_lib.teacher import teacher_key
     assert plan.teacher_runtime(teacher_key(a)) == math.ceil(1.5 * 900 / 60) + RUNTIME_FLOOR_MIN
 
 
 def test_a_cached_run_waits_for_no_teacher_and_a_missing_one_for_its_own(tmp_path):
-    from l2a_lib.experiment import teacher_key
+    from l2a_lib.teacher import teacher_key
     from l2a_lib.workflow import Plan
     plan = Plan("smoke", tmp_path / "results", tmp_path / "cache")
     l2a = make_config("tc", "l2a", 0, profile="smoke")

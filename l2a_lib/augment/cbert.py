@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..mlm import non_words
-from ..train import autocast
-from . import Augmenter, register
+from ..mlm import mask_tokens, non_words
+from ..train import Stepper, autocast, run_steps
+from .base import Augmenter, register
 
 
 class LabelConditionalMLM(nn.Module):
@@ -122,7 +122,6 @@ def fine_tune(base, texts: list[str], labels, tokenizer, *, num_labels: int, reg
               ) -> tuple[LabelConditionalMLM, float | None]:
     """CBERT's conditional MLM fine-tuning on the labelled target training set.
     Returns the model and the regression median (None for classes)."""
-    from ..mlm import mask_tokens
     median = float(np.median(labels)) if regression else None
     model = LabelConditionalMLM(base, 2 if regression else num_labels)
     lab = label_ids(labels, regression, median)
@@ -132,22 +131,25 @@ def fine_tune(base, texts: list[str], labels, tokenizer, *, num_labels: int, reg
     opt = torch.optim.AdamW([{"params": trainable, "lr": lr},
                              {"params": model.label_embedding.parameters(), "lr": head_lr}])
     model.train()
-    for _ in range(epochs):
-        for idx in torch.randperm(len(enc), generator=gen).split(batch_size):
-            idx = idx.tolist()
-            T = max(len(enc[i]) for i in idx)
-            ids = torch.full((len(idx), T), tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for r, i in enumerate(idx):
-                ids[r, : len(enc[i])] = torch.tensor(enc[i])
-                mask[r, : len(enc[i])] = 1
-            inp, pos, targets = mask_tokens(ids, mask, tokenizer, mask_prob, gen)
-            with autocast(bf16):
-                logits = model(inp, mask, pos, lab[idx])
-            loss = F.cross_entropy(logits.float(), targets)
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+
+    def batches():  # a fresh order of the training sentences every epoch
+        for _ in range(epochs):
+            for idx in torch.randperm(len(enc), generator=gen).split(batch_size):
+                yield idx.tolist()
+
+    def loss_of(idx):
+        T = max(len(enc[i]) for i in idx)
+        ids = torch.full((len(idx), T), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for r, i in enumerate(idx):
+            ids[r, : len(enc[i])] = torch.tensor(enc[i])
+            mask[r, : len(enc[i])] = 1
+        inp, pos, targets = mask_tokens(ids, mask, tokenizer, mask_prob, gen)
+        with autocast(bf16):
+            logits = model(inp, mask, pos, lab[idx])
+        return F.cross_entropy(logits.float(), targets)
+
+    run_steps(Stepper(opt, what="CBERT's conditional masked LM"), batches(), loss_of)
     return model.eval(), median
 
 

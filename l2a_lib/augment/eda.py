@@ -16,12 +16,12 @@ WordNet 3.0 is read from ``<L2A_DATA_DIR>/nltk_data``.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import Augmenter, register, words_of
+from ..resources import wordnet
+from .base import Augmenter, register, words_of
 
 # EDA's stop-word list (the NLTK English list it ships), lower-case
 STOP_WORDS = frozenset("""i me my myself we our ours ourselves you your yours yourself yourselves he
@@ -31,21 +31,6 @@ an the and but if or because as until while of at by for with about against betw
 during before after above below to from up down in out on off over under again further then once
 here there when where why how all any both each few more most other some such no nor not only own
 same so than too very s t can will just don should now""".split())
-
-
-@functools.lru_cache(maxsize=1)
-def wordnet():
-    """nltk's WordNet reader on the companion's copy (nltk reads NLTK_DATA only)."""
-    if "NLTK_DATA" not in os.environ:
-        from .. import paths
-        os.environ["NLTK_DATA"] = str(paths.nltk_data_dir())
-    import nltk
-    folder = os.environ["NLTK_DATA"]
-    if folder not in nltk.data.path:
-        nltk.data.path.insert(0, folder)
-    from nltk.corpus import wordnet as wn
-    wn.ensure_loaded()
-    return wn
 
 
 @functools.lru_cache(maxsize=100_000)

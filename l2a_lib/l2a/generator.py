@@ -52,9 +52,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .augment.l2a import Sample
-from .mlm import AugmentationMLM, MaskedLMProvider
-from .train import autocast
+from ..mlm import AugmentationMLM, MaskedLMProvider
+from ..train import Stepper, autocast, run_steps
+from .static import Sample
 
 
 WEIGHTINGS = ("positive", "centered", "literal")
@@ -82,7 +82,9 @@ def l2a_weights(log_ps: torch.Tensor, keep_prob: torch.Tensor,
 
 def l2a_loss(log_pg: torch.Tensor, log_ps: torch.Tensor, keep_prob: torch.Tensor,
              weighting: str = "positive") -> torch.Tensor:
-    """L_G = -mean_z w(z) log P_G(z|x). log_pg: (N,) with grad; the weights are constants."""
+    """The generator's loss L_G = -E_{z ~ P_s}[(log P_s(z) + pi_phi(z)) log P_G(z|x)],
+    as -mean_z w(z) log P_G(z|x) with w(z) from :func:`l2a_weights`. log_pg: (N,) with
+    grad; the weights are constants."""
     w = l2a_weights(log_ps, keep_prob, weighting).detach()
     return -(w * log_pg).mean()
 
@@ -103,6 +105,7 @@ class Generator:
         body = [p for p in self.model.encoder.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW([{"params": head, "lr": head_lr},
                                             {"params": body, "lr": lr}], weight_decay=0.0)
+        self.stepper = Stepper(self.optimizer, max_grad_norm=1.0, what="generator")
 
     def state_dict(self) -> dict:
         """The trained part of G_theta (the frozen layers equal the masked LM's) and its
@@ -167,21 +170,19 @@ class Generator:
         log_ps = torch.tensor([s.log_ps for s in samples], dtype=torch.float32)
         self.model.train()
         l2a_terms, kls = [], []
-        for idx in np.array_split(rng.permutation(len(samples)),
-                                  max(1, len(samples) // self.batch_size)):
+
+        def loss_of(idx):
             batch = [samples[i] for i in idx]
             if not any(s.positions for s in batch):
-                continue
+                return None
             log_pg, kl = self.log_prob(batch, with_anchor=True)
             term = l2a_loss(log_pg, log_ps[idx], keep_prob[idx], self.weighting)
-            loss = term + self.anchor * kl if self.anchor > 0 else term
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups
-                                            for p in g["params"]], 1.0)
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
             l2a_terms.append(term.item())
             kls.append(kl.item())
+            return term + self.anchor * kl if self.anchor > 0 else term
+
+        run_steps(self.stepper, np.array_split(rng.permutation(len(samples)),
+                                               max(1, len(samples) // self.batch_size)), loss_of)
         self.model.eval()
         return {"generator_loss": float(np.mean(l2a_terms)) if l2a_terms else 0.0,
                 "generator_kl": float(np.mean(kls)) if kls else 0.0}

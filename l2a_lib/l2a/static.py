@@ -1,5 +1,9 @@
 """L2A's static augmentation distribution P_s(z|x) (Feng et al. 2021, Sec. 3.2).
 
+One function per factor: :func:`log_p_distance` is P(d|x), :func:`log_p_positions`
+is P(o|d,x), :func:`log_p_fill` is P(w|o,d,x); :class:`StaticDistribution` samples
+z from their product.
+
     P_s(z|x) = P(d|x) * P(o|d,x) * prod_{i in o} P(w_i|o,d,x)
 
 over the word pieces of x (m = the number of non-special pieces):
@@ -41,12 +45,31 @@ def log_count(d: np.ndarray | int, m: int, vocab: int) -> np.ndarray:
 
 
 def log_p_distance(m: int, alpha: float, vocab: int) -> np.ndarray:
-    """log P(d|x) for d = 0..m (exact, normalised in log space)."""
+    """P(d|x) = exp(-d/alpha) c(d,m) / sum_e exp(-e/alpha) c(e,m), as log P(d|x) for
+    d = 0..m (exact, normalised in log space); c(d,m) = C(m,d) (V-1)^d (:func:`log_count`)."""
     if alpha <= 0:
         raise ValueError(f"alpha={alpha} must be > 0")
     d = np.arange(m + 1)
     logits = -d / alpha + log_count(d, m, vocab)
     return logits - np.logaddexp.reduce(logits)
+
+
+def log_p_positions(m: int, d: int) -> float:
+    """P(o|d,x) = 1 / C(m,d): the d edited positions o are a uniformly random set of
+    the m editable pieces. Returns log P(o|d,x) = -log C(m,d)."""
+    return -(math.lgamma(m + 1) - math.lgamma(d + 1) - math.lgamma(m - d + 1))
+
+
+def log_p_fill(mlm_log_probs: torch.Tensor, original: torch.Tensor,
+               temperature: float) -> torch.Tensor:
+    """P(w|o,d,x) = softmax_w(log P_MLM(w | x with o masked) / T) over the word pieces
+    other than the original piece x_i (and never a special or [unusedN] piece), so a
+    sample is exactly at distance d. ``mlm_log_probs``: (N, V) at the N edited
+    positions (changed in place); ``original``: (N,) the pieces they held. Returns the
+    (N, V) tempered log-probabilities the fills are drawn from."""
+    mlm_log_probs[:, :FIRST_WORD_ID] = -torch.inf
+    mlm_log_probs[torch.arange(len(original)), original] = -torch.inf  # exactly distance d
+    return torch.log_softmax(mlm_log_probs / temperature, dim=-1)
 
 
 def edit_rate(alpha: float, vocab: int) -> float:
@@ -108,8 +131,7 @@ class StaticDistribution:
             for _ in range(n):
                 d = int(rng.choice(m + 1, p=np.exp(log_pd))) if m else 0
                 pos = sorted(rng.choice(editable, size=d, replace=False).tolist()) if d else []
-                log_po = -(math.lgamma(m + 1) - math.lgamma(d + 1) - math.lgamma(m - d + 1))
-                plans.append((i, ids, pos, d, float(log_pd[d]) + log_po))
+                plans.append((i, ids, pos, d, float(log_pd[d]) + log_p_positions(m, d)))
         return self._fill(plans, generator, fill_provider or self.provider)
 
     @torch.no_grad()
@@ -134,10 +156,7 @@ class StaticDistribution:
             mask[r, : len(ids)] = 1
             where[r, pos] = True
         log_p = provider.log_probs(input_ids, mask, where)  # (N, V), row-major over positions
-        log_p[:, :FIRST_WORD_ID] = -torch.inf
-        original = input_ids[where]
-        log_p[torch.arange(len(original)), original] = -torch.inf  # exactly distance d
-        tempered = torch.log_softmax(log_p / self.temperature, dim=-1)
+        tempered = log_p_fill(log_p, input_ids[where], self.temperature)
         fills = torch.multinomial(tempered.exp(), 1, generator=generator).squeeze(1)  # (N,)
         log_fill = tempered.gather(1, fills[:, None]).squeeze(1)
         filled = input_ids.clone()

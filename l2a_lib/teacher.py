@@ -1,4 +1,12 @@
-"""Teacher outputs computed once per unique input and reused.
+"""The teacher: fine-tuned once per (task, seed, settings), then its outputs
+computed once per unique input.
+
+**Teacher-FT.** :func:`get_teacher` fine-tunes the pretrained teacher on the target
+train split (``train.fine_tune``) or loads it from ``<cache_dir>/teachers/<key>.pt``
+(:func:`teacher_key`: data, teacher settings, seed, code version; not the method
+that distils it). A fine-tuning cut off resumes after its last epoch.
+
+**Outputs.** Teacher outputs computed once per unique input and reused.
 
 The teacher is frozen during distillation, so its outputs on an input never
 change: ``TeacherCache`` runs the teacher once on every input it has not seen
@@ -13,16 +21,91 @@ only the mapped layers.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import losses
+from . import losses, models, paths
+from .checkpoint import EpochCheckpoint, read_progress
+from .config import CODE_VERSION, ExperimentConfig, without_none
+from .encoding import Encoded, collate
 from .models import SequenceModel, last_value_projection
-from .train import Encoded, autocast, collate
+from .runs import Context, Prepared
+from .train import autocast, fine_tune
 
 
+# ------------------------------------------------------------ Teacher-FT
+def teacher_key(config: ExperimentConfig) -> str:
+    """What determines a fine-tuned teacher (not the method that uses it)."""
+    m = config.model
+    blob = json.dumps({"data": without_none(dataclasses.asdict(config.data)), "teacher": m.teacher,
+                       "pooling": m.pooling, "dropout": m.dropout, "seed": config.seed,
+                       "train": dataclasses.asdict(config.teacher_train),
+                       "code_version": CODE_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def teacher_files(config: ExperimentConfig, cache_dir=None) -> tuple[Path, Path]:
+    """Where the fine-tuned teacher of ``config`` is cached: its weights and its
+    fine-tuning record (``<cache_dir>/teachers/<teacher_key>.pt`` / ``.json``)."""
+    folder = paths.cache_dir(cache_dir) / "teachers"
+    key = teacher_key(config)
+    return folder / f"{key}.pt", folder / f"{key}.json"
+
+
+def teacher_checkpoint(config: ExperimentConfig, cache_dir=None) -> EpochCheckpoint:
+    """The per-epoch checkpoint of the teacher fine-tuning of ``config``, beside the
+    teacher's files (``<cache_dir>/teachers/<teacher_key>.ckpt/``), so that any run that
+    needs the teacher resumes it."""
+    weights, _ = teacher_files(config, cache_dir)
+    return EpochCheckpoint(weights.with_suffix(".ckpt"), run_id=teacher_key(config))
+
+
+def get_teacher(config: ExperimentConfig, ctx: Context, prep: Prepared):
+    """Teacher-FT for this task and seed: from the local cache, or fine-tuned now
+    (resuming after the last epoch of a fine-tuning cut off earlier)."""
+    spec = prep.task.spec
+    teacher = models.build_teacher(config.model, spec.num_labels, prep.tokenizer,
+                                   seed=config.seed, cache=ctx.cache_dir)
+    key = teacher_key(config)
+    weights, meta = teacher_files(config, ctx.cache_dir)
+    if weights.is_file() and meta.is_file():
+        teacher.load_state_dict(torch.load(weights, map_location="cpu"))
+        info = json.loads(meta.read_text())
+        if "sha256" not in info:  # a teacher saved before its content hash was recorded
+            info["sha256"] = paths.file_sha256(weights)
+        ctx.teacher_used = teacher_summary(key, info, trained_here=False)
+        return teacher, info
+    ckpt = teacher_checkpoint(config, ctx.cache_dir)
+    ctx.seconds_before += (read_progress(ckpt.folder) or {}).get("seconds", 0.0)
+    result = fine_tune(teacher, prep.train, prep.dev, spec.kind, config.teacher_train,
+                       seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
+                       desc=f"teacher {config.task} s{config.seed}", checkpoint=ckpt)
+    paths.atomic_torch_save(teacher.state_dict(), weights)
+    info = {**dataclasses.asdict(result), "sha256": paths.file_sha256(weights)}
+    paths.atomic_write_text(meta, json.dumps(info))
+    ckpt.clear()
+    ctx.teacher_used = teacher_summary(key, info, trained_here=True)
+    return teacher, info
+
+
+def teacher_summary(key: str, info: dict, trained_here: bool) -> dict:
+    """What a run records of its teacher: the cache key, the content hash of its
+    weights (runs that record the same one distilled the very same teacher), the
+    best dev scores (a teacher retrained on a new machine can be checked against the
+    committed Teacher-FT record) and whether it was fine-tuned inside this run."""
+    return {"key": key, "sha256": info.get("sha256"),
+            "best_dev": info.get("best_dev"), "best_epoch": info.get("best_epoch"),
+            "trained_here": trained_here,
+            "seconds": round(float(info.get("seconds", 0.0)), 1) if trained_here else 0.0}
+
+
+# ------------------------------------------------- outputs, once per input
 @dataclass(frozen=True)
 class TeacherNeeds:
     """Which teacher outputs a distillation loss reads."""
@@ -30,6 +113,12 @@ class TeacherNeeds:
     attention_layers: tuple[int, ...] = ()  # indices into attentions (0 = first layer)
     pooled_layers: tuple[int, ...] = ()     # mean-pooled hidden states (PKD's patience states)
     value_relation: bool = False            # MiniLM's last-layer value relation (B, h, T, T)
+
+    @classmethod
+    def last_layer(cls, teacher) -> "TeacherNeeds":
+        """What L2A's L_KD reads (``l2a.kd``): the last layer's hidden states and attentions."""
+        L = teacher.encoder.config.num_hidden_layers
+        return cls(hidden_layers=(L,), attention_layers=(L - 1,))
 
 
 @dataclass

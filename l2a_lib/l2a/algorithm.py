@@ -1,4 +1,4 @@
-"""L2A's distillation trainer: Algorithm 1 as one loop.
+"""Algorithm 1 of L2A: the distillation trainer, one loop of episodes.
 
     for each episode:
         sample D' from P_s (fills from G_theta once it has been trained), from the
@@ -30,17 +30,20 @@ import time
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm.std import tqdm
 
-from . import losses, mlm, models
-from .augment.l2a import Sample, StaticDistribution
-from .checkpoint import EpisodeCheckpoint, rng_state, set_rng_state
-from .config import ExperimentConfig
+from .. import mlm, models
+from ..checkpoint import EpisodeCheckpoint, rng_state, set_rng_state
+from ..config import ExperimentConfig
+from ..encoding import Encoded, collate
+from ..runs import prepare, score
+from ..teacher import TeacherCache, TeacherNeeds, get_teacher
+from ..train import (Stepper, autocast, evaluate, linear_warmup, progress_enabled, run_steps,
+                     selection_score)
 from .generator import Generator
-from .selector import Policy, Selector, n_features, policy_profile, state_features
-from .teacher_cache import TeacherCache
-from .train import Encoded, autocast, collate, evaluate, progress_enabled, selection_score
+from .kd import KDTerms, last_layer_kd, projection
+from .selector import Policy, Selector, n_features, policy_profile, reward, state_features
+from .static import Sample, StaticDistribution
 
 
 @dataclasses.dataclass
@@ -97,15 +100,13 @@ def sample_pool(ps: StaticDistribution, target_df, source_df, labels_target, pai
 
 
 def run_l2a(config: ExperimentConfig, ctx) -> dict:
-    from .experiment import _score, get_teacher, prepare
-    from .methods import _projection, last_layer_kd, last_layer_needs, masked_lm
     cfg, d = config.l2a, config.distill
     t_start = time.time()
     prep = prepare(config, ctx)
     spec, tok = prep.task.spec, prep.tokenizer
     regression = spec.kind == "regression"
     teacher, _ = get_teacher(config, ctx, prep)
-    mlm_model, mlm_info, mcfg = masked_lm(config, ctx, tok)
+    mlm_model, mlm_info, mcfg = mlm.for_run(config, ctx, tok)
     provider = mlm.MaskedLMProvider(mlm_model, tok, max_length=config.data.max_length, bf16=mcfg.bf16)
     ps = StaticDistribution(provider, cfg.alpha, cfg.temperature, max_length=config.data.max_length)
     generator = (Generator(mlm_model, tok, lr=cfg.generator_lr, bf16=mcfg.bf16,
@@ -113,10 +114,10 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
     selector = (Selector(Policy(n_features(spec.num_labels, regression)), lr=cfg.selector_lr,
                          gamma=cfg.gamma) if cfg.selector else None)
     student = models.build_student(config.model, spec.num_labels, seed=config.seed, cache=ctx.cache_dir)
-    W = _projection(student, teacher, config.seed)
+    W = projection(student, teacher, config.seed)
     L = teacher.encoder.config.num_hidden_layers
-    cache = TeacherCache(teacher, last_layer_needs(teacher), prep.pad_id, bf16=d.train.bf16)
-    terms = losses.KDTerms(att=d.att, hidden=d.hidden, dark=d.dark, temperature=d.temperature)
+    cache = TeacherCache(teacher, TeacherNeeds.last_layer(teacher), prep.pad_id, bf16=d.train.bf16)
+    terms = KDTerms(att=d.att, hidden=d.hidden, dark=d.dark, temperature=d.temperature)
     originals = prep.train
 
     rng = np.random.default_rng(config.seed)
@@ -130,9 +131,11 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
     total_steps = steps_per_episode * cfg.episodes
     params = list(student.parameters()) + [W]
     optimizer = torch.optim.AdamW(params, lr=d.train.lr, weight_decay=d.train.weight_decay)
-    warm = max(1, int(d.train.warmup_ratio * total_steps))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warm, max(0.0, (total_steps - s) / max(1, total_steps - warm))))
+    stepper = Stepper(optimizer, params=params, max_grad_norm=d.train.max_grad_norm,
+                      scheduler=linear_warmup(optimizer, max(1, int(d.train.warmup_ratio * total_steps)),
+                                              total_steps),
+                      what=f"L2A {config.task} s{config.seed}")
+    scheduler = stepper.scheduler
 
     def kd_loss(enc: Encoded, idx) -> torch.Tensor:
         b = collate(enc, idx, prep.pad_id, regression)
@@ -188,10 +191,16 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
         rewards, kept, all_states = [], [], torch.zeros(0)
         bar = tqdm(range(steps_per_episode), desc=f"l2a {config.task} s{config.seed} ep{episode}",
                    disable=not progress_enabled(), leave=False)
-        for step in bar:
-            idx = order[step * d.train.batch_size:(step + 1) * d.train.batch_size]
-            if len(idx) == 0:
-                break
+
+        def batches():
+            for step in bar:
+                idx = order[step * d.train.batch_size:(step + 1) * d.train.batch_size]
+                if len(idx) == 0:
+                    return
+                yield idx
+
+        def loss_of(idx):
+            nonlocal all_states
             # state: teacher and student outputs on the augmented batch
             b = collate(pool.enc, idx, prep.pad_id, regression)
             student.eval()
@@ -203,7 +212,7 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
             actions = selector.act(state, gen) if selector is not None else torch.ones(len(idx))
             keep = idx[actions.numpy() > 0.5]
             kept.append(float(actions.mean()))
-            # update the student with L_KD on the kept samples and a few labelled originals
+            # L_KD on the kept samples and a few labelled originals (None: nothing to learn)
             student.train()
             loss = 0.0
             if len(keep):
@@ -212,24 +221,22 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
                 orig = rng.choice(len(originals), size=min(cfg.originals_per_step, len(originals)),
                                   replace=False)
                 loss = loss + kd_loss(originals, orig)
-            if torch.is_tensor(loss):
-                if not torch.isfinite(loss):
-                    from .train import TrainingDiverged
-                    raise TrainingDiverged(f"L2A loss is {loss.item()} at episode {episode}, step {step}")
-                loss.backward()
-                nn.utils.clip_grad_norm_(params, d.train.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
-            # reward: the change of the student's dev metric
+            return loss if torch.is_tensor(loss) else None
+
+        def after_step(idx, loss):
+            nonlocal score_now
             before, score_now = score_now, dev_score()
-            rewards.append(score_now - before)
+            r = reward(before, score_now)
+            rewards.append(r)
             if selector is not None:
-                selector.reward(score_now - before)
+                selector.reward(r)
+
+        run_steps(stepper, batches(), loss_of, after_step=after_step,
+                  where=lambda step, episode=episode: f"episode {episode}, step {step}")
         policy_log = selector.update() if selector is not None else {}
         keep_prob = (selector.keep_prob(all_states) if selector is not None
                      else torch.ones(len(all_states)))
-        gen_log = (_generator_step(generator, pool, order, keep_prob, rng, cfg.generator_samples)
+        gen_log = (generator_step(generator, pool, order, keep_prob, rng, cfg.generator_samples)
                    if generator is not None else {"generator_loss": None})
         if selector is not None:
             policy_log.update(policy_profile(keep_prob, all_states, spec.num_labels, regression))
@@ -261,18 +268,18 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
                 "loop_seconds": earlier["loop"] + time.time() - t0}, cache.entries(saved), episode)
             saved = len(cache)
     student.load_state_dict(best_state)
-    gallery = _gallery(ps, generator, selector, prep, cache, student, config)
+    gallery = sample_gallery(ps, generator, selector, prep, cache, student, config)
     out = {"n_params": student.n_params(),
             "sizes": prep.task.sizes(), "episodes": episodes, "gallery": gallery,
             "teacher_forward_passes": cache.forward_passes, "unique_inputs": len(cache),
             "seconds": earlier["loop"] + time.time() - t0,
             "wall_seconds_before": earlier["wall"], "resumed_at_episode": earlier["resumed_at"],
             "mlm_top1": {k: v["top1"] for k, v in mlm_info["scores"].items()}}
-    out["rows"] = _score(student, prep, config, d.train, sink=out)
+    out["rows"] = score(student, prep, config, d.train, sink=out)
     return out
 
 
-def _generator_step(generator: Generator, pool: Augmented, order, keep_prob, rng,
+def generator_step(generator: Generator, pool: Augmented, order, keep_prob, rng,
                     limit: int) -> dict[str, float]:
     """L2A loss over (a random subset of ``limit``) samples the selector judged this
     episode, weighted by their keep probability."""
@@ -285,7 +292,7 @@ def _generator_step(generator: Generator, pool: Augmented, order, keep_prob, rng
     return generator.update(samples, weights, rng)
 
 
-def _gallery(ps: StaticDistribution, generator, selector, prep, cache, student, config,
+def sample_gallery(ps: StaticDistribution, generator, selector, prep, cache, student, config,
              n_sentences: int = 4, n_samples: int = 3) -> list[dict]:
     """Samples of real target sentences from P_s and from the trained G_theta, with
     d, positions, log P_s and the final selector's keep probability."""

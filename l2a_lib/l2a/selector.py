@@ -11,9 +11,10 @@ student's outputs on it, no gradients:
 * both: the sample's edit rate d/m and its log P_s per edited piece.
 
 Action: keep (1) or drop (0), a ~ Bernoulli(pi_phi(s)), pi_phi a two-layer MLP.
-Reward of step t: the change of the student's target-dev metric (accuracy or
-Pearson) caused by the update on the kept samples. Return
-``G_t = sum_k gamma^k r_{t+k}``; the policy gradient is REINFORCE with the
+Reward of step t (:func:`reward`): the change of the student's target-dev metric
+(accuracy or Pearson) caused by the update on the kept samples. Return
+``G_t = sum_k gamma^k r_{t+k}`` (:func:`discounted_returns`); the policy gradient is
+REINFORCE (:func:`reinforce_loss`) with the
 episode's mean return as the baseline, the advantages divided by the root mean
 square of all advantages seen so far (dev-metric changes are a few hundredths:
 without it the step size would depend on the dev set's size), applied once per
@@ -27,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..train import Stepper
 
 
 def state_features(teacher_logits: torch.Tensor, student_logits: torch.Tensor,
@@ -73,14 +76,38 @@ def policy_profile(keep_prob: torch.Tensor, states: torch.Tensor, num_labels: in
             "keep_corr_disagreement": corr(keep_prob, states[:, disagreement_column(num_labels, regression)])}
 
 
+def reward(dev_before: float, dev_after: float) -> float:
+    """r_t = M(student after step t) - M(student before it): the change of the
+    student's target-dev metric M (accuracy; Pearson for regression) that the update
+    on the kept samples caused."""
+    return dev_after - dev_before
+
+
 def discounted_returns(rewards, gamma: float) -> np.ndarray:
-    """G_t = sum_{k >= 0} gamma^k r_{t+k}, computed backwards."""
+    """The return G_t = sum_{k >= 0} gamma^k r_{t+k}, computed backwards."""
     out = np.zeros(len(rewards), dtype=float)
     running = 0.0
     for t in range(len(rewards) - 1, -1, -1):
         running = rewards[t] + gamma * running
         out[t] = running
     return out
+
+
+def reinforce_loss(keep_probs: list[torch.Tensor], actions: list[torch.Tensor],
+                   advantages) -> torch.Tensor:
+    """The REINFORCE loss of an episode,
+
+        L(phi) = -1/T sum_t A_t sum_{n in batch t} log pi_phi(a_n | s_n),
+
+    with log pi(a|s) = a log p + (1 - a) log(1 - p), p = pi_phi(keep | s) (clamped to
+    [1e-6, 1 - 1e-6]) and A_t the (scaled) advantage of step t. ``keep_probs`` and
+    ``actions``: one (N_t,) tensor per step; ``advantages``: one number per step."""
+    loss = 0.0
+    for p, a, adv in zip(keep_probs, actions, advantages):
+        p = p.clamp(1e-6, 1 - 1e-6)
+        logp = a * p.log() + (1 - a) * (1 - p).log()  # (N,)
+        loss = loss - float(adv) * logp.sum()
+    return loss / len(keep_probs)
 
 
 class Policy(nn.Module):
@@ -173,14 +200,9 @@ class Selector:
         self._adv_sq, self._adv_n = self._adv_sq + float((advantages ** 2).sum()), self._adv_n + len(advantages)
         if self._adv_sq > 0:
             advantages = advantages / np.sqrt(self._adv_sq / self._adv_n)
-        loss = 0.0
-        for step, adv in zip(self.history, advantages):
-            p = self.policy(self._normalise(step.states, update=False)).clamp(1e-6, 1 - 1e-6)
-            logp = step.actions * p.log() + (1 - step.actions) * (1 - p).log()  # (N,)
-            loss = loss - float(adv) * logp.sum()
-        loss = loss / len(self.history)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        loss = reinforce_loss([self.policy(self._normalise(step.states, update=False))
+                               for step in self.history],
+                              [step.actions for step in self.history], advantages)
+        Stepper(self.optimizer, what="selector").step(loss)
         self.history = []
         return {"policy_loss": float(loss.detach()), "mean_return": float(returns.mean())}
