@@ -1,0 +1,26 @@
+"""What each page of the book shows, computed from the result cache: one function per
+notebook, so that a notebook is its parameters, one call, then the tables and figures.
+
+A :class:`View` holds the page's notes (markdown shown first: runs not computed yet,
+runs in fp32), its values (the numbers the prose quotes, glued by name) and its
+items (tables and figures, shown by name in the page's cells)::
+
+    page = views.table1(profile="cpu")
+    page.publish()        # the notes, and every value glued for the prose
+    page["results"]       # a table (in its own cell)
+
+* ``results`` -- Table 1, Table 2, Table 3;
+* ``studies`` -- Figure 2 and the sensitivity studies, the claims;
+* ``setup`` -- the data, the augmentation masked LM, L2A's training log;
+* ``operations`` -- performance, reliability, what reproducing costs.
+"""
+from __future__ import annotations
+
+from .base import View
+from .operations import performance, reliability, reproduce
+from .results import table1, table2, table3
+from .setup import data, l2a_training, mlm
+from .studies import claims, study
+
+__all__ = ["View", "claims", "data", "l2a_training", "mlm", "performance", "reliability",
+           "reproduce", "study", "table1", "table2", "table3"]

@@ -1,0 +1,45 @@
+"""A page's content: notes, the values its prose quotes, its tables and figures."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class View:
+    notes: list[str] = field(default_factory=list)     # markdown shown before the results
+    values: dict[str, object] = field(default_factory=dict)  # glue name -> text or table
+    items: dict[str, object] = field(default_factory=dict)   # name -> table or figure
+    options: dict[str, object] = field(default_factory=dict)  # pandas display options
+
+    def note(self, markdown: str) -> None:
+        """Add a note (an empty one is dropped: a page without missing runs has none)."""
+        if markdown:
+            self.notes.append(markdown)
+
+    def value(self, name: str, value) -> None:
+        self.values[name] = value
+
+    def show(self, name: str, item):
+        """Keep a table or figure for the page; a figure is closed here so that it is
+        drawn where the page shows it, not where it was made."""
+        from matplotlib.figure import Figure
+        if isinstance(item, Figure):
+            import matplotlib.pyplot as plt
+            plt.close(item)
+        self.items[name] = item
+        return item
+
+    def __getitem__(self, name: str):
+        return self.items[name]
+
+    def publish(self) -> None:
+        """Show the notes and glue every value (myst-nb), for the page's prose."""
+        from IPython.display import Markdown, display
+        from myst_nb import glue
+        for option, value in self.options.items():
+            import pandas as pd
+            pd.set_option(option, value)
+        for text in self.notes:
+            display(Markdown(text))
+        for name, value in self.values.items():
+            glue(name, value, display=False)

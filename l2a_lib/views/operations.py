@@ -1,0 +1,115 @@
+"""The pages about the companion itself: performance, reliability, reproducing."""
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from .. import audit, costs, paths, reliability as reliability_mod, report
+from ..experiment import run
+from ..profiles import make_config
+from ..records import is_cached, load_record
+from ..runs import Context
+from .base import View
+
+BENCHMARK_FIGURES = [
+    "augment_speedup_vs_nlpaug", "augment_speedup_vs_nlpaug_fp32", "l2a_ps_sentences_per_second_bf16",
+    "l2a_ps_sentences_per_second_fp32", "nlpaug_sentences_per_second",
+    "distill_epoch_over_student_epoch", "teacher_forward_passes_over_unique_inputs",
+    "bf16_speedup_teacher_inference", "bf16_speedup_teacher_training",
+    "bf16_max_abs_logit_difference", "bf16_prediction_agreement",
+    "teacher_inference_fraction_of_peak", "teacher_inference_fraction_of_peak_fp32",
+    "matmul_peak_gflops_bf16", "matmul_peak_gflops_fp32", "teacher_inference_gflops_bf16",
+    "teacher_inference_gflops_fp32", "smoke_workflow_seconds", "jobs_alone_seconds_per_step",
+    "jobs_parallel_seconds_per_step", "jobs_throughput_gain"]
+BENCHMARK_COUNTS = ["augment_sentences", "nlpaug_sentences", "unique_inputs",
+                    "teacher_forward_passes", "jobs_alone_threads", "jobs_parallel",
+                    "jobs_parallel_threads"]
+
+
+def performance(results_file=None) -> View:
+    """The benchmark's figures (``benchmarks/results.json``): every figure by name for
+    the prose, the processors measured, and when each section was measured."""
+    view = View()
+    path = Path(results_file or paths.REPO_ROOT / "benchmarks" / "results.json")
+    R = json.loads(path.read_text()) if path.is_file() else {}
+    if not R:
+        view.note("`benchmarks/results.json` not found: run `python benchmarks/run.py`")
+    for key in BENCHMARK_FIGURES:
+        view.value(key, f"{R[key]:.2f}" if key in R else "not measured")
+    for key in BENCHMARK_COUNTS:
+        view.value(key, f"{R[key]:,}" if key in R else "not measured")
+    view.show("processors", _processors(R))
+    view.show("measured", pd.DataFrame([{"section": k, **v} for k, v in R.get("measured", {}).items()]))
+    return view
+
+
+def _processors(R: dict) -> pd.DataFrame | None:
+    rows = [{"processor": k, **v} for k, v in R.get("by_processor", {}).items()]
+    if "matmul_peak_gflops_fp32" in R:  # the machine of the figures above, for comparison
+        when = R.get("measured", {}).get("peak", {})
+        found = re.search(r"(\d+) threads", when.get("machine", ""))
+        rows.insert(0, {"processor": f"the figures above ({when.get('machine', '?').split(',')[0]})",
+                        "date": when.get("date"), "threads": int(found.group(1)) if found else None,
+                        "matmul_peak_gflops_fp32": R["matmul_peak_gflops_fp32"],
+                        "matmul_peak_gflops_bf16": R["matmul_peak_gflops_bf16"],
+                        "bf16_over_fp32_matmul_peak": round(
+                            R["matmul_peak_gflops_bf16"] / R["matmul_peak_gflops_fp32"], 2),
+                        "bf16_speedup_teacher_inference": R.get("bf16_speedup_teacher_inference")})
+    if not rows:
+        return None
+    procs = pd.DataFrame(rows).set_index("processor")[[
+        "date", "threads", "matmul_peak_gflops_fp32", "matmul_peak_gflops_bf16",
+        "bf16_over_fp32_matmul_peak", "bf16_speedup_teacher_inference"]]
+    procs.columns = ["date", "threads", "fp32 peak (GFLOP/s)", "bf16 peak (GFLOP/s)",
+                     "bf16 / fp32 peak", "bf16 speed-up, teacher inference"]
+    return procs
+
+
+def reliability(data_dir=None, audit_runs=("student_ft", "eda", "l2a")) -> View:
+    """Every bad-input case provoked, and a determinism audit: smoke runs computed in a
+    scratch folder, then recomputed from scratch (teachers and masked LM too)."""
+    view = View()
+    cases = reliability_mod.catalogue(data_dir)
+    view.value("n_bad_inputs", str(int((cases.error != "(none: handled)").sum())))
+    view.value("n_as_expected", f"{int(cases['as expected'].sum())} of {len(cases)}")
+    view.options["display.max_colwidth"] = 400
+    view.show("cases", cases.style.hide(axis="index").set_properties(**{"text-align": "left"}))
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = Context(data_dir, Path(tmp) / "results", Path(tmp) / "cache")
+        for m in audit_runs:
+            run(make_config("tc", m, 0, profile="smoke"), data_dir=data_dir,
+                results_dir=ctx.results_dir, cache_dir=ctx.cache_dir)
+        diffs = audit.audit(ctx, "smoke", n=len(audit_runs), fresh_cache=True)
+    per_run = diffs.groupby(["task", "method", "seed"])["abs_diff"].max().rename("largest |difference|")
+    view.value("audit_identical", f"{int((per_run == 0).sum())} of {len(per_run)}")
+    view.show("audit", per_run.to_frame())
+    return view
+
+
+def reproduce(profile="cpu") -> View:
+    """What reproducing costs: hours per page and per method, by processor, and
+    whether retrained teachers reproduce the committed ones."""
+    view = View()
+    pages = costs.page_seconds(profile)
+    view.value("runs_total", f"{int(pages['new runs'].sum()):,}")
+    view.value("runs_cached", f"{int(pages['new runs cached'].sum()):,}")
+    view.value("run_hours_measured", f"{pages['run hours (measured)'].sum():.1f}")
+    view.show("pages", pages)
+    view.show("methods", costs.method_seconds(profile))
+    view.show("processors", costs.processor_times(profile))
+    mlm_config = make_config("tc", "mlm", 0, profile=profile)
+    view.value("repro_mlm_minutes",
+               f"{load_record(mlm_config)['extra']['mlm']['seconds'] / 60:.0f}"
+               if is_cached(mlm_config, Context()) else "(not yet measured)")
+    retrained = report.teacher_consistency()
+    view.value("teachers_retrained_summary", (
+        f"{int(retrained['same'].sum())} of the {len(retrained)} retrained teachers reached "
+        "exactly the best dev scores of their committed Teacher-FT record." if len(retrained) else
+        "No run in the cache has fine-tuned a teacher again yet: every teacher was trained "
+        "once, by the first run that needed it."))
+    view.show("teachers", retrained if len(retrained) else None)
+    return view

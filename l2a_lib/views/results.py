@@ -1,0 +1,195 @@
+"""Table 1, Table 2 and Table 3 of the paper, as the book shows them."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .. import data as data_mod
+from .. import report
+from ..errors import MissingResults
+from ..experiment import run_many
+from ..profiles import make_config
+from ..records import load_record, load_records, load_test_labels
+from .base import View
+
+# each baseline family's rows, shown on its own page (book/baselines_*.md)
+FAMILIES = {"augmentation": ["student_ft", "eda", "cbert", "tinybert", "l2a"],
+            "layers": ["teacher_ft", "student_ft", "distilbert", "bert_pkd4", "bert_pkd6", "minilm",
+                       "tinybert"],
+            "bilstm": ["student_ft", "bilstm_soft"]}
+
+
+def _runs(view: View, tasks, methods, seeds, profile, allow_training, allow_missing,
+          results_dir, data_dir) -> pd.DataFrame:
+    df = run_many(tasks, methods, seeds, profile=profile, allow_training=allow_training,
+                  results_dir=results_dir, data_dir=data_dir, allow_missing=allow_missing)
+    view.note(report.coverage_note(df))
+    view.note(report.precision_note(df))
+    return df
+
+
+def _better(view: View, sig: pd.DataFrame, prefix: str) -> None:
+    better = sig[sig.verdict == "better"].task.tolist() if len(sig) else []
+    view.value(prefix, f"{len(better)} of {len(sig)}")
+    view.value(prefix + "_tasks", ", ".join(report.TASK_LABELS[t] for t in better) or "none")
+
+
+def table1(profile="cpu", tasks=("tc", "pi", "nli", "reg"), methods=("teacher_ft", "student_ft"),
+           seeds=(0, 1, 2), allow_training=False, allow_missing=True, results_dir=None,
+           data_dir=None) -> View:
+    """Table 1: the results table beside the paper's, the plot, the paired tests of L2A
+    against the best baseline (any student, and L2A's own student), each baseline
+    family's rows, and the numbers the page's prose reads."""
+    tasks, methods, seeds = list(tasks), list(methods), list(seeds)
+    view = View()
+    df = _runs(view, tasks, methods, seeds, profile, allow_training, allow_missing,
+               results_dir, data_dir)
+    means = report.mean_table(df, methods)
+    view.show("results", report.mark_best(report.results_table(df, methods), means))
+    view.show("vs_paper", report.plot_vs_paper(df, methods))
+    records = load_records(tasks, [m for m in methods if m != "teacher_ft"], seeds,
+                           profile=profile, results_dir=results_dir)
+    labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
+    sig = report.significance_table(records, labels, kinds)
+    _better(view, sig, "t1_l2a_better")
+    view.show("paired", sig.round(4))
+    same = {t: report.same_student(df, t) for t in tasks}
+    frames = [report.significance_table(records, {t: labels[t]}, {t: kinds[t]}, baselines=same[t])
+              for t in tasks if same[t]]
+    sig_same = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    _better(view, sig_same, "t1_l2a_better_same")
+    view.value("t1_same_student_methods",
+               ", ".join(report.METHOD_LABELS[m] for m in same[tasks[0]]) or "none")
+    view.show("paired_same_student", sig_same.round(4))
+    for family, members in FAMILIES.items():
+        members = [m for m in members if m in methods]
+        view.value(f"family_{family}", report.mark_best(report.results_table(df, members),
+                                                        report.mean_table(df, members)))
+    _table1_values(view, df, means, tasks, methods, seeds, profile, results_dir, data_dir)
+    return view
+
+
+def _table1_values(view, df, means, tasks, methods, seeds, profile, results_dir, data_dir):
+    """The numbers the prose of Table 1 quotes."""
+    for task, label in report.TASK_LABELS.items():
+        for metric in report.METRICS[task]:
+            for m in methods:
+                if m in means.index and (label, metric) in means.columns:
+                    view.value(f"{m}_{task}_{metric}", f"{means.loc[m, (label, metric)]:.3f}")
+    sds = report.aggregate(df).set_index(["task", "method", "metric"])["sd"]
+    for m in methods:
+        if ("reg", m, "pearson") in sds.index:
+            view.value(f"{m}_reg_pearson_sd", f"{sds[('reg', m, 'pearson')]:.3f}")
+    params = df.groupby("method")["n_params"].first()
+    for m in params.index:
+        view.value(f"{m}_params_m", f"{params[m] / 1e6:.1f}M")
+    view.value("n_seeds", str(df.seed.nunique()))
+    if "nli" in tasks:
+        nli_test = data_mod.load_task("nli", seed=0, data_dir=data_dir).test
+        view.value("nli_majority", f"{max(nli_test.label.mean(), 1 - nli_test.label.mean()):.3f}")
+    sizes = df[df.split == "test"].groupby("task")["n_test"].first()
+    view.value("tc_n_test", f"{int(sizes['tc']):,}")
+    gap = means.loc["teacher_ft", ("TC", "acc")] - means.loc["student_ft", ("TC", "acc")]
+    view.value("tc_teacher_minus_student", f"{gap:+.3f}")
+    if "reg" in tasks:
+        _regression_fit(view, df, seeds, profile, results_dir)
+
+
+def _regression_fit(view, df, seeds, profile, results_dir):
+    """How the regression fine-tunings fit, from each run's per-epoch history."""
+    fits, dev_r, best_r = {}, [], []
+    for m in ("teacher_ft", "student_ft"):
+        for s in seeds:
+            try:
+                rec = load_record(make_config("reg", m, s, profile=profile), results_dir)
+            except MissingResults:
+                continue
+            hist = rec["extra"]["fine_tune"]["history"]
+            fits.setdefault(m, []).append(min(h["train_loss"] for h in hist))
+            fits.setdefault(m + "_epoch", []).append(
+                int(np.argmin([h["train_loss"] for h in hist])) + 1)
+            dev_r += [h["pearson"] for h in hist]
+            best_r.append(rec["extra"]["fine_tune"]["best_dev"]["pearson"])
+    if not best_r:
+        return
+    n_dev = int(df[(df.task == "reg")]["n_dev"].dropna().iloc[0])
+    r = float(np.mean(best_r))
+    for m in ("teacher_ft", "student_ft"):
+        view.value(f"{m}_reg_min_train_mse", f"{np.mean(fits[m]):.3f}")
+        view.value(f"{m}_reg_min_train_epoch", f"{np.median(fits[m + '_epoch']):.0f}")
+    lo, hi = np.percentile(dev_r, [10, 90])
+    view.value("reg_dev_pearson_p10", f"{lo:.2f}")
+    view.value("reg_dev_pearson_p90", f"{hi:.2f}")
+    view.value("reg_best_dev_pearson", f"{r:.2f}")
+    view.value("reg_n_dev", str(n_dev))
+    view.value("reg_pearson_se", f"{(1 - r ** 2) / np.sqrt(n_dev - 2):.2f}")
+
+
+def table2(profile="cpu", tasks=("tc", "pi", "nli", "reg"),
+           methods=("teacher_ft", "student_ft", "l2a_wo_tgt", "l2a_wo_src", "l2a"),
+           seeds=(0, 1, 2), allow_training=False, allow_missing=True, results_dir=None,
+           data_dir=None) -> View:
+    """Table 2 (source and target augmentation): the table, the plot, and the paired
+    tests of L2A against each ablation."""
+    tasks, methods, seeds = list(tasks), list(methods), list(seeds)
+    view = View()
+    df = _runs(view, tasks, methods, seeds, profile, allow_training, allow_missing,
+               results_dir, data_dir)
+    means = report.mean_table(df, methods)
+    view.show("results", report.mark_best(report.results_table(df, methods, paper_table="table2"),
+                                          means))
+    view.show("vs_paper", report.plot_vs_paper(df, methods, paper_table="table2"))
+    for task, label in report.TASK_LABELS.items():
+        metric = report.METRICS[task][0]
+        if (label, metric) in means.columns:
+            for m in methods:
+                value = means.loc[m, (label, metric)] if m in means.index else float("nan")
+                view.value(f"t2_{m}_{task}", "(not computed yet)" if value != value else f"{value:.3f}")
+    records = load_records(tasks, ["l2a", "l2a_wo_src", "l2a_wo_tgt"], seeds, profile=profile,
+                           results_dir=results_dir)
+    labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
+    tests = report.ablation_tests(records, labels, kinds, ["l2a_wo_src", "l2a_wo_tgt"],
+                                  paper_table="table2")
+    for variant, what in (("L2A w/o src", "src"), ("L2A w/o tgt", "tgt")):
+        rows = tests[tests.variant == variant]
+        helps = rows[rows["removed part"] == "helps"].task.tolist()
+        untested = "" if len(rows) == len(tasks) else f"; {len(tasks) - len(rows)} not computed yet"
+        view.value(f"t2_{what}_helps", f"{len(helps)} of {len(rows)}")
+        view.value(f"t2_{what}_helps_tasks",
+                   (", ".join(report.TASK_LABELS[t] for t in helps) or "none") + untested)
+    view.show("paired", tests.round(4))
+    return view
+
+
+def table3(profile="cpu", tasks=("tc",), methods=("l2a", "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark"),
+           seeds=(0, 1, 2), allow_training=False, results_dir=None, data_dir=None) -> View:
+    """Table 3 (the KD terms): the table, the plot, the paired tests of L2A against each
+    variant without one term."""
+    tasks, methods, seeds = list(tasks), list(methods), list(seeds)
+    view = View()
+    df = run_many(tasks, methods, seeds, profile=profile, allow_training=allow_training,
+                  results_dir=results_dir, data_dir=data_dir)
+    view.show("results", report.ablation_table(df, methods, tasks[0]))
+    view.show("vs_paper", report.plot_vs_paper(df, methods, paper_table="table3"))
+    records = load_records(tasks, methods, seeds, profile=profile, results_dir=results_dir)
+    labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
+    tests = report.ablation_tests(records, labels, kinds, methods[1:], paper_table="table3")
+    method_of = {report.METHOD_LABELS[m]: m for m in methods}
+    for r in tests.to_dict("records"):
+        m = method_of[r["variant"]]
+        view.value(f"t3_{m}_diff", f"{r['difference']:+.3f}")
+        view.value(f"t3_{m}_ci", f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]")
+        view.value(f"t3_{m}_verdict", {"no clear effect": "has no clear effect"}.get(
+            r["removed part"], r["removed part"]))
+        view.value(f"t3_{m}_seeds", r["seeds L2A higher"])
+        view.value(f"t3_{m}_paper", f"{r['paper difference']:+.3f}")
+    view.value("t3_n_test", f"{len(labels[tasks[0]]):,}")
+    majority = pd.Series(labels[tasks[0]]).value_counts(normalize=True).max()
+    view.value("t3_majority", f"{majority:.3f}")
+    means = report.mean_table(df, methods)
+    paper = report.paper_results().query("table == 'table3' and metric == 'acc'").set_index("method")
+    view.value("t3_paper_wo_dark_acc", f"{paper.loc['l2a_wo_dark', 'value']:.3f}")
+    view.value("t3_wo_dark_acc",
+               f"{means.loc['l2a_wo_dark', (report.TASK_LABELS[tasks[0]], 'acc')]:.3f}")
+    view.show("paired", tests.round(4))
+    return view
