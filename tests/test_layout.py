@@ -136,3 +136,37 @@ def test_one_warm_up_schedule():
     built = [f"{p.relative_to(PACKAGE)}" for p in PACKAGE.rglob("*.py")
              if "LambdaLR(" in p.read_text()]
     assert built == ["train.py"]
+
+
+NOTEBOOKS = sorted((PACKAGE.parent / "notebooks").glob("*.ipynb"))
+
+
+def logic_cells(notebook: dict) -> list[str]:
+    """Code cells that are neither the parameters, nor the page's one ``views`` call
+    (with ``page.publish()`` and the first item), nor one ``page[...]`` item."""
+    out = []
+    for cell in notebook["cells"]:
+        if cell["cell_type"] != "code" or "parameters" in cell["metadata"].get("tags", []):
+            continue
+        src = "".join(cell["source"]).strip()
+        lines = [line for line in src.splitlines() if line.strip()]
+        one_item = len(lines) == 1 and lines[0].startswith('page["') and lines[0].endswith('"]')
+        call = (lines[:1] == ["from l2a_lib import views"] and src.count("views.") == 1
+                and "page.publish()" in lines
+                and all(line.startswith(("page = views.", "    ", "page.publish()", 'page["'))
+                        for line in lines[1:]))
+        if not (one_item or call):
+            out.append(src)
+    return out
+
+
+def test_the_logic_check_flags_a_cell_with_logic():
+    nb = {"cells": [{"cell_type": "code", "metadata": {}, "source": ["x = df.mean()\n", "x"]},
+                    {"cell_type": "code", "metadata": {}, "source": ['page["results"]']}]}
+    assert logic_cells(nb) == ["x = df.mean()\nx"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_notebook_is_parameters_one_call_then_tables_and_figures(path):
+    import json
+    assert logic_cells(json.loads(path.read_text())) == []
