@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import paths
-from .config import ExperimentConfig
+from .config import METHODS, PROFILES, TASKS, ExperimentConfig
 import torch
 
 from .experiment import run
@@ -99,7 +99,6 @@ def main(args) -> int:
 
 
 def add_parser(sub) -> None:
-    from .config import METHODS, PROFILES, TASKS
     p = sub.add_parser("audit", help="recompute cached runs and report any difference")
     p.add_argument("--profile", choices=PROFILES, default="smoke")
     p.add_argument("--n", type=int, default=3, help="how many runs (the cheapest first)")

@@ -12,6 +12,10 @@
 The whole study (every run, every page, the book) is the Snakemake workflow in
 ``workflow/Snakefile``: ``snakemake -n`` lists what is missing, ``snakemake --cores 2``
 computes it.
+
+Each command imports what it needs when it runs (not for an import cycle: the
+library has none, ``tests/test_layout.py``), so that ``--help`` and the light
+commands start without loading torch and transformers.
 """
 from __future__ import annotations
 

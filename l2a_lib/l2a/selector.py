@@ -35,7 +35,15 @@ from ..train import Stepper
 def state_features(teacher_logits: torch.Tensor, student_logits: torch.Tensor,
                    edit_rate: torch.Tensor, log_ps_per_piece: torch.Tensor,
                    regression: bool) -> torch.Tensor:
-    """(N, F) selector state. teacher_logits, student_logits: (N, C); the other two: (N,)."""
+    """The selector's state of each augmented sample z, from outputs without gradients:
+
+        classification: s(z) = [p_t, p_s, max p_t, max p_s, H(p_t), H(p_s), KL(p_t || p_s),
+                                CE(p_s, argmax p_t), 1{argmax p_t = argmax p_s}, d/m, log P_s(z)/d]
+        regression:     s(z) = [y_t, y_s, y_s - y_t, (y_s - y_t)^2, d/m, log P_s(z)/d]
+
+    with p_t, p_s the teacher's and the student's class probabilities (y_t, y_s their
+    outputs). teacher_logits, student_logits: (N, C); edit_rate and log_ps_per_piece: (N,).
+    Returns (N, F)."""
     t, s = teacher_logits.float(), student_logits.float()
     extra = [edit_rate.float()[:, None], log_ps_per_piece.float()[:, None]]
     if regression:
