@@ -175,6 +175,20 @@ def _relative(path: Path) -> str:
     return str(p.relative_to(here)) if p.is_relative_to(here) else str(p)
 
 
+def for_the_book(nb) -> None:
+    """Tag an executed notebook's code cells for the book: the parameters (the default
+    cell and the one papermill injects) are removed, every other cell shows its output
+    only (``remove-input``). The notebooks in ``notebooks/`` keep their code for a
+    reader who reruns them."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        tags = cell.metadata.setdefault("tags", [])
+        hide = "remove-cell" if {"parameters", "injected-parameters"} & set(tags) else "remove-input"
+        if hide not in tags:
+            tags.append(hide)
+
+
 def execute(name: str, profile: str, out: Path, results_dir=None) -> str:
     """Execute page ``name`` into ``out`` with papermill, through a temporary file
     renamed when complete (a good page is only ever replaced by a complete one).
@@ -201,6 +215,7 @@ def execute(name: str, profile: str, out: Path, results_dir=None) -> str:
         raise
     nb = nbformat.read(str(tmp), as_version=4)
     nb.metadata["papermill"]["output_path"] = _relative(out)  # not the temporary file's name
+    for_the_book(nb)
     nbformat.write(nb, str(tmp))
     os.replace(tmp, out)
     record_notebook_seconds(profile, name, time.time() - started, results_dir)

@@ -236,3 +236,16 @@ def test_kill_minus_nine_in_the_middle_of_a_run_then_resume(tmp_path, env):
     for h in interrupted:  # the interrupted run was computed again, to the end
         record = json.loads((runs / f"{h}.json").read_text())
         assert record["config_hash"] == h and record["rows"]
+
+
+def test_a_page_for_the_book_hides_code_and_parameters():
+    import nbformat
+    from l2a_lib.pages import for_the_book
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("x = 2", metadata={"tags": ["injected-parameters"]}),
+                nbformat.v4.new_code_cell('page["results"]'),
+                nbformat.v4.new_markdown_cell("text")]
+    for_the_book(nb)
+    assert [c.metadata.get("tags") for c in nb.cells] == [
+        ["parameters", "remove-cell"], ["injected-parameters", "remove-cell"], ["remove-input"], None]
