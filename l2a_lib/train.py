@@ -190,15 +190,6 @@ class Stepper:
         if self.scheduler is not None:
             self.scheduler.step()
 
-    def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-
 
 def run_steps(stepper: Stepper, batches, loss_of, *, after_step=None,
               where=lambda i: f"step {i}") -> list[float]:

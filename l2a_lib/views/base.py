@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 
 @dataclass
 class View:
@@ -37,7 +39,6 @@ class View:
         from IPython.display import Markdown, display
         from myst_nb import glue
         for option, value in self.options.items():
-            import pandas as pd
             pd.set_option(option, value)
         for text in self.notes:
             display(Markdown(text))
