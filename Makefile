@@ -13,7 +13,7 @@ CORES  ?= 2
 SCRATCH ?= $(abspath .smoke)
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: setup test book pages results smoke clean-book
+.PHONY: setup test book pages results smoke clean-book check-book
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ results: $(STAMP)            ## compute every cpu-profile run not yet cached, th
 smoke: $(STAMP)              ## every run and page on the smoke profile, into a scratch folder (CI)
 	mkdir -p $(SCRATCH)
 	$(SNAKEMAKE) --cores $(CORES) --directory $(SCRATCH) --config profile=smoke -- pages
+
+check-book: $(STAMP)         ## open every built page in headless Chromium at 1280 px; list what a reader must not see
+	$(BIN)/python -m l2a_lib check-book
 
 clean-book:
 	rm -rf book/_build

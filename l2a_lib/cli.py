@@ -5,6 +5,7 @@
 * ``teacher``               fine-tune (or find cached) the teacher of a workflow key
 * ``mlm``                   train (or load) the augmentation masked LM of a workflow key
 * ``page``                  execute one book page's notebook with papermill
+* ``check-book``            the built book in headless Chromium: what a reader must not see
 * ``audit``                 recompute cached runs, report any difference (determinism)
 * ``prepare-weights``       assemble the offline teacher weights once
 * ``data-summary``          sizes and label balance of every task
@@ -97,6 +98,18 @@ def _cmd_page(args) -> int:
     return 0
 
 
+def _cmd_check_book(args) -> int:
+    from .bookcheck import check_book
+    found = check_book(args.html, width=args.width, screenshots=args.screenshots)
+    bad = {page: p for page, p in found.items() if p}
+    for page, problems in bad.items():
+        for problem in problems:
+            print(f"{page}: {problem}")
+    print(f"check-book: {len(found) - len(bad)} of {len(found)} pages clean at {args.width} px",
+          flush=True)
+    return 1 if bad else 0
+
+
 def _cmd_weights(args) -> int:
     from .models import assemble_mpnet, minilm_dir
     print("teacher:", assemble_mpnet())
@@ -155,6 +168,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from .audit import add_parser as add_audit
     add_audit(sub)
+
+    r = sub.add_parser("check-book", help="open every built page in headless Chromium and report "
+                                          "visible code, wide tables, NaN, tracebacks, broken "
+                                          "images and links")
+    r.add_argument("--html", default="book/_build/html", help="the built book")
+    r.add_argument("--width", type=int, default=1280, help="the browser window's width in px")
+    r.add_argument("--screenshots", default=None, help="save a full-page PNG of each page here")
+    r.set_defaults(func=_cmd_check_book)
 
     r = sub.add_parser("prepare-weights", help="assemble the offline pretrained weights")
     r.set_defaults(func=_cmd_weights)

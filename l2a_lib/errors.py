@@ -48,5 +48,10 @@ class UnknownJob(ValueError):
     """A run hash, teacher key or masked-LM key that no page of the profile uses."""
 
 
+class BookCheckUnavailable(RuntimeError):
+    """The built book cannot be checked: no built book, no Chromium or no Playwright."""
+
+
 # what the command line reports as one line (a user's input or set-up is wrong)
-USER_ERRORS = (ConfigError, DataDirError, DataError, WeightsError, UnknownPage, UnknownJob)
+USER_ERRORS = (ConfigError, DataDirError, DataError, WeightsError, UnknownPage, UnknownJob,
+               BookCheckUnavailable)

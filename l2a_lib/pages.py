@@ -94,10 +94,13 @@ class Page:
 
 
 def _study(name: str, title: str) -> Page:
-    return Page(name, "study", {"study": name, "values": list(STUDY_VALUES[name]),
+    return Page(name, name, {"study": name, "values": list(STUDY_VALUES[name]),
                                 "methods": list(STUDY_METHODS[name])},
                 (StudyNeeds(name),), partial=True, title=title)
 
+
+CLAIM_NEEDS = (Needs(TABLE1_METHODS + ("l2a_wo_src", "l2a_wo_tgt")),
+               Needs(TABLE3_METHODS[1:], tasks=("tc",)))
 
 PAGES: list[Page] = [
     Page("data", "data"),
@@ -112,14 +115,16 @@ PAGES: list[Page] = [
          title="Table 3: the terms of L_KD"),
     Page("l2a_training", "l2a_training", needs=(Needs(("l2a",)),), partial=True,
          title="Training L2A: episodes and the augmentation gallery"),
-    Page("claims", "claims", needs=(Needs(TABLE1_METHODS + ("l2a_wo_src", "l2a_wo_tgt")),
-                                    Needs(TABLE3_METHODS[1:], tasks=("tc",)),
-                                    # the shapes of Figure 2 and the sensitivity study
-                                    *(StudyNeeds(s) for s in STUDY_VALUES)),
-         partial=True, title="The paper's claims, one by one"),
     _study("fig2_data_size", "Figure 2: target training size"),
     _study("sensitivity_T", "Sensitivity to the fill temperature T"),
     _study("sensitivity_alpha", "Sensitivity to the edit-distance temperature alpha"),
+    # the summaries read the runs of the pages above (each run's cost is booked to the
+    # first page that reads it: the reproduce page's cost table)
+    Page("intro", "intro", needs=CLAIM_NEEDS, partial=True, title="L2A, reproduced on a CPU"),
+    Page("claims", "claims", needs=(*CLAIM_NEEDS,
+                                    # the shapes of Figure 2 and the sensitivity study
+                                    *(StudyNeeds(s) for s in STUDY_VALUES)),
+         partial=True, title="The paper's claims, one by one"),
     Page("reproduce", "reproduce", last=True),  # reports the other pages' execution times
 ]
 
@@ -176,17 +181,19 @@ def _relative(path: Path) -> str:
 
 
 def for_the_book(nb) -> None:
-    """Tag an executed notebook's code cells for the book: the parameters (the default
-    cell and the one papermill injects) are removed, every other cell shows its output
-    only (``remove-input``). The notebooks in ``notebooks/`` keep their code for a
-    reader who reruns them."""
+    """Prepare an executed notebook for the book: the notebook's default parameters cell
+    is dropped (the one papermill injected, with the values the page ran with, stays),
+    and every code cell shows its output with its code folded behind a "show code"
+    toggle (``hide-input``). The notebooks in ``notebooks/`` keep their code as written."""
+    nb.cells = [c for c in nb.cells if not (
+        c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])
+        and any("injected-parameters" in d.metadata.get("tags", []) for d in nb.cells))]
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         tags = cell.metadata.setdefault("tags", [])
-        hide = "remove-cell" if {"parameters", "injected-parameters"} & set(tags) else "remove-input"
-        if hide not in tags:
-            tags.append(hide)
+        if "hide-input" not in tags:
+            tags.append("hide-input")
 
 
 def execute(name: str, profile: str, out: Path, results_dir=None) -> str:

@@ -82,13 +82,13 @@ def test_l2a_notebooks_smoke(name, methods, tmp_path_factory, data_dir, monkeypa
 ])
 def test_study_notebook_smoke(study, values, methods, tmp_path, data_dir, monkeypatch):
     monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
-    nb = _execute("study", tmp_path, profile="smoke", study=study, values=values, methods=methods,
+    nb = _execute(study, tmp_path, profile="smoke", study=study, values=values, methods=methods,
                   seeds=[0], allow_training=True, results_dir=str(tmp_path / "results"),
                   data_dir=str(data_dir))
     text = _text(nb)
     assert "Error" not in text
-    column = {"fig2_data_size": "train_per_class", "sensitivity_alpha": "alpha"}[study]
-    assert column in text
+    column = {"fig2_data_size": "examples per class", "sensitivity_alpha": "alpha"}[study]
+    assert column in text and "NaN" not in text
 
 
 def test_claims_notebook_smoke(tmp_path, data_dir, monkeypatch):
@@ -96,6 +96,6 @@ def test_claims_notebook_smoke(tmp_path, data_dir, monkeypatch):
     nb = _execute("claims", tmp_path, profile="smoke", tasks=["tc"], seeds=[0], allow_training=True,
                   results_dir=str(tmp_path / "results"), data_dir=str(data_dir))
     text = _text(nb)
-    assert "L2A beats every baseline" in text and "p_value" in text
+    assert "L2A beats every baseline" in text and "95% CI" in text and "NaN" not in text
     # the shapes of Figure 2 and the sensitivity study: read, never trained here
     assert "quality degrades as alpha grows" in text and "pending" in text

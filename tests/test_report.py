@@ -32,41 +32,55 @@ def test_results_table_has_ours_and_paper_rows():
     df = pd.DataFrame([{"task": "tc", "method": "student_ft", "metric": "acc", "split": "test",
                         "value": v, "seed": s} for s, v in enumerate([0.6, 0.7])])
     t = report.results_table(df, ["student_ft"])
-    assert t.loc[("Student-FT", "this repo"), ("TC", "acc")] == "0.6500 ± 0.0707"
-    assert t.loc[("Student-FT", "paper"), ("TC", "acc")] == "0.7188"
-    assert t.loc[("Student-FT", "this repo"), ("NLI", "acc")] == "-"
+    assert t.loc[("Student-FT", "ours"), ("TC", "acc")] == "0.650\u00a0±\u00a00.071"
+    assert t.loc[("Student-FT", "paper"), ("TC", "acc")] == "0.719"
+    assert t.loc[("Student-FT", "ours"), ("NLI", "acc")] == "-"
 
 
-def test_claims_verdicts_follow_the_numbers():
-    rows = []
-    for method, acc in [("l2a", 0.80), ("eda", 0.78), ("student_ft", 0.70), ("teacher_ft", 0.805),
-                        ("l2a_wo_src", 0.79), ("l2a_wo_tgt", 0.81), ("l2a_wo_att", 0.75)]:
-        rows.append({"task": "tc", "method": method, "metric": "acc", "split": "test", "value": acc,
-                     "seed": 0})
-    c = report.claims(pd.DataFrame(rows)).set_index("claim")["verdict"]
-    assert c["1. L2A beats every baseline"] == "confirmed"
-    assert c["2. L2A's student matches or beats Teacher-FT"] == "confirmed"  # within 0.01
-    assert c["3. Source and target augmentation both help"] == "not confirmed"  # w/o tgt is higher
-    assert c["4. Each of L_att, L_hidden, L_dark helps"] == "confirmed"
+def _records(task, accuracy: dict, labels, seeds=(0, 1, 2)):
+    """{(task, method, seed): record} whose test predictions reach ``accuracy[method]``."""
+    out = {}
+    for k, (m, acc) in enumerate(accuracy.items()):
+        for s in seeds:
+            r = np.random.default_rng(100 * k + s).random(len(labels))
+            out[(task, m, s)] = {"extra": {"test_predictions": "".join(
+                map(str, np.where(r < acc, labels, 1 - labels)))}}
+    return out
+
+
+def test_claims_verdicts_follow_the_paired_tests():
+    labels = np.random.default_rng(0).integers(0, 2, 2000)
+    records = _records("tc", {"l2a": 0.80, "eda": 0.70, "student_ft": 0.65, "teacher_ft": 0.75,
+                              "l2a_wo_src": 0.80, "l2a_wo_tgt": 0.90, "l2a_wo_att": 0.70}, labels)
+    rows = report.claims(records, {"tc": labels}, {"tc": "classification"}, n_boot=300)
+    v = rows.set_index("comparison")["verdict"]
+    assert v["L2A - EDA (best baseline)"] == "supported"      # 0.80 vs 0.70 on every seed
+    assert v["L2A - Teacher-FT"] == "supported"                 # beats it
+    assert v["L2A - L2A w/o tgt"] == "contradicted"             # w/o tgt is higher
+    assert v["L2A - L2A w/o src"] == "not shown"                # the same accuracy
+    assert v["L2A - w/o L_att"] == "supported"
+    summary = report.claim_summary(rows)
+    assert list(summary["tc"]) == ["supported", "supported", "contradicted", "supported"]
+    assert list(rows.claim) == sorted(rows.claim)               # ordered by claim
+    assert "1 contradicted" in report.outcome(summary)
 
 
 def test_claims_with_missing_runs_are_pending_or_interim():
-    rows = [{"task": t, "method": m, "metric": met, "split": "test", "value": v, "seed": 0}
-            for t, met in (("tc", "acc"), ("pi", "acc"))
-            for m, v in (("l2a", 0.80), ("eda", 0.78))]
-    rows.append({"task": "tc", "method": "l2a_wo_src", "metric": "acc", "split": "test",
-                 "value": 0.70, "seed": 0})
-    df = pd.DataFrame(rows)
-    df.attrs["missing"] = [("tc", "l2a_wo_src", 1), ("tc", "l2a_wo_tgt", 0), ("tc", "l2a_wo_tgt", 1),
-                           ("pi", "l2a_wo_src", 0), ("pi", "l2a_wo_tgt", 0)]
-    c = report.claims(df).set_index(["claim", "task"])
-    claim3 = "3. Source and target augmentation both help"
-    assert c.loc[(claim3, "tc"), "verdict"] == "confirmed (interim: 3 run(s) not computed yet)"
-    assert c.loc[(claim3, "pi"), "verdict"] == "pending"
-    assert c.loc[(claim3, "pi"), "evidence"] == "2 run(s) not computed yet"
-    assert c.loc[("1. L2A beats every baseline", "pi"), "verdict"] == "confirmed"  # nothing missing
-    # without the attrs (every run requested is there) nothing is pending
-    assert "pending" not in report.claims(pd.DataFrame(rows)).verdict.tolist()
+    labels = np.random.default_rng(1).integers(0, 2, 1000)
+    records = {**_records("tc", {"l2a": 0.8, "eda": 0.7, "l2a_wo_src": 0.6}, labels, seeds=(0,)),
+               **_records("pi", {"l2a": 0.8, "eda": 0.7}, labels, seeds=(0,))}
+    missing = [("tc", "l2a_wo_src", 1), ("tc", "l2a_wo_tgt", 0), ("tc", "l2a_wo_tgt", 1),
+               ("pi", "l2a_wo_src", 0), ("pi", "l2a_wo_tgt", 0)]
+    labels_of = {"tc": labels, "pi": labels}
+    kinds = {"tc": "classification", "pi": "classification"}
+    rows = report.claims(records, labels_of, kinds, missing, n_boot=200)
+    r = rows.set_index(["task", "comparison"])
+    assert "interim: 1 run(s) not computed yet" in r.loc[("tc", "L2A - L2A w/o src"), "test"]
+    assert r.loc[("tc", "L2A - L2A w/o tgt"), "verdict"] == "pending"
+    assert r.loc[("pi", "L2A - L2A w/o src"), "verdict"] == "pending"
+    assert report.claim_summary(rows).loc[report.claim_summary(rows).index[2], "pi"] == "pending"
+    # without missing runs nothing is pending
+    assert "pending" not in report.claims(records, labels_of, kinds, n_boot=200).verdict.tolist()
 
 
 def test_teacher_consistency_compares_retrained_with_committed(tmp_path):
@@ -96,7 +110,7 @@ def test_teacher_consistency_compares_retrained_with_committed(tmp_path):
     assert out["same"].tolist() == [True, False]
     assert out["run"].tolist() == ["table1/l2a", "table1/eda"]
     assert out["retrained on"].tolist() == ["?, ? thr", "Some CPU, 1 thr"]
-    assert out["retrained best dev"].tolist() == ["acc 0.9000", "acc 0.7900"]
+    assert out["retrained best dev"].tolist() == ["acc 0.900", "acc 0.790"]
 
 
 def test_ablation_tests_pair_by_seed_and_item_and_name_the_effect():
@@ -219,13 +233,13 @@ def test_study_shape_verdicts_follow_the_trend_and_count_missing_runs():
     vals = [(a, s) for a in (0.07, 0.08, 0.09) for s in (0, 1)]
     falling = [0.80 - 5.0 * (a - 0.07) + 0.01 * s for a, s in vals]
     out = report.study_shape(_study_frame(vals, falling), "sensitivity_alpha")
-    assert out.verdict[0] == "confirmed" and out.change[0] == pytest.approx(-0.1)
+    assert out.verdict[0] == "supported" and out.change[0] == pytest.approx(-0.1)
     rising = [0.70 + 5.0 * (a - 0.07) + [0.0, 0.002, -0.001][i % 3] for i, (a, s) in enumerate(vals)]
-    assert report.study_shape(_study_frame(vals, rising), "sensitivity_alpha").verdict[0] == "opposite"
+    assert report.study_shape(_study_frame(vals, rising), "sensitivity_alpha").verdict[0] == "contradicted"
     flat = [0.7, 0.72, 0.71, 0.69, 0.70, 0.72]
     part = _study_frame(vals, flat)
     part.attrs["missing"] = [("tc", "l2a", 2, 0.07)]
-    assert report.study_shape(part, "sensitivity_alpha").verdict[0] == "no clear trend (interim: 1 run(s) not computed yet)"
+    assert report.study_shape(part, "sensitivity_alpha").verdict[0] == "not shown (interim: 1 run(s) not computed yet)"
     few = _study_frame(vals[:2], flat[:2])
     few.attrs["missing"] = [("tc", "l2a", 0, 0.09)]
     got = report.study_shape(few, "sensitivity_alpha")
@@ -239,7 +253,7 @@ def test_study_shape_pairs_l2a_with_the_teacher_at_the_smallest_size():
                        _study_frame(vals, [0.50, 0.55, 0.52, 0.90, 0.91, 0.90], "train_per_class", "teacher_ft")])
     out = report.study_shape(frame, "fig2_data_size").set_index("paper")
     beat = out.loc["at small sizes the student even beats the teacher"]
-    assert beat.verdict == "confirmed" and beat.change == pytest.approx(np.mean([0.20, 0.17, 0.19]))
+    assert beat.verdict == "supported" and beat.change == pytest.approx(np.mean([0.20, 0.17, 0.19]))
     assert "higher in 3 of 3 seeds" in beat.evidence
     gain = out.loc["the smaller the target set, the larger L2A's gain"]
     assert gain.change == pytest.approx(np.mean([0.10, 0.09, 0.08]) - np.mean([0.10, 0.11, 0.11]))

@@ -246,6 +246,11 @@ def test_a_page_for_the_book_hides_code_and_parameters():
                 nbformat.v4.new_code_cell("x = 2", metadata={"tags": ["injected-parameters"]}),
                 nbformat.v4.new_code_cell('page["results"]'),
                 nbformat.v4.new_markdown_cell("text")]
-    for_the_book(nb)
+    for_the_book(nb)  # one parameters cell (the values the page ran with), code folded
+    assert [c.source for c in nb.cells] == ["x = 2", 'page["results"]', "text"]
     assert [c.metadata.get("tags") for c in nb.cells] == [
-        ["parameters", "remove-cell"], ["injected-parameters", "remove-cell"], ["remove-input"], None]
+        ["injected-parameters", "hide-input"], ["hide-input"], None]
+    plain = nbformat.v4.new_notebook()  # run without parameters: the notebook's own cell stays
+    plain.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]})]
+    for_the_book(plain)
+    assert plain.cells[0].metadata["tags"] == ["parameters", "hide-input"]

@@ -8,25 +8,26 @@
 
 Every name is importable from ``l2a_lib.report`` directly.
 """
-from .claims import claims, teacher_consistency
+from .claims import CLAIMS, claim_summary, claims, outcome, teacher_consistency
 from .common import (BASELINES, COLUMN_ORDER, METHOD_LABELS, METRICS, PALETTE, TASK_LABELS,
                      aggregate, coverage_note, fmt, paper_results, paper_rows, precision_note,
-                     require, set_style, standard_error)
-from .significance import (ablation_tests, decode_predictions, paired_bootstrap,
+                     pearson_standard_error, require, set_style, standard_error)
+from .significance import (VERDICTS, ablation_tests, decode_predictions, degenerate_seeds, interval_sign, verdict, paired_bootstrap,
                            paired_comparison, same_student, seed_predictions, significance_table)
 from .studies import (SHAPE_CLAIMS, not_computed, plot_study, study_by_seed, study_shape,
                       study_table, within_seed_trend)
 from .tables import (ablation_table, data_summary, episode_frame, mark_best, mean_table, plot_episodes,
                      plot_vs_paper, policy_summary, results_table)
+from .display import interval, number, readable, tidy
 from ..errors import MissingResults
 
 __all__ = [
-    "claims", "teacher_consistency", "BASELINES", "COLUMN_ORDER", "METHOD_LABELS", "METRICS",
+    "CLAIMS", "claim_summary", "claims", "outcome", "teacher_consistency", "BASELINES", "COLUMN_ORDER", "METHOD_LABELS", "METRICS",
     "PALETTE", "TASK_LABELS", "aggregate", "coverage_note", "fmt", "paper_results", "paper_rows",
-    "precision_note", "require", "set_style", "standard_error", "ablation_tests",
-    "decode_predictions", "paired_bootstrap", "paired_comparison", "same_student",
+    "precision_note", "pearson_standard_error", "require", "set_style", "standard_error", "ablation_tests",
+    "decode_predictions", "degenerate_seeds", "interval_sign", "verdict", "VERDICTS", "paired_bootstrap", "paired_comparison", "same_student",
     "seed_predictions", "significance_table", "SHAPE_CLAIMS", "not_computed", "plot_study",
     "study_by_seed", "study_shape", "study_table", "within_seed_trend", "ablation_table",
     "episode_frame", "mark_best", "mean_table", "plot_episodes", "plot_vs_paper",
-    "policy_summary", "results_table", "data_summary", "MissingResults",
+    "policy_summary", "results_table", "data_summary", "MissingResults", "interval", "number", "readable", "tidy",
 ]

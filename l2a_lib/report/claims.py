@@ -2,73 +2,166 @@
 teacher reproduces on another machine."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ..config import ExperimentConfig
 from ..records import read_record
 from ..runs import Context
 from ..teacher import teacher_key
-from .common import BASELINES, METHOD_LABELS, METRICS, aggregate
+from . import significance as sig
+from .common import BASELINES, METHOD_LABELS, TASK_LABELS
 from .studies import not_computed
 
 
-def claims(df: pd.DataFrame, split: str = "test", tolerance: float = 0.01) -> pd.DataFrame:
-    """The paper's four claims, checked task by task on the first metric of each task
-    (ACC, or Pearson for regression). "matches" allows ``tolerance`` below the teacher.
+CLAIMS = {1: "L2A beats every baseline",
+          2: "L2A's student matches or beats Teacher-FT (NLI, TC)",
+          3: "Source and target augmentation both help",
+          4: "Each of L_att, L_hidden, L_dark helps"}
+CLAIM_COLUMNS = ["claim", "task", "comparison", "metric", "difference", "ci_low", "ci_high",
+                 "seeds L2A higher", "test", "verdict"]
 
-    Runs listed in ``df.attrs["missing"]`` (``run_many(..., allow_missing=True)``) are
-    not silently dropped: a claim whose runs are all missing on a task is "pending",
-    and a verdict drawn from part of its runs says how many are missing."""
-    agg = aggregate(df, split)
-    mean = {(r.task, r.method, r.metric): r.mean for r in agg.itertuples()}
-    missing = df.attrs.get("missing", [])
+
+def _row(claim, task, comparison, kind, res, test, note=""):
+    metric = "acc" if kind == "classification" else "pearson"
+    if not res:
+        return {"claim": claim, "task": task, "comparison": comparison, "metric": metric,
+                "difference": np.nan, "ci_low": np.nan, "ci_high": np.nan, "seeds L2A higher": "",
+                "test": note, "verdict": "not tested"}
+    return {"claim": claim, "task": task, "comparison": comparison, "metric": metric,
+            "difference": res["difference"], "ci_low": res["ci_low"], "ci_high": res["ci_high"],
+            "seeds L2A higher": res["seeds a higher"], "test": test + (f"; {note}" if note else ""),
+            "verdict": test}
+
+
+def claims(records: dict, labels: dict, kinds: dict, missing=(), tolerance: float = 0.01,
+           n_boot: int = 2000) -> pd.DataFrame:
+    """The paper's four claims, one row per comparison, ordered by claim then task.
+
+    Every verdict comes from :func:`~.significance.paired_comparison` (paired by seed and
+    by test item) through :func:`~.significance.verdict`, the test Table 1, 2 and 3 use:
+    a comparison is "better" / "worse" / "no clear difference" (an ablation "helps" /
+    "hurts" / "no clear effect"), and the claim's ``verdict`` for that comparison is
+    "supported", "contradicted" or "not shown". Claim 2 ("matches or beats") is also
+    supported where the 95% interval of L2A minus Teacher-FT lies above ``-tolerance``.
+    A variant whose predictions are constant on some seed (``degenerate_seeds``) supports
+    nothing: its row says "degenerate". "not tested": a side has no stored test
+    predictions; "pending": runs not computed yet (``missing``: (task, method, seed)).
+
+    records: {(task, method, seed): record}; labels: {task: test labels};
+    kinds: {task: "classification" | "regression"}."""
     rows = []
+    gap = lambda task, methods: not_computed(list(missing), task, methods)  # noqa: E731
 
-    def m(task, method):
-        return mean.get((task, method, METRICS[task][0]))
+    def preds(task, method):
+        return sig.seed_predictions(records, task, method, kinds[task])
 
-    def add(claim, task, methods, evidence, verdict):
-        gap = not_computed(missing, task, methods)
-        if evidence is None:  # nothing computed yet for this claim on this task
-            if gap:
-                rows.append({"claim": claim, "task": task, "verdict": "pending",
-                             "evidence": f"{gap} run(s) not computed yet"})
-            return
-        if gap:
-            verdict += f" (interim: {gap} run(s) not computed yet)"
-        rows.append({"claim": claim, "task": task, "evidence": evidence, "verdict": verdict})
+    def compare(task, a, b):
+        return sig.paired_comparison(labels[task], kinds[task], preds(task, a), preds(task, b), n_boot)
 
-    for task in ("nli", "pi", "tc", "reg"):
-        l2a = m(task, "l2a")
-        if l2a is None:
-            add("1. L2A beats every baseline", task, ["l2a"], None, "")
-            continue
-        base = {b: m(task, b) for b in BASELINES if m(task, b) is not None}
-        best = max(base, key=base.get) if base else None
-        add("1. L2A beats every baseline", task, ["l2a", *BASELINES],
-            f"L2A {l2a:.4f} vs best baseline {METHOD_LABELS[best]} {base[best]:.4f} "
-            f"({len(base)} baselines)" if base else None,
-            "confirmed" if base and l2a > base[best] else "not confirmed")
+    for task in labels:
+        kind = kinds[task]
+        # 1. against the best baseline (by mean test metric), the test Table 1 shows
+        best = sig.significance_table({k: r for k, r in records.items() if k[0] == task},
+                                      {task: labels[task]}, {task: kind}, baselines=BASELINES,
+                                      n_boot=n_boot)
+        if len(best):
+            b = best.iloc[0]
+            res = {"difference": b["difference"], "ci_low": b["ci_low"], "ci_high": b["ci_high"],
+                   "seeds a higher": b["seeds L2A higher"]}
+            sign = {"better": 1, "worse": -1}.get(b["verdict"], 0)
+            row = _row(1, task, f"L2A - {b['best baseline']} (best baseline)", kind, res,
+                       sig.verdict(sign, "claim"))
+            if gap(task, ["l2a", *BASELINES]):
+                row["test"] += f"; interim: {gap(task, ['l2a', *BASELINES])} run(s) not computed yet"
+            rows.append(row)
+        elif gap(task, ["l2a", *BASELINES]):
+            rows.append({**_row(1, task, "L2A - best baseline", kind, {}, ""), "verdict": "pending",
+                         "test": f"{gap(task, ['l2a', *BASELINES])} run(s) not computed yet"})
+        # 2. against the teacher: "matches" within the tolerance, or beats
         if task in ("nli", "tc"):
-            t = m(task, "teacher_ft")
-            add("2. L2A's student matches or beats Teacher-FT", task, ["teacher_ft"],
-                f"L2A {l2a:.4f} vs Teacher-FT {t:.4f}" if t is not None else None,
-                "confirmed" if t is not None and l2a >= t - tolerance else "not confirmed")
-        wo = {v: m(task, v) for v in ("l2a_wo_src", "l2a_wo_tgt") if m(task, v) is not None}
-        add("3. Source and target augmentation both help", task, ["l2a_wo_src", "l2a_wo_tgt"],
-            ", ".join(f"{METHOD_LABELS[v]} {x:.4f}" for v, x in wo.items()) + f" vs L2A {l2a:.4f}"
-            if wo else None,
-            "confirmed" if all(l2a > x for x in wo.values()) else "not confirmed")
-        terms = {v: m(task, v) for v in ("l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark")
-                 if m(task, v) is not None}
-        helped = [v for v, x in terms.items() if l2a > x]
-        add("4. Each of L_att, L_hidden, L_dark helps", task,
-            ["l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark"],
-            ", ".join(f"{METHOD_LABELS[v]} {x:.4f}" for v, x in terms.items()) + f" vs L_KD {l2a:.4f}"
-            if terms else None,
-            "confirmed" if len(helped) == len(terms) else
-            f"partly ({len(helped)} of {len(terms)} terms)")
-    return pd.DataFrame(rows, columns=["claim", "task", "evidence", "verdict"])
+            res = compare(task, "l2a", "teacher_ft")
+            if res:
+                sign = res["sign"] if res["sign"] else (1 if res["ci_low"] > -tolerance else 0)
+                rows.append(_row(2, task, "L2A - Teacher-FT", kind, res, sig.verdict(sign, "claim"),
+                                 f"matches: 95% CI above -{tolerance}" if res["sign"] == 0 and sign
+                                 else ""))
+            else:
+                rows.append(_row(2, task, "L2A - Teacher-FT", kind, {}, "",
+                                 "the Teacher-FT records store no test predictions (they predate "
+                                 "it): no paired test"))
+        # 3. and 4. ablations: L2A minus the variant without the part
+        for claim, variants in ((3, ("l2a_wo_src", "l2a_wo_tgt")),
+                                (4, ("l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark"))):
+            for v in variants:
+                label = f"L2A - {METHOD_LABELS[v]}"
+                waiting = gap(task, ["l2a", v])
+                if not preds(task, v) or not preds(task, "l2a"):
+                    if waiting:
+                        rows.append({**_row(claim, task, label, kind, {}, ""),
+                                     "test": f"{waiting} run(s) not computed yet", "verdict": "pending"})
+                    continue
+                res = compare(task, "l2a", v)
+                flat = sig.degenerate_seeds(kind, preds(task, v))
+                if flat and res.get("sign") == 1:
+                    row = {**_row(claim, task, label, kind, res, "not shown"),
+                           "test": f"degenerate: {METHOD_LABELS[v]} predicts one class on "
+                                   f"seed(s) {', '.join(map(str, flat))}"}
+                else:
+                    row = _row(claim, task, label, kind, res, sig.verdict(res["sign"], "claim"))
+                if waiting:
+                    row["test"] += f"; interim: {waiting} run(s) not computed yet"
+                rows.append(row)
+    out = pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+    if len(out):
+        out = out.sort_values(["claim", "task"], key=lambda c: c.map(
+            {t: i for i, t in enumerate(TASK_ORDER)}) if c.name == "task" else c,
+            kind="stable").reset_index(drop=True)
+    return out
+
+
+TASK_ORDER = ("nli", "pi", "tc", "reg")
+
+
+def claim_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """One verdict per claim and task from :func:`claims`' rows: "supported" when every
+    comparison of the claim on the task is, "contradicted" when one is, "not shown"
+    otherwise (a degenerate comparison counts as not shown), "not tested" when none
+    was tested. Rows: the four claims; columns: the tasks."""
+    out = {}
+    for claim, text in CLAIMS.items():
+        cells = {}
+        for task in TASK_ORDER:
+            r = rows[(rows.claim == claim) & (rows.task == task)]
+            if not len(r):
+                continue
+            v = set(r.verdict)
+            cells[task] = ("contradicted" if "contradicted" in v else
+                           "pending" if "pending" in v else
+                           "not tested" if v == {"not tested"} else
+                           "supported" if v == {"supported"} else "not shown")
+        out[f"{claim}. {text}"] = cells
+    return pd.DataFrame.from_dict(out, orient="index").reindex(
+        columns=[t for t in TASK_ORDER if any(t in c for c in out.values())])
+
+
+def outcome(summary: pd.DataFrame) -> str:
+    """The reproduction in one sentence, from :func:`claim_summary`."""
+    cells = summary.stack()
+    counts = cells.value_counts()
+    supported = [f"claim {c.split('.')[0]} on {TASK_LABELS[t]}" for (c, t), v in cells.items()
+                 if v == "supported"]
+    contradicted = [f"claim {c.split('.')[0]} on {TASK_LABELS[t]}" for (c, t), v in cells.items()
+                    if v == "contradicted"]
+    head = (f"Of {len(cells)} claim-and-task checks, {counts.get('supported', 0)} are supported, "
+            f"{counts.get('contradicted', 0)} contradicted, {counts.get('not shown', 0)} not shown "
+            f"(no clear difference) and {counts.get('not tested', 0)} not tested.")
+    more = []
+    if supported:
+        more.append("Supported: " + ", ".join(supported) + ".")
+    if contradicted:
+        more.append("Contradicted: " + ", ".join(contradicted) + ".")
+    return " ".join([head, *more])
 
 
 def teacher_consistency(results_dir=None) -> pd.DataFrame:
@@ -83,7 +176,7 @@ def teacher_consistency(results_dir=None) -> pd.DataFrame:
         return f"{env.get('cpu') or '?'}, {env.get('threads') or '?'} thr"
 
     def scores(best):  # {"acc": 0.62, "f1": 0.677...} -> "acc 0.6200, f1 0.6780"
-        return ", ".join(f"{k} {v:.4f}" for k, v in (best or {}).items())
+        return ", ".join(f"{k} {v:.3f}" for k, v in (best or {}).items())
     committed, retrained = {}, []
     for path in sorted(Context(results_dir=results_dir).runs.glob("*.json")):
         rec = read_record(path)

@@ -105,9 +105,10 @@ def precision_note(df: pd.DataFrame, column: str | None = None) -> str:
 
 
 def fmt(mean: float, sd: float) -> str:
+    """``mean ± sd`` in one cell (3 decimals, no-break spaces: it never wraps)."""
     if np.isnan(mean):
         return "-"
-    return f"{mean:.4f}" if np.isnan(sd) else f"{mean:.4f} ± {sd:.4f}"
+    return f"{mean:.3f}" if np.isnan(sd) else f"{mean:.3f}\u00a0±\u00a0{sd:.3f}"
 
 
 PALETTE = "colorblind"
@@ -117,6 +118,12 @@ def set_style() -> None:
     """The one figure style of the book."""
     import seaborn as sns
     sns.set_theme(style="whitegrid", context="notebook", palette=PALETTE, font_scale=0.9)
+
+
+def pearson_standard_error(r: float, n: int) -> float:
+    """Large-sample standard error of a Pearson ``r`` measured on ``n`` pairs,
+    ``(1 - r^2) / sqrt(n - 1)`` (every page uses this one)."""
+    return float((1 - r * r) / np.sqrt(n - 1))
 
 
 def standard_error(p: float, n: int) -> float:

@@ -10,6 +10,42 @@ from .. import metrics
 from .common import METHOD_LABELS, paper_rows
 
 
+# The words of a verdict, by what is compared. Every "better / helps / supported ..."
+# on any page is ``verdict(sign, kind)`` of a ``sign`` from :func:`paired_comparison`
+# (or, for a study's trend, of its interval), so no two pages can word one test apart.
+VERDICTS = {"comparison": {1: "better", -1: "worse", 0: "no clear difference"},
+            "ablation": {1: "helps", -1: "hurts", 0: "no clear effect"},
+            "claim": {1: "supported", -1: "contradicted", 0: "not shown"}}
+
+
+def verdict(sign: int, kind: str = "comparison") -> str:
+    """The word for a test's ``sign`` (+1 A above B, -1 below, 0 neither) in ``kind``."""
+    return VERDICTS[kind][int(sign)]
+
+
+def interval_sign(low: float, high: float) -> int:
+    """+1 when a 95% interval lies above 0, -1 below, else 0."""
+    return 1 if low > 0 else -1 if high < 0 else 0
+
+
+def degenerate_seeds(kind: str, preds: dict, share: float = 0.95) -> list[int]:
+    """The seeds whose test predictions are (almost) constant: one class for at least
+    ``share`` of the items, or regression outputs with no spread. Such a model answers
+    without reading its input; a comparison with it says nothing about the part removed."""
+    out = []
+    for seed, p in sorted(preds.items()):
+        p = np.asarray(p)
+        if len(p) == 0:
+            continue
+        if kind == "classification":
+            flat = np.bincount(p.astype(int)).max() / len(p) >= share
+        else:
+            flat = float(np.std(p)) < 1e-6
+        if flat:
+            out.append(seed)
+    return out
+
+
 def decode_predictions(kind: str, compact) -> np.ndarray:
     """Inverse of ``experiment.compact_predictions``."""
     if kind == "classification":
@@ -94,7 +130,7 @@ def significance_table(records: dict, labels: dict, kinds: dict, method: str = "
                      label: res["a"], "best baseline score": res["b"],
                      **{k: res[k] for k in ("difference", "ci_low", "ci_high", "p_value")},
                      f"seeds {label} higher": res["seeds a higher"],
-                     "verdict": {1: "better", -1: "worse", 0: "no clear difference"}[res["sign"]]})
+                     "verdict": verdict(res["sign"], "comparison")})
     return pd.DataFrame(rows)
 
 
@@ -151,10 +187,12 @@ def ablation_tests(records: dict, labels: dict, kinds: dict, variants, reference
                          **{k: res[k] for k in ("difference", "ci_low", "ci_high", "p_value")},
                          **paper_difference(task, variant, metric),
                          f"seeds {ref_label} higher": res["seeds a higher"],
-                         "removed part": {1: "helps", -1: "hurts", 0: "no clear effect"}[res["sign"]]})
+                         "removed part": verdict(res["sign"], "ablation"),
+                         "degenerate seeds": degenerate_seeds(
+                             kind, seed_predictions(records, task, variant, kind))})
     columns = ["task", "variant", "metric", ref_label, "variant score", "difference", "ci_low",
                "ci_high", "p_value", *(["paper difference"] if paper is not None else []),
-               f"seeds {ref_label} higher", "removed part"]
+               f"seeds {ref_label} higher", "removed part", "degenerate seeds"]
     return pd.DataFrame(rows, columns=columns)  # the same columns when no variant has a run yet
 
 

@@ -7,13 +7,21 @@ import pandas as pd
 
 from ..studies import STUDIES
 from .common import METHOD_LABELS, METRICS, PALETTE, TASK_LABELS, fmt, set_style
+from . import significance
+
+
+VALUE_NAMES = {"train_per_class": "examples per class", "T": "T", "alpha": "alpha"}
+AXIS_NAMES = {"train_per_class": "target training examples per class (log scale)",
+              "T": "fill temperature T (log scale)", "alpha": "edit-distance temperature alpha"}
 
 
 def plot_study(df: pd.DataFrame, column: str, methods: list[str], task: str = "tc",
-               split: str = "test"):
+               split: str = "test", reference: dict | None = None):
     """Test metric against the varied value, one line per method, ± sd error bars. The
     x axis has the scale the study's trend is fitted on (``SHAPE_CLAIMS``): log2 for the
-    values that double (the data size, T), so the plot shows the line the claims test."""
+    values that double (the data size, T), so the plot shows the line the claims test.
+    ``reference``: {(label, metric): value} drawn as dashed horizontal lines (a baseline
+    at its default setting)."""
     import matplotlib.pyplot as plt
     import seaborn as sns
     set_style()
@@ -26,8 +34,15 @@ def plot_study(df: pd.DataFrame, column: str, methods: list[str], task: str = "t
     for ax, metric in zip(axes[0], metrics):
         sns.lineplot(data=d[d.metric == metric], x=column, y="value", hue="Method", marker="o",
                      errorbar="sd", err_style="bars", ax=ax, palette=PALETTE)
-        ax.set_title(f"{TASK_LABELS[task]} {metric}")
-        ax.set_ylabel(metric)
+        for k, ((label, met), value) in enumerate((reference or {}).items()):
+            if met == metric:
+                ax.axhline(value, ls="--", lw=1.2, color=f"{0.25 + 0.25 * k:.2f}", label=label)
+        names = {"acc": "accuracy", "f1": "F1", "pearson": "Pearson r", "spearman": "Spearman rho"}
+        ax.set_title(f"{TASK_LABELS[task]}: test {names.get(metric, metric)}", fontsize=10)
+        ax.set_ylabel(f"test {names.get(metric, metric)}")
+        ax.set_xlabel(AXIS_NAMES.get(column, column))
+        if reference and ax.get_legend() is None:
+            ax.legend()
         if log2:
             ax.set_xscale("log", base=2)
             ax.set_xticks(sorted(d[column].unique()), [f"{v:g}" for v in sorted(d[column].unique())])
@@ -50,7 +65,9 @@ def study_table(df: pd.DataFrame, column: str, methods: list[str], task: str = "
     g["cell"] = [fmt(m, s) + (f" (n={n})" if n < full else "")
                  for m, s, n in zip(g["mean"], g["std"], g["count"])]
     g["col"] = [f"{METHOD_LABELS.get(m, m)} {met}" for m, met in zip(g.method, g.metric)]
-    return g.pivot(index=column, columns="col", values="cell").fillna("-")
+    out = g.pivot(index=column, columns="col", values="cell").fillna("-")
+    out.columns.name = None
+    return out.rename_axis(VALUE_NAMES.get(column, column))
 
 
 def study_by_seed(df: pd.DataFrame, column: str, methods: list[str], task: str = "tc",
@@ -67,10 +84,10 @@ def study_by_seed(df: pd.DataFrame, column: str, methods: list[str], task: str =
     values = sorted(set(d[column]))
     table = pd.DataFrame(
         {f"{METHOD_LABELS.get(m, m)} {metric}": [
-            " / ".join(f"{score[(v, m, s)]:.4f}" if (v, m, s) in score else "-" for s in seeds)
+            " / ".join(f"{score[(v, m, s)]:.3f}" if (v, m, s) in score else "-" for s in seeds)
             for v in values] for m in present},
-        index=pd.Index(values, name=column))
-    table.columns.name = f"seeds {' / '.join(map(str, seeds))}"
+        index=pd.Index(values, name=VALUE_NAMES.get(column, column)))
+    table.columns = [f"{c} (seeds {' / '.join(map(str, seeds))})" for c in table.columns]
     return table
 
 
@@ -136,8 +153,8 @@ def study_shape(df: pd.DataFrame, study: str, task: str = "tc", split: str = "te
     of L2A minus the other method on the same seed) on the varied value (its log2
     for the data size and T, whose values double), given as the change it
     predicts from the smallest to the largest value, with a 95% interval.
-    "confirmed" when the interval lies on the side the paper predicts, "opposite"
-    when it lies on the other side, else "no clear trend". Runs not computed yet
+    "supported" when the interval lies on the side the paper predicts, "contradicted"
+    when it lies on the other side, else "not shown" (``significance.verdict``). Runs not computed yet
     (``df.attrs["missing"]``) make a verdict "interim", or "pending" when too few
     runs are there to fit it."""
     column = STUDIES[study][1]
@@ -162,23 +179,21 @@ def study_shape(df: pd.DataFrame, study: str, task: str = "tc", split: str = "te
             fit = _paired_mean(y.to_numpy())
             where = f" at {column} = {at:g}" if at is not None else ""
             change = fit
-            evidence = (f"{quantity}{where}: {fit[0]:+.4f} [{fit[1]:+.4f}, {fit[2]:+.4f}], "
+            evidence = (f"{quantity}{where}: {fit[0]:+.3f} [{fit[1]:+.3f}, {fit[2]:+.3f}], "
                         f"higher in {int((y > 0).sum())} of {len(y)} seeds") if fit else None
-            flat = "no clear difference"
         else:
             x = np.log2(v) if scale == "log2" else v
             fit = within_seed_trend(x, y.to_numpy(), y.index.get_level_values(1))
             span = (x.max() - x.min()) if len(x) else 0.0
             change = tuple(f * span for f in fit) if fit else None
-            evidence = (f"{quantity}, {column} {v.min():g} -> {v.max():g}: {change[0]:+.4f} "
-                        f"[{change[1]:+.4f}, {change[2]:+.4f}] ({len(y)} runs)") if fit else None
-            flat = "no clear trend"
+            evidence = (f"{quantity}, {column} {v.min():g} -> {v.max():g}: {change[0]:+.3f} "
+                        f"[{change[1]:+.3f}, {change[2]:+.3f}] ({len(y)} runs)") if fit else None
         if change is None:
             verdict = "pending"
             evidence = f"{gap} run(s) not computed yet" if gap else "too few runs to fit"
         else:
-            verdict = ("confirmed" if min(sign * change[1], sign * change[2]) > 0 else
-                       "opposite" if max(sign * change[1], sign * change[2]) < 0 else flat)
+            verdict = significance.verdict(sign * significance.interval_sign(change[1], change[2]),
+                                           "claim")
             if gap:
                 verdict += f" (interim: {gap} run(s) not computed yet)"
         rows.append({"study": study, "paper": claim, "evidence": evidence, "verdict": verdict,

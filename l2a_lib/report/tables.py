@@ -24,8 +24,8 @@ def results_table(df: pd.DataFrame, methods: list[str], split: str = "test",
             r = agg[(agg.task == t) & (agg.method == m) & (agg.metric == met)]
             ours[(TASK_LABELS[t], met)] = fmt(r["mean"].iloc[0], r["sd"].iloc[0]) if len(r) else "-"
             p = paper[(paper.task == t) & (paper.method == m) & (paper.metric == met)]
-            theirs[(TASK_LABELS[t], met)] = f"{p.value.iloc[0]:.4f}" if len(p) else "-"
-        rows[(label, "this repo")] = ours
+            theirs[(TASK_LABELS[t], met)] = f"{p.value.iloc[0]:.3f}" if len(p) else "-"
+        rows[(label, "ours")] = ours
         if with_paper:
             rows[(label, "paper")] = theirs
     out = pd.DataFrame.from_dict(rows, orient="index")
@@ -46,47 +46,68 @@ def mean_table(df: pd.DataFrame, methods: list[str], split: str = "test") -> pd.
 
 
 def mark_best(table: pd.DataFrame, means: pd.DataFrame):
-    """Style ``table`` (from ``results_table``) with the best of ours per column in bold."""
-    best = {c: means[c].idxmax() for c in means.columns}
+    """``table`` (from ``results_table``) as a page shows it (``display.readable``), the
+    best of ours per column in bold."""
+    from .display import readable
+    best = {c: METHOD_LABELS.get(means[c].idxmax()) for c in means.columns
+            if means[c].notna().any()}
+    bold = np.zeros((len(table), len(table.columns) + table.index.nlevels), dtype=bool)
+    for i, (method, source) in enumerate(table.index):
+        for j, col in enumerate(table.columns):
+            bold[i, j + table.index.nlevels] = source == "ours" and best.get(col) == method
+    return readable(table, bold=bold)
 
-    def style(col):
-        return ["font-weight: bold" if (src == "this repo" and best.get(col.name)
-                                        and METHOD_LABELS.get(best[col.name]) == m) else ""
-                for m, src in col.index]
-    return table.style.apply(style, axis=0)
+
+METRIC_NAMES = {"acc": "accuracy", "f1": "F1", "pearson": "Pearson r", "spearman": "Spearman rho"}
+SEED_MARKERS = ("o", "s", "^", "v", "P", "X")
 
 
 def plot_vs_paper(df: pd.DataFrame, methods: list[str], split: str = "test",
                   paper_table: str = "table1"):
-    """One panel per task x metric: our per-seed values (dots), our mean (bar) and
-    the paper's number (black diamond)."""
+    """A 2 x 2 grid, one panel per task on its first metric (accuracy, or Pearson for
+    regression): each method a row, each seed a marker of its own shape, the mean
+    over seeds a vertical bar, the paper's number a black diamond; the legend below
+    the panels."""
     import matplotlib.pyplot as plt
-    import seaborn as sns
+    from matplotlib.lines import Line2D
     set_style()
-    d = df[(df.split == split) & df.method.isin(methods)].copy()
-    d["Method"] = d.method.map(METHOD_LABELS)
+    d = df[(df.split == split) & df.method.isin(methods)]
     paper = paper_rows(paper_table)
     paper = paper[paper.method.isin(methods)]
-    cols = [(t, m) for t, m in COLUMN_ORDER if ((d.task == t) & (d.metric == m)).any()]
-    fig, axes = plt.subplots(1, len(cols), figsize=(2.1 * len(cols), 3.2), sharey=False,
-                             squeeze=False)
-    order = [METHOD_LABELS[m] for m in methods]
-    for ax, (t, m) in zip(axes[0], cols):
-        sub = d[(d.task == t) & (d.metric == m)]
-        sns.barplot(data=sub, x="Method", y="value", order=order, errorbar=None, ax=ax,
-                    hue="Method", palette=PALETTE, alpha=0.55, legend=False)
-        sns.stripplot(data=sub, x="Method", y="value", order=order, ax=ax, color="0.15", size=4)
-        p = paper[(paper.task == t) & (paper.metric == m)].set_index("method")["value"]
-        for i, meth in enumerate(methods):
-            if meth in p:
-                ax.scatter(i, p[meth], marker="D", color="black", s=30, zorder=5,
-                           label="paper" if i == 0 else None)
-        ax.set_title(f"{TASK_LABELS[t]} {m}")
-        ax.set_xlabel("")
-        ax.set_ylabel("")
-        plt.setp(ax.get_xticklabels(), rotation=45, ha="right", rotation_mode="anchor")
-    axes[0][0].legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
+    tasks = [t for t in TASK_LABELS if (d.task == t).any()]
+    rows_n = 1 if len(tasks) <= 2 else 2
+    cols_n = 1 if len(tasks) == 1 else 2
+    height = 0.32 * len(methods) + 1.2
+    fig, axes = plt.subplots(rows_n, cols_n, figsize=(5.2 * cols_n, height * rows_n), squeeze=False)
+    seeds = sorted(d.seed.unique())
+    colors = dict(zip(methods, __import__("seaborn").color_palette(PALETTE, len(methods))))
+    for ax, t in zip(axes.flat, tasks):
+        metric = METRICS[t][0]
+        sub = d[(d.task == t) & (d.metric == metric)]
+        p = paper[(paper.task == t) & (paper.metric == metric)].set_index("method")["value"]
+        for i, m in enumerate(methods):
+            y = len(methods) - 1 - i
+            vals = sub[sub.method == m]
+            if len(vals):
+                ax.plot([vals.value.mean()] * 2, [y - 0.35, y + 0.35], color=colors[m], lw=3)
+                for _, r in vals.iterrows():
+                    k = seeds.index(r.seed) % len(SEED_MARKERS)
+                    ax.scatter(r.value, y, marker=SEED_MARKERS[k], s=22, color=colors[m],
+                               edgecolor="0.2", linewidth=0.5, zorder=4)
+            if m in p:
+                ax.scatter(p[m], y, marker="D", s=34, color="black", zorder=5)
+        ax.set_yticks(range(len(methods)), [METHOD_LABELS.get(m, m) for m in reversed(methods)])
+        ax.set_ylim(-0.6, len(methods) - 0.4)
+        ax.set_xlabel(f"test {METRIC_NAMES[metric]}")
+        ax.set_title(f"{TASK_LABELS[t]} ({METRIC_NAMES[metric]})", fontsize=10)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], color="0.3", lw=3, label="our mean over seeds")]
+    handles += [Line2D([], [], ls="", marker=SEED_MARKERS[k % len(SEED_MARKERS)], color="0.6",
+                       markeredgecolor="0.2", label=f"seed {s}") for k, s in enumerate(seeds)]
+    handles += [Line2D([], [], ls="", marker="D", color="black", label="the paper")]
+    fig.tight_layout(rect=(0, 0.06 if rows_n == 2 else 0.1, 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=9)
     return fig
 
 
@@ -104,8 +125,8 @@ def ablation_table(df: pd.DataFrame, methods: list[str], task: str = "tc",
             r = agg[(agg.method == m) & (agg.metric == metric)]
             ours[metric] = fmt(r["mean"].iloc[0], r["sd"].iloc[0]) if len(r) else "-"
             p = paper[(paper.method == m) & (paper.metric == metric)]
-            theirs[metric] = f"{p.value.iloc[0]:.4f}" if len(p) else "-"
-        cols[(label, "this repo")] = ours
+            theirs[metric] = f"{p.value.iloc[0]:.3f}" if len(p) else "-"
+        cols[(label, "ours")] = ours
         cols[(label, "paper")] = theirs
     out = pd.DataFrame(cols)
     out.columns = pd.MultiIndex.from_tuples(out.columns)
@@ -148,15 +169,36 @@ def policy_summary(records: dict) -> pd.DataFrame:
 
 
 def plot_episodes(episodes: pd.DataFrame):
-    """Reward, keep rate and dev metric per episode; one panel row per quantity."""
-    import seaborn as sns
+    """Each quantity per episode (rows: mean reward, keep rate, dev metric), one column
+    per task, one line per seed (its own marker); the dev metric named per task."""
+    import matplotlib.pyplot as plt
     set_style()
-    long = episodes.melt(id_vars=["task", "seed", "episode"], var_name="quantity", value_name="value")
-    g = sns.relplot(data=long, x="episode", y="value", hue="task", units="seed", estimator=None,
-                    row="quantity", kind="line", marker="o", height=2.2, aspect=2.6,
-                    facet_kws={"sharey": False})
-    g.set_titles("{row_name}")
-    return g.figure
+    quantities = [q for q in ("mean reward", "keep rate", "dev metric") if q in episodes]
+    tasks = [t for t in TASK_LABELS if (episodes.task == t).any()]
+    fig, axes = plt.subplots(len(quantities), len(tasks), figsize=(2.7 * len(tasks), 1.9 * len(quantities)),
+                             squeeze=False, sharex=True)
+    seeds = sorted(episodes.seed.unique())
+    colors = __import__("seaborn").color_palette(PALETTE, len(seeds))
+    for j, t in enumerate(tasks):
+        for i, q in enumerate(quantities):
+            ax = axes[i][j]
+            for k, s in enumerate(seeds):
+                e = episodes[(episodes.task == t) & (episodes.seed == s)].sort_values("episode")
+                ax.plot(e.episode, e[q], marker=SEED_MARKERS[k % len(SEED_MARKERS)], ms=3, lw=1,
+                        color=colors[k], label=f"seed {s}")
+            metric = METRIC_NAMES[METRICS[t][0]]
+            ax.set_ylabel({"dev metric": f"dev {metric}", "mean reward": f"reward (change of dev {metric})"}
+                          .get(q, q), fontsize=8)
+            if i == 0:
+                ax.set_title(TASK_LABELS[t], fontsize=10)
+            if i == len(quantities) - 1:
+                ax.set_xlabel("episode")
+            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+            ax.tick_params(labelsize=8)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(seeds), frameon=False, fontsize=9)
+    return fig
 
 
 def data_summary(data_dir=None, cfg_by_task: dict | None = None, seed: int = 0

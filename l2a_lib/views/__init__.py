@@ -10,7 +10,7 @@ items (tables and figures, shown by name in the page's cells)::
     page["results"]       # a table (in its own cell)
 
 * ``results`` -- Table 1, Table 2, Table 3;
-* ``studies`` -- Figure 2 and the sensitivity studies, the claims;
+* ``studies`` -- Figure 2 and the sensitivity studies, the claims, the front page's outcome;
 * ``setup`` -- the data, the augmentation masked LM, L2A's training log;
 * ``operations`` -- performance, reliability, what reproducing costs.
 """
@@ -20,7 +20,7 @@ from .base import View
 from .operations import performance, reliability, reproduce
 from .results import table1, table2, table3
 from .setup import data, l2a_training, mlm
-from .studies import claims, study
+from .studies import claims, outcome, study
 
-__all__ = ["View", "claims", "data", "l2a_training", "mlm", "performance", "reliability",
+__all__ = ["View", "claims", "data", "l2a_training", "mlm", "outcome", "performance", "reliability",
            "reproduce", "study", "table1", "table2", "table3"]

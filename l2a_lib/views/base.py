@@ -19,12 +19,18 @@ class View:
             self.notes.append(markdown)
 
     def value(self, name: str, value) -> None:
+        if isinstance(value, pd.DataFrame):
+            from ..report import readable
+            value = readable(value)
         self.values[name] = value
 
     def show(self, name: str, item):
         """Keep a table or figure for the page; a figure is closed here so that it is
         drawn where the page shows it, not where it was made."""
         from matplotlib.figure import Figure
+        if isinstance(item, pd.DataFrame):  # as every page prints a table
+            from ..report import readable
+            item = readable(item)
         if isinstance(item, Figure):
             import matplotlib.pyplot as plt
             plt.close(item)

@@ -1,6 +1,8 @@
 """The pages about the companion itself: performance, reliability, reproducing."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import tempfile
@@ -78,7 +80,9 @@ def reliability(data_dir=None, audit_runs=("student_ft", "eda", "l2a")) -> View:
     view.value("n_as_expected", f"{int(cases['as expected'].sum())} of {len(cases)}")
     view.options["display.max_colwidth"] = 400
     view.show("cases", cases.style.hide(axis="index").set_properties(**{"text-align": "left"}))
-    with tempfile.TemporaryDirectory() as tmp:
+    # the runs' progress lines are a log, not a result: kept off the page
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
         ctx = Context(data_dir, Path(tmp) / "results", Path(tmp) / "cache")
         for m in audit_runs:
             run(make_config("tc", m, 0, profile="smoke"), data_dir=data_dir,

@@ -29,9 +29,18 @@ def _runs(view: View, tasks, methods, seeds, profile, allow_training, allow_miss
 
 
 def _better(view: View, sig: pd.DataFrame, prefix: str) -> None:
-    better = sig[sig.verdict == "better"].task.tolist() if len(sig) else []
-    view.value(prefix, f"{len(better)} of {len(sig)}")
-    view.value(prefix + "_tasks", ", ".join(report.TASK_LABELS[t] for t in better) or "none")
+    """How many tasks L2A is better / worse on, and which (the words of the test)."""
+    for word, key in (("better", prefix), ("worse", prefix.replace("better", "worse"))):
+        at = sig[sig.verdict == word].task.tolist() if len(sig) else []
+        view.value(key, f"{len(at)} of {len(sig)}")
+        view.value(key + "_tasks", ", ".join(report.TASK_LABELS[t] for t in at) or "none")
+
+
+def _paired(tests: pd.DataFrame) -> pd.DataFrame:
+    """A paired-test table as a page shows it: the difference and its interval (the two
+    methods' scores are in the results table above it, printed once)."""
+    return tests.drop(columns=[c for c in tests.columns if c in (
+        "L2A", "best baseline score", "variant score", "metric")])
 
 
 def table1(profile="cpu", tasks=("tc", "pi", "nli", "reg"), methods=("teacher_ft", "student_ft"),
@@ -52,7 +61,7 @@ def table1(profile="cpu", tasks=("tc", "pi", "nli", "reg"), methods=("teacher_ft
     labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
     sig = report.significance_table(records, labels, kinds)
     _better(view, sig, "t1_l2a_better")
-    view.show("paired", sig.round(4))
+    view.show("paired", _paired(sig))
     same = {t: report.same_student(df, t) for t in tasks}
     frames = [report.significance_table(records, {t: labels[t]}, {t: kinds[t]}, baselines=same[t])
               for t in tasks if same[t]]
@@ -60,26 +69,53 @@ def table1(profile="cpu", tasks=("tc", "pi", "nli", "reg"), methods=("teacher_ft
     _better(view, sig_same, "t1_l2a_better_same")
     view.value("t1_same_student_methods",
                ", ".join(report.METHOD_LABELS[m] for m in same[tasks[0]]) or "none")
-    view.show("paired_same_student", sig_same.round(4))
+    view.show("paired_same_student", _paired(sig_same))
     for family, members in FAMILIES.items():
         members = [m for m in members if m in methods]
         view.value(f"family_{family}", report.mark_best(report.results_table(df, members),
                                                         report.mean_table(df, members)))
     _table1_values(view, df, means, tasks, methods, seeds, profile, results_dir, data_dir)
+    _degenerate(view, records, labels, kinds)
+    shared = report.teacher_consistency(results_dir)
+    view.value("teachers_compared", str(len(shared)))
+    view.value("teachers_differ", str(int((~shared["same"].astype(bool)).sum())) if len(shared) else "0")
     return view
+
+
+def _degenerate(view, records, labels, kinds):
+    """Which baselines answer (almost) one class on every seed, per task."""
+    found = []
+    for task in labels:
+        for m in sorted({m for (t, m, _) in records if t == task}):
+            preds = report.seed_predictions(records, task, m, kinds[task])
+            flat = report.degenerate_seeds(kinds[task], preds)
+            if preds and len(flat) == len(preds):
+                found.append(f"{report.METHOD_LABELS.get(m, m)} on {report.TASK_LABELS[task]}")
+    view.value("constant_methods", ", ".join(found) or "none")
+
+
+def _mean_values(view, means, methods):
+    """``{method}_{task}_{metric}``: each mean over seeds as every page quotes it (one
+    name per quantity, so two pages quoting it print the same digits)."""
+    for task, label in report.TASK_LABELS.items():
+        for metric in report.METRICS[task]:
+            for m in methods:
+                if (label, metric) in means.columns:
+                    value = means.loc[m, (label, metric)] if m in means.index else float("nan")
+                    view.value(f"{m}_{task}_{metric}",
+                               "(not computed yet)" if value != value else report.number(value))
 
 
 def _table1_values(view, df, means, tasks, methods, seeds, profile, results_dir, data_dir):
     """The numbers the prose of Table 1 quotes."""
-    for task, label in report.TASK_LABELS.items():
-        for metric in report.METRICS[task]:
-            for m in methods:
-                if m in means.index and (label, metric) in means.columns:
-                    view.value(f"{m}_{task}_{metric}", f"{means.loc[m, (label, metric)]:.3f}")
+    _mean_values(view, means, methods)
     sds = report.aggregate(df).set_index(["task", "method", "metric"])["sd"]
     for m in methods:
         if ("reg", m, "pearson") in sds.index:
             view.value(f"{m}_reg_pearson_sd", f"{sds[('reg', m, 'pearson')]:.3f}")
+    paper = report.paper_rows("table1")
+    for r in paper.itertuples():
+        view.value(f"paper_{r.method}_{r.task}_{r.metric}", report.number(r.value))
     params = df.groupby("method")["n_params"].first()
     for m in params.index:
         view.value(f"{m}_params_m", f"{params[m] / 1e6:.1f}M")
@@ -122,7 +158,7 @@ def _regression_fit(view, df, seeds, profile, results_dir):
     view.value("reg_dev_pearson_p90", f"{hi:.2f}")
     view.value("reg_best_dev_pearson", f"{r:.2f}")
     view.value("reg_n_dev", str(n_dev))
-    view.value("reg_pearson_se", f"{(1 - r ** 2) / np.sqrt(n_dev - 2):.2f}")
+    view.value("reg_pearson_se", f"{report.pearson_standard_error(r, n_dev):.2f}")
 
 
 def table2(profile="cpu", tasks=("tc", "pi", "nli", "reg"),
@@ -139,12 +175,7 @@ def table2(profile="cpu", tasks=("tc", "pi", "nli", "reg"),
     view.show("results", report.mark_best(report.results_table(df, methods, paper_table="table2"),
                                           means))
     view.show("vs_paper", report.plot_vs_paper(df, methods, paper_table="table2"))
-    for task, label in report.TASK_LABELS.items():
-        metric = report.METRICS[task][0]
-        if (label, metric) in means.columns:
-            for m in methods:
-                value = means.loc[m, (label, metric)] if m in means.index else float("nan")
-                view.value(f"t2_{m}_{task}", "(not computed yet)" if value != value else f"{value:.3f}")
+    _mean_values(view, means, methods)
     records = load_records(tasks, ["l2a", "l2a_wo_src", "l2a_wo_tgt"], seeds, profile=profile,
                            results_dir=results_dir)
     labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
@@ -152,12 +183,14 @@ def table2(profile="cpu", tasks=("tc", "pi", "nli", "reg"),
                                   paper_table="table2")
     for variant, what in (("L2A w/o src", "src"), ("L2A w/o tgt", "tgt")):
         rows = tests[tests.variant == variant]
-        helps = rows[rows["removed part"] == "helps"].task.tolist()
         untested = "" if len(rows) == len(tasks) else f"; {len(tasks) - len(rows)} not computed yet"
-        view.value(f"t2_{what}_helps", f"{len(helps)} of {len(rows)}")
-        view.value(f"t2_{what}_helps_tasks",
-                   (", ".join(report.TASK_LABELS[t] for t in helps) or "none") + untested)
-    view.show("paired", tests.round(4))
+        for word in ("helps", "hurts", "no clear effect"):
+            at = rows[rows["removed part"] == word].task.tolist()
+            key = f"t2_{what}_{word.replace(' ', '_')}"
+            view.value(key, f"{len(at)} of {len(rows)}")
+            view.value(key + "_tasks",
+                       (", ".join(report.TASK_LABELS[t] for t in at) or "none") + untested)
+    view.show("paired", _paired(tests))
     return view
 
 
@@ -181,6 +214,9 @@ def table3(profile="cpu", tasks=("tc",), methods=("l2a", "l2a_wo_att", "l2a_wo_h
         view.value(f"t3_{m}_ci", f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]")
         view.value(f"t3_{m}_verdict", {"no clear effect": "has no clear effect"}.get(
             r["removed part"], r["removed part"]))
+        gap = -r["difference"]  # the variant minus full L2A
+        view.value(f"t3_{m}_effect", f"{'raises' if gap > 0 else 'lowers'} accuracy by "
+                                     f"{report.number(abs(gap))}")
         view.value(f"t3_{m}_seeds", r["seeds L2A higher"])
         view.value(f"t3_{m}_paper", f"{r['paper difference']:+.3f}")
     view.value("t3_n_test", f"{len(labels[tasks[0]]):,}")
@@ -189,7 +225,6 @@ def table3(profile="cpu", tasks=("tc",), methods=("l2a", "l2a_wo_att", "l2a_wo_h
     means = report.mean_table(df, methods)
     paper = report.paper_results().query("table == 'table3' and metric == 'acc'").set_index("method")
     view.value("t3_paper_wo_dark_acc", f"{paper.loc['l2a_wo_dark', 'value']:.3f}")
-    view.value("t3_wo_dark_acc",
-               f"{means.loc['l2a_wo_dark', (report.TASK_LABELS[tasks[0]], 'acc')]:.3f}")
-    view.show("paired", tests.round(4))
+    _mean_values(view, means, methods)
+    view.show("paired", _paired(tests))
     return view

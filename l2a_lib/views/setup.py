@@ -29,7 +29,11 @@ def data(seed=0, data_dir=None) -> View:
     wide = summary.pivot(index="task", columns="split", values="n")[["source", "train", "dev", "test"]]
     balance = summary.pivot(index="task", columns="split",
                             values="positive_share")[["source", "train", "dev", "test"]]
-    view.show("sizes", wide.join(balance.round(3).add_suffix(" (share of label 1)")))
+    dropped = summary.pivot(index="task", columns="split", values="dropped_empty_in_domain")
+    sizes = wide.join(balance.round(3).add_suffix(" (share of label 1)"))
+    sizes["empty rows dropped (source / target)"] = [
+        f"{int(dropped.loc[t, 'source'])} / {int(dropped.loc[t, 'test'])}" for t in sizes.index]
+    view.show("sizes", sizes)
     view.show("regression_labels", summary[summary.task == "reg"][
         ["split", "n", "label_mean", "label_sd"]].set_index("split").round(3))
     view.show("lengths", _length_plot(seed, data_dir))
@@ -44,10 +48,10 @@ def data(seed=0, data_dir=None) -> View:
         else:
             r = 0.4
             se.append({"task": name, "test examples": n,
-                       "SE of a Pearson r of 0.4": (1 - r * r) / (n - 1) ** 0.5})
+                       "SE of a Pearson r of 0.4": report.pearson_standard_error(r, n)})
     se = pd.DataFrame(se).set_index("task")
-    view.value("se_tc", f"{se.loc['tc', 'SE of an accuracy of 0.75']:.4f}")
-    view.value("se_pi", f"{se.loc['pi', 'SE of an accuracy of 0.75']:.4f}")
+    view.value("se_tc", f"{se.loc['tc', 'SE of an accuracy of 0.75']:.3f}")
+    view.value("se_pi", f"{se.loc['pi', 'SE of an accuracy of 0.75']:.3f}")
     view.value("n_test_tc", f"{int(wide.loc['tc', 'test']):,}")
     view.value("n_dev", f"{int(wide.loc['tc', 'dev'])}")
     view.show("standard_errors", se.round(4))
@@ -68,9 +72,13 @@ def _length_plot(seed, data_dir):
                                         "domain": "source" if split == "source" else "target",
                                         "words": words.clip(upper=300)}))
     lengths = pd.concat(frames, ignore_index=True)
-    return sns.displot(lengths, x="words", hue="domain", col="task", common_norm=False,
-                       stat="density", element="step", height=2.6,
-                       facet_kws={"sharex": False, "sharey": False}).figure
+    lengths["task"] = lengths.task.map(report.TASK_LABELS)
+    g = sns.displot(lengths, x="words", hue="domain", col="task", col_wrap=2, common_norm=False,
+                    stat="density", element="step", height=2.4, aspect=1.6,
+                    facet_kws={"sharex": False, "sharey": False})
+    g.set_titles("{col_name}")
+    g.set_axis_labels("words per example (pairs: both sides)", "density")
+    return g.figure
 
 
 def mlm(profile="cpu", tasks=("tc", "pi", "nli", "reg"), allow_training=False, results_dir=None,

@@ -28,22 +28,26 @@ def study(study="fig2_data_size", values=(10, 20, 40, 80, 320),
     column = STUDIES[study][1]
     view.note(report.coverage_note(df))
     view.note(report.precision_note(df, column))
-    view.show("plot", report.plot_study(df, column, methods, tasks[0]))
+    reference = {}
+    if "student_ft" not in methods:  # the baseline at the default setting, for scale
+        base = run_many(tasks[:1], ["student_ft"], seeds, profile=profile, allow_training=False,
+                        results_dir=results_dir, data_dir=data_dir, allow_missing=True)
+        base = base[base.split == "test"]
+        reference = {("Student-FT (default setting)", m): float(g.value.mean())
+                     for m, g in base.groupby("metric")}
+    view.show("plot", report.plot_study(df, column, methods, tasks[0], reference=reference))
+    _study_values(view, df, column, tasks[0], study)
     summary = report.study_table(df, column, methods, tasks[0])
     if column == "alpha":
         summary.insert(0, "expected edit rate", [f"{edit_rate(a, VOCAB):.2f}" for a in summary.index])
     view.show("by_value", summary)
     view.show("by_seed", report.study_by_seed(df, column, methods, tasks[0], seeds=seeds))
-    view.show("shape", report.study_shape(df, study, tasks[0]).drop(columns=["study"]).round(4))
+    view.show("shape", report.study_shape(df, study, tasks[0]).drop(columns=["study", "change", "ci_low", "ci_high"]))
     return view
 
 
-def claims(profile="cpu", tasks=("tc", "pi", "nli", "reg"), seeds=(0, 1, 2),
-           allow_training=False, allow_missing=True, results_dir=None, data_dir=None) -> View:
-    """The paper's four claims task by task, the paired tests of L2A against every
-    baseline, and the studies' shapes."""
-    tasks, seeds = list(tasks), list(seeds)
-    view = View()
+def _claim_tests(profile, tasks, seeds, allow_training, allow_missing, results_dir, data_dir):
+    """The runs the claims read, and their paired tests (``report.claims``)."""
     table1 = list(TABLE1_METHODS)
     kw = dict(profile=profile, allow_training=allow_training, results_dir=results_dir,
               data_dir=data_dir, allow_missing=allow_missing)
@@ -53,20 +57,74 @@ def claims(profile="cpu", tasks=("tc", "pi", "nli", "reg"), seeds=(0, 1, 2),
     df.attrs = {"missing": [x for f in frames for x in f.attrs.get("missing", [])],
                 "n_runs": sum(f.attrs.get("n_runs", f[["task", "method", "seed"]]
                                           .drop_duplicates().shape[0]) for f in frames)}
+    records = load_records(tasks, table1 + ["l2a_wo_src", "l2a_wo_tgt"], seeds, profile=profile,
+                           results_dir=results_dir)
+    records.update(load_records(["tc"], ["l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark"], seeds,
+                                profile=profile, results_dir=results_dir))
+    labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
+    return df, records, labels, kinds, report.claims(records, labels, kinds, df.attrs["missing"])
+
+
+def outcome(profile="cpu", tasks=("tc", "pi", "nli", "reg"), seeds=(0, 1, 2), allow_training=False,
+            allow_missing=True, results_dir=None, data_dir=None) -> View:
+    """The front page's summary: each claim's verdict per task and the comparisons
+    behind it (effect and 95% interval), and the outcome in one sentence."""
+    tasks, seeds = list(tasks), list(seeds)
+    view = View()
+    df, _, _, _, rows = _claim_tests(profile, tasks, seeds, allow_training, allow_missing,
+                                     results_dir, data_dir)
+    view.note(report.coverage_note(df, shown="a claim they decide shows as pending"))
+    summary = report.claim_summary(rows)
+    view.value("outcome", report.outcome(summary))
+    view.show("summary", summary.rename(columns=report.TASK_LABELS).rename_axis("claim"))
+    view.show("tests", rows.drop(columns=["test"]))
+    return view
+
+
+def _study_values(view, df, column, task, study):
+    """The numbers a study page's prose quotes, named ``{study}_...``: L2A minus
+    Student-FT and minus Teacher-FT on the main metric at each value (mean over seeds),
+    L2A's best and worst value."""
+    metric = report.METRICS[task][0]
+    d = df[(df.split == "test") & (df.task == task) & (df.metric == metric)]
+    means = d.groupby([column, "method"])["value"].mean().unstack()
+    for other in ("student_ft", "teacher_ft"):
+        if "l2a" in means and other in means:
+            for v, gap in (means["l2a"] - means[other]).dropna().items():
+                view.value(f"{study}_l2a_minus_{other}_at_{v:g}", report.number(gap, signed=True))
+    if "l2a" in means:
+        best = means["l2a"].idxmax()
+        view.value(f"{study}_l2a_best_value", f"{best:g}")
+        view.value(f"{study}_l2a_best_score", report.number(means["l2a"].max()))
+        view.value(f"{study}_l2a_worst_score", report.number(means["l2a"].min()))
+
+
+def claims(profile="cpu", tasks=("tc", "pi", "nli", "reg"), seeds=(0, 1, 2),
+           allow_training=False, allow_missing=True, results_dir=None, data_dir=None) -> View:
+    """The paper's four claims, by claim: every comparison with its paired test, the
+    one-line summary, and the studies' shapes."""
+    tasks, seeds = list(tasks), list(seeds)
+    view = View()
+    df, records, labels, kinds, rows = _claim_tests(profile, tasks, seeds, allow_training,
+                                                    allow_missing, results_dir, data_dir)
     view.note(report.coverage_note(df, shown="a claim they decide shows as pending, or as interim"))
     student_params = df[df.method == "student_ft"]["n_params"].dropna()
-    view.value("student_params_m", f"{student_params.iloc[0] / 1e6:.1f}M" if len(student_params)
+    view.value("student_ft_params_m", f"{student_params.iloc[0] / 1e6:.1f}M" if len(student_params)
                else "not counted")
-    view.options["display.max_colwidth"] = 200
-    view.show("verdicts", report.claims(df))
-    records = load_records(tasks, [m for m in table1 if m != "teacher_ft"], seeds,
-                           profile=profile, results_dir=results_dir)
-    labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
-    view.show("paired", report.significance_table(records, labels, kinds).round(4))
+    summary = report.claim_summary(rows)
+    view.value("outcome", report.outcome(summary))
+    view.show("summary", summary.rename(columns=report.TASK_LABELS).rename_axis("claim"))
+    view.show("verdicts", rows)
+    kw = dict(profile=profile, allow_training=False, results_dir=results_dir, data_dir=data_dir,
+              allow_missing=allow_missing)
     # read only: the study pages' runs are computed by the workflow (or by those pages)
     shape = pd.concat([report.study_shape(run_study(
-        name, list(values), ["tc"], list(pages.STUDY_METHODS[name]), seeds, **{
-            **kw, "allow_training": False}), name)
+        name, list(values), ["tc"], list(pages.STUDY_METHODS[name]), seeds, **kw), name)
         for name, values in pages.STUDY_VALUES.items()], ignore_index=True)
-    view.show("shapes", shape.round(4))
+    shape["study"] = shape["study"].map(STUDY_TITLES)
+    view.show("shapes", shape.drop(columns=["change", "ci_low", "ci_high"]))
     return view
+
+
+STUDY_TITLES = {"fig2_data_size": "Figure 2 (data size)", "sensitivity_T": "T",
+                "sensitivity_alpha": "alpha"}
