@@ -132,3 +132,17 @@ def load_results(results_dir=None) -> pd.DataFrame:
         return pd.DataFrame(columns=CORE_COLUMNS)
     df = pd.concat(frames, ignore_index=True)
     return df[CORE_COLUMNS + [c for c in df.columns if c not in CORE_COLUMNS]]
+
+
+def teacher_conflicts(records) -> dict[str, set[str]]:
+    """Teachers that runs say they share but that differ: {teacher key: the sha256
+    sums recorded under it} wherever one key has more than one. Empty when every run
+    that records its teacher's sha256 agrees with every other run of the same key
+    (same task, seed and teacher settings). Records without a sha256 (older runs) are
+    not counted."""
+    seen: dict[str, set[str]] = {}
+    for rec in records:
+        used = rec.get("teacher") or {}
+        if used.get("sha256"):
+            seen.setdefault(used["key"], set()).add(used["sha256"])
+    return {k: v for k, v in seen.items() if len(v) > 1}

@@ -156,3 +156,18 @@ def test_the_claims_and_the_ablation_table_agree():
         claim = rows[rows.comparison == f"L2A - {variant}"].iloc[0]
         assert claim.verdict == words[removed]
     assert table.loc[table.variant == "L2A w/o src", "removed part"].item() == "hurts"
+
+
+# ------------------------------------------------------------------ one teacher
+def test_runs_of_one_task_and_seed_that_record_their_teacher_share_it():
+    """Over the committed cache: every run that records its teacher's sha256 agrees
+    with the other runs of the same teacher key (runs made by the workflow; older
+    records carry no sha256 and the pages say so)."""
+    from l2a_lib.records import read_record, teacher_conflicts
+    records = [read_record(p) for p in sorted((REPO / "results" / "runs").glob("*.json"))]
+    assert len(records) > 100
+    assert teacher_conflicts(records) == {}
+    # the control: two runs of one key with different weights are found
+    a = {"teacher": {"key": "k1", "sha256": "aa"}}
+    b = {"teacher": {"key": "k1", "sha256": "bb"}}
+    assert teacher_conflicts([a, b, {"teacher": {"key": "k2", "sha256": "cc"}}]) == {"k1": {"aa", "bb"}}

@@ -270,8 +270,8 @@ def test_the_precision_note_names_the_runs_whose_bf16_fell_back_to_fp32():
         for metric in ("acc", "f1")]
     note = report.precision_note(pd.DataFrame(rows), column="train_per_class")
     assert note.startswith("**2 of 4 runs of this page were computed in fp32**")
-    assert "* L2A, train_per_class = 80: tc/0" in note
-    assert "* Teacher-FT, train_per_class = 320: tc/2" in note and "tc/1" not in note
+    assert "* L2A, examples per class = 80: tc/0" in note
+    assert "* Teacher-FT, examples per class = 320: tc/2" in note and "tc/1" not in note
     assert report.precision_note(pd.DataFrame(rows[2:6])) == ""  # only bf16 / unrecorded runs
 
 

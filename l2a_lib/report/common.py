@@ -21,6 +21,8 @@ METHOD_LABELS = {
     "l2a_wo_hidden": "w/o L_hidden", "l2a_wo_dark": "w/o L_dark",
 }
 TASK_LABELS = {"nli": "NLI", "pi": "PI", "tc": "TC", "reg": "Reg"}
+# a study's varied setting, as a reader reads it
+VALUE_NAMES = {"train_per_class": "examples per class", "T": "T", "alpha": "alpha"}
 COLUMN_ORDER = [(t, m) for t in ("nli", "pi", "tc", "reg") for m in METRICS[t]]
 
 
@@ -68,7 +70,8 @@ def coverage_note(df: pd.DataFrame, shown: str | None = None) -> str:
     column = df.attrs.get("column")  # a study's missing runs also carry the varied value
     by_method: dict[str, list[str]] = {}
     for task, method, seed, *value in missing:
-        label = METHOD_LABELS.get(method, method) + (f", {column} = {value[0]}" if value else "")
+        label = METHOD_LABELS.get(method, method) + (
+            f", {VALUE_NAMES.get(column, column)} = {value[0]}" if value else "")
         by_method.setdefault(label, []).append(f"{task}/{seed}")
     shown = shown or ("the table and the plot leave them out; a cell from fewer seeds says so"
                       if column else "their cells show `-`")
@@ -92,7 +95,8 @@ def precision_note(df: pd.DataFrame, column: str | None = None) -> str:
         return ""
     by_method: dict[str, list[str]] = {}
     for _, r in fp32.sort_values(["method", "task", "seed"]).iterrows():
-        value = f", {column} = {r[column]:g}" if column and column in r else ""
+        value = (f", {VALUE_NAMES.get(column, column)} = {r[column]:g}" if column and column in r
+                 else "")
         by_method.setdefault(METHOD_LABELS.get(r["method"], r["method"]) + value,
                              []).append(f"{r['task']}/{r['seed']}")
     lines = [f"**{len(fp32)} of {len(runs)} runs of this page were computed in fp32**: the "

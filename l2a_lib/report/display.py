@@ -67,7 +67,9 @@ def tidy(df: pd.DataFrame, keep_index: bool = False) -> pd.DataFrame:
     """The frame with readable cells and names (strings only), the index made columns
     when it carries information (a named index), interval columns merged."""
     d = df.copy()
-    if keep_index or any(n is not None for n in d.index.names):
+    if keep_index or any(n is not None for n in d.index.names) or not isinstance(d.index, pd.RangeIndex):
+        if all(n is None for n in d.index.names) and d.index.nlevels == 1:
+            d.index.name = ""  # labels without a name (e.g. tasks): a column with no header
         d = d.reset_index()
         if isinstance(d.columns, pd.MultiIndex):  # a single-level index joins a 2-level header
             d.columns = pd.MultiIndex.from_tuples(

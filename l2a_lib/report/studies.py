@@ -6,13 +6,12 @@ import numpy as np
 import pandas as pd
 
 from ..studies import STUDIES
-from .common import METHOD_LABELS, METRICS, PALETTE, TASK_LABELS, fmt, set_style
+from .common import METHOD_LABELS, METRICS, PALETTE, TASK_LABELS, VALUE_NAMES, fmt, set_style
 from . import significance
 
 
-VALUE_NAMES = {"train_per_class": "examples per class", "T": "T", "alpha": "alpha"}
-AXIS_NAMES = {"train_per_class": "target training examples per class (log scale)",
-              "T": "fill temperature T (log scale)", "alpha": "edit-distance temperature alpha"}
+AXIS_NAMES = {"train_per_class": "target examples per class", "T": "fill temperature T",
+              "alpha": "edit-distance temperature alpha"}
 
 
 def plot_study(df: pd.DataFrame, column: str, methods: list[str], task: str = "tc",
@@ -30,7 +29,7 @@ def plot_study(df: pd.DataFrame, column: str, methods: list[str], task: str = "t
     d = df[(df.split == split) & (df.task == task) & df.method.isin(methods)].copy()
     d["Method"] = d.method.map(METHOD_LABELS)
     metrics = list(METRICS[task])
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         sns.lineplot(data=d[d.metric == metric], x=column, y="value", hue="Method", marker="o",
                      errorbar="sd", err_style="bars", ax=ax, palette=PALETTE)
@@ -177,7 +176,7 @@ def study_shape(df: pd.DataFrame, study: str, task: str = "tc", split: str = "te
         v = y.index.get_level_values(0).to_numpy(dtype=float)
         if kind == "smallest":
             fit = _paired_mean(y.to_numpy())
-            where = f" at {column} = {at:g}" if at is not None else ""
+            where = f" at {VALUE_NAMES.get(column, column)} = {at:g}" if at is not None else ""
             change = fit
             evidence = (f"{quantity}{where}: {fit[0]:+.3f} [{fit[1]:+.3f}, {fit[2]:+.3f}], "
                         f"higher in {int((y > 0).sum())} of {len(y)} seeds") if fit else None
@@ -186,7 +185,7 @@ def study_shape(df: pd.DataFrame, study: str, task: str = "tc", split: str = "te
             fit = within_seed_trend(x, y.to_numpy(), y.index.get_level_values(1))
             span = (x.max() - x.min()) if len(x) else 0.0
             change = tuple(f * span for f in fit) if fit else None
-            evidence = (f"{quantity}, {column} {v.min():g} -> {v.max():g}: {change[0]:+.3f} "
+            evidence = (f"{quantity}, {VALUE_NAMES.get(column, column)} {v.min():g} -> {v.max():g}: {change[0]:+.3f} "
                         f"[{change[1]:+.3f}, {change[2]:+.3f}] ({len(y)} runs)") if fit else None
         if change is None:
             verdict = "pending"

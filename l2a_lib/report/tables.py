@@ -164,7 +164,7 @@ def policy_summary(records: dict) -> pd.DataFrame:
     d = pd.DataFrame(rows)
     cols = [c for c in d.columns if c not in ("task", "seed")]
     out = d.groupby("task", sort=False)[cols].agg(lambda v: fmt(v.mean(), v.std()))
-    out.index = [TASK_LABELS.get(t, t) for t in out.index]
+    out.index = pd.Index([TASK_LABELS.get(t, t) for t in out.index], name="task")
     return out
 
 
