@@ -44,6 +44,12 @@ def interval(low, high, digits: int = DIGITS) -> str:
     return f"[{low:+.{digits}f}, {high:+.{digits}f}]"
 
 
+def _digits(column: str) -> int:
+    """Decimals by what a column holds: seconds and minutes 1, hours 2, else 3."""
+    c = column.lower()
+    return 1 if ("seconds" in c or "minutes" in c) else 2 if "hours" in c else DIGITS
+
+
 def _cell(x, column: str):
     if isinstance(x, (list, tuple)):
         return ", ".join(map(str, x)) if x else "none"
@@ -53,7 +59,7 @@ def _cell(x, column: str):
         if np.isnan(x):
             return MISSING
         signed = column in ("difference", "paper's difference", "change")
-        return number(float(x), signed=signed)
+        return number(float(x), _digits(column), signed=signed)
     if x is None or (isinstance(x, str) and x in ("nan", "NaN", "-")):
         return MISSING
     if column in LABELLED and isinstance(x, str):
@@ -81,7 +87,7 @@ def tidy(df: pd.DataFrame, keep_index: bool = False) -> pd.DataFrame:
         d.insert(at, "95% CI", ci)
     d = d.drop(columns=[c for c in ("sign", "col") if c in d.columns])
     if not isinstance(d.columns, pd.MultiIndex):
-        d.columns = [COLUMN_NAMES.get(str(c), str(c)) for c in d.columns]
+        d.columns = [COLUMN_NAMES.get(str(c), TASK_LABELS.get(str(c), str(c))) for c in d.columns]
         for c in d.columns:
             d[c] = [_cell(x, c) for x in d[c]]
     else:

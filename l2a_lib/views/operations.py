@@ -94,6 +94,14 @@ def reliability(data_dir=None, audit_runs=("student_ft", "eda", "l2a")) -> View:
     return view
 
 
+PAGE_TITLES = {"intro": "Front page", "data": "Data", "reliability": "Reliability",
+               "performance": "Performance", "mlm": "Masked LM", "table1": "Table 1",
+               "table2": "Table 2", "table3": "Table 3", "l2a_training": "Training L2A",
+               "fig2_data_size": "Figure 2", "sensitivity_T": "Sensitivity to T",
+               "sensitivity_alpha": "Sensitivity to alpha", "claims": "Claims",
+               "reproduce": "Reproduce"}
+
+
 def reproduce(profile="cpu") -> View:
     """What reproducing costs: hours per page and per method, by processor, and
     whether retrained teachers reproduce the committed ones."""
@@ -102,7 +110,7 @@ def reproduce(profile="cpu") -> View:
     view.value("runs_total", f"{int(pages['new runs'].sum()):,}")
     view.value("runs_cached", f"{int(pages['new runs cached'].sum()):,}")
     view.value("run_hours_measured", f"{pages['run hours (measured)'].sum():.1f}")
-    view.show("pages", pages)
+    view.show("pages", pages.assign(page=pages.page.map(PAGE_TITLES)))
     view.show("methods", costs.method_seconds(profile))
     view.show("processors", costs.processor_times(profile))
     mlm_config = make_config("tc", "mlm", 0, profile=profile)

@@ -24,7 +24,8 @@ def data(seed=0, data_dir=None) -> View:
     view.show("tasks", pd.DataFrame([
         {"task": s.name, "title": s.title, "source": s.source_name, "target": s.target_name,
          "paper source -> target": f"{s.paper_source} -> {s.paper_target}",
-         "train sampling": s.train_sampling, "note": s.note}
+         "train sampling": {"per_class": "k per class", "natural": "natural class balance"}.get(
+             s.train_sampling, s.train_sampling), "note": s.note}
         for s in data_mod.TASK_REGISTRY.values()]).set_index("task"))
     wide = summary.pivot(index="task", columns="split", values="n")[["source", "train", "dev", "test"]]
     balance = summary.pivot(index="task", columns="split",
