@@ -132,7 +132,7 @@ def test_a_constant_predictor_is_degenerate_and_supports_no_claim():
     rows = report.claims(records, {"tc": labels}, {"tc": "classification"}, n_boot=200)
     dark = rows[rows.comparison == "L2A - w/o L_dark"].iloc[0]
     assert dark.difference > 0.2  # full L2A is far better than the constant predictor ...
-    assert dark.verdict == "not shown" and "degenerate" in dark.test  # ... which proves nothing
+    assert dark.verdict == "not shown" and "degenerate" in dark.note  # ... which proves nothing
     assert report.claim_summary(rows).loc[report.claim_summary(rows).index[3], "tc"] == "not shown"
 
 

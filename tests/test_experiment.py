@@ -116,8 +116,8 @@ def test_study_with_missing_runs_shows_the_others_and_lists_the_rest(dirs, monke
     assert not table.loc[24].str.contains(r"\(n=").any()
     by_seed = study_by_seed(df, "max_length", ["student_ft"], seeds=[0, 1])
     acc = df[(df.split == "test") & (df.metric == "acc")].set_index(["max_length", "seed"])["value"]
-    assert by_seed.loc[24, "Student-FT acc"] == f"{acc[(24, 0)]:.4f} / {acc[(24, 1)]:.4f}"
-    assert by_seed.loc[32, "Student-FT acc"] == f"{acc[(32, 0)]:.4f} / -"
+    assert by_seed.loc[24, "Student-FT acc (seeds 0 / 1)"] == f"{acc[(24, 0)]:.3f} / {acc[(24, 1)]:.3f}"
+    assert by_seed.loc[32, "Student-FT acc (seeds 0 / 1)"] == f"{acc[(32, 0)]:.3f} / -"
     complete = experiment.run_study("length", [24], ["tc"], ["student_ft"], [0, 1],
                                     allow_missing=True, **kw)
     assert coverage_note(complete) == "" and "missing" not in complete.attrs

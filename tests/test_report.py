@@ -75,7 +75,7 @@ def test_claims_with_missing_runs_are_pending_or_interim():
     kinds = {"tc": "classification", "pi": "classification"}
     rows = report.claims(records, labels_of, kinds, missing, n_boot=200)
     r = rows.set_index(["task", "comparison"])
-    assert "interim: 1 run(s) not computed yet" in r.loc[("tc", "L2A - L2A w/o src"), "test"]
+    assert "interim: 1 run(s) not computed yet" in r.loc[("tc", "L2A - L2A w/o src"), "note"]
     assert r.loc[("tc", "L2A - L2A w/o tgt"), "verdict"] == "pending"
     assert r.loc[("pi", "L2A - L2A w/o src"), "verdict"] == "pending"
     assert report.claim_summary(rows).loc[report.claim_summary(rows).index[2], "pi"] == "pending"

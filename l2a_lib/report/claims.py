@@ -19,7 +19,7 @@ CLAIMS = {1: "L2A beats every baseline",
           3: "Source and target augmentation both help",
           4: "Each of L_att, L_hidden, L_dark helps"}
 CLAIM_COLUMNS = ["claim", "task", "comparison", "metric", "difference", "ci_low", "ci_high",
-                 "seeds L2A higher", "test", "verdict"]
+                 "seeds L2A higher", "note", "verdict"]
 
 
 def _row(claim, task, comparison, kind, res, test, note=""):
@@ -27,11 +27,10 @@ def _row(claim, task, comparison, kind, res, test, note=""):
     if not res:
         return {"claim": claim, "task": task, "comparison": comparison, "metric": metric,
                 "difference": np.nan, "ci_low": np.nan, "ci_high": np.nan, "seeds L2A higher": "",
-                "test": note, "verdict": "not tested"}
+                "note": note, "verdict": "not tested"}
     return {"claim": claim, "task": task, "comparison": comparison, "metric": metric,
             "difference": res["difference"], "ci_low": res["ci_low"], "ci_high": res["ci_high"],
-            "seeds L2A higher": res["seeds a higher"], "test": test + (f"; {note}" if note else ""),
-            "verdict": test}
+            "seeds L2A higher": res["seeds a higher"], "note": note, "verdict": test}
 
 
 def claims(records: dict, labels: dict, kinds: dict, missing=(), tolerance: float = 0.01,
@@ -73,11 +72,11 @@ def claims(records: dict, labels: dict, kinds: dict, missing=(), tolerance: floa
             row = _row(1, task, f"L2A - {b['best baseline']} (best baseline)", kind, res,
                        sig.verdict(sign, "claim"))
             if gap(task, ["l2a", *BASELINES]):
-                row["test"] += f"; interim: {gap(task, ['l2a', *BASELINES])} run(s) not computed yet"
+                row["note"] = f"interim: {gap(task, ['l2a', *BASELINES])} run(s) not computed yet"
             rows.append(row)
         elif gap(task, ["l2a", *BASELINES]):
             rows.append({**_row(1, task, "L2A - best baseline", kind, {}, ""), "verdict": "pending",
-                         "test": f"{gap(task, ['l2a', *BASELINES])} run(s) not computed yet"})
+                         "note": f"{gap(task, ['l2a', *BASELINES])} run(s) not computed yet"})
         # 2. against the teacher: "matches" within the tolerance, or beats
         if task in ("nli", "tc"):
             res = compare(task, "l2a", "teacher_ft")
@@ -99,18 +98,18 @@ def claims(records: dict, labels: dict, kinds: dict, missing=(), tolerance: floa
                 if not preds(task, v) or not preds(task, "l2a"):
                     if waiting:
                         rows.append({**_row(claim, task, label, kind, {}, ""),
-                                     "test": f"{waiting} run(s) not computed yet", "verdict": "pending"})
+                                     "note": f"{waiting} run(s) not computed yet", "verdict": "pending"})
                     continue
                 res = compare(task, "l2a", v)
                 flat = sig.degenerate_seeds(kind, preds(task, v))
                 if flat and res.get("sign") == 1:
                     row = {**_row(claim, task, label, kind, res, "not shown"),
-                           "test": f"degenerate: {METHOD_LABELS[v]} predicts one class on "
+                           "note": f"degenerate: {METHOD_LABELS[v]} predicts one class on "
                                    f"seed(s) {', '.join(map(str, flat))}"}
                 else:
                     row = _row(claim, task, label, kind, res, sig.verdict(res["sign"], "claim"))
                 if waiting:
-                    row["test"] += f"; interim: {waiting} run(s) not computed yet"
+                    row["note"] = "; ".join(x for x in (row["note"], f"interim: {waiting} run(s) not computed yet") if x)
                 rows.append(row)
     out = pd.DataFrame(rows, columns=CLAIM_COLUMNS)
     if len(out):

@@ -41,7 +41,7 @@ def interval(low, high, digits: int = DIGITS) -> str:
     """A 95% interval in one cell: ``[-0.096, -0.077]``."""
     if low is None or (isinstance(low, float) and np.isnan(low)):
         return MISSING
-    return f"[{low:+.{digits}f}, {high:+.{digits}f}]"
+    return f"[{low:+.{digits}f},\u00a0{high:+.{digits}f}]"  # no-break space: one line
 
 
 def _digits(column: str) -> int:
@@ -73,6 +73,8 @@ def tidy(df: pd.DataFrame, keep_index: bool = False) -> pd.DataFrame:
     """The frame with readable cells and names (strings only), the index made columns
     when it carries information (a named index), interval columns merged."""
     d = df.copy()
+    if d.empty:  # a test whose runs are not computed: say so rather than draw an empty frame
+        return pd.DataFrame({"": ["(nothing to show yet: the runs it needs are not computed)"]})
     if keep_index or any(n is not None for n in d.index.names) or not isinstance(d.index, pd.RangeIndex):
         if all(n is None for n in d.index.names) and d.index.nlevels == 1:
             d.index.name = ""  # labels without a name (e.g. tasks): a column with no header

@@ -77,7 +77,7 @@ def outcome(profile="cpu", tasks=("tc", "pi", "nli", "reg"), seeds=(0, 1, 2), al
     summary = report.claim_summary(rows)
     view.value("outcome", report.outcome(summary))
     view.show("summary", summary.rename(columns=report.TASK_LABELS).rename_axis("claim"))
-    view.show("tests", rows.drop(columns=["test"]))
+    view.show("tests", rows.drop(columns=["note"]))
     return view
 
 
