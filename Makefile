@@ -18,7 +18,8 @@ SNAKEMAKE := $(BIN)/snakemake
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[weights,dev]'
+	@# compat: a plain path entry, so setuptools prints no "meta path finder" warning block
+	$(BIN)/python -m pip install --quiet -e '.[weights,dev]' --config-settings editable_mode=compat
 	$(BIN)/python -m l2a_lib prepare-weights
 	touch $@
 

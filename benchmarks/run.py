@@ -309,9 +309,38 @@ def bench_jobs(steps: int = 30) -> dict:
             "jobs_throughput_gain": round(jobs * alone["seconds_per_step"] / each, 3)}
 
 
+def bench_l2a_phases(task: str = "tc", seed: int = 0) -> dict:
+    """One cpu-profile L2A run (``task``, ``seed``) computed in a scratch results folder
+    under cProfile: where its time goes by phase (``l2a_lib.ledger``: the record's
+    ``extra["phases"]``) and the functions that take the most time (the closing note's
+    profile). The fine-tuned teacher and the masked LM come from the local cache when
+    there (their fine-tuning is then not in the figures)."""
+    import cProfile
+    import pstats
+    import tempfile
+    from l2a_lib.experiment import run
+    from l2a_lib.profiles import make_config
+    from l2a_lib.records import load_record
+    config = make_config(task, "l2a", seed, profile="cpu")
+    prof = cProfile.Profile()
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        prof.enable()
+        run(config, results_dir=tmp)
+        prof.disable()
+        wall = time.perf_counter() - t0
+        phases = load_record(config, tmp)["extra"]["phases"]
+    stats = pstats.Stats(prof)
+    top = sorted(stats.stats.items(), key=lambda kv: kv[1][3], reverse=True)  # cumulative time
+    rows = [f"{fn[2]} ({Path(fn[0]).name}:{fn[1]}) {v[3]:.1f}s cum, {v[2]:.1f}s own, {v[1]} calls"
+            for fn, v in top if "l2a_lib" in fn[0] or "torch" in fn[0]][:25]
+    return {"l2a_phases": phases, "l2a_phases_run": f"{task} seed {seed}, cpu profile",
+            "l2a_phases_wall_seconds": round(wall, 1), "l2a_profile_top": rows}
+
+
 SECTIONS = {"augment": None, "distill": None, "precision": bench_precision, "peak": bench_peak,
             "processor": bench_processor, "jobs": bench_jobs,
-            "end_to_end": bench_end_to_end}
+            "end_to_end": bench_end_to_end, "l2a_phases": bench_l2a_phases}
 
 
 def main() -> int:
@@ -338,8 +367,10 @@ def main() -> int:
         else:
             figures = SECTIONS[name]()
         for k, v in figures.items():
-            if k != "cpu_pages":
+            if k != "cpu_pages" and not isinstance(v, list):
                 print(f"  {k:48s} {v}", flush=True)
+            elif isinstance(v, list):
+                print(f"  {k}:", *v, sep="\n    ", flush=True)
         if name == "processor":  # kept per processor model, beside the other sections' figures
             results.setdefault("by_processor", {})[figures["processor"]] = {
                 **figures, "date": dt.date.today().isoformat()}

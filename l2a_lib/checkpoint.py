@@ -41,6 +41,7 @@ from pathlib import Path
 
 import torch
 
+from .ledger import booked
 from .paths import atomic_torch_save, atomic_write_text
 
 STATE, PROGRESS = "state.pt", "progress.json"
@@ -77,6 +78,7 @@ class EpisodeCheckpoint(_Checkpoint):
 
     what = "episode checkpoint"
 
+    @booked("checkpoints")
     def save(self, state: dict, teacher_entries: list, shard: int) -> None:
         """Save the state after episode ``shard`` and the teacher outputs added since
         the previous save (the shard first, so that a saved state never counts a
@@ -148,6 +150,7 @@ class EpochCheckpoint(_Checkpoint):
 
     what = "epoch checkpoint"
 
+    @booked("checkpoints")
     def save(self, state: dict, best_state: dict | None, new_best: bool) -> None:
         """Save the state after epoch ``state["epoch"]``; ``best_state`` is written too
         when ``new_best`` (it changed in this epoch)."""

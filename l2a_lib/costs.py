@@ -113,3 +113,34 @@ def processor_times(profile: str = "cpu", ctx: Context | None = None) -> pd.Data
                      "time vs the others": f"{factor[0]:.2f}x" if factor else "",
                      "kinds of run compared": factor[1] if factor else ""})
     return pd.DataFrame(rows).set_index("processor")
+
+
+def phase_seconds(profile: str = "cpu", ctx: Context | None = None) -> pd.DataFrame:
+    """Where the runs' time went, by phase (``l2a_lib.ledger``): one row per run that
+    records its phases (``extra["phases"]``, runs computed from the ledger on), with
+    its method and task. Empty for a cache of older records."""
+    from .ledger import PHASES
+    from .records import read_record
+    ctx = ctx or Context()
+    rows = []
+    for path in sorted(ctx.runs.glob("*.json")):
+        rec = read_record(path)
+        phases = rec.get("extra", {}).get("phases")
+        if phases and rec["config"].get("profile", profile) == profile:
+            rows.append({"method": rec["config"]["method"], "task": rec["config"]["task"],
+                         **{p: float(phases.get(p, 0.0)) for p in PHASES}})
+    return pd.DataFrame(rows)
+
+
+def hours_by_method(profile: str = "cpu", ctx: Context | None = None) -> pd.DataFrame:
+    """Recorded wall hours of every cached run of ``profile``, summed per method (rows)
+    and task (columns), over every table and study."""
+    ctx = ctx or Context()
+    df = load_results(ctx.results_dir)
+    if not len(df):
+        return pd.DataFrame()
+    runs = df[df.profile == profile].groupby("config_hash").first()
+    hours = runs.groupby(["method", "task"])["wall_seconds"].sum().unstack("task") / 3600
+    order = [m for m in TABLE1_METHODS if m in hours.index] + sorted(
+        m for m in hours.index if m not in TABLE1_METHODS)
+    return hours.reindex(index=order, columns=[t for t in TASKS if t in hours.columns]).fillna(0.0)

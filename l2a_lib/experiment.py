@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 import transformers
 
+from . import ledger
 from .checkpoint import EpisodeCheckpoint
 from .config import CODE_VERSION, L2A_METHODS, METHODS, ExperimentConfig
 from .profiles import make_config
@@ -61,7 +62,10 @@ def run(config: ExperimentConfig, *, data_dir=None, results_dir=None, cache_dir=
 def _compute(config: ExperimentConfig, ctx: Context, path: Path) -> pd.DataFrame:
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.time()
-    out = METHOD_REGISTRY[config.method](config, ctx)
+    with ledger.recording() as led:
+        out = METHOD_REGISTRY[config.method](config, ctx)
+    # where this process's time went (a resumed run: its last piece only)
+    out["phases"] = led.totals()
     record = {
         "config": config.to_dict(), "config_hash": config.hash(), "code_version": CODE_VERSION,
         "rows": out.pop("rows"), "n_params": out.pop("n_params"), "sizes": out.pop("sizes"),

@@ -28,6 +28,7 @@ from .config import AugmentConfig, ExperimentConfig
 from .data import load_task
 from .encoding import encode
 from .l2a.kd import KDTerms, last_layer_kd, projection
+from .ledger import booked
 from .mlm_export import example_fills
 from .runs import Context, compact_predictions, prepare, score
 from .teacher import TeacherCache, TeacherNeeds, get_teacher
@@ -96,6 +97,7 @@ def make_augmenter(config: ExperimentConfig, ctx, prep):
                        median=median, bf16=mcfg.bf16)
 
 
+@booked("augmentation sampling", whole=True)
 def augmented_pool(config: ExperimentConfig, ctx, prep) -> tuple[pd.DataFrame, dict]:
     """Target train + ``pool_size`` augmented examples (n_aug = pool_size // n_train)."""
     t0 = time.time()

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from . import paths
+from .ledger import booked
 from .config import ModelConfig
 from .errors import ConfigError, TokenizationMismatch, WeightsError
 
@@ -241,6 +242,7 @@ def _tiny_config(arch: str, vocab: int):
     return MPNetConfig(**common) if arch == "mpnet" else BertConfig(**common)
 
 
+@booked("loading weights")
 def load_encoder(name: str, cache: Path | None, seed: int):
     from transformers import AutoModel, BertModel, MPNetModel
     if name.startswith("tiny-random"):
@@ -253,6 +255,7 @@ def load_encoder(name: str, cache: Path | None, seed: int):
                                      add_pooling_layer=False)
 
 
+@booked("loading weights")
 def build_teacher(model_cfg: ModelConfig, num_labels: int, tokenizer, *, seed: int = 0,
                   cache: Path | None = None) -> SequenceModel:
     encoder = load_encoder(model_cfg.teacher, cache, seed)
@@ -263,6 +266,7 @@ def build_teacher(model_cfg: ModelConfig, num_labels: int, tokenizer, *, seed: i
                          uses_token_types=not is_mpnet)
 
 
+@booked("loading weights")
 def build_student(model_cfg: ModelConfig, num_labels: int, *, seed: int = 0,
                   cache: Path | None = None) -> SequenceModel:
     """The pretrained student truncated to ``model_cfg.student_layers``."""
@@ -285,6 +289,7 @@ def last_value_projection(model: SequenceModel) -> nn.Module:
     return attn.attn.v if hasattr(attn, "attn") else attn.self.value
 
 
+@booked("loading weights")
 def build_student_from_teacher(model_cfg: ModelConfig, layers: tuple[int, ...], num_labels: int,
                                tokenizer, *, seed: int = 0, cache: Path | None = None
                                ) -> SequenceModel:

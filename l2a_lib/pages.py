@@ -125,6 +125,7 @@ PAGES: list[Page] = [
                                     # the shapes of Figure 2 and the sensitivity study
                                     *(StudyNeeds(s) for s in STUDY_VALUES)),
          partial=True, title="The paper's claims, one by one"),
+    Page("compute", "compute"),
     Page("reproduce", "reproduce", last=True),  # reports the other pages' execution times
 ]
 

@@ -13,6 +13,7 @@ from . import data as data_mod
 from . import metrics, models, paths
 from .config import ExperimentConfig
 from .encoding import Encoded, encode
+from .ledger import booked
 from .train import predict
 
 
@@ -53,6 +54,7 @@ class Prepared:
         return self.tokenizer.pad_token_id
 
 
+@booked("data and tokenisation")
 def prepare(config: ExperimentConfig, ctx: Context) -> Prepared:
     task = data_mod.load_task(config.task, config.data, seed=config.seed, data_dir=ctx.data_dir)
     tok = models.load_tokenizer(config.model)

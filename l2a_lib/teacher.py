@@ -36,6 +36,7 @@ from .config import CODE_VERSION, ExperimentConfig, without_none
 from .encoding import Encoded, collate
 from .models import SequenceModel, last_value_projection
 from .runs import Context, Prepared
+from .ledger import booked, phase
 from .train import autocast, fine_tune
 
 
@@ -75,7 +76,8 @@ def get_teacher(config: ExperimentConfig, ctx: Context, prep: Prepared):
     key = teacher_key(config)
     weights, meta = teacher_files(config, ctx.cache_dir)
     if weights.is_file() and meta.is_file():
-        teacher.load_state_dict(torch.load(weights, map_location="cpu"))
+        with phase("loading weights"):
+            teacher.load_state_dict(torch.load(weights, map_location="cpu"))
         info = json.loads(meta.read_text())
         if "sha256" not in info:  # a teacher saved before its content hash was recorded
             info["sha256"] = paths.file_sha256(weights)
@@ -83,9 +85,10 @@ def get_teacher(config: ExperimentConfig, ctx: Context, prep: Prepared):
         return teacher, info
     ckpt = teacher_checkpoint(config, ctx.cache_dir)
     ctx.seconds_before += (read_progress(ckpt.folder) or {}).get("seconds", 0.0)
-    result = fine_tune(teacher, prep.train, prep.dev, spec.kind, config.teacher_train,
-                       seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
-                       desc=f"teacher {config.task} s{config.seed}", checkpoint=ckpt)
+    with phase("teacher fine-tuning", whole=True):
+        result = fine_tune(teacher, prep.train, prep.dev, spec.kind, config.teacher_train,
+                           seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
+                           desc=f"teacher {config.task} s{config.seed}", checkpoint=ckpt)
     paths.atomic_torch_save(teacher.state_dict(), weights)
     info = {**dataclasses.asdict(result), "sha256": paths.file_sha256(weights)}
     paths.atomic_write_text(meta, json.dumps(info))
@@ -144,6 +147,7 @@ class TeacherCache:
         return tuple(enc.input_ids[i]) + (-1,) + tuple(enc.token_type_ids[i])
 
     @torch.no_grad()
+    @booked("teacher inference")
     def fill(self, enc: Encoded) -> None:
         """Run the teacher on every input of ``enc`` not cached yet (length-sorted batches)."""
         todo, seen = [], set()

@@ -36,6 +36,7 @@ from torch import nn
 from tqdm.std import tqdm
 
 from . import metrics, smart
+from .ledger import booked, phase
 from .config import TrainConfig
 from .encoding import Encoded, collate
 from .errors import ConfigError, TrainingDiverged
@@ -91,6 +92,7 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> t
 
 # ---------------------------------------------------------------- evaluation
 @torch.no_grad()
+@booked("evaluation")
 def predict(model: SequenceModel, enc: Encoded, *, pad_id: int, batch_size: int = 64,
             bf16: bool = True, desc: str | None = None) -> np.ndarray:
     """Logits ``(N, C)`` in the original order; batches are length-sorted."""
@@ -198,8 +200,9 @@ def run_steps(stepper: Stepper, batches, loss_of, *, after_step=None,
     ``after_step(batch, loss)``. Returns the losses of the steps taken."""
     losses = []
     for i, batch in enumerate(batches):
-        loss = loss_of(batch)
-        stepper.step(loss, where(i))
+        with phase("student training"):
+            loss = loss_of(batch)
+            stepper.step(loss, where(i))
         if after_step is not None:
             after_step(batch, loss)
         if loss is not None:

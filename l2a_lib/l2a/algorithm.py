@@ -36,6 +36,7 @@ from .. import mlm, models
 from ..checkpoint import EpisodeCheckpoint, rng_state, set_rng_state
 from ..config import ExperimentConfig
 from ..encoding import Encoded, collate
+from ..ledger import phase
 from ..runs import prepare, score
 from ..teacher import TeacherCache, TeacherNeeds, get_teacher
 from ..train import (Stepper, autocast, evaluate, linear_warmup, progress_enabled, run_steps,
@@ -106,7 +107,8 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
     spec, tok = prep.task.spec, prep.tokenizer
     regression = spec.kind == "regression"
     teacher, _ = get_teacher(config, ctx, prep)
-    mlm_model, mlm_info, mcfg = mlm.for_run(config, ctx, tok)
+    with phase("loading weights", whole=True):
+        mlm_model, mlm_info, mcfg = mlm.for_run(config, ctx, tok)
     provider = mlm.MaskedLMProvider(mlm_model, tok, max_length=config.data.max_length, bf16=mcfg.bf16)
     ps = StaticDistribution(provider, cfg.alpha, cfg.temperature, max_length=config.data.max_length)
     generator = (Generator(mlm_model, tok, lr=cfg.generator_lr, bf16=mcfg.bf16,
@@ -181,9 +183,10 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
     for episode in range(first, cfg.episodes):
         te = time.time()
         fill = generator.provider(config.data.max_length) if generator is not None and episode else None
-        pool = sample_pool(ps, prep.task.train, prep.task.source, prep.task.train["label"], spec.pair,
-                           n_target if cfg.source_share < 1.0 else 0, n_source, rng, gen,
-                           config.data.max_length, fill)
+        with phase("augmentation sampling", whole=True):
+            pool = sample_pool(ps, prep.task.train, prep.task.source, prep.task.train["label"],
+                               spec.pair, n_target if cfg.source_share < 1.0 else 0, n_source, rng,
+                               gen, config.data.max_length, fill)
         sample_seconds = time.time() - te
         cache.fill(pool.enc)
         edit_rate, lp_piece = pool.edit_rate(), pool.log_ps_per_piece()
@@ -233,11 +236,13 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
 
         run_steps(stepper, batches(), loss_of, after_step=after_step,
                   where=lambda step, episode=episode: f"episode {episode}, step {step}")
-        policy_log = selector.update() if selector is not None else {}
-        keep_prob = (selector.keep_prob(all_states) if selector is not None
-                     else torch.ones(len(all_states)))
-        gen_log = (generator_step(generator, pool, order, keep_prob, rng, cfg.generator_samples)
-                   if generator is not None else {"generator_loss": None})
+        with phase("selector"):
+            policy_log = selector.update() if selector is not None else {}
+            keep_prob = (selector.keep_prob(all_states) if selector is not None
+                         else torch.ones(len(all_states)))
+        with phase("generator", whole=True):
+            gen_log = (generator_step(generator, pool, order, keep_prob, rng, cfg.generator_samples)
+                       if generator is not None else {"generator_loss": None})
         if selector is not None:
             policy_log.update(policy_profile(keep_prob, all_states, spec.num_labels, regression))
         full = evaluate(student, prep.dev, spec.kind, pad_id=prep.pad_id,

@@ -17,10 +17,10 @@ items (tables and figures, shown by name in the page's cells)::
 from __future__ import annotations
 
 from .base import View
-from .operations import performance, reliability, reproduce
+from .operations import compute, performance, reliability, reproduce
 from .results import table1, table2, table3
 from .setup import data, l2a_training, mlm
 from .studies import claims, outcome, study
 
-__all__ = ["View", "claims", "data", "l2a_training", "mlm", "outcome", "performance", "reliability",
+__all__ = ["View", "claims", "compute", "data", "l2a_training", "mlm", "outcome", "performance", "reliability",
            "reproduce", "study", "table1", "table2", "table3"]

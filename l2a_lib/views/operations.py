@@ -99,7 +99,7 @@ PAGE_TITLES = {"intro": "Front page", "data": "Data", "reliability": "Reliabilit
                "table2": "Table 2", "table3": "Table 3", "l2a_training": "Training L2A",
                "fig2_data_size": "Figure 2", "sensitivity_T": "Sensitivity to T",
                "sensitivity_alpha": "Sensitivity to alpha", "claims": "Claims",
-               "reproduce": "Reproduce"}
+               "compute": "Compute", "reproduce": "Reproduce"}
 
 
 def reproduce(profile="cpu") -> View:
@@ -124,4 +124,61 @@ def reproduce(profile="cpu") -> View:
         "No run in the cache has fine-tuned a teacher again yet: every teacher was trained "
         "once, by the first run that needed it."))
     view.show("teachers", retrained if len(retrained) else None)
+    return view
+
+
+def compute(profile="cpu", results_file=None) -> View:
+    """What the study costs, from the cache: hours per page and per method and task, the
+    phases of an L2A run (the benchmark's, and any cached run that records them), the
+    grid's total, and the processors it was measured on."""
+    import matplotlib.pyplot as plt
+    from ..ledger import PHASES
+    view = View()
+    pages = costs.page_seconds(profile)
+    view.value("compute_runs", f"{int(pages['new runs cached'].sum()):,}")
+    view.value("compute_hours", f"{pages['run hours (measured)'].sum():.1f}")
+    report.set_style()
+    shown = pages[pages["run hours (measured)"] > 0]
+    fig, ax = plt.subplots(figsize=(7.5, 0.35 * len(shown) + 1.2))
+    ax.barh([PAGE_TITLES.get(p, p) for p in shown.page][::-1], shown["run hours (measured)"][::-1])
+    ax.set_xlabel("recorded wall hours of the page's runs (2 CPU cores)")
+    ax.set_title("Hours per page (runs shared with an earlier page counted there)", fontsize=10)
+    fig.tight_layout()
+    view.show("pages_plot", fig)
+    hours = costs.hours_by_method(profile)
+    hours.index = [report.METHOD_LABELS.get(m, m) for m in hours.index]
+    view.value("compute_l2a_family_hours", f"{hours.loc[[m for m in hours.index if m.startswith(('L2A', 'w/o'))]].values.sum():.1f}"
+               if len(hours) else "0")
+    view.show("methods", hours.rename(columns=report.TASK_LABELS).rename_axis("method (hours)")
+              .map(lambda h: f"{h:.2f}"))
+    # the phases of an L2A run: the benchmark's (benchmarks/run.py --only l2a_phases)
+    path = Path(results_file or paths.REPO_ROOT / "benchmarks" / "results.json")
+    bench = json.loads(path.read_text()) if path.is_file() else {}
+    recorded = costs.phase_seconds(profile)
+    bars = {}
+    if "l2a_phases" in bench:
+        bars[f"L2A, {bench.get('l2a_phases_run', '')} (benchmark)"] = bench["l2a_phases"]
+    if len(recorded):
+        for (m, t), g in recorded.groupby(["method", "task"]):
+            bars[f"{report.METHOD_LABELS.get(m, m)}, {report.TASK_LABELS.get(t, t)} "
+                 f"(median of {len(g)} cached)"] = g[list(PHASES)].median().to_dict()
+    view.value("phases_source", "the benchmark's L2A run" if bars else "no run yet")
+    if bars:
+        frame = pd.DataFrame(bars).T.reindex(columns=list(PHASES)).fillna(0.0) / 60
+        frame = frame.loc[:, frame.sum() > 0]
+        fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(frame) + 1.6))
+        frame.plot.barh(stacked=True, ax=ax, width=0.6, colormap="tab20")
+        ax.set_xlabel("minutes")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=4, frameon=False,
+                  fontsize=8)
+        ax.set_title("Where a run's time goes, by phase", fontsize=10)
+        fig.tight_layout()
+        view.show("phases_plot", fig)
+        view.show("phases", frame.rename_axis("run (minutes per phase)"))
+    else:
+        view.note("No run records its phases yet: `python benchmarks/run.py --only l2a_phases` "
+                  "measures one L2A run; runs computed from now on record theirs.")
+        view.show("phases_plot", None)
+        view.show("phases", None)
+    view.show("processors", costs.processor_times(profile))
     return view
