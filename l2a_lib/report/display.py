@@ -26,7 +26,7 @@ COLUMN_NAMES = {
 VERDICT_CLASS = {**{w: "verdict-good" for w in ("better", "helps", "supported")},
                  **{w: "verdict-bad" for w in ("worse", "hurts", "contradicted")},
                  **{w: "verdict-none" for w in ("no clear difference", "no clear effect", "not shown",
-                                                "not tested", "pending")}}
+                                                "not tested", "pending", "cannot be judged")}}
 LABELLED = ("method", "variant", "best baseline", "run")  # columns holding method ids
 
 

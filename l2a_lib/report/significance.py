@@ -18,6 +18,10 @@ VERDICTS = {"comparison": {1: "better", -1: "worse", 0: "no clear difference"},
             "claim": {1: "supported", -1: "contradicted", 0: "not shown"}}
 
 
+# an ablation whose variant predicts (almost) one class (``degenerate_seeds``)
+DEGENERATE = "cannot be judged (the variant predicts one class)"
+
+
 def verdict(sign: int, kind: str = "comparison") -> str:
     """The word for a test's ``sign`` (+1 A above B, -1 below, 0 neither) in ``kind``."""
     return VERDICTS[kind][int(sign)]
@@ -158,7 +162,8 @@ def ablation_tests(records: dict, labels: dict, kinds: dict, variants, reference
     (:func:`paired_comparison`). ``difference`` is reference minus variant (ACC, or
     Pearson for regression): the removed part "helps" where the 95% interval is above
     0 and the reference is higher in every seed, "hurts" in the mirror case, and
-    otherwise has "no clear effect".
+    otherwise has "no clear effect"; it "cannot be judged" (``DEGENERATE``) where the
+    variant answers one class on some seed.
 
     records: {(task, method, seed): record}; labels: {task: test labels};
     kinds: {task: "classification" | "regression"}. With ``paper_table``, the
@@ -181,15 +186,16 @@ def ablation_tests(records: dict, labels: dict, kinds: dict, variants, reference
                                     seed_predictions(records, task, variant, kind), n_boot)
             if not res:
                 continue
+            # a variant that answers one class tells nothing about the removed part
+            flat = degenerate_seeds(kind, seed_predictions(records, task, variant, kind))
             metric = "acc" if kind == "classification" else "pearson"
             rows.append({"task": task, "variant": METHOD_LABELS.get(variant, variant), "metric": metric,
                          ref_label: res["a"], "variant score": res["b"],
                          **{k: res[k] for k in ("difference", "ci_low", "ci_high", "p_value")},
                          **paper_difference(task, variant, metric),
                          f"seeds {ref_label} higher": res["seeds a higher"],
-                         "removed part": verdict(res["sign"], "ablation"),
-                         "degenerate seeds": degenerate_seeds(
-                             kind, seed_predictions(records, task, variant, kind))})
+                         "removed part": (DEGENERATE if flat else verdict(res["sign"], "ablation")),
+                         "degenerate seeds": flat})
     columns = ["task", "variant", "metric", ref_label, "variant score", "difference", "ci_low",
                "ci_high", "p_value", *(["paper difference"] if paper is not None else []),
                f"seeds {ref_label} higher", "removed part", "degenerate seeds"]
