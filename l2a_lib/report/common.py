@@ -18,7 +18,7 @@ METHOD_LABELS = {
     "distilbert": "DistilBERT", "bert_pkd4": "BERT4-PKD", "bert_pkd6": "BERT6-PKD",
     "minilm": "MiniLM", "tinybert": "TinyBERT", "eda": "EDA", "cbert": "CBERT", "l2a": "L2A",
     "l2a_wo_src": "L2A w/o src", "l2a_wo_tgt": "L2A w/o tgt", "l2a_wo_att": "w/o L_att",
-    "l2a_wo_hidden": "w/o L_hidden", "l2a_wo_dark": "w/o L_dark",
+    "l2a_wo_hidden": "w/o L_hidden", "l2a_wo_dark": "w/o L_dark", "mlm": "masked LM (augmentation)",
 }
 TASK_LABELS = {"nli": "NLI", "pi": "PI", "tc": "TC", "reg": "Reg"}
 # a study's varied setting, as a reader reads it

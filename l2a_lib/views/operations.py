@@ -166,13 +166,13 @@ def compute(profile="cpu", results_file=None) -> View:
     if bars:
         frame = pd.DataFrame(bars).T.reindex(columns=list(PHASES)).fillna(0.0) / 60
         frame = frame.loc[:, frame.sum() > 0]
-        fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(frame) + 1.6))
-        frame.plot.barh(stacked=True, ax=ax, width=0.6, colormap="tab20")
+        fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(frame) + 2.6))
+        frame.plot.barh(stacked=True, ax=ax, width=0.6, colormap="tab20", legend=False)
         ax.set_xlabel("minutes")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=4, frameon=False,
-                  fontsize=8)
         ax.set_title("Where a run's time goes, by phase", fontsize=10)
-        fig.tight_layout()
+        handles, labels = ax.get_legend_handles_labels()
+        fig.tight_layout(rect=(0, 0.3, 1, 1))
+        fig.legend(handles, labels, loc="lower center", ncol=4, frameon=False, fontsize=8)
         view.show("phases_plot", fig)
         view.show("phases", frame.rename_axis("run (minutes per phase)"))
     else:
