@@ -72,8 +72,8 @@ class BiLSTMClassifier(nn.Module):
         keep = (mask == 1) & (types == side)
         rows = [r[k] for r, k in zip(ids, keep)]
         T = max(1, max(len(r) for r in rows))
-        out = torch.zeros(len(rows), T, dtype=torch.long)
-        m = torch.zeros(len(rows), T, dtype=torch.long)
+        out = torch.zeros(len(rows), T, dtype=torch.long, device=ids.device)
+        m = torch.zeros(len(rows), T, dtype=torch.long, device=ids.device)
         for i, r in enumerate(rows):
             out[i, : len(r)] = r
             m[i, : max(1, len(r))] = 1

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .device import on_device
+
 
 @dataclass
 class Encoded:
@@ -45,7 +47,7 @@ def collate(enc: Encoded, idx, pad_id: int, regression: bool) -> dict[str, torch
         types[r, :n] = torch.tensor(enc.token_type_ids[i])
         mask[r, :n] = 1
     y = torch.tensor(enc.labels[idx], dtype=torch.float32 if regression else torch.long)
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "labels": y}
+    return on_device({"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "labels": y})
 
 
 def token_mask(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:

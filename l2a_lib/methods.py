@@ -28,6 +28,7 @@ from .config import AugmentConfig, ExperimentConfig
 from .data import load_task
 from .encoding import encode
 from .l2a.kd import KDTerms, last_layer_kd, projection
+from .device import on_device
 from .ledger import booked
 from .mlm_export import example_fills
 from .runs import Context, compact_predictions, prepare, score
@@ -214,8 +215,9 @@ def run_bilstm_soft(config: ExperimentConfig, ctx) -> dict:
     enc = encode(data, words, config.data.max_length)
     dev, test = (encode(getattr(prep.task, s), words, config.data.max_length) for s in ("dev", "test"))
     torch.manual_seed(config.seed)
-    student = bilstm.BiLSTMClassifier(len(words), spec.num_labels, pair=spec.pair,
-                                      embeddings=bilstm.glove_init(words.words, seed=config.seed))
+    student = on_device(bilstm.BiLSTMClassifier(
+        len(words), spec.num_labels, pair=spec.pair,
+        embeddings=bilstm.glove_init(words.words, seed=config.seed)))
     cache = TeacherCache(teacher, TeacherNeeds(), prep.pad_id, bf16=d.train.bf16)
     cache.fill(teacher_enc)
 

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.std import tqdm
 
+from .device import on_device
 from . import data as data_mod
 from . import models, paths
 from .config import CODE_VERSION, ExperimentConfig
@@ -179,7 +180,7 @@ def corpus(cfg: MLMConfig, data_dir=None) -> tuple[list[str], dict[str, list[str
 def build(cfg: MLMConfig, tokenizer, cache=None) -> AugmentationMLM:
     encoder = models.load_encoder(cfg.base, cache, cfg.seed)
     torch.manual_seed(cfg.seed)
-    return AugmentationMLM(encoder, tokenizer, cfg.trainable_layers)
+    return on_device(AugmentationMLM(encoder, tokenizer, cfg.trainable_layers))
 
 
 def _batches(enc_ids: list[list[int]], idx, pad_id):
@@ -211,7 +212,7 @@ def evaluate(model: AugmentationMLM, sentences: list[str], tokenizer, cfg: MLMCo
         inp = ids.clone()
         inp[pos] = tokenizer.mask_token_id
         with autocast(cfg.bf16):
-            logits = model(inp, mask, pos).float()
+            logits = model(*on_device((inp, mask, pos))).float().cpu()
         top = logits.topk(10, dim=-1).indices
         hit1 += int((top[:, 0] == targets).sum())
         hit10 += int((top == targets[:, None]).any(-1).sum())
@@ -279,8 +280,8 @@ def train(cfg: MLMConfig, tokenizer, data_dir=None, cache=None,
         ids, mask = _batches(enc, idx, tokenizer.pad_token_id)
         inp, pos, targets = mask_tokens(ids, mask, tokenizer, cfg.mask_prob, gen)
         with autocast(cfg.bf16):
-            logits = model(inp, mask, pos)
-        return F.cross_entropy(logits.float(), targets)
+            logits = model(*on_device((inp, mask, pos)))
+        return F.cross_entropy(logits.float(), on_device(targets))
 
     losses: list[float] = []
 
@@ -331,8 +332,8 @@ class MaskedLMProvider:
             ids, mask, pos = input_ids[s:s + self.batch_size, :width].clone(), mask[:, :width], pos[:, :width]
             ids[pos] = self.tokenizer.mask_token_id
             with autocast(self.bf16):
-                logits = self.model(ids, mask, pos)
-            out.append(F.log_softmax(logits.float(), -1))
+                logits = self.model(*on_device((ids, mask, pos)))
+            out.append(F.log_softmax(logits.float(), -1).cpu())
         return torch.cat(out) if out else torch.zeros(0, len(self.tokenizer))
 
 

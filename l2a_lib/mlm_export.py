@@ -3,12 +3,15 @@
 ``transformers`` fill-mask checkpoint (:func:`export_fill_mask`, for nlpaug)."""
 from __future__ import annotations
 
+import copy
+
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from .device import on_device
 from . import models
 from .mlm import FIRST_WORD_ID, AugmentationMLM
 from .train import autocast
@@ -31,7 +34,7 @@ def example_fills(model: AugmentationMLM, tokenizer, sentences: list[str], k: in
         inp = ids.clone()
         inp[pos] = tokenizer.mask_token_id
         with autocast(bf16):
-            logits = model(inp, torch.ones_like(ids), pos).float()
+            logits = model(*on_device((inp, torch.ones_like(ids), pos))).float().cpu()
         probs = logits.softmax(-1)[0]
         top = probs.topk(k)
         masked = tokenizer.decode(inp[0, 1:-1]).replace(tokenizer.mask_token, "[MASK]")
@@ -57,6 +60,7 @@ def export_fill_mask(model: AugmentationMLM, out_dir, cache=None) -> "Path":
 
     from transformers import AutoTokenizer, MPNetForMaskedLM
     out_dir = Path(out_dir)
+    model = copy.deepcopy(model).cpu()  # exported from main memory, wherever it trained
     enc = model.encoder
     hf = MPNetForMaskedLM(enc.config)
     hf.mpnet.load_state_dict(enc.state_dict(), strict=False)

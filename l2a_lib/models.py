@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from . import paths
+from .device import on_device
 from .ledger import booked
 from .config import ModelConfig
 from .errors import ConfigError, TokenizationMismatch, WeightsError
@@ -261,9 +262,9 @@ def build_teacher(model_cfg: ModelConfig, num_labels: int, tokenizer, *, seed: i
     encoder = load_encoder(model_cfg.teacher, cache, seed)
     is_mpnet = encoder.config.model_type == "mpnet"
     torch.manual_seed(seed)  # the head's initialisation
-    return SequenceModel(encoder, num_labels, model_cfg.pooling, model_cfg.dropout,
-                         id_map=mpnet_id_map(tokenizer) if is_mpnet else None,
-                         uses_token_types=not is_mpnet)
+    return on_device(SequenceModel(encoder, num_labels, model_cfg.pooling, model_cfg.dropout,
+                                   id_map=mpnet_id_map(tokenizer) if is_mpnet else None,
+                                   uses_token_types=not is_mpnet))
 
 
 @booked("loading weights")
@@ -279,7 +280,7 @@ def build_student(model_cfg: ModelConfig, num_labels: int, *, seed: int = 0,
                                            for i in model_cfg.student_layers])
     encoder.config.num_hidden_layers = len(model_cfg.student_layers)
     torch.manual_seed(seed)
-    return SequenceModel(encoder, num_labels, model_cfg.pooling, model_cfg.dropout)
+    return on_device(SequenceModel(encoder, num_labels, model_cfg.pooling, model_cfg.dropout))
 
 
 # ------------------------------------------------------------- helpers for KD

@@ -48,7 +48,7 @@ def adversarial_regularizer(forward: Callable[[torch.Tensor], torch.Tensor],
     embeds: (B, T, H) clean word embeddings x; logits: (B, C) = f(x).
     Gradients reach the model through f(x + delta*) and f(x); delta* is a constant.
     """
-    noise = torch.randn(embeds.shape, generator=generator, dtype=embeds.dtype) * cfg.sigma
+    noise = torch.randn(embeds.shape, generator=generator, dtype=embeds.dtype).to(embeds.device) * cfg.sigma
     clean = logits.detach()
     for _ in range(cfg.steps):
         noise.requires_grad_(True)

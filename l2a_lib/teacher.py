@@ -36,6 +36,7 @@ from .config import CODE_VERSION, ExperimentConfig, without_none
 from .encoding import Encoded, collate
 from .models import SequenceModel, last_value_projection
 from .runs import Context, Prepared
+from .device import on_device
 from .ledger import booked, phase
 from .train import autocast, fine_tune
 
@@ -193,7 +194,8 @@ class TeacherCache:
                     item[f"pooled{l}"] = (h * m[r]).sum(0) / m[r].sum()
                 if vr is not None:
                     item["vr"] = vr[r, :, :n, :n].to(torch.bfloat16).clone()
-                self._store[self.key(enc, i)] = item
+                # kept in main memory (a GPU's is for the models); batch() moves them back
+                self._store[self.key(enc, i)] = {k: v.cpu() for k, v in item.items()}
 
     def entries(self, start: int = 0) -> list[tuple[tuple, dict]]:
         """The cached (key, outputs) pairs from the ``start``-th computed on, in the
@@ -230,4 +232,4 @@ class TeacherCache:
                 out[name] = x
             elif name.startswith("pooled"):
                 out[name] = torch.stack([it[name] for it in items])
-        return out
+        return on_device(out)

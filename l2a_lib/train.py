@@ -38,6 +38,7 @@ from tqdm.std import tqdm
 from . import metrics, smart
 from .ledger import booked, phase
 from .config import TrainConfig
+from .device import device
 from .encoding import Encoded, collate
 from .errors import ConfigError, TrainingDiverged
 from .models import SequenceModel
@@ -73,13 +74,16 @@ def bf16_in_use(bf16: bool = True) -> bool:
         raise ConfigError(f"L2A_BF16={mode!r}: give one of {', '.join(BF16_MODES)}")
     if not bf16 or mode == "off":
         return False
+    if device().type == "cuda":
+        return torch.cuda.is_bf16_supported()
     return mode == "on" or bf16_native()
 
 
 def autocast(bf16: bool):
-    """bf16 autocast on CPU (about 2.4x faster training on a CPU with native bf16),
-    or nothing (``bf16`` false, or a CPU without it: :func:`bf16_in_use`)."""
-    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16_in_use(bf16) else nullcontext()
+    """bf16 autocast on the process's device (about 2.4x faster training on a CPU with
+    native bf16), or nothing (``bf16`` false, or a device without it: :func:`bf16_in_use`)."""
+    return (torch.autocast(device().type, dtype=torch.bfloat16) if bf16_in_use(bf16)
+            else nullcontext())
 
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> torch.Tensor:
@@ -105,7 +109,7 @@ def predict(model: SequenceModel, enc: Encoded, *, pad_id: int, batch_size: int 
         b = collate(enc, idx, pad_id, regression=model.num_labels == 1)
         with autocast(bf16):
             logits = model(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits
-        out[idx] = logits.float().numpy()
+        out[idx] = logits.float().cpu().numpy()
     return out
 
 

@@ -23,6 +23,9 @@ from .teacher import teacher_key
 
 # torch threads of one job: the cpu profile's runs were computed with two threads
 THREADS = {"smoke": 1, "cpu": 2, "paper": 4}
+# GPUs a job asks the cluster for (the SLURM executor's ``gpu`` resource): the paper
+# profile computes on one (``l2a_lib.device``: L2A_DEVICE=auto picks it)
+GPUS = {"smoke": 0, "cpu": 0, "paper": 1}
 # memory of a job whose kind has no recorded peak yet (records carry ``max_rss_mb``
 # from this version on; the committed cpu-profile runs predate it)
 FALLBACK_MEM_MB = {"smoke": 3000, "cpu": 8000, "paper": 16000}

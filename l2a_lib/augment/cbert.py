@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..device import on_device
 from ..mlm import mask_tokens, non_words
 from ..train import Stepper, autocast, run_steps
 from .base import Augmenter, register
@@ -98,7 +99,8 @@ class CBERT(Augmenter):
             corrupted = input_ids.clone()
             corrupted[pos] = tok.mask_token_id
             with autocast(self.bf16):
-                logits = model(corrupted, mask, pos, lab[[i for i, _ in chunk]]).float()
+                logits = model(*on_device((corrupted, mask, pos, lab[[i for i, _ in chunk]])))
+            logits = logits.float().cpu()
             logits[:, non_words(logits.shape[1])] = -torch.inf  # no specials / [unusedN]
             logits[torch.arange(len(original)), original] = -torch.inf
             probs = F.softmax(logits, -1).numpy().astype(np.float64)
@@ -123,7 +125,7 @@ def fine_tune(base, texts: list[str], labels, tokenizer, *, num_labels: int, reg
     """CBERT's conditional MLM fine-tuning on the labelled target training set.
     Returns the model and the regression median (None for classes)."""
     median = float(np.median(labels)) if regression else None
-    model = LabelConditionalMLM(base, 2 if regression else num_labels)
+    model = on_device(LabelConditionalMLM(base, 2 if regression else num_labels))
     lab = label_ids(labels, regression, median)
     enc = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
     gen = torch.Generator().manual_seed(seed)
@@ -146,8 +148,8 @@ def fine_tune(base, texts: list[str], labels, tokenizer, *, num_labels: int, reg
             mask[r, : len(enc[i])] = 1
         inp, pos, targets = mask_tokens(ids, mask, tokenizer, mask_prob, gen)
         with autocast(bf16):
-            logits = model(inp, mask, pos, lab[idx])
-        return F.cross_entropy(logits.float(), targets)
+            logits = model(*on_device((inp, mask, pos, lab[idx])))
+        return F.cross_entropy(logits.float(), on_device(targets))
 
     run_steps(Stepper(opt, what="CBERT's conditional masked LM"), batches(), loss_of)
     return model.eval(), median

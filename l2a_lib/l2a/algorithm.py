@@ -209,7 +209,7 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
             student.eval()
             with torch.no_grad(), autocast(d.train.bf16):
                 s_logits = student(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits
-            state = state_features(cache.batch(pool.enc, idx)["logits"], s_logits.float(),
+            state = state_features(cache.batch(pool.enc, idx)["logits"].cpu(), s_logits.float().cpu(),
                                    edit_rate[idx], lp_piece[idx], regression)
             all_states = torch.cat([all_states, state]) if len(all_states) else state
             actions = selector.act(state, gen) if selector is not None else torch.ones(len(idx))
@@ -318,9 +318,10 @@ def sample_gallery(ps: StaticDistribution, generator, selector, prep, cache, stu
             cache.fill(enc)
             b = collate(enc, range(len(samples)), prep.pad_id, prep.task.spec.kind == "regression")
             with torch.no_grad():
-                s_logits = student.eval()(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits
+                s_logits = student.eval()(b["input_ids"], b["attention_mask"],
+                                          b["token_type_ids"]).logits.float().cpu()
             aug = Augmented(enc, [[s] for s in samples], ["target"] * len(samples))
-            state = state_features(cache.batch(enc, range(len(samples)))["logits"], s_logits,
+            state = state_features(cache.batch(enc, range(len(samples)))["logits"].cpu(), s_logits,
                                    aug.edit_rate(), aug.log_ps_per_piece(),
                                    prep.task.spec.kind == "regression")
             keep = selector.keep_prob(state).tolist()

@@ -52,6 +52,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..device import device, on_device
 from ..mlm import AugmentationMLM, MaskedLMProvider
 from ..train import Stepper, autocast, run_steps
 from .static import Sample
@@ -144,18 +145,19 @@ class Generator:
     def log_prob(self, samples: list[Sample], with_anchor: bool = False):
         """log P_G(z|x) of each sample (N,), differentiable; 0 for d = 0. With
         ``with_anchor``, also the mean KL(P_MLM || P_G) over the edited positions."""
+        dev = device()
         edited = [k for k, s in enumerate(samples) if s.positions]
-        out = torch.zeros(len(samples))
+        out = torch.zeros(len(samples), device=dev)
         if not edited:
-            return (out, torch.zeros(())) if with_anchor else out
-        masked, mask, where, targets = self._batch([samples[k] for k in edited])
+            return (out, torch.zeros((), device=dev)) if with_anchor else out
+        masked, mask, where, targets = on_device(self._batch([samples[k] for k in edited]))
         with autocast(self.bf16):
             logits = self.model(masked, mask, where)  # (N_pos, V)
         log_pg = F.log_softmax(logits.float(), -1)
         logp = log_pg.gather(1, targets[:, None]).squeeze(1)
-        per_sample = torch.zeros(len(edited)).index_add(
-            0, torch.repeat_interleave(torch.arange(len(edited)), where.sum(1)), logp)
-        out = out.index_put((torch.tensor(edited),), per_sample)
+        rows = torch.repeat_interleave(torch.arange(len(edited), device=dev), where.sum(1))
+        per_sample = torch.zeros(len(edited), device=dev).index_add(0, rows, logp)
+        out = out.index_put((torch.tensor(edited, device=dev),), per_sample)
         if not with_anchor:
             return out
         with torch.no_grad(), autocast(self.bf16):
@@ -166,8 +168,8 @@ class Generator:
     def update(self, samples: list[Sample], keep_prob, rng: np.random.Generator) -> dict[str, float]:
         """One pass of the generator's loss over ``samples`` (shuffled mini-batches).
         Returns the mean L2A term and the mean KL to the masked LM (the anchor)."""
-        keep_prob = torch.as_tensor(np.asarray(keep_prob, dtype=np.float32))
-        log_ps = torch.tensor([s.log_ps for s in samples], dtype=torch.float32)
+        keep_prob = on_device(torch.as_tensor(np.asarray(keep_prob, dtype=np.float32)))
+        log_ps = on_device(torch.tensor([s.log_ps for s in samples], dtype=torch.float32))
         self.model.train()
         l2a_terms, kls = [], []
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..device import on_device
 from ..encoding import token_mask
 from ..models import ModelOutputs
 
@@ -130,7 +131,7 @@ def projection(student, teacher, seed: int) -> nn.Parameter:
     """W of L_hidden: (H_s, H_t), random normal / sqrt(H_s), learned with the student."""
     hs, ht = student.encoder.config.hidden_size, teacher.encoder.config.hidden_size
     g = torch.Generator().manual_seed(seed)
-    return nn.Parameter(torch.randn(hs, ht, generator=g) / hs**0.5)  # W: (H_s, H_t)
+    return nn.Parameter(on_device(torch.randn(hs, ht, generator=g) / hs**0.5))  # W: (H_s, H_t)
 
 
 def last_layer_kd(student_out, cached: dict, layers: int, W, mask, terms: KDTerms,
