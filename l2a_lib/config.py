@@ -21,14 +21,19 @@ TASKS = ("tc", "pi", "nli", "reg")
 PROFILES = ("smoke", "cpu", "paper")
 METHODS = ("teacher_ft", "student_ft", "eda", "cbert", "tinybert", "bilstm_soft", "distilbert",
            "bert_pkd4", "bert_pkd6", "minilm", "mlm", "l2a", "l2a_wo_src", "l2a_wo_tgt",
-           "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark")
-L2A_METHODS = ("l2a", "l2a_wo_src", "l2a_wo_tgt", "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark")
+           "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark", "l2a_selector_off", "l2a_selector_random",
+           "l2a_generator_off", "l2a_originals_off", "kd_only")
+# L2A's learned parts switched off one at a time, and the same KD without augmentation
+L2A_PARTS = ("l2a_selector_off", "l2a_selector_random", "l2a_generator_off", "l2a_originals_off",
+             "kd_only")
+L2A_METHODS = ("l2a", "l2a_wo_src", "l2a_wo_tgt", "l2a_wo_att", "l2a_wo_hidden",
+               "l2a_wo_dark") + L2A_PARTS
 # Table 1's methods in its row order (the pages, the claims and the reports read this list)
 TABLE1_METHODS = ("teacher_ft", "student_ft", "bilstm_soft", "distilbert", "bert_pkd4", "bert_pkd6",
                   "minilm", "tinybert", "eda", "cbert", "l2a")
 AUGMENTERS = ("eda", "bilstm_soft", "tinybert", "cbert")
 TABLES = ("table1", "table2", "table3", "fig2_data_size", "sensitivity_T", "sensitivity_alpha",
-          "mlm")
+          "mlm", "l2a_parts")
 DATA_SOURCES = ("local", "hub")
 TEACHERS = ("all-mpnet-base-v2", "bert-base-uncased", "tiny-random-mpnet")
 STUDENTS = ("all-MiniLM-L6-v2", "TinyBERT_General_4L_312D", "tiny-random-bert")
@@ -270,6 +275,16 @@ class L2AConfig:
     generator_anchor: float = 1.0  # beta of KL(P_MLM || P_G) in G's update (l2a_lib.generator)
     originals_per_step: int = 8
     generator_samples: int = 128  # samples per episode the generator trains on (a random subset)
+    # Version 2 (issue 34). Every field below is None in a version-1 run, so the
+    # committed version-1 runs keep their cache keys; ``profiles.make_config`` sets
+    # them all for a version-2 run (``l2a_lib.l2a.algorithm`` describes both versions).
+    version: int | None = None            # None: version 1
+    reward: str | None = None             # "dev_loglik" (v2) or "dev_metric" (v1's accuracy change)
+    hard_weight: float | None = None      # CE on the gold labels of the step's originals (v2: 1)
+    generator_weighting: str | None = None  # G's sample weights (v2: "advantage")
+    generator_epochs: int | None = None   # passes over the generator's samples per episode
+    selector_random: bool | None = None   # keep at random, at the learned selector's keep rate
+    augment: bool | None = None           # False: no augmented inputs at all (kd_only)
 
     def __post_init__(self):
         _positive("alpha", self.alpha, integer=False)
@@ -285,6 +300,26 @@ class L2AConfig:
         _positive("generator_anchor", self.generator_anchor, integer=False, allow_zero=True)
         _positive("originals_per_step", self.originals_per_step, allow_zero=True)
         _positive("generator_samples", self.generator_samples)
+        if self.version not in (None, 2):
+            raise ConfigError(f"l2a.version={self.version!r}: None (version 1) or 2")
+        if self.reward is not None:
+            choose("l2a.reward", self.reward, ("dev_loglik", "dev_metric"))
+        if self.generator_weighting is not None:
+            choose("l2a.generator_weighting", self.generator_weighting,
+                   ("advantage", "positive", "centered", "literal"))
+        if self.hard_weight is not None:
+            _positive("hard_weight", self.hard_weight, integer=False, allow_zero=True)
+        if self.generator_epochs is not None:
+            _positive("generator_epochs", self.generator_epochs)
+        if self.version is None and any(v is not None for v in (
+                self.reward, self.hard_weight, self.generator_weighting, self.generator_epochs,
+                self.selector_random, self.augment)):
+            raise ConfigError("the version-2 settings of L2A need l2a.version=2")
+        if self.augment is False and not self.originals_per_step:
+            raise ConfigError("l2a.augment=False (KD on the originals alone) needs "
+                              "originals_per_step > 0")
+        if self.selector_random and not self.selector:
+            raise ConfigError("l2a.selector_random needs the selector on (it takes its keep rate)")
 
 
 @dataclass(frozen=True)

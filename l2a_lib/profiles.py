@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .config import (AUGMENTERS, L2A_METHODS, METHODS, PROFILES, TASKS, AugmentConfig, DataConfig,
+from .config import (AUGMENTERS, L2A_METHODS, L2A_PARTS, METHODS, PROFILES, TASKS, AugmentConfig, DataConfig,
                      DistillConfig, ExperimentConfig, L2AConfig, ModelConfig, TrainConfig, choose)
 from .errors import ConfigError
 
@@ -19,15 +19,41 @@ TASK_DATA = {
 
 
 HOME_TABLE = {"l2a_wo_src": "table2", "l2a_wo_tgt": "table2", "l2a_wo_att": "table3",
-              "l2a_wo_hidden": "table3", "l2a_wo_dark": "table3", "mlm": "mlm"}
+              "l2a_wo_hidden": "table3", "l2a_wo_dark": "table3", "mlm": "mlm",
+              **{m: "l2a_parts" for m in L2A_PARTS}}
+
+
+def l2a_version(task: str, method: str, table: str) -> int:
+    """The version of L2A a run of the pages uses until the whole grid is recomputed:
+    2 (``l2a_lib.l2a.algorithm``) for the learned parts' ablations, Table 3 and Table
+    1's L2A on text classification and PI; 1 elsewhere (Table 2's ablations, the
+    studies, Table 1's L2A on NLI and regression), whose committed runs it computed."""
+    if method in L2A_PARTS or (table, task) in V2_PAGES:
+        return 2
+    return 1
+
+
+# The (table, task) pairs whose L2A runs are version 2. Table 1 on tc and pi and Table 3
+# join when their version-2 runs are in the committed cache (issue 34); until then
+# the pages show version 1 and ``python -m l2a_lib run --l2a-version 2`` computes them.
+V2_PAGES: tuple = ()
+# L2A version 2's settings (see L2AConfig and l2a_lib.l2a.algorithm)
+L2A_V2 = dict(version=2, reward="dev_loglik", hard_weight=1.0, generator_weighting="advantage",
+              generator_epochs=2, gamma=0.0)
+L2A_PART_SETTINGS = {"l2a_selector_off": dict(selector=False),
+                     "l2a_selector_random": dict(selector_random=True),
+                     "l2a_generator_off": dict(generator=False),
+                     "l2a_originals_off": dict(originals_per_step=0),
+                     "kd_only": dict(augment=False, selector=False, generator=False)}
 
 
 def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
                 table: str | None = None, l2a_overrides: dict | None = None,
-                **data_overrides) -> ExperimentConfig:
+                version: int | None = None, **data_overrides) -> ExperimentConfig:
     """The canonical configuration of a run under a profile. ``table`` defaults to
     the method's home table (Table 1 for Teacher-FT, Student-FT, L2A and the
-    baselines), so one run serves every table that shows it."""
+    baselines), so one run serves every table that shows it. ``version``: the
+    version of L2A (default :func:`l2a_version`; ignored for the other methods)."""
     table = table or HOME_TABLE.get(method, "table1")
     choose("profile", profile, PROFILES)
     choose("task", task, TASKS)
@@ -69,6 +95,10 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
     l2a = None
     if method in L2A_METHODS:
         l2a = L2AConfig(source_share={"l2a_wo_src": 0.0, "l2a_wo_tgt": 1.0}.get(method, 0.5))
+        if (version or l2a_version(task, method, table)) == 2:
+            l2a = dataclasses.replace(l2a, **L2A_V2, **L2A_PART_SETTINGS.get(method, {}))
+        elif method in L2A_PARTS:
+            raise ConfigError(f"{method} exists in L2A version 2 only")
         distill = dataclasses.replace(distill, att=method != "l2a_wo_att",
                                       hidden=method != "l2a_wo_hidden", dark=method != "l2a_wo_dark")
         mlm_steps = 20 if profile == "smoke" else MLM_STEPS
@@ -97,3 +127,10 @@ METHOD_DISTILL = {
     "minilm": dict(train=_SMALL_DATA),
     "tinybert": dict(temperature=1.0, stage1_epochs=5),
 }
+
+
+def learned_reference(config: ExperimentConfig) -> ExperimentConfig:
+    """The full L2A run whose selector an ``l2a_selector_random`` run copies (its keep
+    rate per episode): the same task, seed, settings and version."""
+    return dataclasses.replace(config, method="l2a", table="table1",
+                               l2a=dataclasses.replace(config.l2a, selector_random=None))

@@ -16,7 +16,7 @@ from pathlib import Path
 from .errors import UnknownJob
 from . import mlm, pages, paths
 from .config import ExperimentConfig
-from .profiles import make_config
+from .profiles import learned_reference, make_config
 from .records import is_cached, load_record
 from .runs import Context
 from .teacher import teacher_key
@@ -42,6 +42,14 @@ def teacher_run(c: ExperimentConfig) -> ExperimentConfig:
     """The Teacher-FT run that fine-tunes the teacher ``c`` distils (same data, seed, teacher)."""
     return dataclasses.replace(c, method="teacher_ft", augment=None, distill=None, mlm_steps=None,
                                l2a=None)
+
+
+def depends_on(c: ExperimentConfig) -> ExperimentConfig | None:
+    """The run whose result ``c`` reads, if any: ``l2a_selector_random`` keeps at the keep
+    rates of the full L2A run of its task and seed (a job after that one)."""
+    if c.l2a is not None and c.l2a.selector_random:
+        return learned_reference(c)
+    return None
 
 
 def mlm_key(c: ExperimentConfig) -> str | None:
@@ -115,6 +123,9 @@ class Plan:
             out["teacher"] = str(self.teacher_file(teacher_key(c)))
         if mlm_key(c):
             out["mlm"] = str(self.mlm_file(mlm_key(c)))
+        ref = depends_on(c)
+        if ref is not None:
+            out["learned"] = str(self.result(ref.hash()))
         return out
 
     def page_inputs(self, name: str, cached_only: bool = False) -> list[str]:

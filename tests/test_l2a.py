@@ -224,3 +224,53 @@ def test_policy_profile_by_hand():
     f = selector.state_features(t, s, torch.tensor([0.1]), torch.tensor([-3.0]), False)
     kl = (t.softmax(-1) * (t.log_softmax(-1) - s.log_softmax(-1))).sum()
     assert f[0, selector.disagreement_column(2, False)].item() == pytest.approx(kl.item())
+
+
+# ------------------------------------------------------------- reward (version 2)
+def test_reward_per_example_log_likelihood_by_hand():
+    from l2a_lib.l2a.reward import per_example
+    logits = np.array([[0.0, 0.0], [2.0, 0.0]])
+    ll, correct = per_example(logits, np.array([0, 1]), regression=False)
+    assert ll[0] == pytest.approx(math.log(0.5))
+    assert ll[1] == pytest.approx(-math.log1p(math.exp(2.0)))
+    assert correct.tolist() == [1.0, 0.0]  # argmax of a tie is class 0
+    ll, _ = per_example(np.array([[1.0], [3.0]]), np.array([0.0, 3.0]), regression=True)
+    assert ll.tolist() == [-0.5, 0.0]
+
+
+def test_reward_noise_is_the_standard_error_of_the_paired_change():
+    from l2a_lib.l2a.reward import mean_change, signal_to_noise
+    before, after = np.zeros(4), np.array([1.0, 2.0, 3.0, 4.0])
+    r, se = mean_change(before, after)
+    assert r == 2.5 and se == pytest.approx(np.std([1, 2, 3, 4], ddof=1) / 2)
+    assert signal_to_noise([1.0, -1.0], [0.5, 0.5]) == pytest.approx(2.0)
+    assert math.isnan(signal_to_noise([0.1], [float("nan")]))
+
+
+def test_dev_reward_credits_only_the_change_after_rebase():
+    from l2a_lib.encoding import Encoded
+    from l2a_lib.l2a.reward import DevReward
+    outputs = iter([np.array([[0.0, 0.0]]), np.array([[0.0, 5.0]]), np.array([[0.0, 6.0]])])
+    probe = DevReward(Encoded([[1]], [[0]], np.array([1])), pad_id=0, regression=False,
+                      predict_fn=lambda m: next(outputs))
+    probe.start(None)
+    probe.rebase(None)  # the originals' step: not credited
+    r = probe.step(None)
+    lp = lambda z: -math.log1p(math.exp(-z))  # noqa: E731  log sigmoid
+    assert r["reward"] == pytest.approx(lp(6.0) - lp(5.0))
+    assert r["acc_change"] == 0.0
+
+
+def test_version_2_settings_need_version_2():
+    from l2a_lib.config import L2AConfig
+    from l2a_lib.errors import ConfigError
+    from l2a_lib.profiles import make_config
+    with pytest.raises(ConfigError, match="version=2"):
+        L2AConfig(reward="dev_loglik")
+    with pytest.raises(ConfigError, match="originals_per_step"):
+        L2AConfig(version=2, augment=False, originals_per_step=0)
+    with pytest.raises(ConfigError, match="version 2 only"):
+        make_config("tc", "kd_only", 0, version=1)
+    # version 1's runs keep their cache keys: no version-2 field is set
+    assert make_config("tc", "l2a", 0, version=1).l2a.version is None
+    assert make_config("tc", "kd_only", 0).l2a.augment is False

@@ -10,7 +10,12 @@ One module per part of the method, one function per equation (its docstring give
   (return), ``reinforce_loss``, ``Selector`` (act, update);
 * ``kd`` -- L_KD = L_att + L_hidden + L_dark (``attention_mse``, ``hidden_mse``,
   ``dark_loss``, ``kd_loss``);
-* ``algorithm`` -- Algorithm 1 (``run_l2a``).
+* ``reward`` -- version 2's reward, the change of the dev log-likelihood, with its
+  standard error (``DevReward``, ``signal_to_noise``);
+* ``episode`` -- one episode's student steps with the selector and their
+  diagnostics (``run_episode``);
+* ``pool`` -- an episode's augmented pool and the sample gallery;
+* ``algorithm`` -- Algorithm 1 (``run_l2a``), versions 1 and 2.
 
 Nothing is imported here, so ``l2a_lib.losses`` can read ``l2a.kd`` without pulling in
 the rest of the method.

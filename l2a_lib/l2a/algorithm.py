@@ -20,11 +20,35 @@
 
 Sentence pairs are augmented side by side: each side is sampled from P_s on its
 own and the two sides are zipped (log P_s and d add up).
+
+Two versions (``L2AConfig.version``). Version 1 is the loop above as the committed
+runs of the first releases computed it. Version 2 (issue 34) changes what the
+diagnostics of version 1 showed to be inert:
+
+* reward: the change of the dev log-likelihood of the gold labels, measured in
+  float32 with its standard error (``l2a.reward``), instead of the change of dev
+  accuracy, which on 100 dev examples was below its own noise;
+* each batch makes two student steps, first on the labelled originals, then on the
+  kept augmented samples; the reward is the change of the second alone
+  (``l2a.episode.run_episode``), so the selector is not credited with the
+  originals' effect;
+* the originals' term is L_KD plus the hard-label loss on their gold labels
+  (``hard_weight``): it trains the student's output layer when L_dark is off;
+* the selector's advantages are standardised within each episode (``Selector.scale``)
+  and the returns are not discounted (gamma = 0: a step's reward is measured right
+  after it);
+* the generator is weighted by the selector's standardised keep probability, with
+  the KL anchor to the masked LM, in eval mode, ``generator_epochs`` passes per
+  episode (``l2a.generator``);
+* the student of the last episode is reported: no model selection on the dev set
+  that the reward reads.
+
+``selector_random`` keeps at random at the keep rates of the full run's learned
+selector; ``augment=False`` is the same KD on the originals alone (``kd_only``).
 """
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
 
@@ -40,64 +64,17 @@ from ..ledger import phase
 from ..runs import prepare, score
 from ..teacher import TeacherCache, TeacherNeeds, get_teacher
 from ..train import (Stepper, autocast, evaluate, linear_warmup, progress_enabled, run_steps,
-                     selection_score)
-from .generator import Generator
+                     selection_score, task_loss)
+from ..errors import MissingResults
+from ..profiles import learned_reference
+from ..records import load_record
+from .episode import run_episode
+from .generator import Generator, generator_step
+from .reward import DevReward
 from .kd import KDTerms, last_layer_kd, projection
 from .selector import Policy, Selector, n_features, policy_profile, reward, state_features
-from .static import Sample, StaticDistribution
-
-
-@dataclasses.dataclass
-class Augmented:
-    """A pool of augmented inputs with what the selector and generator need."""
-    enc: Encoded
-    samples: list[list[Sample]]  # per input: its side samples (1, or 2 for pairs)
-    domain: list[str]            # "target" / "source"
-
-    def edit_rate(self) -> torch.Tensor:
-        return torch.tensor([sum(s.distance for s in ss) / max(1, sum(len(s.input_ids) - 2 for s in ss))
-                             for ss in self.samples])
-
-    def log_ps_per_piece(self) -> torch.Tensor:
-        return torch.tensor([sum(s.log_ps for s in ss) / max(1, sum(s.distance for s in ss))
-                             for ss in self.samples])
-
-
-def _sides(df, pair: bool):
-    return [df["text_a"].tolist()] + ([df["text_b"].tolist()] if pair else [])
-
-
-def sample_pool(ps: StaticDistribution, target_df, source_df, labels_target, pair: bool, n_target: int,
-                n_source: int, rng: np.random.Generator, gen: torch.Generator, max_length: int,
-                fill_provider=None) -> Augmented:
-    """``n_target`` samples of each target sentence and one sample each of
-    ``n_source`` random source sentences. Source samples get label 0 (the KD loss
-    never reads them: the teacher labels every augmented input)."""
-    parts = []
-    if n_target:
-        parts.append((target_df, n_target, "target", np.asarray(labels_target)))
-    if n_source:
-        pick = rng.choice(len(source_df), size=min(n_source, len(source_df)), replace=False)
-        parts.append((source_df.iloc[pick], 1, "source", np.zeros(len(pick))))
-    ids, types, labels, samples, domain = [], [], [], [], []
-    for df, n, name, lab in parts:
-        side_samples = [ps.sample(texts, n, rng, gen, fill_provider) for texts in _sides(df, pair)]
-        for k in range(len(side_samples[0])):
-            ss = [side[k] for side in side_samples]
-            a = ss[0].input_ids
-            if pair:
-                b = ss[1].input_ids[1:]
-                x, t = (a + b)[:max_length], ([0] * len(a) + [1] * len(b))[:max_length]
-                if x[-1] != ps.tokenizer.sep_token_id:
-                    x[-1] = ps.tokenizer.sep_token_id
-            else:
-                x, t = a, [0] * len(a)
-            ids.append(x)
-            types.append(t)
-            labels.append(lab[ss[0].source_index])
-            samples.append(ss)
-            domain.append(name)
-    return Augmented(Encoded(ids, types, np.asarray(labels)), samples, domain)
+from .pool import sample_gallery, sample_pool
+from .static import StaticDistribution
 
 
 def run_l2a(config: ExperimentConfig, ctx) -> dict:
@@ -113,8 +90,14 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
     ps = StaticDistribution(provider, cfg.alpha, cfg.temperature, max_length=config.data.max_length)
     generator = (Generator(mlm_model, tok, lr=cfg.generator_lr, bf16=mcfg.bf16,
                            anchor=cfg.generator_anchor) if cfg.generator else None)
+    v2 = cfg.version == 2
+    augment = cfg.augment is not False
     selector = (Selector(Policy(n_features(spec.num_labels, regression)), lr=cfg.selector_lr,
-                         gamma=cfg.gamma) if cfg.selector else None)
+                         gamma=cfg.gamma, scale="episode" if v2 else "running")
+                if cfg.selector and not cfg.selector_random else None)
+    random_keep = keep_rates_of_learned_selector(config, ctx) if cfg.selector_random else None
+    probe = (DevReward(prep.dev, pad_id=prep.pad_id, regression=regression, kind=cfg.reward,
+                       batch_size=d.train.eval_batch_size) if v2 else None)
     student = models.build_student(config.model, spec.num_labels, seed=config.seed, cache=ctx.cache_dir)
     W = projection(student, teacher, config.seed)
     L = teacher.encoder.config.num_hidden_layers
@@ -130,7 +113,9 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
     if cfg.source_share < 1.0:
         n_target = max(1, n_target)
     steps_per_episode = math.ceil((n_target * len(prep.task.train) + n_source) / d.train.batch_size)
-    total_steps = steps_per_episode * cfg.episodes
+    # version 2 steps twice per batch (originals, then the kept augmented samples)
+    per_batch = 2 if v2 and augment and cfg.originals_per_step else 1
+    total_steps = steps_per_episode * cfg.episodes * per_batch
     params = list(student.parameters()) + [W]
     optimizer = torch.optim.AdamW(params, lr=d.train.lr, weight_decay=d.train.weight_decay)
     stepper = Stepper(optimizer, params=params, max_grad_norm=d.train.max_grad_norm,
@@ -144,6 +129,30 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
         with autocast(d.train.bf16):
             s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
         return last_layer_kd(s, cache.batch(enc, idx), L, W, b["attention_mask"], terms, regression)
+
+    def kd_of(enc: Encoded, idx):
+        """(L_KD over ``idx``, {term: value}) and the student's logits."""
+        b = collate(enc, idx, prep.pad_id, regression)
+        with autocast(d.train.bf16):
+            s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
+        loss, parts = last_layer_kd(s, cache.batch(enc, idx), L, W, b["attention_mask"], terms,
+                                    regression, with_parts=True)
+        return loss, parts, s.logits, b
+
+    def originals_of():
+        """Version 2's term on the step's labelled originals: L_KD plus the hard-label
+        loss (cross-entropy; squared error for regression) weighted by hard_weight."""
+        if not cfg.originals_per_step:
+            return None
+        orig = rng.choice(len(originals), size=min(cfg.originals_per_step, len(originals)),
+                          replace=False)
+        loss, parts, logits, b = kd_of(originals, orig)
+        parts = {**parts, "kd": float(loss.detach())}
+        if cfg.hard_weight:
+            hard = task_loss(logits, b["labels"], regression)
+            parts["hard"] = float(hard.detach())
+            loss = loss + cfg.hard_weight * hard
+        return loss, parts
 
     def dev_score() -> float:
         scores = evaluate(student, prep.dev, spec.kind, pad_id=prep.pad_id,
@@ -180,6 +189,100 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
         print(f"l2a {config.task} seed {config.seed}: resumed after episode {first}/{cfg.episodes} "
               "from its checkpoint", flush=True)
     saved = len(cache) if resumed is not None else 0  # teacher outputs already in a checkpoint
+
+    def save_checkpoint(episode: int) -> None:
+        nonlocal saved
+        if episode + 1 >= cfg.episodes:
+            return
+        ckpt.save({
+            "episode": episode + 1, "episodes": cfg.episodes, "log": episodes,
+            "student": student.state_dict(), "W": W.detach(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "selector": selector.state_dict() if selector is not None else None,
+            "generator": generator.state_dict() if generator is not None else None,
+            "best": best, "best_state": best_state,
+            "score_now": score_now, "forward_passes": cache.forward_passes,
+            "rng": rng_state(rng, gen), "resumed_at": earlier["resumed_at"],
+            "teacher_used": ctx.teacher_used,
+            "seconds": earlier["wall"] + time.time() - t_start,
+            "loop_seconds": earlier["loop"] + time.time() - t0}, cache.entries(saved), episode)
+        saved = len(cache)
+
+    def episode_v2(episode: int) -> dict:
+        """One episode of version 2 (``l2a.episode.run_episode``); returns its log."""
+        sample_seconds = 0.0
+        if augment:
+            fill = generator.provider(config.data.max_length) if generator is not None and episode else None
+            ts = time.time()
+            with phase("augmentation sampling", whole=True):
+                pool = sample_pool(ps, prep.task.train, prep.task.source, prep.task.train["label"],
+                                   spec.pair, n_target if cfg.source_share < 1.0 else 0, n_source,
+                                   rng, gen, config.data.max_length, fill)
+            sample_seconds = time.time() - ts
+            cache.fill(pool.enc)
+            edit_rate, lp_piece = pool.edit_rate(), pool.log_ps_per_piece()
+            order = rng.permutation(len(pool.enc))
+            batches = [order[i:i + d.train.batch_size]
+                       for i in range(0, len(order), d.train.batch_size)]
+        else:
+            pool, batches = None, [None] * steps_per_episode
+
+        def states_of(idx):
+            b = collate(pool.enc, idx, prep.pad_id, regression)
+            student.eval()
+            with torch.no_grad(), autocast(d.train.bf16):
+                s_logits = student(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits
+            student.train()
+            return state_features(cache.batch(pool.enc, idx)["logits"].cpu(), s_logits.float().cpu(),
+                                  edit_rate[idx], lp_piece[idx], regression)
+
+        student.train()
+        probe.start(student)
+        rec = run_episode(
+            stepper, student, tqdm(batches, desc=f"l2a {config.task} s{config.seed} ep{episode}",
+                                   disable=not progress_enabled(), leave=False),
+            states_of=states_of, kd_of=lambda idx: kd_of(pool.enc, idx)[:2],
+            originals_of=originals_of, reward=probe, selector=selector,
+            random_keep=None if random_keep is None else random_keep[min(episode, len(random_keep) - 1)],
+            gen=gen, params=params, where=lambda step: f"episode {episode}, step {step}")
+        log = {"episode": episode, **rec.summary()}
+        states = rec.all_states()
+        with phase("selector"):
+            if selector is not None:
+                log.update(selector.update())
+                keep_prob = selector.keep_prob(states)
+                log.update(policy_profile(keep_prob, states, spec.num_labels, regression))
+            else:
+                keep_prob = torch.ones(len(states))
+        with phase("generator", whole=True):
+            if generator is not None and augment:
+                log.update(generator_step(generator, pool, order, keep_prob, rng, cfg.generator_samples,
+                                          epochs=cfg.generator_epochs or 1, dropout=False))
+        full = evaluate(student, prep.dev, spec.kind, pad_id=prep.pad_id,
+                        batch_size=d.train.eval_batch_size, bf16=d.train.bf16)
+        log.update({"dev_" + k: v for k, v in full.items()})
+        log.update({"dev_metric": full["pearson"] if regression else full["acc"],
+                    "pool": len(pool.enc) if pool is not None else 0,
+                    "source_inputs": pool.domain.count("source") if pool is not None else 0,
+                    "sample_seconds": sample_seconds})
+        return log
+
+    if v2:
+        for episode in range(first, cfg.episodes):
+            te = time.time()
+            log = episode_v2(episode)
+            log["seconds"] = time.time() - te
+            episodes.append(log)
+            score_now = log["dev_metric"]
+            reward_txt = ("" if log.get("reward") is None else
+                          f", reward {log['reward']:+.4f} (signal/noise {log['reward_snr']:.1f})")
+            keep_txt = "" if log.get("keep_rate") is None else f", keep rate {log['keep_rate']:.2f}"
+            print(f"l2a {config.task} seed {config.seed} episode {episode + 1}/{cfg.episodes}: "
+                  f"dev {'pearson' if regression else 'acc'} {score_now:.4f}{keep_txt}{reward_txt}, "
+                  f"{log['seconds']:.0f}s", flush=True)
+            best, best_state = score_now, None  # version 2 reports the last episode's student
+            save_checkpoint(episode)
+        first = cfg.episodes  # the loop below is version 1's
     for episode in range(first, cfg.episodes):
         te = time.time()
         fill = generator.provider(config.data.max_length) if generator is not None and episode else None
@@ -258,21 +361,10 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
         sel = selection_score(full, spec.dev_metric)
         if best is None or sel > best:
             best, best_state = sel, copy.deepcopy(student.state_dict())
-        if episode + 1 < cfg.episodes:
-            ckpt.save({
-                "episode": episode + 1, "episodes": cfg.episodes, "log": episodes,
-                "student": student.state_dict(), "W": W.detach(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "selector": selector.state_dict() if selector is not None else None,
-                "generator": generator.state_dict() if generator is not None else None,
-                "best": best, "best_state": best_state,
-                "score_now": score_now, "forward_passes": cache.forward_passes,
-                "rng": rng_state(rng, gen), "resumed_at": earlier["resumed_at"],
-                "teacher_used": ctx.teacher_used,
-                "seconds": earlier["wall"] + time.time() - t_start,
-                "loop_seconds": earlier["loop"] + time.time() - t0}, cache.entries(saved), episode)
-            saved = len(cache)
-    student.load_state_dict(best_state)
+        save_checkpoint(episode)
+
+    if best_state is not None:
+        student.load_state_dict(best_state)
     gallery = sample_gallery(ps, generator, selector, prep, cache, student, config)
     out = {"n_params": student.n_params(),
             "sizes": prep.task.sizes(), "episodes": episodes, "gallery": gallery,
@@ -284,49 +376,18 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
     return out
 
 
-def generator_step(generator: Generator, pool: Augmented, order, keep_prob, rng,
-                    limit: int) -> dict[str, float]:
-    """L2A loss over (a random subset of ``limit``) samples the selector judged this
-    episode, weighted by their keep probability."""
-    picked = rng.permutation(len(keep_prob))[:limit]
-    samples, weights = [], []
-    for pos in sorted(picked.tolist()):
-        for s in pool.samples[order[pos]]:
-            samples.append(s)
-            weights.append(float(keep_prob[pos]))
-    return generator.update(samples, weights, rng)
-
-
-def sample_gallery(ps: StaticDistribution, generator, selector, prep, cache, student, config,
-             n_sentences: int = 4, n_samples: int = 3) -> list[dict]:
-    """Samples of real target sentences from P_s and from the trained G_theta, with
-    d, positions, log P_s and the final selector's keep probability."""
-    df = prep.task.train.head(n_sentences)
-    texts = df["text_a"].tolist()
-    rows = []
-    rng = np.random.default_rng(config.seed + 99)
-    gen = torch.Generator().manual_seed(config.seed + 99)
-    sources = [("P_s (static masked LM)", None)]
-    if generator is not None:
-        sources.append(("G_theta (trained)", generator.provider(config.data.max_length)))
-    for name, fill in sources:
-        samples = ps.sample(texts, n_samples, rng, gen, fill)
-        enc = Encoded([s.input_ids for s in samples], [[0] * len(s.input_ids) for s in samples],
-                      np.zeros(len(samples)))
-        keep = [None] * len(samples)
-        if selector is not None and not prep.task.spec.pair:
-            cache.fill(enc)
-            b = collate(enc, range(len(samples)), prep.pad_id, prep.task.spec.kind == "regression")
-            with torch.no_grad():
-                s_logits = student.eval()(b["input_ids"], b["attention_mask"],
-                                          b["token_type_ids"]).logits.float().cpu()
-            aug = Augmented(enc, [[s] for s in samples], ["target"] * len(samples))
-            state = state_features(cache.batch(enc, range(len(samples)))["logits"].cpu(), s_logits,
-                                   aug.edit_rate(), aug.log_ps_per_piece(),
-                                   prep.task.spec.kind == "regression")
-            keep = selector.keep_prob(state).tolist()
-        for s, k in zip(samples, keep):
-            rows.append({"from": name, "original": texts[s.source_index], "sample": ps.decode(s),
-                         "d": s.distance, "positions": s.positions, "log_ps": round(s.log_ps, 2),
-                         "keep_prob": None if k is None else round(k, 3)})
-    return rows
+def keep_rates_of_learned_selector(config: ExperimentConfig, ctx) -> list[float]:
+    """The learned selector's keep rate in each episode of the full L2A run of the same
+    task, seed and profile (``l2a_selector_random`` keeps at random at these rates).
+    That run must be cached first (the workflow orders the two)."""
+    ref = learned_reference(config)
+    try:
+        record = load_record(ref, ctx.results_dir)
+    except MissingResults as e:
+        raise MissingResults(f"{config.method} keeps at random at the keep rates of the full "
+                             f"L2A run ({config.task}, seed {config.seed}), which is not cached: "
+                             f"compute it first (python -m l2a_lib run --hash {ref.hash()})") from e
+    rates = [e.get("keep_rate") for e in record["extra"]["episodes"]]
+    if not rates or any(r is None for r in rates):
+        raise MissingResults(f"the full L2A run {ref.hash()} has no keep rates in its episode log")
+    return [float(r) for r in rates]

@@ -43,6 +43,21 @@ to the static masked LM at the edited positions,
 
 (``anchor`` = beta, 0 switches it off), the trust region that keeps G a
 refinement of P_MLM rather than a new language model.
+
+Version 2 of L2A (``weighting="advantage"``, ``l2a.algorithm``) uses
+
+    L = -mean_z A(z) log P_G(z|x) + beta * mean_positions KL(P_MLM || P_G),
+    A(z) = (pi_phi(z) - mean pi) / sd pi   over the episode's samples,
+
+beside the paper's L_G = -E_{z ~ P_s}[(log P_s(z) + pi_phi(z)) log P_G(z|x)]. Why
+they differ: in the paper's weight, log P_s spans tens of nats across samples
+(8-54 on the cpu profile) while pi lies in [0, 1], so the selector hardly moves G
+(on ``tests/test_l2a_learns.py``'s toy, version 1's weighting left the favoured
+fills' probability unchanged, 1.0x, where this one doubled it); and from the second
+episode the samples come from G itself, so weighting by their probability sharpens
+G on its own likeliest fills. The role that log P_s played, keeping G close to the
+static distribution, is the anchor's. The samples are scored with dropout off, as
+they were drawn.
 """
 from __future__ import annotations
 
@@ -58,7 +73,7 @@ from ..train import Stepper, autocast, run_steps
 from .static import Sample
 
 
-WEIGHTINGS = ("positive", "centered", "literal")
+WEIGHTINGS = ("advantage", "positive", "centered", "literal")
 
 
 def _check_weighting(weighting: str) -> None:
@@ -70,8 +85,13 @@ def l2a_weights(log_ps: torch.Tensor, keep_prob: torch.Tensor,
                 weighting: str = "positive") -> torch.Tensor:
     """w(z) = log P_s(z) + pi_phi(z): as is (``"literal"``), standardised over the
     batch (``"centered"``), or the positive part of the standardised weight
-    (``"positive"``, the default). (N,) -> (N,)."""
+    (``"positive"``, version 1's default); ``"advantage"`` (version 2) is the
+    selector's keep probability alone, standardised over the batch,
+    ``A(z) = (pi_phi(z) - mean pi) / sd pi`` (see the module). (N,) -> (N,)."""
     _check_weighting(weighting)
+    if weighting == "advantage":
+        w = keep_prob.float() - keep_prob.float().mean()
+        return w / w.std().clamp(min=1e-6) if len(w) > 1 else w
     w = log_ps.float() + keep_prob.float()
     if weighting == "literal":
         return w
@@ -165,12 +185,15 @@ class Generator:
         kl = (log_base.exp() * (log_base - log_pg)).sum(-1).mean()
         return out, kl
 
-    def update(self, samples: list[Sample], keep_prob, rng: np.random.Generator) -> dict[str, float]:
-        """One pass of the generator's loss over ``samples`` (shuffled mini-batches).
-        Returns the mean L2A term and the mean KL to the masked LM (the anchor)."""
+    def update(self, samples: list[Sample], keep_prob, rng: np.random.Generator, *,
+               epochs: int = 1, dropout: bool = True) -> dict[str, float]:
+        """``epochs`` passes of the generator's loss over ``samples`` (shuffled
+        mini-batches), with dropout on (version 1) or off (``dropout=False``, version 2:
+        the samples are scored as they were drawn, in eval mode). Returns the mean L2A
+        term and the mean KL to the masked LM (the anchor)."""
         keep_prob = on_device(torch.as_tensor(np.asarray(keep_prob, dtype=np.float32)))
         log_ps = on_device(torch.tensor([s.log_ps for s in samples], dtype=torch.float32))
-        self.model.train()
+        self.model.train(dropout)
         l2a_terms, kls = [], []
 
         def loss_of(idx):
@@ -178,13 +201,34 @@ class Generator:
             if not any(s.positions for s in batch):
                 return None
             log_pg, kl = self.log_prob(batch, with_anchor=True)
-            term = l2a_loss(log_pg, log_ps[idx], keep_prob[idx], self.weighting)
+            if self.weighting == "advantage":  # keep_prob holds A(z), computed above
+                term = -(keep_prob[idx].detach() * log_pg).mean()
+            else:
+                term = l2a_loss(log_pg, log_ps[idx], keep_prob[idx], self.weighting)
             l2a_terms.append(term.item())
             kls.append(kl.item())
             return term + self.anchor * kl if self.anchor > 0 else term
 
-        run_steps(self.stepper, np.array_split(rng.permutation(len(samples)),
-                                               max(1, len(samples) // self.batch_size)), loss_of)
+        if self.weighting == "advantage":
+            # A(z) over every sample of the update, not per mini-batch
+            keep_prob = l2a_weights(log_ps, keep_prob, "advantage")
+        for _ in range(epochs):
+            run_steps(self.stepper, np.array_split(rng.permutation(len(samples)),
+                                                   max(1, len(samples) // self.batch_size)), loss_of)
         self.model.eval()
         return {"generator_loss": float(np.mean(l2a_terms)) if l2a_terms else 0.0,
                 "generator_kl": float(np.mean(kls)) if kls else 0.0}
+
+
+def generator_step(generator: Generator, pool, order, keep_prob, rng,
+                    limit: int, **update) -> dict[str, float]:
+    """L2A loss over (a random subset of ``limit``) samples the selector judged this
+    episode, weighted by their keep probability (``update``: ``Generator.update``'s
+    epochs and dropout)."""
+    picked = rng.permutation(len(keep_prob))[:limit]
+    samples, weights = [], []
+    for pos in sorted(picked.tolist()):
+        for s in pool.samples[order[pos]]:
+            samples.append(s)
+            weights.append(float(keep_prob[pos]))
+    return generator.update(samples, weights, rng, **update)

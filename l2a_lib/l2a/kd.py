@@ -135,9 +135,11 @@ def projection(student, teacher, seed: int) -> nn.Parameter:
 
 
 def last_layer_kd(student_out, cached: dict, layers: int, W, mask, terms: KDTerms,
-                  regression: bool) -> torch.Tensor:
+                  regression: bool, with_parts: bool = False):
     """L_KD of a student output against cached teacher outputs (``TeacherCache.batch``
-    with the last layer's hidden states and attentions: ``TeacherNeeds.last_layer``)."""
+    with the last layer's hidden states and attentions: ``TeacherNeeds.last_layer``);
+    with ``with_parts``, also each term's value."""
     t_out = ModelOutputs(cached["logits"], (cached[f"hidden{layers}"],),
                          (cached[f"att{layers - 1}"],))
-    return kd_loss(student_out, t_out, W, mask, terms, regression)[0]
+    total, parts = kd_loss(student_out, t_out, W, mask, terms, regression)
+    return (total, parts) if with_parts else total

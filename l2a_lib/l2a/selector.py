@@ -145,6 +145,10 @@ class Selector:
     policy: Policy
     lr: float = 1e-3
     gamma: float = 0.9
+    # how the advantages are scaled: "running" (version 1: by the root mean square of
+    # every advantage seen so far) or "episode" (version 2: standardised within the
+    # episode, so that late episodes, whose rewards are small, still move the policy)
+    scale: str = "running"
     history: list[Step] = field(default_factory=list)
 
     def __post_init__(self):
@@ -189,6 +193,7 @@ class Selector:
         probs = self.policy(self._normalise(states, update=True))
         actions = torch.bernoulli(probs, generator=generator)
         self.history.append(Step(states.clone(), actions))
+        self.last_probs = probs  # the keep probabilities behind these actions (diagnostics)
         return actions
 
     def reward(self, r: float) -> None:
@@ -205,9 +210,14 @@ class Selector:
         advantages = returns - returns.mean()
         # scale: the root mean square of every advantage seen so far (all episodes),
         # so that one episode's larger advantages still weigh more than another's
-        self._adv_sq, self._adv_n = self._adv_sq + float((advantages ** 2).sum()), self._adv_n + len(advantages)
-        if self._adv_sq > 0:
-            advantages = advantages / np.sqrt(self._adv_sq / self._adv_n)
+        if self.scale == "episode":
+            sd = advantages.std()
+            advantages = advantages / sd if sd > 0 else advantages
+        else:
+            self._adv_sq = self._adv_sq + float((advantages ** 2).sum())
+            self._adv_n = self._adv_n + len(advantages)
+            if self._adv_sq > 0:
+                advantages = advantages / np.sqrt(self._adv_sq / self._adv_n)
         loss = reinforce_loss([self.policy(self._normalise(step.states, update=False))
                                for step in self.history],
                               [step.actions for step in self.history], advantages)

@@ -1,0 +1,222 @@
+"""L2A's learned parts learn where the answer is known (issue 34).
+
+(a) The selector. A toy student (a bag of word embeddings) distils a toy teacher on
+    augmented samples, half of which carry corrupted teacher targets (the wrong
+    class), through the same episode loop, reward and selector as ``run_l2a``
+    (``l2a.episode.run_episode``, ``l2a.reward.DevReward``, ``l2a.selector.Selector``).
+    After a fixed number of episodes the selector must keep under 30% of the
+    corrupted samples and over 70% of the clean ones. The same test with the
+    selector's update switched off, or with version 1's reward (the change of dev
+    accuracy), must not reach it: the control tests below show that the check can fail.
+
+(b) The generator. A tiny masked LM is the augmentation MLM; the selector's keep
+    probability favours samples whose fills come from a fixed set of word pieces.
+    After a few episodes of ``Generator.update`` with version 2's weighting, the
+    generator's probability of that set at the edited positions must have risen at
+    least 2x, with its KL to the masked LM (the anchor) bounded. With the update
+    switched off, or with version 1's weighting, it must not.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from l2a_lib.encoding import Encoded
+from l2a_lib.mlm import FIRST_WORD_ID
+from l2a_lib.l2a.episode import run_episode
+from l2a_lib.l2a.reward import DevReward
+from l2a_lib.l2a.selector import Policy, Selector, n_features, state_features
+from l2a_lib.train import Stepper
+
+# ---------------------------------------------------------------------- (a) selector
+V, LEN, CLASS_TOKENS = 40, 4, 2  # tokens 0-1 mean class 0, 2-3 class 1, 4-39 are noise
+
+
+def _sentences(n, rng):
+    y = rng.integers(0, 2, n)
+    x = rng.integers(2 * CLASS_TOKENS, V, (n, LEN))
+    x[:, 0] = rng.integers(0, CLASS_TOKENS, n) + CLASS_TOKENS * y
+    return torch.tensor(x), y
+
+
+class Toy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.EmbeddingBag(V, 16, mode="mean")
+        self.out = nn.Linear(16, 2)
+
+    def forward(self, x):
+        return self.out(self.emb(x))
+
+
+def run_toy_selector(*, reward="dev_loglik", update=True, episodes=60, seed=0,
+                     student_lr=0.05, selector_lr=0.03):
+    """Keep probabilities of the trained selector on a fresh pool: (corrupted, clean)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    student = Toy()
+    dev_x, dev_y = _sentences(200, rng)
+    lab_x, lab_y = _sentences(64, rng)
+    probe = DevReward(Encoded([[0]] * len(dev_y), [[0]] * len(dev_y), dev_y), pad_id=0,
+                      regression=False, kind=reward,
+                      predict_fn=lambda m: m(dev_x).float().numpy())
+    selector = Selector(Policy(n_features(2, False)), lr=selector_lr, gamma=0.0, scale="episode")
+    opt = torch.optim.Adam(student.parameters(), lr=student_lr)
+    stepper = Stepper(opt, what="toy student")
+
+    def pool(n):
+        x, y = _sentences(n, rng)
+        corrupt = np.arange(n) % 2 == 1
+        target = np.where(corrupt, 1 - y, y)
+        t_logits = torch.tensor(np.where(np.arange(2)[None, :] == target[:, None], 3.0, -3.0),
+                                dtype=torch.float32)
+        return x, t_logits, corrupt
+
+    def states(x, t_logits):
+        with torch.no_grad():
+            s = student(x)
+        n = len(x)
+        return state_features(t_logits, s, torch.zeros(n), torch.zeros(n), False)
+
+    probe.start(student)
+    for _ in range(episodes):
+        x, t_logits, _ = pool(64)
+        order = rng.permutation(64)
+
+        def kd_of(idx):
+            s = student(x[idx])
+            loss = -(t_logits[idx].softmax(-1) * s.log_softmax(-1)).sum(-1).mean()
+            return loss, {"dark": float(loss.detach())}
+
+        def originals_of():
+            pick = rng.choice(len(lab_y), 8, replace=False)
+            loss = F.cross_entropy(student(lab_x[pick]), torch.tensor(lab_y[pick]))
+            return loss, {"ce": float(loss.detach())}
+
+        run_episode(stepper, student, [order[i:i + 16] for i in range(0, 64, 16)],
+                    states_of=lambda idx: states(x[idx], t_logits[idx]), kd_of=kd_of,
+                    originals_of=originals_of, reward=probe, selector=selector, gen=gen)
+        if update:
+            selector.update()
+        else:
+            selector.history = []
+    x, t_logits, corrupt = pool(400)
+    p = selector.keep_prob(states(x, t_logits))
+    return float(p[torch.tensor(corrupt)].mean()), float(p[~torch.tensor(corrupt)].mean())
+
+
+def test_the_selector_learns_to_drop_corrupted_teacher_targets():
+    corrupted, clean = run_toy_selector()
+    assert corrupted < 0.3 and clean > 0.7, (corrupted, clean)
+
+
+def test_the_selector_drops_corrupted_targets_at_every_seed():
+    """Over seeds 0-4 the corrupted samples' keep probability falls under 0.3 every time
+    (keeping the clean ones over 0.7 happens at about half the seeds: once the toy
+    student knows the task, a redundant clean sample earns almost no reward)."""
+    kept = [run_toy_selector(seed=s)[0] for s in range(5)]
+    assert max(kept) < 0.3, kept
+
+
+def test_control_without_the_selector_update_the_check_fails():
+    corrupted, clean = run_toy_selector(update=False)
+    assert not (corrupted < 0.3 and clean > 0.7), (corrupted, clean)
+
+
+def test_control_with_version_1s_accuracy_reward_the_checks_fail():
+    runs = [run_toy_selector(seed=s, reward="dev_metric") for s in range(5)]
+    assert not (runs[0][0] < 0.3 and runs[0][1] > 0.7), runs[0]
+    assert max(c for c, _ in runs) >= 0.3, runs
+
+
+# ---------------------------------------------------------------------- (b) generator
+SENTENCES = ["the film was good and the acting fine", "a slow story with a sad end",
+             "the kitchen knife is sharp and cheap", "this phone works well for the price"]
+
+
+@pytest.fixture(scope="module")
+def tiny_mlm(tokenizer):
+    """The smoke profile's tiny masked LM, its output bias drawn with a spread of 3 so
+    that, like a trained masked LM and unlike a random one, it prefers some pieces
+    (a random tiny head spreads its mass almost uniformly over 30,522 pieces)."""
+    return tiny_masked_lm(tokenizer)
+
+
+def tiny_masked_lm(tokenizer):
+    from l2a_lib import mlm
+    torch.manual_seed(0)
+    base = mlm.build(mlm.SMOKE_MLM, tokenizer)
+    with torch.no_grad():
+        base.head.bias.copy_(torch.randn(base.head.bias.shape,
+                                         generator=torch.Generator().manual_seed(0)) * 3.0)
+    return base
+
+
+def _fill_probability(g, probe, favoured: torch.Tensor) -> tuple[float, float]:
+    """Mean over the probe's edited positions of P_G(favoured set | x masked), and the
+    mean KL(P_MLM || P_G) there."""
+    from l2a_lib.device import on_device
+    with torch.no_grad():
+        masked, mask, where, _ = on_device(g._batch(probe))
+        log_pg = F.log_softmax(g.model.eval()(masked, mask, where).float(), -1)
+        log_base = F.log_softmax(g.base.eval()(masked, mask, where).float(), -1)
+    p_fav = float(log_pg[:, favoured].exp().sum(-1).mean())
+    kl = float((log_base.exp() * (log_base - log_pg)).sum(-1).mean())
+    return p_fav, kl
+
+
+SKIP = 50
+
+
+def run_toy_generator(tokenizer, base, *, weighting="advantage", update=True, episodes=20, seed=0):
+    """(P_G(favoured) before, after, KL to the masked LM after)."""
+    from l2a_lib.l2a import generator as gen_mod
+    from l2a_lib.l2a import static
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    tgen = torch.Generator().manual_seed(seed)
+    g = gen_mod.Generator(base, tokenizer, lr=3e-3, head_lr=3e-2, bf16=False,
+                          weighting=weighting, anchor=1.0)
+    alpha = static.alpha_for_rate(0.3, len(tokenizer))
+    probe = [s for s in static.StaticDistribution(g.provider(), alpha).sample(
+        SENTENCES, 4, np.random.default_rng(99), torch.Generator().manual_seed(99)) if s.positions]
+    # the favoured fills: pieces the masked LM finds neither likeliest nor unlikely at the
+    # probe's positions (from rank SKIP on, up to 5% of its probability mass), so that
+    # favouring them is not favouring the samples that are likelier under P_s
+    from l2a_lib.device import on_device
+    with torch.no_grad():
+        masked, mask, where, _ = on_device(g._batch(probe))
+        mean_p = F.softmax(base.eval()(masked, mask, where).float(), -1).mean(0)
+    mean_p[:FIRST_WORD_ID] = 0.0  # pieces a sample never holds ([unusedN], specials)
+    order = mean_p.argsort(descending=True)[SKIP:]
+    favoured = order[: int((mean_p[order].cumsum(0) < 0.05).sum()) + 1]
+    fav = set(favoured.tolist())
+    before, _ = _fill_probability(g, probe, favoured)
+    for _ in range(episodes):
+        ps = static.StaticDistribution(g.provider(), alpha)
+        samples = [s for s in ps.sample(SENTENCES, 16, rng, tgen) if s.positions]
+        # the selector's keep probability: the share of a sample's fills in the favoured set
+        keep = np.array([np.mean([s.input_ids[i] in fav for i in s.positions]) for s in samples])
+        if update:
+            g.update(samples, keep, rng, epochs=2, dropout=weighting != "advantage")
+    after, kl = _fill_probability(g, probe, favoured)
+    return before, after, kl
+
+
+def test_the_generator_follows_the_selector(tokenizer, tiny_mlm):
+    before, after, kl = run_toy_generator(tokenizer, tiny_mlm)
+    assert after >= 2 * before and kl < 0.5, (before, after, kl)
+
+
+def test_control_without_the_generator_update_the_check_fails(tokenizer, tiny_mlm):
+    before, after, kl = run_toy_generator(tokenizer, tiny_mlm, update=False)
+    assert not after >= 2 * before, (before, after)
+
+
+def test_control_with_version_1s_weighting_the_check_fails(tokenizer, tiny_mlm):
+    before, after, kl = run_toy_generator(tokenizer, tiny_mlm, weighting="positive")
+    assert not (after >= 2 * before and kl < 0.5), (before, after, kl)
