@@ -99,15 +99,17 @@ def load_record(config: ExperimentConfig, results_dir=None) -> dict:
     return read_record(path)
 
 
-def load_records(tasks, methods, seeds, profile: str = "cpu", results_dir=None) -> dict:
+def load_records(tasks, methods, seeds, profile: str = "cpu", results_dir=None,
+                 version: int | None = None) -> dict:
     """{(task, method, seed): record} of the cached runs among these (each method in its
-    home table; runs not computed yet are left out)."""
+    home table; runs not computed yet are left out). ``version``: L2A's, for the L2A
+    methods (default: the one each page uses, ``profiles.l2a_version``)."""
     ctx = Context(results_dir=results_dir)
     out = {}
     for t in tasks:
         for m in methods:
             for s in seeds:
-                path = cache_path(make_config(t, m, s, profile=profile), ctx)
+                path = cache_path(make_config(t, m, s, profile=profile, version=version), ctx)
                 if path.is_file():
                     out[(t, m, s)] = read_record(path)
     return out

@@ -99,3 +99,17 @@ def test_claims_notebook_smoke(tmp_path, data_dir, monkeypatch):
     assert "L2A beats every baseline" in text and "95% CI" in text and "NaN" not in text
     # the shapes of Figure 2 and the sensitivity study: read, never trained here
     assert "quality degrades as alpha grows" in text and "pending" in text
+
+
+def test_l2a_version_2_notebooks_smoke(tmp_path, data_dir, monkeypatch):
+    """The learned parts' ablation page trains L2A (version 2) and its five variants on
+    the smoke profile; the diagnostics page reads the same runs."""
+    monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
+    params = dict(profile="smoke", tasks=["tc"], seeds=[0], allow_training=True,
+                  results_dir=str(tmp_path / "results"), data_dir=str(data_dir))
+    text = _text(_execute("l2a_parts", tmp_path, **params))
+    assert "Error" not in text and "selector at random" in text and "KD on the originals only" in text
+    # one verdict per variant (tiny random models mostly predict one class: "cannot be judged")
+    assert sum(text.count(w) for w in ("no clear effect", "helps", "hurts", "cannot be judged")) >= 5
+    text = _text(_execute("l2a_diagnostics", tmp_path, **{**params, "allow_training": False}))
+    assert "Error" not in text and "signal/noise" in text

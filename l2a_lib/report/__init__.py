@@ -4,7 +4,9 @@
 * ``tables`` -- Table 1 and Table 3's layouts, the L2A training log;
 * ``studies`` -- Figure 2 and the T / alpha sensitivity;
 * ``significance`` -- paired tests on the shared test set;
-* ``claims`` -- the paper's four claims, the teacher's reproducibility.
+* ``claims`` -- the paper's four claims, the teacher's reproducibility;
+* ``diagnostics`` -- L2A version 2's episode diagnostics and its learned parts' ablations
+  (imported as a module: ``report.diagnostics``).
 
 Every name is importable from ``l2a_lib.report`` directly.
 """
@@ -12,7 +14,7 @@ from .claims import CLAIMS, claim_summary, claims, outcome, teacher_consistency
 from .common import (BASELINES, COLUMN_ORDER, METHOD_LABELS, METRICS, PALETTE, TASK_LABELS,
                      aggregate, coverage_note, fmt, paper_results, paper_rows, precision_note,
                      pearson_standard_error, require, set_style, standard_error)
-from .significance import (VERDICTS, ablation_tests, decode_predictions, degenerate_seeds, interval_sign, verdict, paired_bootstrap,
+from .significance import (VERDICTS, ablation_tests, paired_table, decode_predictions, degenerate_seeds, interval_sign, verdict, paired_bootstrap,
                            paired_comparison, same_student, seed_predictions, significance_table)
 from .studies import (SHAPE_CLAIMS, not_computed, plot_study, study_by_seed, study_shape,
                       study_table, within_seed_trend)
@@ -26,7 +28,7 @@ __all__ = [
     "PALETTE", "TASK_LABELS", "aggregate", "coverage_note", "fmt", "paper_results", "paper_rows",
     "precision_note", "pearson_standard_error", "require", "set_style", "standard_error", "ablation_tests",
     "decode_predictions", "degenerate_seeds", "interval_sign", "verdict", "VERDICTS", "paired_bootstrap", "paired_comparison", "same_student",
-    "seed_predictions", "significance_table", "SHAPE_CLAIMS", "not_computed", "plot_study",
+    "seed_predictions", "significance_table", "paired_table", "SHAPE_CLAIMS", "not_computed", "plot_study",
     "study_by_seed", "study_shape", "study_table", "within_seed_trend", "ablation_table",
     "episode_frame", "mark_best", "mean_table", "plot_episodes", "plot_vs_paper",
     "policy_summary", "results_table", "data_summary", "MissingResults", "interval", "number", "readable", "tidy",

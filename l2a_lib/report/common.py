@@ -19,6 +19,9 @@ METHOD_LABELS = {
     "minilm": "MiniLM", "tinybert": "TinyBERT", "eda": "EDA", "cbert": "CBERT", "l2a": "L2A",
     "l2a_wo_src": "L2A w/o src", "l2a_wo_tgt": "L2A w/o tgt", "l2a_wo_att": "w/o L_att",
     "l2a_wo_hidden": "w/o L_hidden", "l2a_wo_dark": "w/o L_dark", "mlm": "masked LM (augmentation)",
+    "l2a_selector_off": "selector off (keep all)", "l2a_selector_random": "selector at random",
+    "l2a_generator_off": "generator off (P_s only)", "l2a_originals_off": "no originals",
+    "kd_only": "KD on the originals only",
 }
 TASK_LABELS = {"nli": "NLI", "pi": "PI", "tc": "TC", "reg": "Reg"}
 # a study's varied setting, as a reader reads it

@@ -57,33 +57,42 @@ def decode_predictions(kind: str, compact) -> np.ndarray:
     return np.asarray(compact, dtype=float)
 
 
-def _metric_of(kind: str, labels, preds) -> float:
+def metric_of(kind: str, labels, preds, metric: str | None = None) -> float:
+    if metric == "f1":
+        return metrics.f1_positive(labels, preds)
     return (metrics.accuracy(labels, preds) if kind == "classification"
             else metrics.pearson(labels, preds))
 
 
+def metric_name(kind: str, metric: str | None = None) -> str:
+    """The metric a test compares: ``metric`` if given, else ACC or Pearson by kind."""
+    return metric or ("acc" if kind == "classification" else "pearson")
+
+
 def paired_bootstrap(labels, preds_a: list, preds_b: list, kind: str, n_boot: int = 2000,
-                     seed: int = 0) -> dict:
+                     seed: int = 0, metric: str | None = None) -> dict:
     """Paired bootstrap over test items (the same resampled items for both methods,
     each seed's predictions averaged): mean difference of the metric (ACC or
-    Pearson) of A minus B, its 95% interval, and the one-sided p-value of A <= B."""
+    Pearson; F1 of the positive class with ``metric="f1"``) of A minus B, its 95%
+    interval, and the one-sided p-value of A <= B."""
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels)
     n = len(labels)
     diffs = []
-    base = np.mean([_metric_of(kind, labels, a) for a in preds_a]) - np.mean(
-        [_metric_of(kind, labels, b) for b in preds_b])
+    base = np.mean([metric_of(kind, labels, a, metric) for a in preds_a]) - np.mean(
+        [metric_of(kind, labels, b, metric) for b in preds_b])
     for _ in range(n_boot):
         idx = rng.integers(0, n, n)
-        da = np.mean([_metric_of(kind, labels[idx], a[idx]) for a in preds_a])
-        db = np.mean([_metric_of(kind, labels[idx], b[idx]) for b in preds_b])
+        da = np.mean([metric_of(kind, labels[idx], a[idx], metric) for a in preds_a])
+        db = np.mean([metric_of(kind, labels[idx], b[idx], metric) for b in preds_b])
         diffs.append(da - db)
     diffs = np.asarray(diffs)
     return {"difference": float(base), "ci_low": float(np.quantile(diffs, 0.025)),
             "ci_high": float(np.quantile(diffs, 0.975)), "p_value": float((diffs <= 0).mean())}
 
 
-def paired_comparison(labels, kind: str, preds_a: dict, preds_b: dict, n_boot: int = 2000) -> dict:
+def paired_comparison(labels, kind: str, preds_a: dict, preds_b: dict, n_boot: int = 2000,
+                      metric: str | None = None) -> dict:
     """A against B on the seeds both have ({seed: test predictions} each), paired twice:
     by seed (same few-shot draw, same teacher) and by test item (:func:`paired_bootstrap`
     of each one's metric averaged over those seeds). The bootstrap interval covers the
@@ -94,8 +103,9 @@ def paired_comparison(labels, kind: str, preds_a: dict, preds_b: dict, n_boot: i
     if not seeds:
         return {}
     a, b = [preds_a[s] for s in seeds], [preds_b[s] for s in seeds]
-    res = paired_bootstrap(labels, a, b, kind, n_boot)
-    per_seed = [(_metric_of(kind, labels, x), _metric_of(kind, labels, y)) for x, y in zip(a, b)]
+    res = paired_bootstrap(labels, a, b, kind, n_boot, metric=metric)
+    per_seed = [(metric_of(kind, labels, x, metric), metric_of(kind, labels, y, metric))
+                for x, y in zip(a, b)]
     wins, losses_ = sum(x > y for x, y in per_seed), sum(x < y for x, y in per_seed)
     sign = (1 if res["ci_low"] > 0 and wins == len(seeds) else
             -1 if res["ci_high"] < 0 and losses_ == len(seeds) else 0)
@@ -121,7 +131,7 @@ def significance_table(records: dict, labels: dict, kinds: dict, method: str = "
         cands = [m for m in (baselines or have) if m in have and m != method
                  and m not in ("teacher_ft",)]
         preds = {m: seed_predictions(records, task, m, kind) for m in cands + [method]}
-        scored = {m: np.mean([_metric_of(kind, labels[task], p) for p in ps.values()])
+        scored = {m: np.mean([metric_of(kind, labels[task], p) for p in ps.values()])
                   for m, ps in preds.items() if ps}
         if method not in scored or len(scored) < 2:
             continue
@@ -157,7 +167,8 @@ def seed_predictions(records: dict, task: str, method: str, kind: str) -> dict[i
 
 
 def ablation_tests(records: dict, labels: dict, kinds: dict, variants, reference: str = "l2a",
-                   n_boot: int = 2000, paper_table: str | None = None) -> pd.DataFrame:
+                   n_boot: int = 2000, paper_table: str | None = None,
+                   task_metrics: dict | None = None) -> pd.DataFrame:
     """Each variant (a part of ``reference`` removed) against ``reference`` itself
     (:func:`paired_comparison`). ``difference`` is reference minus variant (ACC, or
     Pearson for regression): the removed part "helps" where the 95% interval is above
@@ -167,7 +178,8 @@ def ablation_tests(records: dict, labels: dict, kinds: dict, variants, reference
 
     records: {(task, method, seed): record}; labels: {task: test labels};
     kinds: {task: "classification" | "regression"}. With ``paper_table``, the
-    paper's own difference on the same metric is added beside ours."""
+    paper's own difference on the same metric is added beside ours; ``task_metrics``
+    ({task: "f1"}) compares a task on another metric than ACC / Pearson."""
     ref_label = METHOD_LABELS.get(reference, reference)
     paper = paper_rows(paper_table) if paper_table else None
 
@@ -182,13 +194,14 @@ def ablation_tests(records: dict, labels: dict, kinds: dict, variants, reference
         kind = kinds[task]
         ref = seed_predictions(records, task, reference, kind)
         for variant in variants:
+            metric = metric_name(kind, (task_metrics or {}).get(task))
             res = paired_comparison(labels[task], kind, ref,
-                                    seed_predictions(records, task, variant, kind), n_boot)
+                                    seed_predictions(records, task, variant, kind), n_boot,
+                                    metric=None if metric in ("acc", "pearson") else metric)
             if not res:
                 continue
             # a variant that answers one class tells nothing about the removed part
             flat = degenerate_seeds(kind, seed_predictions(records, task, variant, kind))
-            metric = "acc" if kind == "classification" else "pearson"
             rows.append({"task": task, "variant": METHOD_LABELS.get(variant, variant), "metric": metric,
                          ref_label: res["a"], "variant score": res["b"],
                          **{k: res[k] for k in ("difference", "ci_low", "ci_high", "p_value")},
@@ -202,3 +215,8 @@ def ablation_tests(records: dict, labels: dict, kinds: dict, variants, reference
     return pd.DataFrame(rows, columns=columns)  # the same columns when no variant has a run yet
 
 
+def paired_table(tests: pd.DataFrame) -> pd.DataFrame:
+    """A paired-test table as a page shows it: the difference and its interval (the two
+    methods' scores are in the results table above it, printed once)."""
+    return tests.drop(columns=[c for c in tests.columns if c in (
+        "L2A", "best baseline score", "variant score", "metric")])

@@ -168,12 +168,15 @@ def policy_summary(records: dict) -> pd.DataFrame:
     return out
 
 
-def plot_episodes(episodes: pd.DataFrame):
-    """Each quantity per episode (rows: mean reward, keep rate, dev metric), one column
-    per task, one line per seed (its own marker); the dev metric named per task."""
+def plot_episodes(episodes: pd.DataFrame, quantities=("mean reward", "keep rate", "dev metric"),
+                  labels: dict | None = None, reference: dict | None = None):
+    """Each quantity per episode (one row of panels each; default: mean reward, keep
+    rate, dev metric), one column per task, one line per seed (its own marker); the
+    dev metric named per task. ``labels``: axis label per quantity; ``reference``: a
+    horizontal line per quantity (e.g. signal-to-noise 1)."""
     import matplotlib.pyplot as plt
     set_style()
-    quantities = [q for q in ("mean reward", "keep rate", "dev metric") if q in episodes]
+    quantities = [q for q in quantities if q in episodes and episodes[q].notna().any()]
     tasks = [t for t in TASK_LABELS if (episodes.task == t).any()]
     fig, axes = plt.subplots(len(quantities), len(tasks), figsize=(2.7 * len(tasks), 1.9 * len(quantities)),
                              squeeze=False, sharex=True)
@@ -187,8 +190,10 @@ def plot_episodes(episodes: pd.DataFrame):
                 ax.plot(e.episode, e[q], marker=SEED_MARKERS[k % len(SEED_MARKERS)], ms=3, lw=1,
                         color=colors[k], label=f"seed {s}")
             metric = METRIC_NAMES[METRICS[t][0]]
-            ax.set_ylabel({"dev metric": f"dev {metric}", "mean reward": f"reward (change of dev {metric})"}
-                          .get(q, q), fontsize=8)
+            if reference and q in reference:
+                ax.axhline(reference[q], color="0.5", lw=0.8, ls="--")
+            ax.set_ylabel({"dev metric": f"dev {metric}", "mean reward": f"reward (change of dev {metric})",
+                           **(labels or {})}.get(q, q), fontsize=8)
             if i == 0:
                 ax.set_title(TASK_LABELS[t], fontsize=10)
             if i == len(quantities) - 1:

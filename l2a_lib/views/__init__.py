@@ -12,15 +12,17 @@ items (tables and figures, shown by name in the page's cells)::
 * ``results`` -- Table 1, Table 2, Table 3;
 * ``studies`` -- Figure 2 and the sensitivity studies, the claims, the front page's outcome;
 * ``setup`` -- the data, the augmentation masked LM, L2A's training log;
-* ``operations`` -- performance, reliability, what reproducing costs.
+* ``operations`` -- performance, reliability, what reproducing costs;
+* ``parts`` -- L2A version 2's diagnostics and its learned parts' ablations.
 """
 from __future__ import annotations
 
 from .base import View
 from .operations import compute, performance, reliability, reproduce
+from .parts import l2a_diagnostics, l2a_parts
 from .results import table1, table2, table3
 from .setup import data, l2a_training, mlm
 from .studies import claims, outcome, study
 
-__all__ = ["View", "claims", "compute", "data", "l2a_training", "mlm", "outcome", "performance", "reliability",
+__all__ = ["View", "claims", "compute", "data", "l2a_diagnostics", "l2a_parts", "l2a_training", "mlm", "outcome", "performance", "reliability",
            "reproduce", "study", "table1", "table2", "table3"]

@@ -36,13 +36,6 @@ def _better(view: View, sig: pd.DataFrame, prefix: str) -> None:
         view.value(key + "_tasks", ", ".join(report.TASK_LABELS[t] for t in at) or "none")
 
 
-def _paired(tests: pd.DataFrame) -> pd.DataFrame:
-    """A paired-test table as a page shows it: the difference and its interval (the two
-    methods' scores are in the results table above it, printed once)."""
-    return tests.drop(columns=[c for c in tests.columns if c in (
-        "L2A", "best baseline score", "variant score", "metric")])
-
-
 def table1(profile="cpu", tasks=("tc", "pi", "nli", "reg"), methods=("teacher_ft", "student_ft"),
            seeds=(0, 1, 2), allow_training=False, allow_missing=True, results_dir=None,
            data_dir=None) -> View:
@@ -61,7 +54,7 @@ def table1(profile="cpu", tasks=("tc", "pi", "nli", "reg"), methods=("teacher_ft
     labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
     sig = report.significance_table(records, labels, kinds)
     _better(view, sig, "t1_l2a_better")
-    view.show("paired", _paired(sig))
+    view.show("paired", report.paired_table(sig))
     same = {t: report.same_student(df, t) for t in tasks}
     frames = [report.significance_table(records, {t: labels[t]}, {t: kinds[t]}, baselines=same[t])
               for t in tasks if same[t]]
@@ -69,7 +62,7 @@ def table1(profile="cpu", tasks=("tc", "pi", "nli", "reg"), methods=("teacher_ft
     _better(view, sig_same, "t1_l2a_better_same")
     view.value("t1_same_student_methods",
                ", ".join(report.METHOD_LABELS[m] for m in same[tasks[0]]) or "none")
-    view.show("paired_same_student", _paired(sig_same))
+    view.show("paired_same_student", report.paired_table(sig_same))
     for family, members in FAMILIES.items():
         members = [m for m in members if m in methods]
         view.value(f"family_{family}", report.mark_best(report.results_table(df, members),
@@ -190,7 +183,7 @@ def table2(profile="cpu", tasks=("tc", "pi", "nli", "reg"),
             view.value(key, f"{len(at)} of {len(rows)}")
             view.value(key + "_tasks",
                        (", ".join(report.TASK_LABELS[t] for t in at) or "none") + untested)
-    view.show("paired", _paired(tests))
+    view.show("paired", report.paired_table(tests))
     return view
 
 
@@ -226,5 +219,5 @@ def table3(profile="cpu", tasks=("tc",), methods=("l2a", "l2a_wo_att", "l2a_wo_h
     paper = report.paper_results().query("table == 'table3' and metric == 'acc'").set_index("method")
     view.value("t3_paper_wo_dark_acc", f"{paper.loc['l2a_wo_dark', 'value']:.3f}")
     _mean_values(view, means, methods)
-    view.show("paired", _paired(tests))
+    view.show("paired", report.paired_table(tests))
     return view

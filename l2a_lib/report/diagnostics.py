@@ -1,0 +1,133 @@
+"""L2A version 2's diagnostics (``l2a.episode``), read from the runs' episode logs, and
+the learned parts' ablations."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .common import METHOD_LABELS, TASK_LABELS, fmt
+from .significance import metric_of, seed_predictions
+from .tables import plot_episodes
+
+# episode-log key -> what the page calls it, in the order the page plots them
+DIAGNOSTICS = {
+    "reward": "reward (change of dev log-lik.)",
+    "reward_se": "its standard error",
+    "reward_snr": "reward signal / noise",
+    "acc_change_snr": "accuracy change signal / noise",
+    "keep_rate": "keep rate",
+    "selector_entropy": "selector entropy (nats)",
+    "keep_prob_sd": "sd of keep probability",
+    "generator_kl": "generator KL to MLM",
+    "grad_share_augmented": "gradient share, augmented",
+    "aug_att": "L_att (augmented)",
+    "aug_hidden": "L_hidden (augmented)",
+    "aug_dark": "L_dark (augmented)",
+    "orig_kd": "L_KD (originals)",
+    "orig_hard": "hard-label loss (originals)",
+    "generator_loss": "generator's L2A term",
+    "dev_metric": "dev metric",
+}
+PANELS = {
+    "reward": ("reward", "reward_se", "reward_snr", "acc_change_snr"),
+    "selector": ("keep_rate", "selector_entropy", "keep_prob_sd", "grad_share_augmented"),
+    "losses": ("aug_att", "aug_hidden", "aug_dark", "orig_kd", "orig_hard", "generator_kl",
+               "dev_metric"),
+}
+
+
+def diagnostics_frame(records: dict, method: str = "l2a") -> pd.DataFrame:
+    """{(task, method, seed): record} -> one row per episode of ``method``'s version-2
+    runs, with every diagnostic the episode logged (missing ones as NaN)."""
+    rows = []
+    for (task, m, seed), rec in sorted(records.items()):
+        if m != method or (rec["config"].get("l2a") or {}).get("version") != 2:
+            continue
+        for e in rec["extra"]["episodes"]:
+            rows.append({"task": task, "seed": seed, "episode": e["episode"],
+                         **{k: e.get(k, np.nan) for k in DIAGNOSTICS}})
+    df = pd.DataFrame(rows)
+    return df.astype({k: float for k in DIAGNOSTICS if k in df}) if len(df) else df
+
+
+def plot_diagnostics(frame: pd.DataFrame, panel: str):
+    """One group of diagnostics (``PANELS``) over episodes: rows of panels per quantity,
+    a column per task, a line per seed; signal-to-noise 1 drawn as a dashed line."""
+    return plot_episodes(frame, PANELS[panel], labels=DIAGNOSTICS,
+                         reference={"reward_snr": 1.0, "acc_change_snr": 1.0})
+
+
+def reward_signal(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per task: the reward's signal-to-noise (root mean square of the steps' rewards
+    over that of their standard errors, per episode) for version 2's reward and, on
+    the same steps, for version 1's (the change of dev accuracy): the median over
+    episodes and seeds, and the share of episodes where it exceeds 1."""
+    rows = []
+    for task, g in frame.groupby("task", sort=False):
+        row = {"task": TASK_LABELS.get(task, task), "episodes": len(g)}
+        for key, name in (("reward_snr", "dev log-likelihood (v2)"),
+                          ("acc_change_snr", "dev accuracy (v1)")):
+            v = g[key].dropna()
+            row[f"{name}: median signal/noise"] = float(v.median()) if len(v) else np.nan
+            row[f"{name}: episodes above 1"] = f"{int((v > 1).sum())} of {len(v)}" if len(v) else ""
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("task") if rows else pd.DataFrame()
+
+
+def selector_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per task, first and last episode (mean ± sd over seeds): keep rate, the spread of
+    the keep probability, the selector's entropy and the augmented samples' share of
+    the student's gradient."""
+    cols = ["keep_rate", "keep_prob_sd", "selector_entropy", "grad_share_augmented"]
+    rows = []
+    for task, g in frame.groupby("task", sort=False):
+        for which, ep in (("first", g.episode.min()), ("last", g.episode.max())):
+            at = g[g.episode == ep]
+            rows.append({"task": TASK_LABELS.get(task, task), "episode": f"{which} ({ep + 1})",
+                         **{DIAGNOSTICS[c]: fmt(at[c].mean(), at[c].std()) if at[c].notna().any()
+                            else "" for c in cols}})
+    return pd.DataFrame(rows).set_index(["task", "episode"]) if rows else pd.DataFrame()
+
+
+def plot_differences(tests: pd.DataFrame):
+    """The paired differences (L2A minus each variant) with their 95% intervals, one
+    panel per task: a forest plot. ``tests``: ``ablation_tests`` rows."""
+    import matplotlib.pyplot as plt
+    tasks = list(dict.fromkeys(tests.task))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 0.5 * tests.variant.nunique() + 1.4),
+                             squeeze=False, sharey=True)
+    for ax, task in zip(axes[0], tasks):
+        t = tests[tests.task == task].reset_index(drop=True)
+        y = np.arange(len(t))[::-1]
+        ax.errorbar(t.difference, y, xerr=[t.difference - t.ci_low, t.ci_high - t.difference],
+                    fmt="o", color="k", capsize=3, ms=4)
+        ax.axvline(0, color="0.5", lw=0.8, ls="--")
+        ax.set_yticks(y, t.variant)
+        ax.set_title(f"{TASK_LABELS.get(task, task)} ({t.metric.iloc[0]})", fontsize=10)
+        ax.set_xlabel("L2A minus variant (95% CI)")
+    fig.tight_layout()
+    return fig
+
+
+def means_table(records: dict, labels: dict, kinds: dict, methods, task_metrics: dict) -> pd.DataFrame:
+    """Mean ± sd over seeds of each method's test metric(s) per task, from the stored
+    test predictions (the metric the paired tests use, and accuracy beside F1)."""
+    rows = {}
+    for task in labels:
+        metrics_ = ["acc"] + ([task_metrics[task]] if task in task_metrics else [])
+        if kinds[task] == "regression":
+            metrics_ = ["pearson"]
+        for m in methods:
+            preds = seed_predictions(records, task, m, kinds[task])
+            if not preds:
+                continue
+            for metric in metrics_:
+                v = [metric_of(kinds[task], labels[task], p, None if metric in ("acc", "pearson")
+                                else metric) for p in preds.values()]
+                rows.setdefault(METHOD_LABELS.get(m, m), {})[
+                    (TASK_LABELS.get(task, task), metric)] = fmt(np.mean(v), np.std(v, ddof=1)
+                                                               if len(v) > 1 else np.nan) + f" ({len(v)})"
+    out = pd.DataFrame(rows).T
+    if len(out):
+        out.columns = pd.MultiIndex.from_tuples(out.columns)
+    return out

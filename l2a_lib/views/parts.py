@@ -1,0 +1,62 @@
+"""L2A version 2: its diagnostics over episodes, and its learned parts switched off one
+at a time (issue 34)."""
+from __future__ import annotations
+
+from .. import report
+from ..config import L2A_PARTS
+from ..experiment import run_many
+from ..records import load_records, load_test_labels
+from ..report import diagnostics as diag
+from .base import View
+
+TASK_METRICS = {"pi": "f1"}  # PI's target is imbalanced: the tests compare F1 there
+
+
+def l2a_diagnostics(profile="cpu", tasks=("tc", "pi"), seeds=(0, 1, 2, 3, 4), allow_training=False,
+                    allow_missing=True, results_dir=None, data_dir=None) -> View:
+    """Version 2's episode logs: the reward and its noise, the selector, the loss terms."""
+    tasks, seeds = list(tasks), list(seeds)
+    view = View()
+    df = run_many(tasks, ["l2a"], seeds, profile=profile, allow_training=allow_training,
+                  results_dir=results_dir, data_dir=data_dir, allow_missing=allow_missing, version=2)
+    view.note(report.coverage_note(df))
+    records = load_records(tasks, ["l2a"], seeds, profile=profile, results_dir=results_dir, version=2)
+    frame = diag.diagnostics_frame(records)
+    signal = diag.reward_signal(frame)
+    view.show("signal", signal)
+    for task in signal.index:
+        key = task.lower()
+        view.value(f"diag_{key}_snr_v2", f"{signal.loc[task].iloc[1]:.2f}")
+        view.value(f"diag_{key}_snr_v1", f"{signal.loc[task].iloc[3]:.2f}")
+    view.show("selector", diag.selector_summary(frame))
+    if len(frame):
+        for panel in diag.PANELS:
+            view.show(f"{panel}_plot", diag.plot_diagnostics(frame, panel))
+    return view
+
+
+def l2a_parts(profile="cpu", tasks=("tc", "pi"), seeds=(0, 1, 2, 3, 4), allow_training=False,
+              allow_missing=True, results_dir=None, data_dir=None) -> View:
+    """L2A (version 2) against each of its parts switched off: paired differences with
+    95% intervals (accuracy on TC, F1 on PI)."""
+    tasks, seeds = list(tasks), list(seeds)
+    methods = ["l2a", *L2A_PARTS]
+    view = View()
+    frames = [run_many(tasks, methods, seeds, profile=profile, allow_training=allow_training,
+                       results_dir=results_dir, data_dir=data_dir, allow_missing=allow_missing,
+                       version=2)]
+    view.note(report.coverage_note(frames[0]))
+    records = load_records(tasks, methods, seeds, profile=profile, results_dir=results_dir, version=2)
+    labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
+    view.show("means", diag.means_table(records, labels, kinds, methods, TASK_METRICS))
+    tests = report.ablation_tests(records, labels, kinds, list(L2A_PARTS), task_metrics=TASK_METRICS)
+    view.show("tests", report.paired_table(tests))
+    if len(tests):
+        view.show("differences", diag.plot_differences(tests))
+    for r in tests.to_dict("records"):
+        view.value(f"parts_{r['task']}_{_key(r['variant'])}", r["removed part"])
+    return view
+
+
+def _key(label: str) -> str:
+    return {report.METHOD_LABELS[m]: m for m in L2A_PARTS}.get(label, label)
