@@ -121,3 +121,14 @@ def test_study_with_missing_runs_shows_the_others_and_lists_the_rest(dirs, monke
     complete = experiment.run_study("length", [24], ["tc"], ["student_ft"], [0, 1],
                                     allow_missing=True, **kw)
     assert coverage_note(complete) == "" and "missing" not in complete.attrs
+
+
+def test_random_selector_without_its_reference_run_is_one_clear_error(dirs):
+    """l2a_selector_random keeps at the keep rates of the full L2A run of its seed: without
+    that run cached it stops before any training, naming the run to compute first."""
+    from l2a_lib.errors import MissingResults
+    cfg = make_config("tc", "l2a_selector_random", seed=0, profile="smoke")
+    ref = make_config("tc", "l2a", seed=0, profile="smoke", version=2)
+    with pytest.raises(MissingResults, match=ref.hash()):
+        experiment.run(cfg, **dirs)
+    assert not (dirs["cache_dir"] / "teachers").exists()  # nothing was trained

@@ -254,3 +254,13 @@ def test_a_page_for_the_book_hides_code_and_parameters():
     plain.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]})]
     for_the_book(plain)
     assert plain.cells[0].metadata["tags"] == ["parameters", "hide-input"]
+
+
+def test_the_random_selector_run_waits_for_the_full_l2a_run_of_its_seed():
+    from l2a_lib.workflow import depends_on
+    random = make_config("pi", "l2a_selector_random", 3)
+    ref = depends_on(random)
+    assert ref.method == "l2a" and ref.seed == 3 and ref.task == "pi"
+    assert ref.hash() == make_config("pi", "l2a", 3, version=2).hash()
+    assert depends_on(make_config("pi", "l2a", 3)) is None
+    assert depends_on(make_config("pi", "l2a_selector_off", 3)) is None

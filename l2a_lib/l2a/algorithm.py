@@ -80,6 +80,8 @@ from .static import StaticDistribution
 def run_l2a(config: ExperimentConfig, ctx) -> dict:
     cfg, d = config.l2a, config.distill
     t_start = time.time()
+    # before any training: the run it copies must be cached
+    random_keep = keep_rates_of_learned_selector(config, ctx) if cfg.selector_random else None
     prep = prepare(config, ctx)
     spec, tok = prep.task.spec, prep.tokenizer
     regression = spec.kind == "regression"
@@ -95,7 +97,6 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
     selector = (Selector(Policy(n_features(spec.num_labels, regression)), lr=cfg.selector_lr,
                          gamma=cfg.gamma, scale="episode" if v2 else "running")
                 if cfg.selector and not cfg.selector_random else None)
-    random_keep = keep_rates_of_learned_selector(config, ctx) if cfg.selector_random else None
     probe = (DevReward(prep.dev, pad_id=prep.pad_id, regression=regression, kind=cfg.reward,
                        batch_size=d.train.eval_batch_size) if v2 else None)
     student = models.build_student(config.model, spec.num_labels, seed=config.seed, cache=ctx.cache_dir)

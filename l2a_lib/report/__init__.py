@@ -13,7 +13,7 @@ Every name is importable from ``l2a_lib.report`` directly.
 from .claims import CLAIMS, claim_summary, claims, outcome, teacher_consistency
 from .common import (BASELINES, COLUMN_ORDER, METHOD_LABELS, METRICS, PALETTE, TASK_LABELS,
                      aggregate, coverage_note, fmt, paper_results, paper_rows, precision_note,
-                     pearson_standard_error, require, set_style, standard_error)
+                     pearson_standard_error, require, set_style, standard_error, version_note)
 from .significance import (VERDICTS, ablation_tests, paired_table, decode_predictions, degenerate_seeds, interval_sign, verdict, paired_bootstrap,
                            paired_comparison, same_student, seed_predictions, significance_table)
 from .studies import (SHAPE_CLAIMS, not_computed, plot_study, study_by_seed, study_shape,
@@ -26,7 +26,7 @@ from ..errors import MissingResults
 __all__ = [
     "CLAIMS", "claim_summary", "claims", "outcome", "teacher_consistency", "BASELINES", "COLUMN_ORDER", "METHOD_LABELS", "METRICS",
     "PALETTE", "TASK_LABELS", "aggregate", "coverage_note", "fmt", "paper_results", "paper_rows",
-    "precision_note", "pearson_standard_error", "require", "set_style", "standard_error", "ablation_tests",
+    "precision_note", "pearson_standard_error", "require", "set_style", "standard_error", "version_note", "ablation_tests",
     "decode_predictions", "degenerate_seeds", "interval_sign", "verdict", "VERDICTS", "paired_bootstrap", "paired_comparison", "same_student",
     "seed_predictions", "significance_table", "paired_table", "SHAPE_CLAIMS", "not_computed", "plot_study",
     "study_by_seed", "study_shape", "study_table", "within_seed_trend", "ablation_table",

@@ -34,7 +34,7 @@ def _row(claim, task, comparison, kind, res, test, note=""):
 
 
 def claims(records: dict, labels: dict, kinds: dict, missing=(), tolerance: float = 0.01,
-           n_boot: int = 2000) -> pd.DataFrame:
+           n_boot: int = 2000, table2_records: dict | None = None) -> pd.DataFrame:
     """The paper's four claims, one row per comparison, ordered by claim then task.
 
     Every verdict comes from :func:`~.significance.paired_comparison` (paired by seed and
@@ -48,15 +48,19 @@ def claims(records: dict, labels: dict, kinds: dict, missing=(), tolerance: floa
     predictions; "pending": runs not computed yet (``missing``: (task, method, seed)).
 
     records: {(task, method, seed): record}; labels: {task: test labels};
-    kinds: {task: "classification" | "regression"}."""
+    kinds: {task: "classification" | "regression"}; ``table2_records``: the runs claim 3
+    compares (Table 2's, whose L2A may be another version than Table 1's; default:
+    ``records``)."""
     rows = []
+    by_claim = {3: table2_records if table2_records is not None else records}
     gap = lambda task, methods: not_computed(list(missing), task, methods)  # noqa: E731
 
-    def preds(task, method):
-        return sig.seed_predictions(records, task, method, kinds[task])
+    def preds(task, method, claim=None):
+        return sig.seed_predictions(by_claim.get(claim, records), task, method, kinds[task])
 
-    def compare(task, a, b):
-        return sig.paired_comparison(labels[task], kinds[task], preds(task, a), preds(task, b), n_boot)
+    def compare(task, a, b, claim=None):
+        return sig.paired_comparison(labels[task], kinds[task], preds(task, a, claim),
+                                     preds(task, b, claim), n_boot)
 
     for task in labels:
         kind = kinds[task]
@@ -95,13 +99,13 @@ def claims(records: dict, labels: dict, kinds: dict, missing=(), tolerance: floa
             for v in variants:
                 label = f"L2A - {METHOD_LABELS[v]}"
                 waiting = gap(task, ["l2a", v])
-                if not preds(task, v) or not preds(task, "l2a"):
+                if not preds(task, v, claim) or not preds(task, "l2a", claim):
                     if waiting:
                         rows.append({**_row(claim, task, label, kind, {}, ""),
                                      "note": f"{waiting} run(s) not computed yet", "verdict": "pending"})
                     continue
-                res = compare(task, "l2a", v)
-                flat = sig.degenerate_seeds(kind, preds(task, v))
+                res = compare(task, "l2a", v, claim)
+                flat = sig.degenerate_seeds(kind, preds(task, v, claim))
                 if flat and res.get("sign") == 1:
                     row = {**_row(claim, task, label, kind, res, "not shown"),
                            "note": f"degenerate: {METHOD_LABELS[v]} predicts one class on "

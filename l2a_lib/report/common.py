@@ -142,3 +142,23 @@ def standard_error(p: float, n: int) -> float:
 
 # Table 1's methods but the teacher and L2A (the list is written once, in config.py)
 BASELINES = [m for m in TABLE1_METHODS if m not in ("teacher_ft", "l2a")]
+
+
+def version_note(df: pd.DataFrame) -> str:
+    """Markdown naming the version of L2A behind a page's L2A rows, per task (version 2:
+    ``l2a_lib.l2a.algorithm``); empty for a page without L2A runs."""
+    if not len(df) or "method" not in df:
+        return ""
+    l2a = df[df.method.astype(str).str.startswith("l2a") | (df.method == "kd_only")]
+    if not len(l2a):
+        return ""
+    version = (l2a["l2a.version"] if "l2a.version" in l2a else pd.Series(np.nan, index=l2a.index))
+    by_task = {t: sorted({2 if v == 2 else 1 for v in version[l2a.task == t]}) for t in
+               l2a.task.unique()}
+    parts = []
+    for v in (1, 2):
+        tasks = [TASK_LABELS.get(t, t) for t, vs in by_task.items() if v in vs]
+        if tasks:
+            parts.append(f"version {v} on {', '.join(tasks)}")
+    return ("L2A on this page: " + "; ".join(parts) + " ([the two versions](method.md#version-2-"
+            "the-learned-parts-made-to-learn)).")

@@ -20,11 +20,13 @@ FAMILIES = {"augmentation": ["student_ft", "eda", "cbert", "tinybert", "l2a"],
 
 
 def _runs(view: View, tasks, methods, seeds, profile, allow_training, allow_missing,
-          results_dir, data_dir) -> pd.DataFrame:
+          results_dir, data_dir, version=None) -> pd.DataFrame:
     df = run_many(tasks, methods, seeds, profile=profile, allow_training=allow_training,
-                  results_dir=results_dir, data_dir=data_dir, allow_missing=allow_missing)
+                  results_dir=results_dir, data_dir=data_dir, allow_missing=allow_missing,
+                  version=version)
     view.note(report.coverage_note(df))
     view.note(report.precision_note(df))
+    view.note(report.version_note(df))
     return df
 
 
@@ -163,14 +165,14 @@ def table2(profile="cpu", tasks=("tc", "pi", "nli", "reg"),
     tasks, methods, seeds = list(tasks), list(methods), list(seeds)
     view = View()
     df = _runs(view, tasks, methods, seeds, profile, allow_training, allow_missing,
-               results_dir, data_dir)
+               results_dir, data_dir, version=1)
     means = report.mean_table(df, methods)
     view.show("results", report.mark_best(report.results_table(df, methods, paper_table="table2"),
                                           means))
     view.show("vs_paper", report.plot_vs_paper(df, methods, paper_table="table2"))
     _mean_values(view, means, methods)
     records = load_records(tasks, ["l2a", "l2a_wo_src", "l2a_wo_tgt"], seeds, profile=profile,
-                           results_dir=results_dir)
+                           results_dir=results_dir, version=1)
     labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
     tests = report.ablation_tests(records, labels, kinds, ["l2a_wo_src", "l2a_wo_tgt"],
                                   paper_table="table2")

@@ -141,14 +141,16 @@ def l2a_training(profile="cpu", tasks=("tc", "pi", "nli", "reg"), seeds=(0, 1, 2
     policy, and a gallery of samples."""
     tasks, seeds = list(tasks), list(seeds)
     view = View()
+    # version 1's log (the diagnostics page shows version 2's)
     df = run_many(tasks, ["l2a"], seeds, profile=profile, allow_training=allow_training,
-                  results_dir=results_dir, data_dir=data_dir, allow_missing=allow_missing)
+                  results_dir=results_dir, data_dir=data_dir, allow_missing=allow_missing, version=1)
     view.note(report.coverage_note(df))
     records = {}
     for t in tasks:
         for s in seeds:
             try:
-                records[(t, s)] = load_record(make_config(t, "l2a", s, profile=profile), results_dir)
+                records[(t, s)] = load_record(make_config(t, "l2a", s, profile=profile, version=1),
+                                              results_dir)
             except MissingResults:
                 pass
     view.show("episodes", report.plot_episodes(report.episode_frame(records)))
