@@ -338,9 +338,18 @@ def bench_l2a_phases(task: str = "tc", seed: int = 0) -> dict:
             "l2a_phases_wall_seconds": round(wall, 1), "l2a_profile_top": rows}
 
 
+def bench_grid() -> dict:
+    """The whole cpu-profile grid's compute and its critical path, projected from the
+    measured seed-0 run of every distinct configuration in the committed cache
+    (``l2a_lib.costs.grid_projection``; the measurement is the seed-0 runs themselves,
+    computed one job at a time by the workflow)."""
+    from l2a_lib.costs import grid_projection
+    return grid_projection("cpu")
+
+
 SECTIONS = {"augment": None, "distill": None, "precision": bench_precision, "peak": bench_peak,
             "processor": bench_processor, "jobs": bench_jobs,
-            "end_to_end": bench_end_to_end, "l2a_phases": bench_l2a_phases}
+            "end_to_end": bench_end_to_end, "l2a_phases": bench_l2a_phases, "grid": bench_grid}
 
 
 def main() -> int:

@@ -2,14 +2,17 @@
 reproduce page): per page, per method and task, per processor."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pandas as pd
 
 from . import pages
 from .config import TABLE1_METHODS, TASKS
-from .records import load_results
+from .profiles import make_config
+from .records import load_results, read_record
 from .runs import Context
+from .workflow import Plan, depends_on, mlm_key, needs_teacher
 
 
 def own_seconds(runs: pd.DataFrame) -> pd.Series:
@@ -120,7 +123,6 @@ def phase_seconds(profile: str = "cpu", ctx: Context | None = None) -> pd.DataFr
     records its phases (``extra["phases"]``, runs computed from the ledger on), with
     its method and task. Empty for a cache of older records."""
     from .ledger import PHASES
-    from .records import read_record
     ctx = ctx or Context()
     rows = []
     for path in sorted(ctx.runs.glob("*.json")):
@@ -144,3 +146,75 @@ def hours_by_method(profile: str = "cpu", ctx: Context | None = None) -> pd.Data
     order = [m for m in TABLE1_METHODS if m in hours.index] + sorted(
         m for m in hours.index if m not in TABLE1_METHODS)
     return hours.reindex(index=order, columns=[t for t in TASKS if t in hours.columns]).fillna(0.0)
+
+
+def grid_projection(profile: str = "cpu", ctx: Context | None = None) -> dict:
+    """The whole grid's compute (every run of every page, all seeds), projected from
+    measurement: each run costs the measured wall time of its configuration's seed-0
+    run (its own time, without fine-tuning a teacher), each fine-tuned teacher the
+    measured fine-tuning of its task's seed-0 teacher at the same training size, and
+    the augmentation masked LM its recorded training time, once.
+
+    A configuration counts as measured when its seed-0 run is in the cache; a
+    measurement made beside another job (one thread; ``threads`` != 2) is counted and
+    flagged (``grid_shared_measurements``). Also returned: ``grid_critical_path_hours``,
+    the longest chain of dependent jobs (masked LM and teacher, then the run, then a run
+    that reads its result): the wall time with one node per job."""
+    ctx = ctx or Context()
+    plan = Plan(profile, ctx.results_dir)
+    runs = list(plan.runs.values())
+
+    def record_of(config):
+        path = ctx.runs / f"{config.hash()}.json"
+        return read_record(path) if path.is_file() else None
+
+    measured, shared = {}, 0
+    for c in runs:
+        c0 = dataclasses.replace(c, seed=0)
+        if c0.hash() in measured:
+            continue
+        rec = record_of(c0)
+        if rec is None:
+            measured[c0.hash()] = None
+            continue
+        teacher = float((rec.get("teacher") or {}).get("seconds") or 0.0)
+        if c0.method == "teacher_ft":  # its fine-tuning is the teacher's job
+            teacher = float((rec.get("extra") or {}).get("fine_tune", {}).get("seconds", 0.0))
+        measured[c0.hash()] = max(float(rec.get("wall_seconds") or 0.0) - teacher, 0.0)
+        shared += ((rec.get("environment") or {}).get("threads") or 2) != 2
+    teacher_s = {}
+    for c in runs:
+        if c.method == "teacher_ft" and c.seed == 0:
+            rec = record_of(c)
+            if rec is not None:
+                key = (c.task, c.data.train_per_class, c.data.n_train)
+                teacher_s[key] = float(rec["extra"]["fine_tune"]["seconds"])
+    mlm_rec = record_of(make_config("tc", "mlm", 0, profile=profile))
+    mlm_s = float(mlm_rec["extra"]["mlm"]["seconds"]) if mlm_rec else 0.0
+
+    def own(c):
+        return measured.get(dataclasses.replace(c, seed=0).hash())
+
+    def teacher_time(c):
+        return teacher_s.get((c.task, c.data.train_per_class, c.data.n_train), 0.0)
+
+    total = sum(own(c) or 0.0 for c in runs)
+    total += sum(teacher_time(t) for t in plan.teachers.values()) + mlm_s
+    finish: dict[str, float] = {}
+
+    def end(c) -> float:
+        if c.hash() not in finish:
+            start = max(mlm_s if mlm_key(c) else 0.0, teacher_time(c) if needs_teacher(c) else 0.0)
+            ref = depends_on(c)
+            if ref is not None and ref.hash() in plan.runs:
+                start = max(start, end(ref))
+            finish[c.hash()] = start + (own(c) or 0.0)
+        return finish[c.hash()]
+
+    path = max((end(c) for c in runs), default=0.0)
+    return {"grid_hours": round(total / 3600, 2), "grid_runs": len(runs),
+            "grid_configurations": len(measured),
+            "grid_sample_runs": sum(v is not None for v in measured.values()),
+            "grid_unmeasured": sum(v is None for v in measured.values()),
+            "grid_shared_measurements": shared,
+            "grid_teachers": len(plan.teachers), "grid_critical_path_hours": round(path / 3600, 2)}

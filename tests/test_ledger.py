@@ -54,3 +54,27 @@ def test_a_computed_run_records_its_phases(tmp_path, data_dir, monkeypatch):
     assert {"student training", "evaluation", "data and tokenisation"} <= set(phases)
     assert set(phases) <= set(ledger.PHASES)
     assert sum(phases.values()) == pytest.approx(rec["wall_seconds"], rel=0.2, abs=1.0)
+
+
+# ------------------------------------------------------------ the grid's projection
+def test_an_empty_cache_projects_nothing_and_says_every_configuration_is_unmeasured(tmp_path):
+    from l2a_lib import costs, pages
+    from l2a_lib.runs import Context
+    out = costs.grid_projection("smoke", Context(results_dir=tmp_path))
+    assert out["grid_runs"] == len(pages.configs("smoke"))
+    assert out["grid_hours"] == 0 and out["grid_critical_path_hours"] == 0
+    assert out["grid_unmeasured"] == out["grid_configurations"] > 0
+
+
+def test_the_committed_grid_is_measured_and_its_critical_path_is_a_chain_within_it():
+    import json
+    from l2a_lib import costs, pages
+    from l2a_lib.runs import Context
+    ctx = Context()
+    out = costs.grid_projection("cpu", ctx)
+    assert out["grid_unmeasured"] == 0 and out["grid_sample_runs"] == out["grid_configurations"]
+    longest = max(float(json.loads((ctx.runs / f"{c.hash()}.json").read_text())["wall_seconds"])
+                  for c in pages.configs("cpu") if c.seed == 0)
+    # the chain holds at least the longest seed-0 run less its teacher, and at most the grid
+    assert 0 < out["grid_critical_path_hours"] <= out["grid_hours"]
+    assert out["grid_critical_path_hours"] * 3600 >= 0.5 * longest
