@@ -151,6 +151,12 @@ def compute(profile="cpu", results_file=None) -> View:
                if len(hours) else "0")
     view.show("methods", hours.rename(columns=report.TASK_LABELS).rename_axis("method (hours)")
               .map(lambda h: f"{h:.2f}"))
+    grid = costs.grid_projection(profile)
+    for key in ("grid_hours", "grid_critical_path_hours"):
+        view.value(key, f"{grid[key]:.1f}")
+    for key in ("grid_runs", "grid_configurations", "grid_teachers"):
+        view.value(key, f"{grid[key]:,}")
+    view.value("grid_shared", f"{grid['grid_shared_measurements']} of {grid['grid_sample_runs']}")
     # the phases of an L2A run: the benchmark's (benchmarks/run.py --only l2a_phases)
     path = Path(results_file or paths.REPO_ROOT / "benchmarks" / "results.json")
     bench = json.loads(path.read_text()) if path.is_file() else {}
