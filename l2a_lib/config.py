@@ -19,7 +19,8 @@ CODE_VERSION = "2"
 
 TASKS = ("tc", "pi", "nli", "reg")
 PROFILES = ("smoke", "cpu", "paper")
-METHODS = ("teacher_ft", "student_ft", "eda", "cbert", "tinybert", "bilstm_soft", "distilbert",
+METHODS = ("majority", "teacher_ft", "student_ft", "eda", "cbert", "tinybert", "bilstm_soft",
+           "distilbert",
            "bert_pkd4", "bert_pkd6", "minilm", "mlm", "l2a", "l2a_wo_src", "l2a_wo_tgt",
            "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark", "l2a_selector_off", "l2a_selector_random",
            "l2a_generator_off", "l2a_originals_off", "kd_only")
@@ -29,7 +30,8 @@ L2A_PARTS = ("l2a_selector_off", "l2a_selector_random", "l2a_generator_off", "l2
 L2A_METHODS = ("l2a", "l2a_wo_src", "l2a_wo_tgt", "l2a_wo_att", "l2a_wo_hidden",
                "l2a_wo_dark") + L2A_PARTS
 # Table 1's methods in its row order (the pages, the claims and the reports read this list)
-TABLE1_METHODS = ("teacher_ft", "student_ft", "bilstm_soft", "distilbert", "bert_pkd4", "bert_pkd6",
+TABLE1_METHODS = ("majority", "teacher_ft", "student_ft", "bilstm_soft", "distilbert", "bert_pkd4",
+                  "bert_pkd6",
                   "minilm", "tinybert", "eda", "cbert", "l2a")
 AUGMENTERS = ("eda", "bilstm_soft", "tinybert", "cbert")
 TABLES = ("table1", "table2", "table3", "fig2_data_size", "sensitivity_T", "sensitivity_alpha",

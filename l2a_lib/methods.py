@@ -30,6 +30,7 @@ from .encoding import encode
 from .l2a.kd import KDTerms, last_layer_kd, projection
 from .device import on_device
 from .ledger import booked
+from .majority import run_majority
 from .mlm_export import example_fills
 from .runs import Context, compact_predictions, prepare, score
 from .teacher import TeacherCache, TeacherNeeds, get_teacher
@@ -370,7 +371,8 @@ def run_mlm(config: ExperimentConfig, ctx) -> dict:
 
 
 METHODS = {
-    "teacher_ft": run_teacher_ft, "student_ft": run_student_ft, "mlm": run_mlm,
+    "majority": run_majority, "teacher_ft": run_teacher_ft, "student_ft": run_student_ft,
+    "mlm": run_mlm,
     "eda": run_kd_on_pool, "cbert": run_kd_on_pool, "tinybert": run_tinybert,
     "bilstm_soft": run_bilstm_soft, "distilbert": run_distilbert, "bert_pkd4": run_bert_pkd,
     "bert_pkd6": run_bert_pkd, "minilm": run_minilm,

@@ -30,14 +30,14 @@ def f1_positive(labels, preds, positive: int = 1) -> float:
 
 def pearson(labels, preds) -> float:
     labels, preds = np.asarray(labels, float), np.asarray(preds, float)
-    if np.std(preds) == 0 or np.std(labels) == 0:
-        return 0.0  # a constant prediction carries no correlation
+    if np.ptp(preds) == 0 or np.ptp(labels) == 0:
+        return 0.0  # a constant prediction carries no correlation (np.std of one may be 1e-16)
     return float(stats.pearsonr(labels, preds)[0])
 
 
 def spearman(labels, preds) -> float:
     labels, preds = np.asarray(labels, float), np.asarray(preds, float)
-    if np.std(preds) == 0 or np.std(labels) == 0:
+    if np.ptp(preds) == 0 or np.ptp(labels) == 0:
         return 0.0
     return float(stats.spearmanr(labels, preds)[0])
 

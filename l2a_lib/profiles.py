@@ -76,7 +76,7 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
         student_train = TrainConfig(epochs=10, batch_size=32, lr=5e-5, bf16=False)
     choose("method", method, METHODS)
     augment, distill, mlm_steps = None, None, None
-    if method not in ("teacher_ft", "student_ft"):
+    if method not in ("majority", "teacher_ft", "student_ft"):
         distill = DistillConfig(**METHOD_DISTILL.get(method, {}))
         if profile == "smoke":
             distill = dataclasses.replace(distill, stage1_epochs=min(distill.stage1_epochs, 1),

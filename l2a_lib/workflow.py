@@ -35,7 +35,7 @@ UNRECORDED_SECONDS = 3600  # a job whose profile has no recorded run at all (a n
 
 
 def needs_teacher(c: ExperimentConfig) -> bool:
-    return c.method not in ("student_ft", "mlm")
+    return c.method not in ("majority", "student_ft", "mlm")
 
 
 def teacher_run(c: ExperimentConfig) -> ExperimentConfig:

@@ -32,6 +32,17 @@ def test_pearson_and_spearman_golden():
 
 def test_constant_prediction_has_zero_correlation():
     assert metrics.pearson([0.1, 0.5, 0.9], [0.3, 0.3, 0.3]) == 0.0
+    # a mean tiled over many rows: np.std of it is not exactly 0 (the majority baseline)
+    const = np.full(1000, np.mean([3.1, 2.7, 4.9]))
+    labels = np.linspace(0.0, 1.0, 1000)
+    assert metrics.pearson(labels, const) == 0.0 and metrics.spearman(labels, const) == 0.0
+
+
+def test_the_majority_baseline_answers_the_training_majority_or_mean():
+    from l2a_lib.majority import constant_output
+    assert constant_output([0, 1, 1, 2], "classification", 3).tolist() == [0.0, 1.0, 0.0]
+    assert constant_output([0, 0, 1, 1], "classification", 2).tolist() == [1.0, 0.0]  # tie: lower id
+    assert constant_output([1.0, 2.0, 6.0], "regression", 1).tolist() == [3.0]
 
 
 def test_compute_dispatches_on_kind():

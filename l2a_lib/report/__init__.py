@@ -11,7 +11,7 @@
 Every name is importable from ``l2a_lib.report`` directly.
 """
 from .claims import CLAIMS, claim_summary, claims, outcome, teacher_consistency
-from .common import (BASELINES, COLUMN_ORDER, METHOD_LABELS, METRICS, PALETTE, TASK_LABELS,
+from .common import (BASELINES, COLUMN_ORDER, HEADLINE, METHOD_LABELS, METRICS, PALETTE, TASK_LABELS,
                      aggregate, coverage_note, fmt, paper_results, paper_rows, precision_note,
                      pearson_standard_error, require, set_style, standard_error, version_note)
 from .significance import (VERDICTS, ablation_tests, paired_table, decode_predictions, degenerate_seeds, interval_sign, verdict, paired_bootstrap,
@@ -24,7 +24,7 @@ from .display import interval, number, readable, tidy
 from ..errors import MissingResults
 
 __all__ = [
-    "CLAIMS", "claim_summary", "claims", "outcome", "teacher_consistency", "BASELINES", "COLUMN_ORDER", "METHOD_LABELS", "METRICS",
+    "CLAIMS", "HEADLINE", "claim_summary", "claims", "outcome", "teacher_consistency", "BASELINES", "COLUMN_ORDER", "METHOD_LABELS", "METRICS",
     "PALETTE", "TASK_LABELS", "aggregate", "coverage_note", "fmt", "paper_results", "paper_rows",
     "precision_note", "pearson_standard_error", "require", "set_style", "standard_error", "version_note", "ablation_tests",
     "decode_predictions", "degenerate_seeds", "interval_sign", "verdict", "VERDICTS", "paired_bootstrap", "paired_comparison", "same_student",

@@ -10,7 +10,7 @@ from ..records import read_record
 from ..runs import Context
 from ..teacher import teacher_key
 from . import significance as sig
-from .common import BASELINES, METHOD_LABELS, TASK_LABELS
+from .common import BASELINES, HEADLINE, METHOD_LABELS, TASK_LABELS
 from .studies import not_computed
 
 
@@ -23,7 +23,7 @@ CLAIM_COLUMNS = ["claim", "task", "comparison", "metric", "difference", "ci_low"
 
 
 def _row(claim, task, comparison, kind, res, test, note=""):
-    metric = "acc" if kind == "classification" else "pearson"
+    metric = sig.metric_name(kind, HEADLINE.get(task))
     if not res:
         return {"claim": claim, "task": task, "comparison": comparison, "metric": metric,
                 "difference": np.nan, "ci_low": np.nan, "ci_high": np.nan, "seeds L2A higher": "",
@@ -60,7 +60,7 @@ def claims(records: dict, labels: dict, kinds: dict, missing=(), tolerance: floa
 
     def compare(task, a, b, claim=None):
         return sig.paired_comparison(labels[task], kinds[task], preds(task, a, claim),
-                                     preds(task, b, claim), n_boot)
+                                     preds(task, b, claim), n_boot, metric=HEADLINE.get(task))
 
     for task in labels:
         kind = kinds[task]

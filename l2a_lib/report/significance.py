@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics
-from .common import METHOD_LABELS, paper_rows
+from .common import HEADLINE, METHOD_LABELS, paper_rows
 
 
 # The words of a verdict, by what is compared. Every "better / helps / supported ..."
@@ -115,32 +115,36 @@ def paired_comparison(labels, kind: str, preds_a: dict, preds_b: dict, n_boot: i
 
 
 def significance_table(records: dict, labels: dict, kinds: dict, method: str = "l2a",
-                       baselines=None, n_boot: int = 2000) -> pd.DataFrame:
-    """``method`` against the best baseline per task (by mean test ACC / Pearson over
-    its seeds), paired by seed and by test item (:func:`paired_comparison`):
-    "better" / "worse" where the interval and every seed agree, else "no clear difference".
+                       baselines=None, n_boot: int = 2000,
+                       task_metrics: dict | None = None) -> pd.DataFrame:
+    """``method`` against the best baseline per task (by its mean test metric over its
+    seeds: ACC, Pearson, or the task's ``task_metrics`` entry, default ``HEADLINE``: F1
+    on PI), paired by seed and by test item (:func:`paired_comparison`): "better" /
+    "worse" where the interval and every seed agree, else "no clear difference".
 
     records: {(task, method, seed): record}; labels: {task: test labels};
     kinds: {task: "classification" | "regression"}.
     """
+    task_metrics = HEADLINE if task_metrics is None else task_metrics
     label = METHOD_LABELS.get(method, method)
     rows = []
     for task in labels:
         kind = kinds[task]
         have = {m for (t, m, _) in records if t == task}
         cands = [m for m in (baselines or have) if m in have and m != method
-                 and m not in ("teacher_ft",)]
+                 and m not in ("teacher_ft", "majority")]
+        metric = task_metrics.get(task)
         preds = {m: seed_predictions(records, task, m, kind) for m in cands + [method]}
-        scored = {m: np.mean([metric_of(kind, labels[task], p) for p in ps.values()])
+        scored = {m: np.mean([metric_of(kind, labels[task], p, metric) for p in ps.values()])
                   for m, ps in preds.items() if ps}
         if method not in scored or len(scored) < 2:
             continue
         best = max((m for m in scored if m != method), key=scored.get)
-        res = paired_comparison(labels[task], kind, preds[method], preds[best], n_boot)
+        res = paired_comparison(labels[task], kind, preds[method], preds[best], n_boot, metric=metric)
         if not res:
             continue
         rows.append({"task": task, "best baseline": METHOD_LABELS.get(best, best),
-                     "metric": "acc" if kind == "classification" else "pearson",
+                     "metric": metric_name(kind, metric),
                      label: res["a"], "best baseline score": res["b"],
                      **{k: res[k] for k in ("difference", "ci_low", "ci_high", "p_value")},
                      f"seeds {label} higher": res["seeds a higher"],
@@ -179,7 +183,9 @@ def ablation_tests(records: dict, labels: dict, kinds: dict, variants, reference
     records: {(task, method, seed): record}; labels: {task: test labels};
     kinds: {task: "classification" | "regression"}. With ``paper_table``, the
     paper's own difference on the same metric is added beside ours; ``task_metrics``
-    ({task: "f1"}) compares a task on another metric than ACC / Pearson."""
+    ({task: "f1"}, default ``HEADLINE``) compares a task on another metric than ACC /
+    Pearson."""
+    task_metrics = HEADLINE if task_metrics is None else task_metrics
     ref_label = METHOD_LABELS.get(reference, reference)
     paper = paper_rows(paper_table) if paper_table else None
 
@@ -194,7 +200,7 @@ def ablation_tests(records: dict, labels: dict, kinds: dict, variants, reference
         kind = kinds[task]
         ref = seed_predictions(records, task, reference, kind)
         for variant in variants:
-            metric = metric_name(kind, (task_metrics or {}).get(task))
+            metric = metric_name(kind, task_metrics.get(task))
             res = paired_comparison(labels[task], kind, ref,
                                     seed_predictions(records, task, variant, kind), n_boot,
                                     metric=None if metric in ("acc", "pearson") else metric)
