@@ -163,5 +163,6 @@ def version_note(df: pd.DataFrame) -> str:
         tasks = [TASK_LABELS.get(t, t) for t, vs in by_task.items() if v in vs]
         if tasks:
             parts.append(f"version {v} on {', '.join(tasks)}")
-    return ("L2A on this page: " + "; ".join(parts) + " ([the two versions](method.md#version-2-"
+    # a notebook's output is commonmark: the link is to the built page
+    return ("L2A on this page: " + "; ".join(parts) + " ([the two versions](method.html#version-2-"
             "the-learned-parts-made-to-learn)).")
