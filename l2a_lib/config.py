@@ -129,7 +129,11 @@ class ModelConfig:
 @dataclass(frozen=True)
 class SmartConfig:
     """Defaults are the SMART paper's (Sec. 5: sigma = eps = 1e-5, eta = 1e-3, K = 1,
-    beta = 0.99, mu = 1)."""
+    beta = 0.99, mu = 1). ``perturbation``: "reference" (default) computes the
+    adversarial perturbation as the SMART authors' code does (each token's noise +
+    eta * gradient divided by its inf-norm, no eps ball: ``epsilon`` is unused);
+    "paper" as the paper's text reads (an ascent step, then a clamp to the eps ball).
+    ``l_s`` then on the perturbed and clean outputs (``smart.adversarial_regularizer``)."""
     lambda_s: float = 1.0
     sigma: float = 1e-5
     eta: float = 1e-3
@@ -138,6 +142,7 @@ class SmartConfig:
     mu: float = 1.0
     beta: float = 0.99
     use_bregman: bool = True
+    perturbation: str = "reference"
 
     def __post_init__(self):
         for name in ("lambda_s", "sigma", "eta", "epsilon", "mu"):
@@ -148,6 +153,7 @@ class SmartConfig:
             raise ConfigError(f"SmartConfig.steps={self.steps!r} must be an int >= 1")
         if not 0.0 <= self.beta < 1.0:
             raise ConfigError(f"SmartConfig.beta={self.beta!r} must be in [0, 1)")
+        choose("SmartConfig.perturbation", self.perturbation, ("reference", "paper"))
 
 
 @dataclass(frozen=True)

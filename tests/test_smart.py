@@ -35,7 +35,7 @@ def test_regularizer_is_zero_for_a_constant_function():
         assert reg.item() == pytest.approx(0.0, abs=1e-9)
 
 
-def test_regularizer_is_positive_and_stays_in_the_eps_ball():
+def test_the_papers_regularizer_is_positive_and_stays_in_the_eps_ball():
     W = torch.randn(4, 2, generator=torch.Generator().manual_seed(2))
     seen = []
 
@@ -43,7 +43,7 @@ def test_regularizer_is_positive_and_stays_in_the_eps_ball():
         seen.append(e.detach().clone())
         return (e.mean(1) @ W) * 50.0
     e = _embeds()
-    cfg = SmartConfig(epsilon=1e-2, sigma=1e-3, eta=1e-1, steps=2, lambda_s=3.0)
+    cfg = SmartConfig(epsilon=1e-2, sigma=1e-3, eta=1e-1, steps=2, lambda_s=3.0, perturbation="paper")
     reg = smart.adversarial_regularizer(forward, e, forward(e), cfg, False,
                                         torch.Generator().manual_seed(1))
     assert reg.item() > 0
@@ -97,3 +97,53 @@ def test_fine_tune_with_smart_switch(tokenizer):
             results.append(res.history[0]["train_loss"])
     # same seed, same data: the SMART switch adds the (positive) regulariser to the loss
     assert results[2] > results[0] and results[3] > results[1]
+
+
+def test_the_reference_perturbation_has_inf_norm_one_per_token():
+    W = torch.randn(4, 2, generator=torch.Generator().manual_seed(2))
+    forward = lambda e: (e.mean(1) @ W) * 5.0  # noqa: E731
+    e = _embeds()
+    for steps in (1, 3):
+        cfg = SmartConfig(steps=steps, sigma=1e-2)
+        delta = smart.perturbation(forward, e, forward(e), cfg, False, torch.Generator().manual_seed(1))
+        per_token = delta.abs().amax(dim=-1)  # (B, T): m / (m + 1e-6), m the step's inf-norm
+        torch.testing.assert_close(per_token, torch.ones_like(per_token), atol=1e-3, rtol=0)
+    # whatever the scale, the direction is kept and no token exceeds inf-norm 1
+    delta = smart.perturbation(forward, e, forward(e), SmartConfig(), False, torch.Generator().manual_seed(1))
+    assert delta.abs().amax().item() <= 1.0
+
+
+def test_detached_symmetric_kl_has_the_value_of_the_symmetric_kl_and_constant_targets():
+    a = torch.tensor([[1.0, -0.5, 0.2]], requires_grad=True)
+    c = torch.tensor([[0.3, 0.1, -1.0]], requires_grad=True)
+    d = smart.detached_symmetric_kl(a, c)
+    assert d.item() == pytest.approx(smart.symmetric_kl(a, c).item(), rel=1e-6)
+    d.backward()
+    # d/da of KL(sg p_c || p_a) + KL(sg p_a || p_c) = p_a - p_c (the second KL's target is sg)
+    torch.testing.assert_close(a.grad, (a.softmax(-1) - c.softmax(-1)).detach())
+
+
+def test_at_the_defaults_the_adversarial_term_matters_on_a_tiny_model(tokenizer):
+    """With the reference perturbation the term is at least 1% of the task loss on a
+    tiny student; with the paper's eps = 1e-5 ball it is negligible (the discrepancy the
+    SMART page states)."""
+    tiny = ModelConfig(teacher="tiny-random-mpnet", student="tiny-random-bert", student_layers=(0, 1))
+    df = pd.DataFrame({"text_a": ["good film", "bad film", "a great plot", "awful acting"],
+                       "text_b": None, "label": [1, 0, 1, 0]})
+    enc = encoding.encode(df, tokenizer, 8)
+    torch.manual_seed(0)
+    model = models.build_student(tiny, 2).eval()
+    b = encoding.collate(enc, range(4), tokenizer.pad_token_id, False)
+
+    def forward(embeds):
+        return model(b["input_ids"], b["attention_mask"], b["token_type_ids"], inputs_embeds=embeds).logits
+    embeds = model.word_embeddings(b["input_ids"])
+    logits = forward(embeds)
+    task = train.task_loss(logits, b["labels"], False).item()
+    share = {}
+    for mode in ("reference", "paper"):
+        reg = smart.adversarial_regularizer(forward, embeds, logits, SmartConfig(perturbation=mode),
+                                            False, torch.Generator().manual_seed(0))
+        share[mode] = reg.item() / task
+    assert share["reference"] >= 0.01, share
+    assert share["paper"] < 1e-4, share
