@@ -54,7 +54,7 @@ class Ledger:
     def exit(self) -> None:
         self._book()
         self._open.pop()
-        self._whole = max(0, self._whole - 1) if self._whole else 0
+        self._whole = max(0, self._whole - 1)
 
     def totals(self, digits: int = 1) -> dict[str, float]:
         """Seconds per phase (rounded to ``digits``), "other" the rest of the wall time."""

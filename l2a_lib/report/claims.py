@@ -22,7 +22,7 @@ CLAIM_COLUMNS = ["claim", "task", "comparison", "metric", "difference", "ci_low"
                  "seeds L2A higher", "note", "verdict"]
 
 
-def _row(claim, task, comparison, kind, res, test, note=""):
+def _row(claim, task, comparison, kind, res, verdict, note=""):
     metric = sig.metric_name(kind, HEADLINE.get(task))
     if not res:
         return {"claim": claim, "task": task, "comparison": comparison, "metric": metric,
@@ -30,7 +30,7 @@ def _row(claim, task, comparison, kind, res, test, note=""):
                 "note": note, "verdict": "not tested"}
     return {"claim": claim, "task": task, "comparison": comparison, "metric": metric,
             "difference": res["difference"], "ci_low": res["ci_low"], "ci_high": res["ci_high"],
-            "seeds L2A higher": res["seeds a higher"], "note": note, "verdict": test}
+            "seeds L2A higher": res["seeds a higher"], "note": note, "verdict": verdict}
 
 
 def claims(records: dict, labels: dict, kinds: dict, missing=(), tolerance: float = 0.01,
@@ -55,12 +55,11 @@ def claims(records: dict, labels: dict, kinds: dict, missing=(), tolerance: floa
     by_claim = {3: table2_records if table2_records is not None else records}
     gap = lambda task, methods: not_computed(list(missing), task, methods)  # noqa: E731
 
-    def preds(task, method, claim=None):
-        return sig.seed_predictions(by_claim.get(claim, records), task, method, kinds[task])
-
-    def compare(task, a, b, claim=None):
-        return sig.paired_comparison(labels[task], kinds[task], preds(task, a, claim),
-                                     preds(task, b, claim), n_boot, metric=HEADLINE.get(task))
+    def compare(task, a, b):
+        return sig.paired_comparison(labels[task], kinds[task],
+                                     sig.seed_predictions(records, task, a, kinds[task]),
+                                     sig.seed_predictions(records, task, b, kinds[task]), n_boot,
+                                     metric=HEADLINE.get(task))
 
     for task in labels:
         kind = kinds[task]
@@ -72,9 +71,8 @@ def claims(records: dict, labels: dict, kinds: dict, missing=(), tolerance: floa
             b = best.iloc[0]
             res = {"difference": b["difference"], "ci_low": b["ci_low"], "ci_high": b["ci_high"],
                    "seeds a higher": b["seeds L2A higher"]}
-            sign = {"better": 1, "worse": -1}.get(b["verdict"], 0)
             row = _row(1, task, f"L2A - {b['best baseline']} (best baseline)", kind, res,
-                       sig.verdict(sign, "claim"))
+                       sig.verdict(b["sign"], "claim"))
             if gap(task, ["l2a", *BASELINES]):
                 row["note"] = f"interim: {gap(task, ['l2a', *BASELINES])} run(s) not computed yet"
             rows.append(row)
@@ -93,25 +91,28 @@ def claims(records: dict, labels: dict, kinds: dict, missing=(), tolerance: floa
                 rows.append(_row(2, task, "L2A - Teacher-FT", kind, {}, "",
                                  "the Teacher-FT records store no test predictions (they predate "
                                  "it): no paired test"))
-        # 3. and 4. ablations: L2A minus the variant without the part
+        # 3. and 4. ablations: L2A minus the variant without the part, Table 2's and 3's test
         for claim, variants in ((3, ("l2a_wo_src", "l2a_wo_tgt")),
                                 (4, ("l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark"))):
+            tests = sig.ablation_tests(by_claim.get(claim, records), {task: labels[task]},
+                                       {task: kind}, variants, n_boot=n_boot).set_index("method")
             for v in variants:
                 label = f"L2A - {METHOD_LABELS[v]}"
                 waiting = gap(task, ["l2a", v])
-                if not preds(task, v, claim) or not preds(task, "l2a", claim):
+                if v not in tests.index:
                     if waiting:
                         rows.append({**_row(claim, task, label, kind, {}, ""),
                                      "note": f"{waiting} run(s) not computed yet", "verdict": "pending"})
                     continue
-                res = compare(task, "l2a", v, claim)
-                flat = sig.degenerate_seeds(kind, preds(task, v, claim))
-                if flat and res.get("sign") == 1:
+                t = tests.loc[v]
+                res = {"difference": t["difference"], "ci_low": t["ci_low"], "ci_high": t["ci_high"],
+                       "seeds a higher": t["seeds L2A higher"]}
+                if t["degenerate seeds"] and t["sign"] == 1:
                     row = {**_row(claim, task, label, kind, res, "not shown"),
                            "note": f"degenerate: {METHOD_LABELS[v]} predicts one class on "
-                                   f"seed(s) {', '.join(map(str, flat))}"}
+                                   f"seed(s) {', '.join(map(str, t['degenerate seeds']))}"}
                 else:
-                    row = _row(claim, task, label, kind, res, sig.verdict(res["sign"], "claim"))
+                    row = _row(claim, task, label, kind, res, sig.verdict(t["sign"], "claim"))
                 if waiting:
                     row["note"] = "; ".join(x for x in (row["note"], f"interim: {waiting} run(s) not computed yet") if x)
                 rows.append(row)

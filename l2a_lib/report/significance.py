@@ -148,7 +148,7 @@ def significance_table(records: dict, labels: dict, kinds: dict, method: str = "
                      label: res["a"], "best baseline score": res["b"],
                      **{k: res[k] for k in ("difference", "ci_low", "ci_high", "p_value")},
                      f"seeds {label} higher": res["seeds a higher"],
-                     "verdict": verdict(res["sign"], "comparison")})
+                     "verdict": verdict(res["sign"], "comparison"), "sign": res["sign"]})
     return pd.DataFrame(rows)
 
 
@@ -214,10 +214,10 @@ def ablation_tests(records: dict, labels: dict, kinds: dict, variants, reference
                          **paper_difference(task, variant, metric),
                          f"seeds {ref_label} higher": res["seeds a higher"],
                          "removed part": (DEGENERATE if flat else verdict(res["sign"], "ablation")),
-                         "degenerate seeds": flat})
+                         "degenerate seeds": flat, "sign": res["sign"], "method": variant})
     columns = ["task", "variant", "metric", ref_label, "variant score", "difference", "ci_low",
                "ci_high", "p_value", *(["paper difference"] if paper is not None else []),
-               f"seeds {ref_label} higher", "removed part", "degenerate seeds"]
+               f"seeds {ref_label} higher", "removed part", "degenerate seeds", "sign", "method"]
     return pd.DataFrame(rows, columns=columns)  # the same columns when no variant has a run yet
 
 
@@ -225,4 +225,4 @@ def paired_table(tests: pd.DataFrame) -> pd.DataFrame:
     """A paired-test table as a page shows it: the difference and its interval (the two
     methods' scores are in the results table above it, printed once)."""
     return tests.drop(columns=[c for c in tests.columns if c in (
-        "L2A", "best baseline score", "variant score", "metric")])
+        "L2A", "best baseline score", "variant score", "metric", "method")])
