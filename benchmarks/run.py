@@ -71,19 +71,6 @@ def _masked_lm():
 
 
 # ------------------------------------------------------------------ augment
-def nlpaug_compat() -> None:
-    """nlpaug 1.1.11's default path (``use_custom_api=True``: its own batched masked-LM
-    code, faster than its pipeline path) calls the slow tokenizers' private
-    ``_convert_token_to_id`` / ``_convert_id_to_token``, which transformers 5's
-    tokenizers no longer have. Give MPNet's tokenizer the two methods, mapped to
-    the public ones; nothing else of nlpaug changes."""
-    from transformers import MPNetTokenizer
-    if not hasattr(MPNetTokenizer, "_convert_token_to_id"):
-        MPNetTokenizer._convert_token_to_id = lambda self, t: self.convert_tokens_to_ids(t)
-    if not hasattr(MPNetTokenizer, "_convert_id_to_token"):
-        MPNetTokenizer._convert_id_to_token = lambda self, i: self.convert_ids_to_tokens(i)
-
-
 def bench_augment(n: int, n_nlpaug: int) -> dict:
     import nlpaug.augmenter.word as naw
 
@@ -105,7 +92,8 @@ def bench_augment(n: int, n_nlpaug: int) -> dict:
         out[f"l2a_ps_edit_rate_{key}"] = round(float(np.mean(
             [s.distance / max(1, sum(t >= mlm.FIRST_WORD_ID for t in s.input_ids)) for s in samples])), 4)
         print(f"  P_s ({key}): {len(texts)} sentences in {sec:.1f}s", flush=True)
-    nlpaug_compat()
+    from l2a_lib.augment.nlpaug_ctx import compat
+    compat()
     with tempfile.TemporaryDirectory() as tmp:
         mlm_export.export_fill_mask(model, tmp)
         aug = naw.ContextualWordEmbsAug(model_path=tmp, model_type="bert", action="substitute",

@@ -23,7 +23,7 @@ METHODS = ("majority", "teacher_ft", "student_ft", "eda", "cbert", "tinybert", "
            "distilbert",
            "bert_pkd4", "bert_pkd6", "minilm", "mlm", "l2a", "l2a_wo_src", "l2a_wo_tgt",
            "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark", "l2a_selector_off", "l2a_selector_random",
-           "l2a_generator_off", "l2a_originals_off", "kd_only")
+           "l2a_generator_off", "l2a_originals_off", "kd_only", "nlpaug_ctx")
 # L2A's learned parts switched off one at a time, and the same KD without augmentation
 L2A_PARTS = ("l2a_selector_off", "l2a_selector_random", "l2a_generator_off", "l2a_originals_off",
              "kd_only")
@@ -33,7 +33,7 @@ L2A_METHODS = ("l2a", "l2a_wo_src", "l2a_wo_tgt", "l2a_wo_att", "l2a_wo_hidden",
 TABLE1_METHODS = ("majority", "teacher_ft", "student_ft", "bilstm_soft", "distilbert", "bert_pkd4",
                   "bert_pkd6",
                   "minilm", "tinybert", "eda", "cbert", "l2a")
-AUGMENTERS = ("eda", "bilstm_soft", "tinybert", "cbert")
+AUGMENTERS = ("eda", "bilstm_soft", "tinybert", "cbert", "nlpaug_ctx")
 TABLES = ("table1", "table2", "table3", "fig2_data_size", "sensitivity_T", "sensitivity_alpha",
           "mlm", "l2a_parts")
 DATA_SOURCES = ("local", "hub")
@@ -207,12 +207,15 @@ class AugmentConfig:
     tinybert_k: int = 15              # TinyBERT: candidates K
     cbert_mask: float = 0.15          # CBERT: share of pieces re-sampled
     cbert_epochs: int = 10            # CBERT: conditional MLM fine-tuning epochs
+    nlpaug_p: float | None = None     # nlpaug_ctx: share of words substituted (None: unused)
 
     def __post_init__(self):
         choose("augment.kind", self.kind, AUGMENTERS)
         _positive("pool_size", self.pool_size)
-        for name in ("eda_alpha", "p_mask", "p_pos", "p_ng", "tinybert_p", "cbert_mask"):
+        for name in ("eda_alpha", "p_mask", "p_pos", "p_ng", "tinybert_p", "cbert_mask", "nlpaug_p"):
             v = getattr(self, name)
+            if v is None and name == "nlpaug_p":
+                continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
                 raise ConfigError(f"{name}={v!r} must be a number in [0, 1]")
         _positive("ngram_max", self.ngram_max)

@@ -23,12 +23,12 @@ import torch
 
 from . import augment as aug_mod
 from . import bilstm, losses, metrics, mlm, models
-from .augment import cbert
+from .augment import cbert, nlpaug_ctx
 from .config import AugmentConfig, ExperimentConfig
 from .data import load_task
 from .encoding import encode
 from .l2a.kd import KDTerms, last_layer_kd, projection
-from .device import on_device
+from .device import device, on_device
 from .ledger import booked
 from .majority import run_majority
 from .mlm_export import example_fills
@@ -83,6 +83,9 @@ def make_augmenter(config: ExperimentConfig, ctx, prep):
         return aug_mod.get("bilstm_soft", p_mask=a.p_mask, p_pos=a.p_pos, p_ng=a.p_ng,
                            n_max=a.ngram_max).fit(corpus)
     model, _, mcfg = mlm.for_run(config, ctx, tok)
+    if a.kind == "nlpaug_ctx":  # nlpaug on the same masked LM, the same 15% budget
+        return aug_mod.get("nlpaug_ctx", model_dir=nlpaug_ctx.exported(model, ctx.cache_dir),
+                           aug_p=a.nlpaug_p, device=str(device()))
     if a.kind == "tinybert":
         provider = mlm.MaskedLMProvider(model, tok, max_length=config.data.max_length, bf16=mcfg.bf16)
         return aug_mod.get("tinybert", provider=provider, p_t=a.tinybert_p, k=a.tinybert_k,
@@ -130,7 +133,7 @@ def _pool_setup(config: ExperimentConfig, ctx):
 
 # ---------------------------------------------------------------- L_KD methods
 def run_kd_on_pool(config: ExperimentConfig, ctx) -> dict:
-    """EDA + KD and CBERT + KD: L2A's L_KD on target train + the augmented pool."""
+    """EDA + KD, CBERT + KD and nlpaug + KD: L2A's L_KD on target train + the augmented pool."""
     prep, teacher, aug_info, enc, student = _pool_setup(config, ctx)
     spec, d = prep.task.spec, config.distill
     L = teacher.encoder.config.num_hidden_layers
@@ -373,7 +376,8 @@ def run_mlm(config: ExperimentConfig, ctx) -> dict:
 METHODS = {
     "majority": run_majority, "teacher_ft": run_teacher_ft, "student_ft": run_student_ft,
     "mlm": run_mlm,
-    "eda": run_kd_on_pool, "cbert": run_kd_on_pool, "tinybert": run_tinybert,
+    "eda": run_kd_on_pool, "cbert": run_kd_on_pool, "nlpaug_ctx": run_kd_on_pool,
+    "tinybert": run_tinybert,
     "bilstm_soft": run_bilstm_soft, "distilbert": run_distilbert, "bert_pkd4": run_bert_pkd,
     "bert_pkd6": run_bert_pkd, "minilm": run_minilm,
 }

@@ -88,8 +88,10 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
         distill, mlm_steps = None, 20 if profile == "smoke" else MLM_STEPS
     if method in AUGMENTERS:
         augment = AugmentConfig(kind=method, pool_size=32 if profile == "smoke" else 1600)
-        if method in ("tinybert", "cbert"):
+        if method in ("tinybert", "cbert", "nlpaug_ctx"):
             mlm_steps = 20 if profile == "smoke" else MLM_STEPS
+        if method == "nlpaug_ctx":  # the other masked-LM augmenters' 15% budget
+            augment = dataclasses.replace(augment, nlpaug_p=0.15)
             if profile == "smoke":
                 augment = dataclasses.replace(augment, cbert_epochs=1, tinybert_k=3)
     l2a = None

@@ -145,3 +145,27 @@ def test_registry_names_unknown():
     assert {"eda", "bilstm_soft", "tinybert", "cbert"} <= set(augment.REGISTRY)
     with pytest.raises(KeyError, match="known"):
         augment.get("backtranslation")
+
+
+def test_nlpaug_contextual_augmenter_on_the_companions_masked_lm(tokenizer, tmp_path):
+    """nlpaug's ContextualWordEmbsAug runs on the exported augmentation masked LM (through
+    the one shim for transformers 5), changes words, is repeatable under a seed, and
+    leaves an empty input as it is."""
+    import numpy as np
+    import torch
+    from transformers import MPNetTokenizer
+    from l2a_lib import mlm, mlm_export
+    from l2a_lib.augment import get
+    from l2a_lib.augment.nlpaug_ctx import compat
+    compat()
+    assert hasattr(MPNetTokenizer, "_convert_token_to_id") and hasattr(MPNetTokenizer, "_convert_id_to_token")
+    torch.manual_seed(0)
+    model = mlm.build(mlm.SMOKE_MLM, tokenizer)
+    mlm_export.export_fill_mask(model, tmp_path / "mlm")
+    aug = get("nlpaug_ctx", model_dir=str(tmp_path / "mlm"), aug_p=0.3)
+    texts = ["the film was good and the acting was fine", "a slow story with a very sad end", ""]
+    first = aug.augment_batch(texts, 2, np.random.default_rng(0))
+    again = aug.augment_batch(texts, 2, np.random.default_rng(0))
+    assert first == again and all(len(v) == 2 for v in first)
+    assert first[2] == ["", ""]
+    assert sum(v != t for vs, t in zip(first[:2], texts[:2]) for v in vs) >= 3
