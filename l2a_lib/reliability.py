@@ -26,7 +26,7 @@ import pandas as pd
 import numpy as np
 import torch
 
-from . import augment, data, errors, models, paths, train
+from . import augment, data, errors, models, paths, train, userdata
 from .config import DataConfig, ModelConfig, TrainConfig
 from .profiles import make_config
 from .encoding import encode
@@ -158,6 +158,34 @@ def _empty_sentence_to_augment(scratch, data_dir):
     return f"handled: {len(out)} texts, {sum(len(o) for o in out)} samples"
 
 
+def _user_table(scratch, rows, name="target.csv"):
+    path = scratch / name
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return str(path)
+
+
+def _user_missing_column(scratch, data_dir):
+    userdata.read_table(_user_table(scratch, {"review": ["fine"] * 3, "stars": [1, 0, 1]}),
+                        userdata.Columns(text="text", label="stars"))
+
+
+def _user_single_class(scratch, data_dir):
+    df = userdata.read_table(_user_table(scratch, {"text": ["fine"] * 200, "label": ["pos"] * 200}))
+    userdata.check(df, None, "classification")
+
+
+def _user_regression_label(scratch, data_dir):
+    userdata.read_table(_user_table(scratch, {"text": ["fine", "poor"], "label": ["0.5", "high"]}),
+                        kind="regression")
+
+
+def _user_source_labels(scratch, data_dir):
+    target = userdata.read_table(_user_table(scratch, {"text": ["ok"] * 300, "label": ["a", "b"] * 150}))
+    source = userdata.read_table(_user_table(scratch, {"text": ["ok"] * 3, "label": ["a", "b", "c"]},
+                                             "source.csv"), what="source")
+    userdata.check(target, source, "classification")
+
+
 CASES: list[BadInput] = [
     BadInput("data folder does not exist", "DataDirError", r"does not exist", _missing_dir),
     BadInput("a data file is missing", "DataError", r"rte/dev\.tsv", _missing_file),
@@ -190,6 +218,14 @@ CASES: list[BadInput] = [
              r"corrupt result file.*delete it", _broken_result_file),
     BadInput("empty / whitespace sentences to augment", None, r"handled: 2 texts, 4 samples",
              _empty_sentence_to_augment),
+    BadInput("your own data: a misnamed text column", "DataError",
+             r"no column 'text' \(its columns: review, stars\).*--text-column", _user_missing_column),
+    BadInput("your own data: a single class", "DataError", r"single class \('pos'\)",
+             _user_single_class),
+    BadInput("your own data: a regression label that is not a number", "DataError",
+             r"not numbers .*'high'", _user_regression_label),
+    BadInput("your own data: source labels the target lacks", "DataError",
+             r"source has label\(s\) the target lacks \('c'\)", _user_source_labels),
 ]
 
 
