@@ -62,3 +62,16 @@ def test_l2a_variants_differ_only_where_named():
     assert make_config("tc", "l2a_wo_tgt").l2a == dataclasses.replace(base.l2a, source_share=1.0)
     assert make_config("tc", "l2a_wo_att").distill == dataclasses.replace(base.distill, att=False)
     assert make_config("tc", "l2a_wo_dark").distill == dataclasses.replace(base.distill, dark=False)
+
+
+def test_the_version_switch_moves_table_1_and_3_and_leaves_table_2_on_version_1(monkeypatch):
+    from l2a_lib import pages, profiles
+    v1_tc = profiles.make_config("tc", "l2a", 0).hash()
+    assert profiles.make_config("tc", "l2a", 0).l2a.version is None  # until the switch
+    monkeypatch.setattr(profiles, "V2_PAGES", (("table1", "tc"), ("table1", "pi"), ("table3", "tc")))
+    assert profiles.make_config("tc", "l2a", 0).l2a.version == 2
+    assert profiles.make_config("tc", "l2a_wo_dark", 0).l2a.version == 2
+    assert profiles.make_config("nli", "l2a", 0).l2a.version is None
+    assert profiles.make_config("tc", "l2a_wo_src", 0).l2a.version is None
+    table2 = {c.method: c for c in pages.page("table2").configs("cpu") if c.task == "tc" and c.seed == 0}
+    assert table2["l2a"].hash() == v1_tc  # Table 2 keeps comparing version 1 with version 1
