@@ -220,3 +220,24 @@ def test_control_without_the_generator_update_the_check_fails(tokenizer, tiny_ml
 def test_control_with_version_1s_weighting_the_check_fails(tokenizer, tiny_mlm):
     before, after, kl = run_toy_generator(tokenizer, tiny_mlm, weighting="positive")
     assert not (after >= 2 * before and kl < 0.5), (before, after, kl)
+
+
+# ------------------------------------------------------------- (c) wired into run_l2a
+def test_a_version_2_run_weights_its_generator_by_the_selector(tmp_path, data_dir, monkeypatch):
+    """run_l2a builds G with the configured weighting: with the selector off every keep
+    probability is 1, so every A(z) is 0 and the generator's L2A term is 0 in every
+    episode (version 1's weighting, log P_s + pi, would still move it); with the selector
+    on, it is not."""
+    from l2a_lib import experiment
+    from l2a_lib.profiles import make_config
+    from l2a_lib.records import load_record
+    monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
+    results = tmp_path / "results"
+    terms = {}
+    for method in ("l2a", "l2a_selector_off"):
+        config = make_config("tc", method, 0, profile="smoke", version=2)
+        assert config.l2a.generator_weighting == "advantage"
+        experiment.run(config, results_dir=results, data_dir=data_dir)
+        terms[method] = [e["generator_loss"] for e in load_record(config, results)["extra"]["episodes"]]
+    assert all(t == 0.0 for t in terms["l2a_selector_off"]), terms
+    assert any(t != 0.0 for t in terms["l2a"]), terms

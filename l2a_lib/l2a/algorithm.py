@@ -91,7 +91,9 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
     provider = mlm.MaskedLMProvider(mlm_model, tok, max_length=config.data.max_length, bf16=mcfg.bf16)
     ps = StaticDistribution(provider, cfg.alpha, cfg.temperature, max_length=config.data.max_length)
     generator = (Generator(mlm_model, tok, lr=cfg.generator_lr, bf16=mcfg.bf16,
-                           anchor=cfg.generator_anchor) if cfg.generator else None)
+                           anchor=cfg.generator_anchor,
+                           weighting=cfg.generator_weighting or "positive")
+                 if cfg.generator else None)
     v2 = cfg.version == 2
     augment = cfg.augment is not False
     selector = (Selector(Policy(n_features(spec.num_labels, regression)), lr=cfg.selector_lr,
