@@ -82,8 +82,9 @@ def coverage_note(df: pd.DataFrame, shown: str | None = None) -> str:
     shown = shown or ("the table and the plot leave them out; a cell from fewer seeds says so"
                       if column else "their cells show `-`")
     lines = [f"**{len(missing)} of {df.attrs.get('n_runs', len(missing))} runs of this page are "
-             f"not computed yet**; {shown}. Compute them with "
-             "`python -m l2a_lib batch` (resumable). Missing (task/seed):", ""]
+             f"not computed yet**; {shown}. Compute them with `snakemake --cores 2` (a page of "
+             "the book: every run it reads) or one by one with `python -m l2a_lib run --task T "
+             "--method M --seeds S` (both resumable). Missing (task/seed):", ""]
     lines += [f"* {m}: {', '.join(v)}" for m, v in by_method.items()]
     return "\n".join(lines)
 
