@@ -44,6 +44,8 @@ def _load(spec: str, what: str) -> pd.DataFrame:
             raise DataError(f"the {what} file {spec} does not exist: give the path of a CSV, TSV "
                             "or JSON Lines file")
         builder, kwargs, name = fmt
+        bars_on = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()  # a file of a few thousand rows: no bar on stderr
         try:
             ds = datasets.load_dataset(builder, data_files=str(path), split="train", **kwargs)
         except Exception as e:  # noqa: BLE001 - any reader failure is the user's file
@@ -51,6 +53,9 @@ def _load(spec: str, what: str) -> pd.DataFrame:
             raise DataError(f"cannot read the {what} file {spec} as {name} ({first[:200]}): check "
                             f"that it is {name}, with column names in a header row (CSV, TSV) "
                             "or one JSON object per line") from e
+        finally:
+            if bars_on:
+                datasets.enable_progress_bars()
         return ds.to_pandas()
     if path.exists():
         raise DataError(f"the {what} file {spec} has an unknown suffix {path.suffix!r}: use "
