@@ -127,14 +127,8 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
                       what=f"L2A {config.task} s{config.seed}")
     scheduler = stepper.scheduler
 
-    def kd_loss(enc: Encoded, idx) -> torch.Tensor:
-        b = collate(enc, idx, prep.pad_id, regression)
-        with autocast(d.train.bf16):
-            s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
-        return last_layer_kd(s, cache.batch(enc, idx), L, W, b["attention_mask"], terms, regression)
-
     def kd_of(enc: Encoded, idx):
-        """(L_KD over ``idx``, {term: value}) and the student's logits."""
+        """(L_KD over ``idx``, {term: value}), the student's output and the batch."""
         b = collate(enc, idx, prep.pad_id, regression)
         with autocast(d.train.bf16):
             s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
@@ -325,11 +319,11 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
             student.train()
             loss = 0.0
             if len(keep):
-                loss = loss + kd_loss(pool.enc, keep) * len(keep) / len(idx)
+                loss = loss + kd_of(pool.enc, keep)[0] * len(keep) / len(idx)
             if cfg.originals_per_step:
                 orig = rng.choice(len(originals), size=min(cfg.originals_per_step, len(originals)),
                                   replace=False)
-                loss = loss + kd_loss(originals, orig)
+                loss = loss + kd_of(originals, orig)[0]
             return loss if torch.is_tensor(loss) else None
 
         def after_step(idx, loss):
