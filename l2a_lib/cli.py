@@ -9,6 +9,7 @@
 * ``audit``                 recompute cached runs, report any difference (determinism)
 * ``prepare-weights``       assemble the offline teacher weights once
 * ``data-summary``          sizes and label balance of every task
+* ``distill``               distil a student on your own files, saved as a Hugging Face model
 
 The whole study (every run, every page, the book) is the Snakemake workflow in
 ``workflow/Snakefile``: ``snakemake -n`` lists what is missing, ``snakemake --cores 2``
@@ -124,6 +125,26 @@ def _cmd_data(args) -> int:
     return 0
 
 
+def _cmd_distill(args) -> int:
+    from .distill import distill
+    from .userdata import Columns
+    cols = Columns(text=args.text_column, label=args.label_column, pair=args.pair_column)
+    src_cols = Columns(text=args.source_text_column or cols.text,
+                       label=args.source_label_column or cols.label,
+                       pair=args.source_pair_column or cols.pair)
+    res = distill(args.target, args.source, kind=args.task_type, method=args.method, out=args.out,
+                  columns=cols, source_columns=src_cols, profile=args.profile, seed=args.seed,
+                  train_per_class=args.train_per_class, n_train=args.n_train,
+                  dev_size=args.dev_size, name=args.name, results_dir=args.results_dir,
+                  force=args.force, dtype=args.dtype)
+    rows = {(r["split"], r["metric"]): r["value"] for r in res.record["rows"]}
+    shown = ", ".join(f"{split} {metric} {value:.3f}" for (split, metric), value in rows.items()
+                      if metric in ("acc", "f1", "pearson"))
+    print(f"{res.config.method} on {res.config.task} (seed {res.config.seed}): {shown}")
+    print(f"saved to {res.out}: AutoModelForSequenceClassification.from_pretrained({str(res.out)!r})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from .config import METHODS, PROFILES, TABLES, TASKS
     p = argparse.ArgumentParser(prog="python -m l2a_lib", description=__doc__,
@@ -185,6 +206,33 @@ def main(argv: list[str] | None = None) -> int:
     r.set_defaults(func=_cmd_weights)
     r = sub.add_parser("data-summary", help="sizes and label balance of every task")
     r.set_defaults(func=_cmd_data)
+
+    r = sub.add_parser("distill", help="distil a student on your own files (any Table 1 method "
+                       "with a BERT student) and save it as a Hugging Face model")
+    r.add_argument("--target", required=True, help="the target domain's labelled examples: a CSV, "
+                   "TSV or JSON Lines file, or a hub data set (name or name:split)")
+    r.add_argument("--source", required=True, help="the source domain's labelled examples (same forms)")
+    r.add_argument("--task-type", choices=("classification", "regression"), default="classification")
+    r.add_argument("--method", default="l2a", help="l2a (default), student_ft, eda, cbert, tinybert, "
+                   "minilm, nlpaug_ctx or an L2A variant")
+    r.add_argument("--out", required=True, help="folder for the saved student")
+    r.add_argument("--text-column", default="text")
+    r.add_argument("--pair-column", default=None, help="the second text of a sentence pair")
+    r.add_argument("--label-column", default="label")
+    r.add_argument("--source-text-column", default=None, help="default: --text-column")
+    r.add_argument("--source-pair-column", default=None, help="default: --pair-column")
+    r.add_argument("--source-label-column", default=None, help="default: --label-column")
+    r.add_argument("--train-per-class", type=int, default=40,
+                   help="target training examples per class (classification)")
+    r.add_argument("--n-train", type=int, default=80, help="target training examples (regression)")
+    r.add_argument("--dev-size", type=int, default=100, help="target dev examples; the rest is test")
+    r.add_argument("--seed", type=int, default=0, help="draws the splits and seeds the training")
+    r.add_argument("--profile", choices=PROFILES, default="cpu")
+    r.add_argument("--name", default=None, help="the task's name (default: the target file's)")
+    r.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                   help="precision of the saved weights (float16 halves the file)")
+    r.add_argument("--force", action="store_true", help="recompute even if cached")
+    r.set_defaults(func=_cmd_distill)
 
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

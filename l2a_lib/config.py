@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .tasks import TASKS, check_task  # TASKS re-exported: the paper's task names
 
 # Bump when a change to the code changes results: every cache key includes it.
 CODE_VERSION = "2"
 
-TASKS = ("tc", "pi", "nli", "reg")
 PROFILES = ("smoke", "cpu", "paper")
 METHODS = ("majority", "teacher_ft", "student_ft", "eda", "cbert", "tinybert", "bilstm_soft",
            "distilbert",
@@ -39,8 +39,7 @@ TABLES = ("table1", "table2", "table3", "fig2_data_size", "sensitivity_T", "sens
 DATA_SOURCES = ("local", "hub")
 TEACHERS = ("all-mpnet-base-v2", "bert-base-uncased", "tiny-random-mpnet")
 STUDENTS = ("all-MiniLM-L6-v2", "TinyBERT_General_4L_312D", "tiny-random-bert")
-POOLINGS = ("mean", "cls")
-
+POOLINGS = ("mean", "cls", "pooler")  # pooler: BERT's own (CLS -> dense -> tanh), for export
 
 def without_none(d):
     """Drop ``None`` values recursively. Cache keys use this, so a new optional
@@ -84,7 +83,7 @@ class DataConfig:
     limit: int | None = None
 
     def __post_init__(self):
-        choose("task", self.task, TASKS)
+        check_task(self.task)
         choose("source", self.source, DATA_SOURCES)
         _positive("train_per_class", self.train_per_class)
         _positive("n_train", self.n_train)
@@ -111,11 +110,16 @@ class ModelConfig:
     student_layers: tuple[int, ...] = (0, 1, 2, 3)
     pooling: str = "mean"
     dropout: float = 0.1
+    # the student's pooling when it differs from the teacher's (None: ``pooling``); a
+    # user's distillation uses "pooler" so the student saves as a standard HF model
+    student_pooling: str | None = None
 
     def __post_init__(self):
         choose("teacher", self.teacher, TEACHERS)
         choose("student", self.student, STUDENTS)
         choose("pooling", self.pooling, POOLINGS)
+        if self.student_pooling is not None:
+            choose("student_pooling", self.student_pooling, POOLINGS)
         if not isinstance(self.student_layers, tuple) or not self.student_layers:
             raise ConfigError(f"student_layers={self.student_layers!r} must be a non-empty tuple of ints")
         if any(not isinstance(i, int) or i < 0 for i in self.student_layers):
@@ -352,7 +356,7 @@ class ExperimentConfig:
     l2a: L2AConfig | None = None
 
     def __post_init__(self):
-        choose("task", self.task, TASKS)
+        check_task(self.task)
         choose("method", self.method, METHODS)
         choose("table", self.table, TABLES)
         choose("profile", self.profile, PROFILES)

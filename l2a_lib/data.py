@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from . import paths
+from . import paths, tasks
 from .config import DataConfig
 from .profiles import make_config
 
@@ -293,6 +293,8 @@ LOCAL_LOADERS: dict[tuple[str, str], Callable[[Path], pd.DataFrame]] = {
 
 
 def get_task(task: str) -> TaskSpec:
+    if task in tasks.USER_REGISTRY:
+        return tasks.USER_REGISTRY[task][0]
     if task not in TASK_REGISTRY:
         raise DataError(f"unknown task {task!r}; known tasks are {list(TASK_REGISTRY)}")
     return TASK_REGISTRY[task]
@@ -303,6 +305,8 @@ def load_domain(task: str, domain: str, *, source: str = "local", data_dir=None)
     get_task(task)
     if domain not in ("source", "target"):
         raise DataError(f"domain={domain!r} must be 'source' or 'target'")
+    if task in tasks.USER_REGISTRY:
+        return tasks.USER_REGISTRY[task][1 if domain == "source" else 2].copy()
     if source == "hub" and (task, domain) in HUB_LOADERS:
         return HUB_LOADERS[(task, domain)]()
     # The CIKM and Amazon originals are not on the hub: local files serve every profile.
@@ -346,8 +350,11 @@ def split_target(target: pd.DataFrame, spec: TaskSpec, cfg: DataConfig, seed: in
     """(train, dev, test) of the target domain; see the module docstring."""
     cls = spec.kind == "classification"
     props = target["label"].value_counts(normalize=True).sort_index() if cls else None
-    test_idx = _stratified(target, spec.test_size,
-                           np.random.RandomState(spec.split_seed), props, "test")
+    if spec.test_size:
+        test_idx = _stratified(target, spec.test_size,
+                               np.random.RandomState(spec.split_seed), props, "test")
+    else:  # a user's task: train and dev first, every other example for test
+        test_idx = target.index[:0]
     pool = target.drop(index=test_idx)
     rng = np.random.RandomState(seed)
     if spec.train_sampling == "per_class":
@@ -358,6 +365,8 @@ def split_target(target: pd.DataFrame, spec: TaskSpec, cfg: DataConfig, seed: in
         train_idx = _stratified(pool, cfg.n_train, rng, props, "train")
     rest = pool.drop(index=train_idx)
     dev_idx = _stratified(rest, cfg.dev_size, rng, props, "dev")
+    if not spec.test_size:
+        test_idx = rest.index.drop(dev_idx)
     train, dev, test = (target.loc[i].reset_index(drop=True) for i in (train_idx, dev_idx, test_idx))
     if cfg.limit:  # smoke profile: a mixed-class head of each split (draws are class-ordered)
         train, dev, test = (f.sample(frac=1.0, random_state=seed).iloc[: cfg.limit]

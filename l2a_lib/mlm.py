@@ -163,7 +163,7 @@ def corpus(cfg: MLMConfig, data_dir=None) -> tuple[list[str], dict[str, list[str
     """
     rng = np.random.RandomState(cfg.seed)
     train_text, held_out = [], {}
-    for task in data_mod.TASK_REGISTRY:
+    for task in data_mod.TASK_REGISTRY:  # the paper's four tasks only, never a user's
         td = data_mod.load_task(task, make_config(task, "student_ft").data, seed=0,
                                 data_dir=data_dir)
         target = data_mod.load_domain(task, "target", data_dir=data_dir)

@@ -195,6 +195,9 @@ class SequenceModel(nn.Module):
         self.uses_token_types = uses_token_types
         hidden = encoder.config.hidden_size
         self.dropout = nn.Dropout(dropout)
+        # "pooler": BERT's pooler (CLS -> dense -> tanh) before the head, so that the model
+        # is a BertForSequenceClassification (``l2a_lib.export``)
+        self.pooler = nn.Linear(hidden, hidden) if pooling == "pooler" else None
         self.head = nn.Linear(hidden, num_labels)
         if id_map is not None:
             self.register_buffer("id_map", id_map, persistent=False)
@@ -227,6 +230,8 @@ class SequenceModel(nn.Module):
         if self.pooling == "mean":
             m = attention_mask.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
             pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, H)
+        elif self.pooler is not None:
+            pooled = torch.tanh(self.pooler(h[:, 0]))
         else:
             pooled = h[:, 0]
         logits = self.head(self.dropout(pooled))
@@ -280,7 +285,24 @@ def build_student(model_cfg: ModelConfig, num_labels: int, *, seed: int = 0,
                                            for i in model_cfg.student_layers])
     encoder.config.num_hidden_layers = len(model_cfg.student_layers)
     torch.manual_seed(seed)
-    return on_device(SequenceModel(encoder, num_labels, model_cfg.pooling, model_cfg.dropout))
+    model = SequenceModel(encoder, num_labels, model_cfg.student_pooling or model_cfg.pooling,
+                          model_cfg.dropout)
+    if model.pooler is not None:  # the checkpoint's own pooler, where it has one
+        pretrained = pooler_weights(model_cfg.student, cache)
+        if pretrained is not None:
+            model.pooler.load_state_dict(pretrained)
+    return on_device(model)
+
+
+def pooler_weights(name: str, cache: Path | None = None) -> dict | None:
+    """The ``pooler.dense`` weight and bias of a pretrained BERT checkpoint (None for the
+    tiny random models and checkpoints without a pooler)."""
+    if name.startswith("tiny-random"):
+        return None
+    from transformers import AutoModel
+    with_pooler = AutoModel.from_pretrained(resolve_weights(name, cache))
+    pooler = getattr(with_pooler, "pooler", None)
+    return None if pooler is None else {k: v.clone() for k, v in pooler.dense.state_dict().items()}
 
 
 # ------------------------------------------------------------- helpers for KD

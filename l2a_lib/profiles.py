@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from .config import (AUGMENTERS, L2A_METHODS, L2A_PARTS, METHODS, PROFILES, TASKS, AugmentConfig, DataConfig,
-                     DistillConfig, ExperimentConfig, L2AConfig, ModelConfig, TrainConfig, choose)
+from .config import (AUGMENTERS, L2A_METHODS, L2A_PARTS, METHODS, PROFILES, AugmentConfig,
+                     DataConfig, DistillConfig, ExperimentConfig, L2AConfig, ModelConfig,
+                     TrainConfig, choose)
+from .tasks import USER_TASKS, base_task, check_task
 from .errors import ConfigError
 
 # Per-task data settings of the cpu profile (see book/setup.md for the why).
@@ -28,8 +30,8 @@ def l2a_version(task: str, method: str, table: str) -> int:
     2 (``l2a_lib.l2a.algorithm``) for the learned parts' ablations, Table 3 and Table
     1's L2A on text classification and PI; 1 elsewhere (Table 2's ablations, the
     studies, Table 1's L2A on NLI and regression), whose committed runs it computed."""
-    if method in L2A_PARTS or (table, task) in V2_PAGES:
-        return 2
+    if method in L2A_PARTS or (table, task) in V2_PAGES or task in USER_TASKS:
+        return 2  # a user's own task: the version whose learned parts are tested
     return 1
 
 
@@ -56,8 +58,8 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
     version of L2A (default :func:`l2a_version`; ignored for the other methods)."""
     table = table or HOME_TABLE.get(method, "table1")
     choose("profile", profile, PROFILES)
-    choose("task", task, TASKS)
-    data = DataConfig(task=task, **{**TASK_DATA[task], **data_overrides})
+    check_task(task)
+    data = DataConfig(task=task, **{**TASK_DATA[base_task(task)], **data_overrides})
     if profile == "cpu":
         model = ModelConfig()
         teacher_train, student_train = TrainConfig(), TrainConfig(lr=1e-4)

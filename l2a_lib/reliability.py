@@ -186,6 +186,27 @@ def _user_source_labels(scratch, data_dir):
     userdata.check(target, source, "classification")
 
 
+def _user_few_of_a_class(scratch, data_dir):
+    df = userdata.read_table(_user_table(scratch, {"text": ["fine"] * 300,
+                                                   "label": ["pos"] * 290 + ["neg"] * 10}))
+    userdata.check(df, None, "classification")
+
+
+def _user_empty_rows(scratch, data_dir):
+    userdata.read_table(_user_table(scratch, {"text": ["fine", " ", "poor"], "label": [1, 0, 1]}))
+
+
+def _user_unreadable_file(scratch, data_dir):
+    path = scratch / "target.jsonl"
+    path.write_text('{"text": "fine", "label": 1}\n{this is not json\n')
+    userdata.read_table(str(path))
+
+
+def _user_unsavable_method(scratch, data_dir):
+    from .distill import make_user_config
+    make_user_config("tc", "bilstm_soft", 0, "smoke", {})
+
+
 CASES: list[BadInput] = [
     BadInput("data folder does not exist", "DataDirError", r"does not exist", _missing_dir),
     BadInput("a data file is missing", "DataError", r"rte/dev\.tsv", _missing_file),
@@ -226,6 +247,14 @@ CASES: list[BadInput] = [
              r"not numbers .*'high'", _user_regression_label),
     BadInput("your own data: source labels the target lacks", "DataError",
              r"source has label\(s\) the target lacks \('c'\)", _user_source_labels),
+    BadInput("your own data: too few examples of a class", "DataError",
+             r"only 10 of 'neg'.*--train-per-class", _user_few_of_a_class),
+    BadInput("your own data: an empty text", "DataError",
+             r"empty or non-text 'text' \(data rows 2\)", _user_empty_rows),
+    BadInput("your own data: a file that is not JSON Lines", "DataError",
+             r"cannot read the target file .* as JSON Lines", _user_unreadable_file),
+    BadInput("distill: a method whose student cannot be saved", "ConfigError",
+             r"bilstm_soft cannot be saved as a Hugging Face model", _user_unsavable_method),
 ]
 
 

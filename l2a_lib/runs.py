@@ -4,8 +4,10 @@ its data tokenised (:func:`prepare`) and its scores on the dev and test splits
 from __future__ import annotations
 
 import dataclasses
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -71,9 +73,18 @@ def compact_predictions(kind: str, logits) -> str | list[float]:
     return [round(float(x), 4) for x in logits.reshape(-1)]
 
 
+# Set by ``l2a_lib.distill`` around a run: called with (model, prep) when a method scores
+# its final model, so that a user's distilled student can be saved. Every method scores
+# its final model with :func:`score` exactly once, so no method needs to know of it.
+final_model_hook: ContextVar[Callable | None] = ContextVar("final_model_hook", default=None)
+
+
 def score(model, prep: Prepared, config: ExperimentConfig, train_cfg,
            sink: dict | None = None) -> list[dict]:
     """dev and test metrics; with ``sink``, also the compact test predictions."""
+    hook = final_model_hook.get()
+    if hook is not None:
+        hook(model, prep)
     rows = []
     for split, enc in (("dev", prep.dev), ("test", prep.test)):
         logits = predict(model, enc, pad_id=prep.pad_id, batch_size=train_cfg.eval_batch_size,

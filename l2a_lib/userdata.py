@@ -4,8 +4,9 @@ The first part of distilling on one's own data (issue 37): :func:`read_table` re
 CSV, TSV or JSON Lines file with the ``datasets`` library (or a data set from the
 Hugging Face hub, for users with a network) into the companion's frame (``uid``,
 ``text_a``, ``text_b``, ``label``); :func:`check` refuses, before any training, what
-would make a run fail late or mean nothing; :func:`split_target` draws the few-shot
-train, dev and test splits by a seed. Every refusal is a ``DataError`` whose message
+would make a run fail late or mean nothing;  the splits are drawn by the paper
+tasks' own code (``data.split_target``) once ``distill.register`` has made the files a
+task. Every refusal is a ``DataError`` whose message
 names the file or column and the fix.
 """
 from __future__ import annotations
@@ -129,18 +130,22 @@ def check(target: pd.DataFrame, source: pd.DataFrame | None, kind: str, *,
     if len(classes) < 2:
         raise DataError(f"the target has a single class ({classes[0]!r}): a classifier needs at least "
                         "two; check --label-column")
-    counts = target["label"].value_counts()
-    short = {c: int(counts[c]) for c in classes if counts[c] < train_per_class + 2}
-    if short:
-        raise DataError(f"the few-shot setting takes {train_per_class} training examples per class "
-                        f"and leaves some for dev and test, but the target has only "
-                        f"{', '.join(f'{n} of {c!r}' for c, n in short.items())}: lower "
-                        "--train-per-class or give more examples of those classes")
     need = train_per_class * len(classes) + dev_size + MIN_TEST
     if len(target) < need:
         raise DataError(f"the target has {len(target)} examples; {train_per_class} per class for "
                         f"training, {dev_size} for dev and at least {MIN_TEST} for test need {need}: "
                         "lower --train-per-class or --dev-size, or give more target data")
+    counts = target["label"].value_counts()
+    # each class gives train_per_class to training, its share of the dev split (as
+    # data.split_target draws it) and at least one test example
+    need_c = {c: train_per_class + max(1, int(round(dev_size * counts[c] / len(target)))) + 1
+              for c in classes}
+    short = {c: int(counts[c]) for c in classes if counts[c] < need_c[c]}
+    if short:
+        raise DataError(f"the few-shot setting takes {train_per_class} training examples per class "
+                        f"and leaves some for dev and test, but the target has only "
+                        f"{', '.join(f'{n} of {c!r}' for c, n in short.items())}: lower "
+                        "--train-per-class or give more examples of those classes")
     if source is not None:
         extra = sorted(set(pd.unique(source["label"])) - set(classes), key=str)
         if extra:
@@ -156,27 +161,3 @@ def encode_labels(df: pd.DataFrame, classes: list) -> pd.DataFrame:
         return df
     ids = {c: i for i, c in enumerate(classes)}
     return df.assign(label=df["label"].map(ids).astype(int))
-
-
-def split_target(target: pd.DataFrame, kind: str, seed: int, *, train_per_class: int = 40,
-                 n_train: int = 80, dev_size: int = 100) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(train, dev, test) drawn by ``seed``: ``train_per_class`` examples of each class
-    (``n_train`` at random for regression), ``dev_size`` more at the target's class
-    proportions, the rest for test. Run :func:`check` first."""
-    rng = np.random.RandomState(seed)
-    order = rng.permutation(len(target))
-    df = target.iloc[order].reset_index(drop=True)
-    if kind == "regression":
-        train = df.iloc[:n_train]
-        rest = df.iloc[n_train:]
-    else:
-        train = df.groupby("label", group_keys=False, sort=True).head(train_per_class)
-        rest = df.drop(index=train.index)
-    if kind == "regression":
-        dev = rest.iloc[:dev_size]
-    else:  # stratified: each class in proportion to the target, at least one
-        share = target["label"].value_counts(normalize=True)
-        dev = pd.concat([rest[rest["label"] == c].head(max(1, int(round(dev_size * share[c]))))
-                         for c in sorted(share.index, key=str)])
-    test = rest.drop(index=dev.index)
-    return (train.reset_index(drop=True), dev.reset_index(drop=True), test.reset_index(drop=True))

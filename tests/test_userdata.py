@@ -85,17 +85,31 @@ def test_targets_that_cannot_give_the_few_shot_splits_are_refused(target, source
                        train_per_class=40, dev_size=100)
 
 
-def test_split_by_seed_is_few_shot_stratified_disjoint_and_repeatable():
-    target = _frame(["pos"] * 300 + ["neg"] * 100)
-    classes = userdata.check(target, None, "classification", train_per_class=40, dev_size=100)
-    assert classes == ["neg", "pos"]
-    target = userdata.encode_labels(target, classes)
-    train, dev, test = userdata.split_target(target, "classification", seed=3, train_per_class=40,
-                                             dev_size=100)
-    assert train["label"].value_counts().to_dict() == {0: 40, 1: 40}
-    assert dev["label"].value_counts().to_dict() == {1: 75, 0: 25}
-    ids = [set(x["uid"]) for x in (train, dev, test)]
+def test_registered_files_split_by_the_paper_tasks_code(tmp_path):
+    """A user's files become a task that load_task splits like the paper's: the few-shot
+    train split, a stratified dev split, the rest for test, disjoint and repeatable."""
+    from l2a_lib import data, distill
+    from l2a_lib.profiles import make_config
+    target = pd.DataFrame({"review": [f"film {i}" for i in range(400)],
+                           "stars": ["pos"] * 300 + ["neg"] * 100})
+    target.to_csv(tmp_path / "t.csv", index=False)
+    target.iloc[::4].to_csv(tmp_path / "s.csv", index=False)
+    cols = Columns(text="review", label="stars")
+    task, classes, settings = distill.register(str(tmp_path / "t.csv"), str(tmp_path / "s.csv"),
+                                               "classification", cols)
+    assert classes == ["neg", "pos"] and task.startswith("t-")
+    cfg = make_config(task, "student_ft", 3, **settings)
+    assert cfg.data.max_length == make_config("tc", "student_ft").data.max_length  # tc's settings
+    td = data.load_task(task, cfg.data, seed=3)
+    assert td.train["label"].value_counts().to_dict() == {0: 40, 1: 40}
+    assert td.dev["label"].value_counts().to_dict() == {1: 75, 0: 25}
+    ids = [set(x["text_a"]) for x in (td.train, td.dev, td.test)]
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
-    assert sum(map(len, ids)) == 400
-    again = userdata.split_target(target, "classification", seed=3, train_per_class=40, dev_size=100)
-    assert again[0]["uid"].tolist() == train["uid"].tolist()
+    assert sum(map(len, ids)) == 400 and len(td.source) == 100
+    again = data.load_task(task, cfg.data, seed=3)
+    assert again.train["text_a"].tolist() == td.train["text_a"].tolist()
+    # another file is another task (its runs get their own cache keys)
+    target.iloc[:399].to_csv(tmp_path / "t.csv", index=False)
+    other, _, _ = distill.register(str(tmp_path / "t.csv"), str(tmp_path / "s.csv"),
+                                   "classification", cols)
+    assert other != task

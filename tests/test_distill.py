@@ -1,0 +1,128 @@
+"""Distilling a user's own files (issue 37): one command, the paper runs' code, the
+student saved as a standard Hugging Face model that predicts what the in-memory
+student predicts."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from l2a_lib import cli
+from l2a_lib.errors import ConfigError
+
+
+def _write_domain(folder, n_pos=120, n_neg=120, seed=0):
+    rng = np.random.default_rng(seed)
+    good = ["a warm and funny film", "the cast is superb", "a moving story, well told",
+            "i loved every minute", "sharp writing and great acting"]
+    bad = ["a dull and lifeless film", "the plot makes no sense", "badly acted throughout",
+           "i was bored the whole time", "a tedious mess"]
+    texts = [f"{good[i % 5]} {rng.integers(1000)}" for i in range(n_pos)] + \
+            [f"{bad[i % 5]} {rng.integers(1000)}" for i in range(n_neg)]
+    df = pd.DataFrame({"review": texts, "stars": ["pos"] * n_pos + ["neg"] * n_neg})
+    folder.mkdir(parents=True, exist_ok=True)
+    df.sample(frac=1.0, random_state=seed).to_csv(folder / "target.csv", index=False)
+    df.iloc[::2].to_json(folder / "source.jsonl", orient="records", lines=True)
+    return folder / "target.csv", folder / "source.jsonl"
+
+
+@pytest.fixture()
+def isolated(tmp_path, monkeypatch, data_dir):
+    """A scratch cache and results folder; the paper's data stays reachable because the
+    smoke profile trains its augmentation masked LM on the paper's four domains (the cpu
+    profile's is committed with the results)."""
+    monkeypatch.setenv("L2A_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("L2A_PROGRESS", "0")
+    from l2a_lib import tasks
+    yield tmp_path
+    for name in list(tasks.USER_REGISTRY):  # leave no user task behind for other tests
+        tasks.USER_REGISTRY.pop(name)
+        tasks.USER_TASKS.pop(name, None)
+
+
+@pytest.mark.parametrize("method", ["student_ft", "l2a"])
+def test_a_saved_student_predicts_what_the_trained_one_predicts(isolated, method):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from l2a_lib.distill import distill
+    from l2a_lib.userdata import Columns
+    target, source = _write_domain(isolated / "files")
+    out = isolated / "student"
+    res = distill(str(target), str(source), kind="classification", method=method, out=out,
+                  columns=Columns(text="review", label="stars"), profile="smoke",
+                  results_dir=isolated / "results")
+    assert res.student is not None and res.classes == ["neg", "pos"]
+    saved = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    tok = AutoTokenizer.from_pretrained(out)
+    assert saved.config.id2label == {0: "neg", 1: "pos"}
+    texts = ["a warm and funny film", "a tedious mess of a plot", "the cast is superb"]
+    enc = tok(texts, padding=True, return_tensors="pt")
+    student = res.student.cpu().eval()
+    with torch.no_grad():
+        ours = student(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]).logits
+        theirs = saved(**enc).logits
+    torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=1e-4)
+    card = (out / "README.md").read_text()
+    assert method in card and "test:" in card and "sizes:" in card
+    # asked again: read from the cache and copied, nothing trained
+    again = distill(str(target), str(source), kind="classification", method=method,
+                    out=isolated / "again", columns=Columns(text="review", label="stars"),
+                    profile="smoke", results_dir=isolated / "results")
+    assert again.student is None and again.record["config_hash"] == res.record["config_hash"]
+    assert (isolated / "again" / "model.safetensors").read_bytes() == \
+        (out / "model.safetensors").read_bytes()
+    if method != "student_ft":
+        return
+    # in float16 (the book's example), then on a "fresh clone" without the local cache:
+    # the out folder that holds the run's student is used as it is, nothing trained
+    kw = dict(kind="classification", method=method, columns=Columns(text="review", label="stars"),
+              profile="smoke", results_dir=isolated / "results", dtype="float16")
+    distill(str(target), str(source), out=isolated / "half", **kw)
+    import shutil
+    shutil.rmtree(isolated / "cache" / "students")
+    third = distill(str(target), str(source), out=isolated / "half", **kw)
+    assert third.student is None
+    half = AutoModelForSequenceClassification.from_pretrained(isolated / "half").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(half(**enc).logits, ours, atol=2e-2, rtol=2e-2)
+    from safetensors.torch import load_file
+    assert {v.dtype for v in load_file(isolated / "half" / "model.safetensors").values()} == \
+        {torch.float16}
+
+
+def test_the_command_line_distils_and_reports(isolated, capsys):
+    target, source = _write_domain(isolated / "files")
+    rc = cli.main(["--results-dir", str(isolated / "results"), "distill", "--target", str(target),
+                   "--source", str(source), "--text-column", "review", "--label-column", "stars",
+                   "--method", "student_ft", "--profile", "smoke", "--out", str(isolated / "out")])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "test acc" in printed and "from_pretrained" in printed
+    assert (isolated / "out" / "config.json").is_file()
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--method", "bilstm_soft"], r"bilstm_soft cannot be saved.*BiLSTM.*choose one of"),
+    (["--method", "teacher_ft"], r"teacher_ft cannot be saved.*MPNet teacher"),
+    (["--method", "nonsense"], r"'nonsense' is not a method"),
+    (["--label-column", "rating"], r"no column 'rating'.*--label-column"),
+    (["--few-negatives"], r"only 5 of 'neg'.*--train-per-class"),
+])
+def test_bad_requests_are_refused_before_training(isolated, capsys, argv, match):
+    few = argv == ["--few-negatives"]
+    target, source = _write_domain(isolated / "files", n_neg=5 if few else 120)
+    argv = [] if few else argv
+    base = ["--results-dir", str(isolated / "results"), "distill", "--target", str(target),
+            "--source", str(source), "--text-column", "review", "--label-column", "stars",
+            "--profile", "smoke", "--out", str(isolated / "out")]
+    rc = cli.main(base + argv)
+    assert rc == 2
+    err = capsys.readouterr().err
+    import re
+    assert re.search(match, err), err
+    assert not (isolated / "results" / "runs").exists() or not any((isolated / "results" / "runs").iterdir())
+
+
+def test_a_user_task_is_refused_by_name_until_registered():
+    from l2a_lib.profiles import make_config
+    with pytest.raises(ConfigError, match="not allowed"):
+        make_config("reviews-0000", "student_ft", 0)
