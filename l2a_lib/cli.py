@@ -136,7 +136,7 @@ def _cmd_distill(args) -> int:
                   columns=cols, source_columns=src_cols, profile=args.profile, seed=args.seed,
                   train_per_class=args.train_per_class, n_train=args.n_train,
                   dev_size=args.dev_size, name=args.name, results_dir=args.results_dir,
-                  force=args.force, dtype=args.dtype)
+                  force=args.force, dtype=args.dtype, allow_training=not args.no_training)
     rows = {(r["split"], r["metric"]): r["value"] for r in res.record["rows"]}
     shown = ", ".join(f"{split} {metric} {value:.3f}" for (split, metric), value in rows.items()
                       if metric in ("acc", "f1", "pearson"))
@@ -232,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--dtype", choices=("float32", "float16"), default="float32",
                    help="precision of the saved weights (float16 halves the file)")
     r.add_argument("--force", action="store_true", help="recompute even if cached")
+    r.add_argument("--no-training", action="store_true",
+                   help="fail instead of training when the run is not cached (book builds)")
     r.set_defaults(func=_cmd_distill)
 
     args = p.parse_args(argv)

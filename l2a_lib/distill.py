@@ -133,7 +133,7 @@ def distill(target: str, source: str, *, kind: str = "classification", method: s
             out, columns: Columns = Columns(), source_columns: Columns | None = None,
             profile: str = "cpu", seed: int = 0, train_per_class: int = 40, n_train: int = 80,
             dev_size: int = 100, name: str | None = None, results_dir=None, cache_dir=None,
-            force: bool = False, dtype: str = "float32") -> Distilled:
+            force: bool = False, dtype: str = "float32", allow_training: bool = True) -> Distilled:
     """Distil a student on a user's files and save it to ``out`` (see the module)."""
     from .experiment import run
     from .records import cache_path, read_record
@@ -156,6 +156,10 @@ def distill(target: str, source: str, *, kind: str = "classification", method: s
         if (kept / "config.json").is_file():
             _publish(kept, out, dtype)
             return Distilled(config, read_record(record_path), out, None, classes)
+    if not allow_training:  # a book build reads; it never trains by accident
+        from .errors import MissingResults
+        raise MissingResults(f"the {method} run on {task} is not in the result cache, or its "
+                             f"student is not in {out}: run the same command without --no-training")
     holder: dict = {}
 
     def keep(model, prep):
@@ -267,8 +271,10 @@ def model_card(config, record: dict, classes: list, target: str, source: str) ->
         f"# {config.task}: {config.method} student", "",
         f"A {len(config.model.student_layers)}-layer BERT student ({config.model.student}, "
         f"layers {list(config.model.student_layers)}, {record['n_params'] / 1e6:.1f}M parameters) "
-        f"distilled from {config.model.teacher} with `{config.method}` by the L2A companion "
-        f"(`python -m l2a_lib distill`), profile `{config.profile}`, seed {config.seed}.", "",
+        + ("fine-tuned on the target training split alone (no teacher)"
+           if config.method == "student_ft" else f"distilled from {config.model.teacher}")
+        + f" with `{config.method}` by the L2A companion (`python -m l2a_lib distill`), profile "
+        f"`{config.profile}`, seed {config.seed}.", "",
         "## Data", "",
         f"- target: `{Path(target).name}`; source: `{Path(source).name}`",
         f"- task type: {'regression' if not classes else 'classification'}"

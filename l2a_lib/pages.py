@@ -128,6 +128,7 @@ PAGES: list[Page] = [
                                     # the shapes of Figure 2 and the sensitivity study
                                     *(StudyNeeds(s) for s in STUDY_VALUES)),
          partial=True, title="The paper's claims, one by one"),
+    Page("your_data", "your_data", title="Use it on your data"),  # reads results/examples
     Page("compute", "compute"),
     Page("reproduce", "reproduce", last=True),  # reports the other pages' execution times
 ]

@@ -113,3 +113,16 @@ def test_l2a_version_2_notebooks_smoke(tmp_path, data_dir, monkeypatch):
     assert sum(text.count(w) for w in ("no clear effect", "helps", "hurts", "cannot be judged")) >= 5
     text = _text(_execute("l2a_diagnostics", tmp_path, **{**params, "allow_training": False}))
     assert "Error" not in text and "signal/noise" in text
+
+
+def test_your_data_notebook_smoke(tmp_path, data_dir, monkeypatch):
+    """The page runs the distill command for each method, loads the saved L2A student
+    with transformers alone and shows its predictions and model card."""
+    monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("L2A_DATA_DIR", str(data_dir))
+    nb = _execute("your_data", tmp_path, profile="smoke", allow_training=True,
+                  results_dir=str(tmp_path / "results"))
+    text = _text(nb) + "".join(str(o.get("data", {}).get("text/markdown", ""))
+                               for c in nb.cells for o in c.get("outputs", []))
+    assert "from_pretrained" in text and "l2a student" in text and "prediction" in text
+    assert "Error" not in text and str(tmp_path) not in text

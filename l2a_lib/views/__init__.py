@@ -13,7 +13,8 @@ items (tables and figures, shown by name in the page's cells)::
 * ``studies`` -- Figure 2 and the sensitivity studies, the claims, the front page's outcome;
 * ``setup`` -- the data, the augmentation masked LM, L2A's training log;
 * ``operations`` -- performance, reliability, what reproducing costs;
-* ``parts`` -- L2A version 2's diagnostics and its learned parts' ablations.
+* ``parts`` -- L2A version 2's diagnostics and its learned parts' ablations;
+* ``your_data`` -- distilling a user's own files (``python -m l2a_lib distill``).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from .parts import l2a_diagnostics, l2a_parts
 from .results import table1, table2, table3
 from .setup import data, l2a_training, mlm
 from .studies import claims, outcome, study
+from .your_data import your_data
 
 __all__ = ["View", "claims", "compute", "data", "l2a_diagnostics", "l2a_parts", "l2a_training", "mlm", "outcome", "performance", "reliability",
-           "reproduce", "study", "table1", "table2", "table3"]
+           "reproduce", "study", "table1", "table2", "table3", "your_data"]

@@ -1,0 +1,135 @@
+"""The page "Use it on your data": one of the shipped data sets presented as a user's
+own files, distilled with ``python -m l2a_lib distill``, the saved student loaded
+with ``transformers`` and asked to classify a few sentences."""
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .. import paths
+from ..data import load_domain
+from .base import View
+
+# The example: 1,000 movie-review sentences (Rotten Tomatoes) as the user's labelled
+# target, 5,000 SST-2 sentences as the source; the target's few-shot splits are the
+# command's defaults (40 per class for training, 100 for dev, the other 820 for test).
+TARGET_ROWS, SOURCE_ROWS, SEED = 1000, 5000, 0
+METHODS = ("student_ft", "l2a")
+LABELS = {0: "negative", 1: "positive"}
+SENTENCES = ["An absorbing, beautifully acted portrait of a family.",
+             "The jokes are stale and the plot goes nowhere.",
+             "It is not a great film, but it is never boring.",
+             "A two-hour commercial for its own soundtrack."]
+
+
+def write_example_files(folder) -> tuple[Path, Path]:
+    """The shipped text-classification data written as a user's CSV (target) and JSON
+    Lines (source) files, with the user's own column names and class names."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    as_user = lambda df, n: (df.sample(n=n, random_state=SEED)  # noqa: E731
+                             .assign(sentiment=lambda d: d["label"].map(LABELS))
+                             .rename(columns={"text_a": "review"})[["review", "sentiment"]])
+    target, source = folder / "reviews.csv", folder / "sst2.jsonl"
+    as_user(load_domain("tc", "target"), TARGET_ROWS).to_csv(target, index=False)
+    as_user(load_domain("tc", "source"), SOURCE_ROWS).to_json(source, orient="records", lines=True)
+    return target, source
+
+
+def out_folder(method: str, results_dir=None) -> Path:
+    """Where the example's student is kept with the results (float16 weights)."""
+    return paths.results_dir(results_dir) / "examples" / f"reviews-{method}"
+
+
+def command(method: str, target: Path, source: Path, *, profile: str = "cpu",
+            results_dir=None) -> list[str]:
+    where = ["--results-dir", str(results_dir)] if results_dir else []
+    return [sys.executable, "-m", "l2a_lib", *where, "distill", "--target", str(target),
+            "--source", str(source), "--text-column", "review", "--label-column", "sentiment",
+            "--method", method, "--profile", profile, "--seed", str(SEED), "--dtype", "float16",
+            "--out", str(out_folder(method, results_dir))]
+
+
+def shown(argv: list[str], target: Path, source: Path) -> str:
+    """The command as a reader would type it (file names, not this machine's paths)."""
+    out = Path(argv[argv.index("--out") + 1])
+    short = {str(target): target.name, str(source): source.name, sys.executable: "python",
+             str(out): f"students/{out.name}"}
+    if "--results-dir" in argv:  # a scratch results folder (the smoke test) is not shown
+        i = argv.index("--results-dir")
+        argv = argv[:i] + argv[i + 2:]
+    return " ".join(shlex.quote(short.get(a, a)) for a in argv)
+
+
+def run_example(folder, *, profile: str = "cpu", allow_training: bool = False,
+                results_dir=None) -> dict:
+    """Run the command for each method (from the cache unless ``allow_training``);
+    returns, per method, the command as shown and what it printed."""
+    target, source = write_example_files(folder)
+    out = {}
+    for method in METHODS:
+        argv = command(method, target, source, profile=profile, results_dir=results_dir)
+        if not allow_training:
+            argv.append("--no-training")
+        done = subprocess.run(argv, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{shown(argv, target, source)} failed:\n{done.stderr[-2000:]}")
+        saved = out_folder(method, results_dir)
+        out[method] = {"command": shown([a for a in argv if a != "--no-training"], target, source),
+                       "printed": done.stdout.strip().replace(str(saved), f"students/{saved.name}")}
+    return out
+
+
+def classify(folder: Path, sentences=SENTENCES) -> pd.DataFrame:
+    """The saved student, loaded with ``transformers`` alone, on a few sentences."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in the page
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    tok = AutoTokenizer.from_pretrained(folder)
+    with torch.no_grad():
+        probs = model(**tok(list(sentences), padding=True, return_tensors="pt")).logits.softmax(-1)
+    return pd.DataFrame({"sentence": sentences,
+                         "prediction": [model.config.id2label[int(i)] for i in probs.argmax(-1)],
+                         "probability": probs.max(-1).values.numpy().round(3)})
+
+
+def results_table(methods=METHODS, results_dir=None) -> pd.DataFrame:
+    """Dev and test metrics, size and wall time of each example run (from its record)."""
+    rows = []
+    for m in methods:
+        key = json.loads((out_folder(m, results_dir) / "distill_config.json").read_text())["run_key"]
+        rec = json.loads((paths.results_dir(results_dir) / "runs" / f"{key}.json").read_text())
+        got = {(r["split"], r["metric"]): r["value"] for r in rec["rows"]}
+        rows.append({"method": m, "dev acc": got[("dev", "acc")], "test acc": got[("test", "acc")],
+                     "test F1": got[("test", "f1")],
+                     "teacher's best dev": (rec.get("teacher") or {}).get("best_dev", {}).get("acc"),
+                     "parameters (M)": rec["n_params"] / 1e6, "minutes": rec["wall_seconds"] / 60,
+                     "test examples": rec["sizes"]["test"]})
+    return pd.DataFrame(rows).set_index("method")
+
+
+def your_data(scratch, profile: str = "cpu", allow_training: bool = False,
+              results_dir=None) -> View:
+    """Run the example's commands (from the cache unless ``allow_training``), its
+    results, and the saved L2A student classifying a few sentences."""
+    view = View()
+    runs = run_example(scratch, profile=profile, allow_training=allow_training,
+                       results_dir=results_dir)
+    for m, r in runs.items():
+        view.value(f"command_{m}", r["command"])
+        view.items[f"printed_{m}"] = r["printed"]
+    view.items["card"] = (out_folder("l2a", results_dir) / "README.md").read_text()
+    table = results_table(results_dir=results_dir)
+    view.show("results", table.round(3))
+    for m in METHODS:
+        view.value(f"example_{m}_test_acc", f"{table.loc[m, 'test acc']:.3f}")
+        view.value(f"example_{m}_minutes", f"{table.loc[m, 'minutes']:.0f}")
+    view.show("predictions", classify(out_folder("l2a", results_dir)))
+    return view
