@@ -136,7 +136,8 @@ def _cmd_distill(args) -> int:
                   columns=cols, source_columns=src_cols, profile=args.profile, seed=args.seed,
                   train_per_class=args.train_per_class, n_train=args.n_train,
                   dev_size=args.dev_size, name=args.name, results_dir=args.results_dir,
-                  force=args.force, dtype=args.dtype, allow_training=not args.no_training)
+                  force=args.force, dtype=args.dtype, allow_training=not args.no_training,
+                  teacher=args.teacher)
     rows = {(r["split"], r["metric"]): r["value"] for r in res.record["rows"]}
     shown = ", ".join(f"{split} {metric} {value:.3f}" for (split, metric), value in rows.items()
                       if metric in ("acc", "f1", "pearson"))
@@ -227,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--n-train", type=int, default=80, help="target training examples (regression)")
     r.add_argument("--dev-size", type=int, default=100, help="target dev examples; the rest is test")
     r.add_argument("--seed", type=int, default=0, help="draws the splits and seeds the training")
+    r.add_argument("--teacher", default=None, help="a teacher to fine-tune on the target "
+                   "(all-mpnet-base-v2, the default, or bert-base-uncased), or a folder holding a "
+                   "fine-tuned BertForSequenceClassification to use as it is")
     r.add_argument("--profile", choices=PROFILES, default="cpu")
     r.add_argument("--name", default=None, help="the task's name (default: the target file's)")
     r.add_argument("--dtype", choices=("float32", "float16"), default="float32",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
-from .tasks import TASKS, check_task  # TASKS re-exported: the paper's task names
+from .tasks import TASKS, USER_TEACHERS, check_task  # TASKS re-exported
 
 # Bump when a change to the code changes results: every cache key includes it.
 CODE_VERSION = "2"
@@ -115,7 +115,8 @@ class ModelConfig:
     student_pooling: str | None = None
 
     def __post_init__(self):
-        choose("teacher", self.teacher, TEACHERS)
+        if self.teacher not in USER_TEACHERS:
+            choose("teacher", self.teacher, TEACHERS)
         choose("student", self.student, STUDENTS)
         choose("pooling", self.pooling, POOLINGS)
         if self.student_pooling is not None:

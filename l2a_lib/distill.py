@@ -115,9 +115,51 @@ def register(target_spec: str, source_spec: str, kind: str, columns: Columns,
     return task, classes, settings
 
 
-def make_user_config(task: str, method: str, seed: int, profile: str, settings: dict):
+def register_teacher(spec: str, classes: list) -> str:
+    """A teacher by name (one of ``config.TEACHERS``, fine-tuned by the run) or a folder
+    holding a fine-tuned ``BertForSequenceClassification`` (used as it is). A folder is
+    checked before any training: its weights, its vocabulary (the student's, so both
+    read the same token ids) and its labels (the target's classes, in the same order)."""
+    from .config import TEACHERS
+    from .tasks import USER_TEACHERS
+    if spec in TEACHERS:
+        return spec
+    folder = Path(spec)
+    weights = [f for f in ("model.safetensors", "pytorch_model.bin") if (folder / f).is_file()]
+    if not folder.is_dir() or not weights or not (folder / "config.json").is_file():
+        raise ConfigError(f"--teacher {spec}: give one of {', '.join(TEACHERS)}, or a folder "
+                          "saved with save_pretrained (config.json and model.safetensors)")
+    from transformers import AutoConfig, AutoTokenizer
+    from .config import ModelConfig
+    from .models import load_tokenizer
+    cfg = AutoConfig.from_pretrained(folder)
+    if cfg.model_type != "bert":
+        raise ConfigError(f"--teacher {spec} is a {cfg.model_type} model: a given teacher must be a "
+                          "BertForSequenceClassification with the uncased BERT vocabulary")
+    if not any((folder / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
+        raise ConfigError(f"--teacher {spec}: no tokenizer in the folder; save it there with "
+                          "tokenizer.save_pretrained")
+    vocab = AutoTokenizer.from_pretrained(folder).get_vocab()
+    if vocab != load_tokenizer(ModelConfig()).get_vocab():
+        raise ConfigError(f"--teacher {spec}: its vocabulary is not the student's (uncased BERT), so "
+                          "the two would read different token ids")
+    n_out = 1 if not classes else len(classes)
+    if cfg.num_labels != n_out:
+        raise ConfigError(f"--teacher {spec} has {cfg.num_labels} outputs; the target needs {n_out}")
+    names = [str(cfg.id2label[i]) for i in range(cfg.num_labels)] if classes else []
+    if classes and names != [f"LABEL_{i}" for i in range(len(names))] and names != [str(c) for c in classes]:
+        raise ConfigError(f"--teacher {spec} predicts {names}, the target's classes are "
+                          f"{[str(c) for c in classes]} (in this order): relabel one of them")
+    digest = hashlib.sha256((folder / weights[0]).read_bytes()).hexdigest()[:12]
+    name = f"given-{digest}"
+    USER_TEACHERS[name] = str(folder.resolve())
+    return name
+
+
+def make_user_config(task: str, method: str, seed: int, profile: str, settings: dict,
+                     teacher: str | None = None):
     """The run's configuration: the base task's profile settings, the user's sizes, the
-    student with BERT's pooler."""
+    student with BERT's pooler, and the teacher (``register_teacher``'s name) if given."""
     from .profiles import make_config
     if method in NOT_EXPORTABLE:
         raise ConfigError(f"--method {method} cannot be saved as a Hugging Face model "
@@ -125,15 +167,17 @@ def make_user_config(task: str, method: str, seed: int, profile: str, settings: 
     if method not in EXPORTABLE:
         raise ConfigError(f"--method {method!r} is not a method; choose one of {', '.join(EXPORTABLE)}")
     config = make_config(task, method, seed, profile=profile, **settings)
-    return dataclasses.replace(config, model=dataclasses.replace(config.model,
-                                                                  student_pooling="pooler"))
+    model = dataclasses.replace(config.model, student_pooling="pooler",
+                                **({"teacher": teacher} if teacher else {}))
+    return dataclasses.replace(config, model=model)
 
 
 def distill(target: str, source: str, *, kind: str = "classification", method: str = "l2a",
             out, columns: Columns = Columns(), source_columns: Columns | None = None,
             profile: str = "cpu", seed: int = 0, train_per_class: int = 40, n_train: int = 80,
             dev_size: int = 100, name: str | None = None, results_dir=None, cache_dir=None,
-            force: bool = False, dtype: str = "float32", allow_training: bool = True) -> Distilled:
+            force: bool = False, dtype: str = "float32", allow_training: bool = True,
+            teacher: str | None = None) -> Distilled:
     """Distil a student on a user's files and save it to ``out`` (see the module)."""
     from .experiment import run
     from .records import cache_path, read_record
@@ -143,7 +187,8 @@ def distill(target: str, source: str, *, kind: str = "classification", method: s
     task, classes, settings = register(target, source, kind, columns, source_columns, name=name,
                                        train_per_class=train_per_class, n_train=n_train,
                                        dev_size=dev_size, profile=profile)
-    config = make_user_config(task, method, seed, profile, settings)
+    config = make_user_config(task, method, seed, profile, settings,
+                              register_teacher(teacher, classes) if teacher else None)
     ctx = Context(None, results_dir, cache_dir)
     if dtype not in DTYPES:
         raise ConfigError(f"dtype={dtype!r}: choose one of {', '.join(DTYPES)}")
@@ -282,8 +327,9 @@ def model_card(config, record: dict, classes: list, target: str, source: str) ->
         "- sizes: " + ", ".join(f"{k} {v}" for k, v in record["sizes"].items()),
         "", "## Results", "",
         f"- dev: {fmt(scores['dev'])}", f"- test: {fmt(scores['test'])}",
-        f"- teacher (Teacher-FT on the target train split): best dev "
-        f"{teacher.get('best_dev')}" if teacher else "- teacher: not used",
+        ("- teacher: " + ("given, fine-tuned by the user" if config.model.teacher.startswith("given-")
+                          else f"{config.model.teacher} fine-tuned on the target train split")
+         + f"; dev: {fmt(teacher.get('best_dev') or {})}") if teacher else "- teacher: not used",
         "", "## Settings", "",
         f"- max length {config.data.max_length}, student pooling: BERT's pooler (CLS)",
         f"- L2A version {l2a.version or 1}, {l2a.episodes} episodes" if l2a else "- no L2A",

@@ -264,12 +264,35 @@ def load_encoder(name: str, cache: Path | None, seed: int):
 @booked("loading weights")
 def build_teacher(model_cfg: ModelConfig, num_labels: int, tokenizer, *, seed: int = 0,
                   cache: Path | None = None) -> SequenceModel:
+    from .tasks import USER_TEACHERS
+    if model_cfg.teacher in USER_TEACHERS:  # a user's fine-tuned BERT classifier
+        return on_device(from_bert_classifier(USER_TEACHERS[model_cfg.teacher], num_labels))
     encoder = load_encoder(model_cfg.teacher, cache, seed)
     is_mpnet = encoder.config.model_type == "mpnet"
     torch.manual_seed(seed)  # the head's initialisation
     return on_device(SequenceModel(encoder, num_labels, model_cfg.pooling, model_cfg.dropout,
                                    id_map=mpnet_id_map(tokenizer) if is_mpnet else None,
                                    uses_token_types=not is_mpnet))
+
+
+def from_bert_classifier(folder, num_labels: int) -> SequenceModel:
+    """A saved ``BertForSequenceClassification`` as a :class:`SequenceModel` with BERT's
+    pooler: the same function (the inverse of ``distill.to_hugging_face``)."""
+    from transformers import AutoModelForSequenceClassification
+    hf = AutoModelForSequenceClassification.from_pretrained(folder, attn_implementation="eager")
+    bert = getattr(hf, "bert", None)
+    if bert is None or getattr(bert, "pooler", None) is None:
+        raise ConfigError(f"{folder} holds a {hf.config.model_type} model ({type(hf).__name__}); a "
+                          "given teacher must be a BertForSequenceClassification (BERT vocabulary)")
+    if hf.config.num_labels != num_labels:
+        raise ConfigError(f"the teacher in {folder} has {hf.config.num_labels} outputs; the task "
+                          f"needs {num_labels}")
+    pooler = bert.pooler.dense
+    bert.pooler = None
+    model = SequenceModel(bert, num_labels, "pooler", hf.config.hidden_dropout_prob)
+    model.pooler.load_state_dict(pooler.state_dict())
+    model.head.load_state_dict(hf.classifier.state_dict())
+    return model
 
 
 @booked("loading weights")

@@ -37,3 +37,8 @@ def register_user_task(spec, source, target, base: str) -> None:
         raise ConfigError(f"base={base!r} must be one of the paper's tasks {TASKS}")
     USER_REGISTRY[spec.name] = (spec, source, target)
     USER_TASKS[spec.name] = base
+
+
+# Fine-tuned teachers a user gives as a folder (``distill --teacher DIR``): name -> folder.
+# The name carries a digest of the weights, so runs with another teacher get other keys.
+USER_TEACHERS: dict[str, str] = {}

@@ -36,6 +36,7 @@ from .config import CODE_VERSION, ExperimentConfig, without_none
 from .encoding import Encoded, collate
 from .models import SequenceModel, last_value_projection
 from .runs import Context, Prepared
+from .tasks import USER_TEACHERS
 from .device import on_device
 from .ledger import booked, phase
 from .train import autocast, fine_tune
@@ -75,6 +76,14 @@ def get_teacher(config: ExperimentConfig, ctx: Context, prep: Prepared):
     teacher = models.build_teacher(config.model, spec.num_labels, prep.tokenizer,
                                    seed=config.seed, cache=ctx.cache_dir)
     key = teacher_key(config)
+    if config.model.teacher in USER_TEACHERS:  # given fine-tuned (distill --teacher DIR)
+        from .train import evaluate
+        dev = evaluate(teacher, prep.dev, spec.kind, pad_id=prep.pad_id,
+                       batch_size=config.teacher_train.eval_batch_size, bf16=config.teacher_train.bf16)
+        info = {"given": config.model.teacher, "best_dev": dev, "best_epoch": None,
+                "sha256": config.model.teacher.rsplit("-", 1)[-1]}
+        ctx.teacher_used = teacher_summary(key, info, trained_here=False)
+        return teacher, info
     weights, meta = teacher_files(config, ctx.cache_dir)
     if weights.is_file() and meta.is_file():
         with phase("loading weights"):

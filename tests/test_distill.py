@@ -126,3 +126,40 @@ def test_a_user_task_is_refused_by_name_until_registered():
     from l2a_lib.profiles import make_config
     with pytest.raises(ConfigError, match="not allowed"):
         make_config("reviews-0000", "student_ft", 0)
+
+
+def test_a_given_fine_tuned_teacher_is_used_as_it_is(isolated):
+    """--teacher DIR: a saved BertForSequenceClassification (here a student saved by an
+    earlier distill) becomes the teacher without fine-tuning; on the same dev split it
+    scores what it scored as that student."""
+    from l2a_lib.distill import distill
+    from l2a_lib.userdata import Columns
+    target, source = _write_domain(isolated / "files")
+    kw = dict(kind="classification", columns=Columns(text="review", label="stars"),
+              profile="smoke", results_dir=isolated / "results")
+    first = distill(str(target), str(source), method="student_ft", out=isolated / "t", **kw)
+    res = distill(str(target), str(source), method="l2a", out=isolated / "s",
+                  teacher=str(isolated / "t"), **kw)
+    used = res.record["teacher"]
+    assert used["trained_here"] is False and res.config.model.teacher.startswith("given-")
+    dev = {r["metric"]: r["value"] for r in first.record["rows"] if r["split"] == "dev"}
+    assert used["best_dev"]["acc"] == pytest.approx(dev["acc"])
+    assert "given, fine-tuned by the user" in (isolated / "s" / "README.md").read_text()
+
+
+def test_a_given_teacher_that_cannot_work_is_refused(isolated, tmp_path):
+    from transformers import BertConfig, BertForSequenceClassification
+    from l2a_lib.distill import register_teacher
+    with pytest.raises(ConfigError, match="or a folder saved with save_pretrained"):
+        register_teacher(str(tmp_path / "nothing"), ["neg", "pos"])
+    folder = tmp_path / "three"
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=64, num_labels=3)
+    BertForSequenceClassification(cfg).save_pretrained(folder)
+    with pytest.raises(ConfigError, match="no tokenizer"):
+        register_teacher(str(folder), ["neg", "pos"])
+    from l2a_lib.config import ModelConfig
+    from l2a_lib.models import load_tokenizer
+    load_tokenizer(ModelConfig()).save_pretrained(folder)
+    with pytest.raises(ConfigError, match="has 3 outputs; the target needs 2"):
+        register_teacher(str(folder), ["neg", "pos"])
