@@ -163,3 +163,39 @@ def test_a_given_teacher_that_cannot_work_is_refused(isolated, tmp_path):
     load_tokenizer(ModelConfig()).save_pretrained(folder)
     with pytest.raises(ConfigError, match="has 3 outputs; the target needs 2"):
         register_teacher(str(folder), ["neg", "pos"])
+
+
+@pytest.mark.parametrize("shape", ["pairs", "regression"])
+def test_sentence_pairs_and_regression_round_trip(isolated, shape):
+    """Pairs take PI's settings and regression the regression task's; both save and
+    load as BertForSequenceClassification with the trained student's outputs."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from l2a_lib.distill import distill
+    from l2a_lib.userdata import Columns
+    rng = np.random.default_rng(1)
+    n = 240
+    a = [f"is the film {w} {i}" for i, w in zip(range(n), rng.choice(["good", "long", "new"], n))]
+    b = [f"was the movie {w} {i}" for i, w in zip(range(n), rng.choice(["good", "long", "new"], n))]
+    if shape == "pairs":
+        df = pd.DataFrame({"q1": a, "q2": b, "same": rng.choice(["yes", "no"], n)})
+        cols, kind = Columns(text="q1", pair="q2", label="same"), "classification"
+    else:
+        df = pd.DataFrame({"q1": a, "score": rng.random(n).round(3)})
+        cols, kind = Columns(text="q1", label="score"), "regression"
+    df.to_csv(isolated / "t.csv", index=False)
+    df.iloc[::2].to_csv(isolated / "s.csv", index=False)
+    res = distill(str(isolated / "t.csv"), str(isolated / "s.csv"), kind=kind, method="student_ft",
+                  out=isolated / "out", columns=cols, profile="smoke",
+                  results_dir=isolated / "results")
+    assert res.config.data.max_length == 48  # the smoke profile's cap
+    saved = AutoModelForSequenceClassification.from_pretrained(isolated / "out").eval()
+    tok = AutoTokenizer.from_pretrained(isolated / "out")
+    enc = tok(a[:3], b[:3], padding=True, return_tensors="pt") if shape == "pairs" else \
+        tok(a[:3], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        ours = res.student.cpu().eval()(enc["input_ids"], enc["attention_mask"],
+                                        enc["token_type_ids"]).logits
+        torch.testing.assert_close(saved(**enc).logits, ours, atol=1e-5, rtol=1e-4)
+    assert saved.config.num_labels == (2 if shape == "pairs" else 1)
+    if shape == "regression":
+        assert saved.config.problem_type == "regression"
