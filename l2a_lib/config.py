@@ -20,8 +20,7 @@ CODE_VERSION = "2"
 
 PROFILES = ("smoke", "cpu", "paper")
 METHODS = ("majority", "teacher_ft", "student_ft", "eda", "cbert", "tinybert", "bilstm_soft",
-           "distilbert",
-           "bert_pkd4", "bert_pkd6", "minilm", "mlm", "l2a", "l2a_wo_src", "l2a_wo_tgt",
+           "distilbert", "bert_pkd4", "bert_pkd6", "minilm", "mlm", "l2a", "l2a_wo_src", "l2a_wo_tgt",
            "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark", "l2a_selector_off", "l2a_selector_random",
            "l2a_generator_off", "l2a_originals_off", "kd_only", "nlpaug_ctx")
 # L2A's learned parts switched off one at a time, and the same KD without augmentation
@@ -31,8 +30,7 @@ L2A_METHODS = ("l2a", "l2a_wo_src", "l2a_wo_tgt", "l2a_wo_att", "l2a_wo_hidden",
                "l2a_wo_dark") + L2A_PARTS
 # Table 1's methods in its row order (the pages, the claims and the reports read this list)
 TABLE1_METHODS = ("majority", "teacher_ft", "student_ft", "bilstm_soft", "distilbert", "bert_pkd4",
-                  "bert_pkd6",
-                  "minilm", "tinybert", "eda", "cbert", "l2a")
+                  "bert_pkd6", "minilm", "tinybert", "eda", "cbert", "l2a")
 AUGMENTERS = ("eda", "bilstm_soft", "tinybert", "cbert", "nlpaug_ctx")
 TABLES = ("table1", "table2", "table3", "fig2_data_size", "sensitivity_T", "sensitivity_alpha",
           "mlm", "l2a_parts")
@@ -355,6 +353,8 @@ class ExperimentConfig:
     distill: DistillConfig | None = None
     mlm_steps: int | None = None  # steps of the augmentation masked LM (None: no MLM used)
     l2a: L2AConfig | None = None
+    # also score the final model on noisy copies of the test split (``robustness``)
+    robustness: bool | None = None
 
     def __post_init__(self):
         check_task(self.task)

@@ -93,4 +93,23 @@ def score(model, prep: Prepared, config: ExperimentConfig, train_cfg,
         rows += [{"split": split, "metric": k, "value": v} for k, v in scores.items()]
         if split == "test" and sink is not None:
             sink["test_predictions"] = compact_predictions(prep.task.spec.kind, logits)
+    if getattr(config, "robustness", None):
+        rows += noisy_scores(model, prep, config, train_cfg)
+    return rows
+
+
+@booked("evaluation")
+def noisy_scores(model, prep: Prepared, config: ExperimentConfig, train_cfg) -> list[dict]:
+    """Metrics on each noisy copy of the test split (``robustness``): rows of the
+    ``robustness`` table, split ``noisy_test`` (never mistaken for the test split's),
+    with the noise kind and level in their own columns."""
+    from .robustness import noisy_tests
+    rows = []
+    for (kind, level), df in noisy_tests(prep.task.test).items():
+        enc = encode(df, prep.tokenizer, config.data.max_length)
+        logits = predict(model, enc, pad_id=prep.pad_id, batch_size=train_cfg.eval_batch_size,
+                         bf16=train_cfg.bf16, desc=f"eval {kind} {level}")
+        rows += [{"table": "robustness", "split": "noisy_test", "noise": kind, "level": level,
+                  "metric": k, "value": v}
+                 for k, v in metrics.compute(prep.task.spec.kind, logits, enc.labels).items()]
     return rows

@@ -1,0 +1,108 @@
+"""Noisy copies of a task's test set, for the robustness page (issue 36).
+
+Three kinds of noise, each at three levels, generated with nlpaug under a fixed seed:
+
+| kind           | nlpaug augmenter                          | level = share of words changed |
+|----------------|-------------------------------------------|--------------------------------|
+| ``typos``      | ``char.KeyboardAug`` (keyboard neighbours) | 0.1, 0.2, 0.3 (chars per word: 30%) |
+| ``dropout``    | ``word.RandomWordAug(action="delete")``    | 0.1, 0.2, 0.3 |
+| ``synonyms``   | ``word.SynonymAug(aug_src="wordnet")``     | 0.1, 0.2, 0.3 |
+
+nlpaug's counts are capped by ``aug_max`` (10 words by default); the cap is lifted so
+that a level means the same share on long and short texts. ``SynonymAug`` POS-tags
+with NLTK's perceptron tagger, which is not available offline (it would try to
+download it); the shim :func:`_untagged` gives every token an empty tag, with which
+nlpaug takes the synonyms of every synset of the word (as EDA does), and EDA's
+stop-word list keeps function words out of it (untagged WordNet would turn "a" into
+"antiophthalmic factor"). Typos stay lower-case, like the texts. A sentence pair gets
+the noise on both sides.
+
+Only the first ``MAX_EXAMPLES`` examples of the test split are perturbed (the split is
+the same for every seed of a task), which bounds the cost of scoring every run on nine
+noisy copies. The copies are cached as JSON Lines in ``<cache_dir>/robustness/``,
+keyed by the texts, the noise, the seed and nlpaug's version; :func:`noisy_tests` is
+deterministic, so a missing cache file is regenerated identically.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+
+import numpy as np
+import pandas as pd
+
+from . import paths
+
+NOISE = {"typos": (0.1, 0.2, 0.3), "dropout": (0.1, 0.2, 0.3), "synonyms": (0.1, 0.2, 0.3)}
+MAX_EXAMPLES = 1000
+SEED = 20210121
+
+
+def _untagged(tokens):
+    return [(t, "") for t in tokens]
+
+
+def augmenter(kind: str, level: float):
+    """The nlpaug augmenter of one noise kind and level (see the module)."""
+    import nlpaug.augmenter.char as nac
+    import nlpaug.augmenter.word as naw
+    if kind == "typos":
+        return nac.KeyboardAug(aug_word_p=level, aug_word_max=10_000, aug_char_p=0.3,
+                               include_special_char=False, include_numeric=False,
+                               include_upper_case=False)
+    if kind == "dropout":
+        return naw.RandomWordAug(action="delete", aug_p=level, aug_max=10_000)
+    if kind == "synonyms":
+        from .resources import wordnet
+        wordnet()  # NLTK_DATA set to the companion's copy before nlpaug loads WordNet
+        from .augment.eda import STOP_WORDS
+        aug = naw.SynonymAug(aug_src="wordnet", aug_p=level, aug_max=10_000,
+                             stopwords=sorted(STOP_WORDS))
+        aug.model.pos_tag = _untagged
+        return aug
+    raise ValueError(f"noise kind {kind!r}: choose one of {', '.join(NOISE)}")
+
+
+def perturb(texts: list[str], kind: str, level: float, seed: int = SEED) -> list[str]:
+    """Each text with the noise applied (nlpaug's random state seeded once, texts in
+    order: the same inputs give the same outputs)."""
+    aug = augmenter(kind, level)
+    random.seed(seed)
+    np.random.seed(seed)
+    out = []
+    for t in texts:
+        new = aug.augment(t)
+        new = new[0] if isinstance(new, list) else new
+        out.append(new if isinstance(new, str) and new.strip() else t)
+    return out
+
+
+def _key(test: pd.DataFrame, kind: str, level: float, seed: int) -> str:
+    import nlpaug
+    h = hashlib.sha256(json.dumps([kind, level, seed, nlpaug.__version__]).encode())
+    for col in ("text_a", "text_b"):
+        h.update("\x1f".join(map(str, test[col].tolist())).encode())
+    return h.hexdigest()[:16]
+
+
+def noisy_test(test: pd.DataFrame, kind: str, level: float, *, seed: int = SEED,
+               cache_dir=None) -> pd.DataFrame:
+    """The first ``MAX_EXAMPLES`` test examples with the noise on their text(s)."""
+    test = test.iloc[:MAX_EXAMPLES].reset_index(drop=True)
+    path = paths.cache_dir(cache_dir) / "robustness" / f"{_key(test, kind, level, seed)}.jsonl"
+    if path.is_file():
+        return pd.read_json(path, lines=True, dtype={"uid": str})
+    noisy = test.copy()
+    noisy["text_a"] = perturb(test["text_a"].tolist(), kind, level, seed)
+    if test["text_b"].notna().any():
+        noisy["text_b"] = perturb(test["text_b"].tolist(), kind, level, seed + 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    paths.atomic_write_text(path, noisy.to_json(orient="records", lines=True))
+    return noisy
+
+
+def noisy_tests(test: pd.DataFrame, cache_dir=None) -> dict[tuple[str, float], pd.DataFrame]:
+    """Every (kind, level) copy of ``test``."""
+    return {(k, lv): noisy_test(test, k, lv, cache_dir=cache_dir)
+            for k, levels in NOISE.items() for lv in levels}

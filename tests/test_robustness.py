@@ -1,0 +1,54 @@
+"""Noisy copies of the test split (issue 36): nlpaug's augmenters, offline, seeded,
+cached; a run with ``robustness`` scores its model on every copy."""
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from l2a_lib import robustness
+
+TEXTS = ["the film is a warm and funny portrait of a family in trouble",
+         "a dull , lifeless and badly acted story that goes nowhere at all",
+         "i loved every minute of this beautifully shot movie"]
+
+
+@pytest.mark.parametrize("kind", list(robustness.NOISE))
+def test_each_noise_is_seeded_and_grows_with_its_level(kind, data_dir, monkeypatch):
+    monkeypatch.setenv("L2A_DATA_DIR", str(data_dir))
+    low, high = robustness.NOISE[kind][0], robustness.NOISE[kind][-1]
+    a = robustness.perturb(TEXTS * 10, kind, low)
+    assert a == robustness.perturb(TEXTS * 10, kind, low)  # same seed, same output
+    changed = lambda out: np.mean([sum(w not in t.split() for w in o.split()) / len(t.split())  # noqa: E731
+                                   if kind != "dropout" else 1 - len(o.split()) / len(t.split())
+                                   for o, t in zip(out, TEXTS * 10)])
+    lo, hi = changed(a), changed(robustness.perturb(TEXTS * 10, kind, high))
+    assert 0.02 < lo < hi, (lo, hi)
+    if kind == "synonyms":  # function words are left alone (EDA's stop words)
+        out = robustness.perturb(["a film of the year"] * 20, kind, high)
+        assert all(o.split()[0] == "a" for o in out), out[:3]
+
+
+def test_noisy_copies_are_cached_and_pairs_get_noise_on_both_sides(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("L2A_DATA_DIR", str(data_dir))
+    test = pd.DataFrame({"uid": ["1", "2", "3"], "text_a": TEXTS, "text_b": TEXTS[::-1], "label": [1, 0, 1]})
+    first = robustness.noisy_test(test, "typos", 0.3, cache_dir=tmp_path)
+    assert (first["text_a"] != test["text_a"]).any() and (first["text_b"] != test["text_b"]).any()
+    assert len(list((tmp_path / "robustness").glob("*.jsonl"))) == 1
+    again = robustness.noisy_test(test, "typos", 0.3, cache_dir=tmp_path)
+    pd.testing.assert_frame_equal(first, again)
+
+
+def test_a_run_with_robustness_scores_every_noisy_copy(tmp_path, data_dir, monkeypatch):
+    from l2a_lib import experiment
+    from l2a_lib.profiles import make_config
+    monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
+    config = dataclasses.replace(make_config("tc", "student_ft", 0, profile="smoke"), robustness=True)
+    df = experiment.run(config, results_dir=tmp_path / "results", data_dir=data_dir)
+    noisy = df[df["table"] == "robustness"]
+    assert set(noisy["split"]) == {"noisy_test"}
+    assert len(noisy[noisy["metric"] == "acc"]) == 9
+    assert {(k, lv) for k, lv in zip(noisy["noise"], noisy["level"])} == \
+        {(k, lv) for k, levels in robustness.NOISE.items() for lv in levels}
+    clean = df[(df["split"] == "test") & (df["metric"] == "acc")]
+    assert len(clean) == 1 and (clean["table"] == "table1").all()
