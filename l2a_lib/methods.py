@@ -32,7 +32,7 @@ from .device import device, on_device
 from .ledger import booked
 from .majority import run_majority
 from .mlm_export import example_fills
-from .runs import Context, compact_predictions, prepare, score
+from .runs import Context, compact_predictions, noisy_scores, prepare, score
 from .teacher import TeacherCache, TeacherNeeds, get_teacher
 from .train import fine_tune, predict, task_loss, train_loop
 
@@ -238,6 +238,8 @@ def run_bilstm_soft(config: ExperimentConfig, ctx) -> dict:
         logits = predict(student, e, pad_id=words.pad_token_id, bf16=False)
         scores = metrics.compute(spec.kind, logits, e.labels)
         rows += [{"split": split, "metric": k, "value": v} for k, v in scores.items()]
+    if config.robustness:
+        rows += noisy_scores(student, prep, config, train_cfg, tokenizer=words, bf16=False)
     return {"rows": rows, "test_predictions": compact_predictions(spec.kind, logits), "n_params": student.n_params(), "sizes": prep.task.sizes(),
             "augment": aug_info, "fine_tune": dataclasses.asdict(res), "vocab": len(words),
             "teacher_forward_passes": cache.forward_passes, "unique_inputs": len(cache)}

@@ -39,11 +39,12 @@ def test_noisy_copies_are_cached_and_pairs_get_noise_on_both_sides(tmp_path, dat
     pd.testing.assert_frame_equal(first, again)
 
 
-def test_a_run_with_robustness_scores_every_noisy_copy(tmp_path, data_dir, monkeypatch):
+@pytest.mark.parametrize("method", ["student_ft", "bilstm_soft"])
+def test_a_run_with_robustness_scores_every_noisy_copy(tmp_path, data_dir, monkeypatch, method):
     from l2a_lib import experiment
     from l2a_lib.profiles import make_config
     monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
-    config = dataclasses.replace(make_config("tc", "student_ft", 0, profile="smoke"), robustness=True)
+    config = dataclasses.replace(make_config("tc", method, 0, profile="smoke"), robustness=True)
     df = experiment.run(config, results_dir=tmp_path / "results", data_dir=data_dir)
     noisy = df[df["table"] == "robustness"]
     assert set(noisy["split"]) == {"noisy_test"}
