@@ -10,9 +10,9 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 from .errors import ConfigError
+from .validate import _positive, choose, without_none
 from .tasks import TASKS, USER_TEACHERS, check_task  # TASKS re-exported
 
 # Bump when a change to the code changes results: every cache key includes it.
@@ -35,32 +35,10 @@ AUGMENTERS = ("eda", "bilstm_soft", "tinybert", "cbert", "nlpaug_ctx")
 TABLES = ("table1", "table2", "table3", "fig2_data_size", "sensitivity_T", "sensitivity_alpha",
           "mlm", "l2a_parts")
 DATA_SOURCES = ("local", "hub")
+EXTRA_SCORES = ("noise", "attention")
 TEACHERS = ("all-mpnet-base-v2", "bert-base-uncased", "tiny-random-mpnet")
 STUDENTS = ("all-MiniLM-L6-v2", "TinyBERT_General_4L_312D", "tiny-random-bert")
 POOLINGS = ("mean", "cls", "pooler")  # pooler: BERT's own (CLS -> dense -> tanh), for export
-
-def without_none(d):
-    """Drop ``None`` values recursively. Cache keys use this, so a new optional
-    field added later with default ``None`` leaves every existing key valid."""
-    if isinstance(d, dict):
-        return {k: without_none(v) for k, v in d.items() if v is not None}
-    if isinstance(d, (list, tuple)):
-        return [without_none(v) for v in d]
-    return d
-
-
-def choose(name: str, value: Any, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{name}={value!r} is not allowed; choose one of {list(allowed)}")
-
-
-def _positive(name: str, value: Any, *, integer: bool = True, allow_zero: bool = False) -> None:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise ConfigError(f"{name}={value!r} must be {'an int' if integer else 'a number'}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{name}={value!r} must be {'>= 0' if allow_zero else '> 0'}")
-
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -353,14 +331,16 @@ class ExperimentConfig:
     distill: DistillConfig | None = None
     mlm_steps: int | None = None  # steps of the augmentation masked LM (None: no MLM used)
     l2a: L2AConfig | None = None
-    # also score the final model on noisy copies of the test split (``robustness``)
-    robustness: bool | None = None
+    # more scores of the final model: "noise" (noisy test copies, ``robustness``), "attention"
+    extra_scores: tuple[str, ...] | None = None  # (its KL to the teacher's: ``runs.attention_scores``)
 
     def __post_init__(self):
         check_task(self.task)
-        choose("method", self.method, METHODS)
-        choose("table", self.table, TABLES)
-        choose("profile", self.profile, PROFILES)
+        for name, value, allowed in (("method", self.method, METHODS), ("table", self.table, TABLES),
+                                     ("profile", self.profile, PROFILES)):
+            choose(name, value, allowed)
+        for extra in self.extra_scores or ():
+            choose("extra_scores", extra, EXTRA_SCORES)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed={self.seed!r} must be an int >= 0")
         if self.data.task != self.task:
@@ -396,5 +376,5 @@ class ExperimentConfig:
             augment=AugmentConfig(**aug) if aug else None,
             distill=dist,
             l2a=L2AConfig(**l2a) if l2a else None,
-            **d,
+            **{**d, **({"extra_scores": tuple(d["extra_scores"])} if d.get("extra_scores") else {})},
         )

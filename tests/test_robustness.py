@@ -44,7 +44,8 @@ def test_a_run_with_robustness_scores_every_noisy_copy(tmp_path, data_dir, monke
     from l2a_lib import experiment
     from l2a_lib.profiles import make_config
     monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
-    config = dataclasses.replace(make_config("tc", method, 0, profile="smoke"), robustness=True)
+    config = dataclasses.replace(make_config("tc", method, 0, profile="smoke"),
+                                 extra_scores=("noise", "attention"))
     df = experiment.run(config, results_dir=tmp_path / "results", data_dir=data_dir)
     noisy = df[df["table"] == "robustness"]
     assert set(noisy["split"]) == {"noisy_test"}
@@ -53,3 +54,8 @@ def test_a_run_with_robustness_scores_every_noisy_copy(tmp_path, data_dir, monke
         {(k, lv) for k, levels in robustness.NOISE.items() for lv in levels}
     clean = df[(df["split"] == "test") & (df["metric"] == "acc")]
     assert len(clean) == 1 and (clean["table"] == "table1").all()
+    att = df[df["table"] == "attention"].set_index("metric")["value"]
+    if method == "bilstm_soft":  # no attention to compare
+        assert att.empty
+    else:
+        assert att["attention_kl"] > 0 and att["attention_mse"] > 0
