@@ -41,15 +41,20 @@ def write_example_files(folder) -> tuple[Path, Path]:
     return target, source
 
 
+def example_dir(results_dir=None) -> Path:
+    """The example's own result cache (``runs/``) and students (``students/``), apart
+    from the paper's runs so that no page of the paper counts them."""
+    return paths.results_dir(results_dir) / "examples"
+
+
 def out_folder(method: str, results_dir=None) -> Path:
     """Where the example's student is kept with the results (float16 weights)."""
-    return paths.results_dir(results_dir) / "examples" / f"reviews-{method}"
+    return example_dir(results_dir) / "students" / f"reviews-{method}"
 
 
 def command(method: str, target: Path, source: Path, *, profile: str = "cpu",
             results_dir=None) -> list[str]:
-    where = ["--results-dir", str(results_dir)] if results_dir else []
-    return [sys.executable, "-m", "l2a_lib", *where, "distill", "--target", str(target),
+    return [sys.executable, "-m", "l2a_lib", "--results-dir", str(example_dir(results_dir)), "distill", "--target", str(target),
             "--source", str(source), "--text-column", "review", "--label-column", "sentiment",
             "--method", method, "--profile", profile, "--seed", str(SEED), "--dtype", "float16",
             "--out", str(out_folder(method, results_dir))]
@@ -60,9 +65,8 @@ def shown(argv: list[str], target: Path, source: Path) -> str:
     out = Path(argv[argv.index("--out") + 1])
     short = {str(target): target.name, str(source): source.name, sys.executable: "python",
              str(out): f"students/{out.name}"}
-    if "--results-dir" in argv:  # a scratch results folder (the smoke test) is not shown
-        i = argv.index("--results-dir")
-        argv = argv[:i] + argv[i + 2:]
+    i = argv.index("--results-dir")  # the example's own cache: not what a user types
+    argv = argv[:i] + argv[i + 2:]
     return " ".join(shlex.quote(short.get(a, a)) for a in argv)
 
 
@@ -105,7 +109,7 @@ def results_table(methods=METHODS, results_dir=None) -> pd.DataFrame:
     rows = []
     for m in methods:
         key = json.loads((out_folder(m, results_dir) / "distill_config.json").read_text())["run_key"]
-        rec = json.loads((paths.results_dir(results_dir) / "runs" / f"{key}.json").read_text())
+        rec = json.loads((example_dir(results_dir) / "runs" / f"{key}.json").read_text())
         got = {(r["split"], r["metric"]): r["value"] for r in rec["rows"]}
         rows.append({"method": m, "dev acc": got[("dev", "acc")], "test acc": got[("test", "acc")],
                      "test F1": got[("test", "f1")],
