@@ -151,8 +151,22 @@ class TrainConfig:
     bf16: bool = True
     eval_batch_size: int = 64
     smart: SmartConfig | None = None  # SMART regulariser + Bregman proximal point, or off
+    # Settings the page "Choosing the settings" tries (None: off; issue 35): the early
+    # stopping metric ("f1", "acc", "pearson"; default: the task's), class weights
+    # ("balanced"), the regression head's bias started at the training labels' mean
+    # ("label_mean"), and epochs on the source domain before the target (teachers).
+    select_on: str | None = None
+    class_weights: str | None = None
+    head_bias: str | None = None
+    source_epochs: int | None = None
 
     def __post_init__(self):
+        for name, allowed in (("select_on", ("f1", "acc", "pearson", "acc_f1")),
+                              ("class_weights", ("balanced",)), ("head_bias", ("label_mean",))):
+            if getattr(self, name) is not None:
+                choose(name, getattr(self, name), allowed)
+        if self.source_epochs is not None:
+            _positive("source_epochs", self.source_epochs)
         _positive("epochs", self.epochs)
         _positive("batch_size", self.batch_size)
         _positive("eval_batch_size", self.eval_batch_size)

@@ -96,15 +96,35 @@ def get_teacher(config: ExperimentConfig, ctx: Context, prep: Prepared):
     ckpt = teacher_checkpoint(config, ctx.cache_dir)
     ctx.seconds_before += (read_progress(ckpt.folder) or {}).get("seconds", 0.0)
     with phase("teacher fine-tuning", whole=True):
+        source_result = None
+        if config.teacher_train.source_epochs:  # first the source domain (the paper's teachers saw it)
+            source_result = dataclasses.asdict(fine_tune(
+                teacher, source_sample(config, prep), prep.dev, spec.kind,
+                dataclasses.replace(config.teacher_train, epochs=config.teacher_train.source_epochs,
+                                    source_epochs=None), seed=config.seed, pad_id=prep.pad_id,
+                dev_metric=spec.dev_metric, desc=f"teacher {config.task} s{config.seed} source"))
         result = fine_tune(teacher, prep.train, prep.dev, spec.kind, config.teacher_train,
                            seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
                            desc=f"teacher {config.task} s{config.seed}", checkpoint=ckpt)
     paths.atomic_torch_save(teacher.state_dict(), weights)
-    info = {**dataclasses.asdict(result), "sha256": paths.file_sha256(weights)}
+    info = {**dataclasses.asdict(result), "sha256": paths.file_sha256(weights),
+            **({"source": source_result} if source_result else {})}
     paths.atomic_write_text(meta, json.dumps(info))
     ckpt.clear()
     ctx.teacher_used = teacher_summary(key, info, trained_here=True)
     return teacher, info
+
+
+SOURCE_CAP = 2000  # source examples a teacher's source stage reads (source_epochs)
+
+
+def source_sample(config: ExperimentConfig, prep: Prepared):
+    """Up to ``SOURCE_CAP`` source examples (drawn by the seed), encoded: the teacher's
+    source stage (``TrainConfig.source_epochs``)."""
+    from .encoding import encode
+    src = prep.task.source
+    src = src.sample(n=min(SOURCE_CAP, len(src)), random_state=config.seed)
+    return encode(src, prep.tokenizer, config.data.max_length)
 
 
 def teacher_summary(key: str, info: dict, trained_here: bool) -> dict:

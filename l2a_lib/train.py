@@ -38,7 +38,7 @@ from tqdm.std import tqdm
 from . import metrics, smart
 from .ledger import booked, phase
 from .config import TrainConfig
-from .device import device
+from .device import device, on_device
 from .encoding import Encoded, collate
 from .errors import ConfigError, TrainingDiverged
 from .models import SequenceModel
@@ -86,12 +86,20 @@ def autocast(bf16: bool):
             else nullcontext())
 
 
-def task_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> torch.Tensor:
-    """Cross-entropy for classification, squared error for regression."""
+def task_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool,
+              weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy for classification (``weight``: per class), squared error for
+    regression."""
     logits = logits.float()
     if regression:
         return nn.functional.mse_loss(logits.squeeze(-1), labels)
-    return nn.functional.cross_entropy(logits, labels)
+    return nn.functional.cross_entropy(logits, labels, weight=weight)
+
+
+def balanced_weights(labels, num_labels: int) -> torch.Tensor:
+    """n / (C n_c) per class c (``TrainConfig.class_weights = "balanced"``)."""
+    counts = np.bincount(np.asarray(labels, dtype=int), minlength=num_labels).clip(min=1)
+    return torch.tensor(len(labels) / (num_labels * counts), dtype=torch.float32)
 
 
 # ---------------------------------------------------------------- evaluation
@@ -239,11 +247,16 @@ def fine_tune(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cfg
     momentum = (smart.MomentumTeacher(model, cfg.smart.beta)
                 if cfg.smart is not None and cfg.smart.use_bregman else None)
     gen = torch.Generator().manual_seed(seed + 1)  # SMART's noise
+    weight = (on_device(balanced_weights(train.labels, model.num_labels))
+              if cfg.class_weights == "balanced" and not regression else None)
+    if cfg.head_bias == "label_mean" and regression:  # start at the mean, not at 0
+        with torch.no_grad():
+            model.head.bias.fill_(float(np.mean(train.labels)))
 
     def compute_loss(b, idx):
         if cfg.smart is None:
             logits = model(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits
-            return task_loss(logits, b["labels"], regression)
+            return task_loss(logits, b["labels"], regression, weight)
         return _smart_loss(model, b, cfg, regression, gen, momentum)
 
     after_step = (lambda: momentum.update(model)) if momentum is not None else None
@@ -273,6 +286,7 @@ def train_loop(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cf
     the result is safe.
     """
     regression = kind == "regression"
+    dev_metric = cfg.select_on or dev_metric
     torch.manual_seed(seed)  # dropout masks
     gen = torch.Generator().manual_seed(seed)  # batch order
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)

@@ -176,3 +176,57 @@ def test_bf16_is_used_only_where_the_cpu_has_it_unless_forced(monkeypatch):
     monkeypatch.setenv("L2A_BF16", "fast")
     with pytest.raises(ConfigError, match="L2A_BF16='fast'"):
         train.bf16_in_use()
+
+
+# ------------------------------------------- the candidate settings of issue 35
+def test_select_on_picks_the_epoch_best_on_that_metric(toy, tokenizer):
+    import dataclasses
+    model = models.build_student(TINY, 2, seed=1)
+    res = train.fine_tune(model, toy, toy, "classification",
+                          dataclasses.replace(CFG, epochs=4, select_on="f1"), seed=1,
+                          pad_id=tokenizer.pad_token_id, dev_metric="acc_f1")
+    f1 = [h["f1"] for h in res.history]
+    assert res.best_epoch == f1.index(max(f1))
+
+
+def test_balanced_class_weights():
+    w = train.balanced_weights([0, 0, 0, 1], 2)
+    torch.testing.assert_close(w, torch.tensor([4 / 6, 4 / 2]))
+    # weighted cross-entropy: the rare class's errors count more
+    logits, labels = torch.zeros(4, 2), torch.tensor([0, 0, 0, 1])
+    assert train.task_loss(logits, labels, False, w) == pytest.approx(np.log(2))
+
+
+def test_head_bias_starts_regression_at_the_label_mean(tokenizer):
+    import dataclasses
+    df = pd.DataFrame({"text_a": ["a b c", "d e f", "g h i", "j k l"], "text_b": None,
+                       "label": [0.7, 0.9, 0.8, 0.6]})
+    enc = encoding.encode(df, tokenizer, 16)
+    model = models.build_student(TINY, 1, seed=0)
+    seen = {}
+    real = train.train_loop
+
+    def spy(model, *a, **k):  # the bias the training starts from
+        seen["bias"] = float(model.head.bias)
+        return real(model, *a, **k)
+    import unittest.mock as mock
+    with mock.patch.object(train, "train_loop", spy):
+        train.fine_tune(model, enc, enc, "regression",
+                        dataclasses.replace(CFG, epochs=1, head_bias="label_mean"),
+                        seed=0, pad_id=tokenizer.pad_token_id, dev_metric="pearson")
+    assert seen["bias"] == pytest.approx(0.75)
+
+
+def test_a_teacher_with_source_epochs_sees_the_source_first(tmp_path, data_dir, monkeypatch):
+    import dataclasses
+    from l2a_lib import experiment
+    from l2a_lib.profiles import make_config
+    from l2a_lib.records import load_record
+    monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
+    base = make_config("tc", "teacher_ft", 0, profile="smoke")
+    config = dataclasses.replace(base, teacher_train=dataclasses.replace(base.teacher_train,
+                                                                         source_epochs=1))
+    assert config.hash() != base.hash()
+    experiment.run(config, results_dir=tmp_path / "results", data_dir=data_dir)
+    info = load_record(config, tmp_path / "results")["extra"]["fine_tune"]
+    assert info["source"]["epochs_run"] == 1
