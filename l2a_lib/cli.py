@@ -49,6 +49,10 @@ def _cmd_run(args) -> int:
         from .workflow import Plan
         plan = Plan(args.profile, args.results_dir)
         configs = [plan.run(h) for h in args.hash]
+    elif args.candidate:  # the settings page's candidates (l2a_lib.candidates)
+        from .candidates import candidate
+        configs = [c for name in args.candidate
+                   for c in candidate(name).configs(args.profile, seeds=args.seeds)]
     else:
         if not args.method:
             raise SystemExit("run: give --method (with --task and --seeds), or --hash")
@@ -164,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--task", nargs="+", choices=TASKS, default=list(TASKS))
     r.add_argument("--method", nargs="+", choices=METHODS)
     r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    r.add_argument("--candidate", nargs="+", metavar="NAME",
+                   help="the Teacher-FT, Student-FT and majority runs of candidate settings "
+                        "(l2a_lib.candidates; the page 'Choosing the settings')")
     r.add_argument("--hash", nargs="+", metavar="HASH",
                    help="runs of the book's pages by config hash (what the workflow calls)")
     r.add_argument("--profile", choices=PROFILES, default="cpu")

@@ -33,7 +33,7 @@ TABLE1_METHODS = ("majority", "teacher_ft", "student_ft", "bilstm_soft", "distil
                   "bert_pkd6", "minilm", "tinybert", "eda", "cbert", "l2a")
 AUGMENTERS = ("eda", "bilstm_soft", "tinybert", "cbert", "nlpaug_ctx")
 TABLES = ("table1", "table2", "table3", "fig2_data_size", "sensitivity_T", "sensitivity_alpha",
-          "mlm", "l2a_parts")
+          "mlm", "l2a_parts", "settings")
 DATA_SOURCES = ("local", "hub")
 EXTRA_SCORES = ("noise", "attention")
 TEACHERS = ("all-mpnet-base-v2", "bert-base-uncased", "tiny-random-mpnet")

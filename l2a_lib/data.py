@@ -305,8 +305,9 @@ def load_domain(task: str, domain: str, *, source: str = "local", data_dir=None)
     get_task(task)
     if domain not in ("source", "target"):
         raise DataError(f"domain={domain!r} must be 'source' or 'target'")
-    if task in tasks.USER_REGISTRY:
-        return tasks.USER_REGISTRY[task][1 if domain == "source" else 2].copy()
+    if task in tasks.USER_REGISTRY:  # a frame, or a loader of the data folder
+        found = tasks.USER_REGISTRY[task][1 if domain == "source" else 2]
+        return found(paths.data_dir(data_dir)) if callable(found) else found.copy()
     if source == "hub" and (task, domain) in HUB_LOADERS:
         return HUB_LOADERS[(task, domain)]()
     # The CIKM and Amazon originals are not on the hub: local files serve every profile.

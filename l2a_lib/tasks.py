@@ -23,14 +23,16 @@ def check_task(task: str) -> None:
                           + (f" or a registered user task {sorted(USER_TASKS)}" if USER_TASKS else ""))
 
 
-# A user task's examples, in memory: name -> (data.TaskSpec, source frame, target frame).
+# A user task's examples: name -> (data.TaskSpec, source, target), each domain a frame in
+# memory or a loader of the data folder (``data.LOCAL_LOADERS``' kind).
 # Kept apart from the paper's registry, which the book's pages iterate.
 USER_REGISTRY: dict[str, tuple] = {}
 
 
 def register_user_task(spec, source, target, base: str) -> None:
     """Make ``spec.name`` (a ``data.TaskSpec``) a task that every run function accepts,
-    with its examples in memory; it takes the settings of the paper task ``base``."""
+    with its examples (frames, or loaders of the data folder); it takes the settings of
+    the paper task ``base``."""
     if spec.name in TASKS:
         raise ConfigError(f"a user task cannot be called {spec.name!r}: the paper's tasks are {TASKS}")
     if base not in TASKS:

@@ -288,3 +288,29 @@ def test_a_study_is_plotted_on_the_scale_its_trend_is_fitted_on(column, values, 
     if scale == "log":  # each value is a labelled tick, as the values were given
         assert [t.get_text() for t in axes[0].get_xticklabels()] == [f"{v:g}" for v in values]
     plt.close(fig)
+
+
+def test_the_settings_rule_reads_the_headline_metric_gaps():
+    """candidate_table applies the rule: Teacher-FT >= majority + 0.10 and >= Student-FT
+    + 0.05 (F1 on PI; Pearson gap 0.05 on regression), only with every seed in."""
+    import pandas as pd
+    from l2a_lib import candidates as cand
+    from l2a_lib.views.settings import candidate_table
+    rows = []
+    values = {("tc", "teacher_ft"): 0.80, ("tc", "student_ft"): 0.70, ("tc", "majority"): 0.5,
+              ("tc_6l", "teacher_ft"): 0.80, ("tc_6l", "student_ft"): 0.77, ("tc_6l", "majority"): 0.5,
+              ("reg", "teacher_ft"): 0.30, ("reg", "student_ft"): 0.26, ("reg", "majority"): 0.0,
+              ("pi", "teacher_ft"): 0.60, ("pi", "student_ft"): 0.50, ("pi", "majority"): 0.0}
+    for (name, method), v in values.items():
+        metric = cand.HEADLINE[cand.candidate(name).task]
+        for seed in cand.SEEDS:
+            rows.append({"candidate": name, "method": method, "seed": seed, "split": "test",
+                         "metric": metric, "value": v})
+    rows.append({"candidate": "pi", "method": "teacher_ft", "seed": 0, "split": "test",
+                 "metric": "acc", "value": 0.99})  # another metric: not read
+    table = candidate_table(pd.DataFrame(rows)).reset_index().set_index("candidate")
+    assert table.loc["tc", "rule holds"] == "yes"
+    assert table.loc["tc_6l", "rule holds"] == "no"      # teacher only 0.03 above the student
+    assert table.loc["reg", "rule holds"] == "no"        # Pearson gap 0.04 < 0.05
+    assert table.loc["pi", "rule holds"] == "yes"
+    assert table.loc["nli", "rule holds"] == "pending"   # no runs

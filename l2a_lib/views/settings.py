@@ -1,0 +1,52 @@
+"""The page "Choosing the settings" (issue 35): each candidate setting's Teacher-FT,
+Student-FT and majority baseline, and the rule written before they were run."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import candidates as cand
+from .. import report
+from ..experiment import _gather
+from ..runs import Context
+from .base import View
+
+
+def candidate_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per candidate: the headline metric's mean and sd over seeds for each
+    method, the two gaps the rule reads, and whether the rule holds."""
+    rows = []
+    for c in cand.CANDIDATES:
+        metric = cand.HEADLINE[c.task]
+        sub = df[(df["candidate"] == c.name) & (df["split"] == "test") & (df["metric"] == metric)]
+        by = sub.groupby("method")["value"]
+        mean, sd, n = by.mean(), by.std(), by.count()
+        row = {"task": c.task, "candidate": c.name, "what it changes": c.what, "metric": metric}
+        for m, label in (("majority", "majority"), ("teacher_ft", "Teacher-FT"),
+                         ("student_ft", "Student-FT")):
+            row[label] = (report.number(mean[m]) + " ± " + report.number(sd[m])
+                          if m in mean and n[m] > 1 else (report.number(mean[m])
+                                                          if m in mean else "-"))
+        t, s, maj = (mean.get(m) for m in ("teacher_ft", "student_ft", "majority"))
+        row["Teacher - majority"] = None if t is None or maj is None else t - maj
+        row["Teacher - Student"] = None if t is None or s is None else t - s
+        complete = all(n.get(m, 0) == len(cand.SEEDS) for m in cand.METHODS)
+        if not complete:
+            row["rule holds"] = "pending"
+        elif c.task == "reg":
+            row["rule holds"] = "yes" if t - s >= 0.05 else "no"
+        else:
+            row["rule holds"] = "yes" if t - maj >= 0.10 and t - s >= 0.05 else "no"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["task", "candidate"])
+
+
+def settings(profile="cpu", seeds=cand.SEEDS, allow_training=False, allow_missing=True,
+             results_dir=None, data_dir=None) -> View:
+    view = View()
+    view.value("settings_rule", cand.RULE)
+    pairs = [(c.name, cfg) for c in cand.CANDIDATES for cfg in c.configs(profile, seeds=seeds)]
+    df = _gather(pairs, Context(data_dir, results_dir), allow_training, allow_missing,
+                 column="candidate", what=" of the candidate settings")
+    view.note(report.coverage_note(df))
+    view.show("candidates", candidate_table(df))
+    return view
