@@ -141,7 +141,7 @@ def _cmd_distill(args) -> int:
                   train_per_class=args.train_per_class, n_train=args.n_train,
                   dev_size=args.dev_size, name=args.name, results_dir=args.results_dir,
                   force=args.force, dtype=args.dtype, allow_training=not args.no_training,
-                  teacher=args.teacher)
+                  teacher=args.teacher, dev=args.dev, test=args.test)
     rows = {(r["split"], r["metric"]): r["value"] for r in res.record["rows"]}
     shown = ", ".join(f"{split} {metric} {value:.3f}" for (split, metric), value in rows.items()
                       if metric in ("acc", "f1", "pearson"))
@@ -234,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="target training examples per class (classification)")
     r.add_argument("--n-train", type=int, default=80, help="target training examples (regression)")
     r.add_argument("--dev-size", type=int, default=100, help="target dev examples; the rest is test")
+    r.add_argument("--dev", default=None, help="your own dev split (with --test): the target "
+                   "file is then the training split as it is, and nothing is drawn")
+    r.add_argument("--test", default=None, help="your own test split (with --dev)")
     r.add_argument("--seed", type=int, default=0, help="draws the splits and seeds the training")
     r.add_argument("--teacher", default=None, help="a teacher to fine-tune on the target "
                    "(all-mpnet-base-v2, the default, or bert-base-uncased), or a folder holding a "

@@ -50,7 +50,7 @@ class TaskSpec:
     paper_source: str
     paper_target: str
     test_size: int
-    train_sampling: str = "per_class"  # "per_class" (few-shot k per class) | "natural"
+    train_sampling: str = "per_class"  # "per_class" (few-shot k per class) | "natural" | "given"
     split_seed: int = 20210121
     note: str = ""
 
@@ -349,6 +349,12 @@ def _stratified(df: pd.DataFrame, n: int, rng: np.random.RandomState, proportion
 def split_target(target: pd.DataFrame, spec: TaskSpec, cfg: DataConfig, seed: int
                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(train, dev, test) of the target domain; see the module docstring."""
+    if spec.train_sampling == "given":  # a user's own splits (distill --dev / --test)
+        train, dev, test = (target[target["split"] == s].drop(columns="split").reset_index(drop=True)
+                            for s in ("train", "dev", "test"))
+        if cfg.limit:
+            train, dev, test = (f.iloc[: cfg.limit] for f in (train, dev, test))
+        return train, dev, test
     cls = spec.kind == "classification"
     props = target["label"].value_counts(normalize=True).sort_index() if cls else None
     if spec.test_size:

@@ -44,7 +44,7 @@ import pandas as pd
 
 from . import paths
 from .errors import ConfigError
-from .userdata import Columns, KINDS, check, encode_labels, read_table
+from .userdata import Columns, KINDS, check, check_given, encode_labels, read_table
 
 # methods whose final model is the MiniLM-initialised BERT student
 EXPORTABLE = ("student_ft", "eda", "cbert", "tinybert", "minilm", "nlpaug_ctx", "l2a",
@@ -85,9 +85,12 @@ def base_task(kind: str, pair: bool) -> str:
 def register(target_spec: str, source_spec: str, kind: str, columns: Columns,
              source_columns: Columns | None = None, *, name: str | None = None,
              train_per_class: int = 40, n_train: int = 80, dev_size: int = 100,
-             profile: str = "cpu") -> tuple[str, list, dict]:
+             profile: str = "cpu", dev: str | None = None, test: str | None = None
+             ) -> tuple[str, list, dict]:
     """Read, check and register a user's target and source; returns the task's name,
-    its classes (empty for regression) and the data settings to run it with."""
+    its classes (empty for regression) and the data settings to run it with. With
+    ``dev`` and ``test`` (files like the target's), the target is the training split as
+    it is and no split is drawn."""
     from .data import TaskSpec
     from .tasks import register_user_task
     from .profiles import make_config
@@ -97,10 +100,21 @@ def register(target_spec: str, source_spec: str, kind: str, columns: Columns,
     # the sizes the run will use (the smoke profile shrinks them), checked before training
     settings = {"dev_size": dev_size, **({"n_train": n_train} if kind == "regression"
                                          else {"train_per_class": train_per_class})}
-    used = make_config(base_task(kind, pair), "student_ft", profile=profile, **settings).data
-    classes = check(target, source, kind, train_per_class=used.train_per_class,
-                    n_train=used.n_train, dev_size=used.dev_size)
-    target, source = encode_labels(target, classes), encode_labels(source, classes)
+    if (dev is None) != (test is None):
+        raise ConfigError("give both --dev and --test (your own splits), or neither (the target "
+                          "is split by --seed)")
+    if dev is not None:
+        given = [read_table(f, columns, kind, what=w) for f, w in ((dev, "dev"), (test, "test"))]
+        classes = check_given(target, *given, source, kind)
+        target = pd.concat([encode_labels(df, classes).assign(split=s) for df, s in
+                            zip((target, *given), ("train", "dev", "test"))], ignore_index=True)
+        target["uid"] = [f"{s}:{i}" for i, s in enumerate(target["split"])]
+    else:
+        used = make_config(base_task(kind, pair), "student_ft", profile=profile, **settings).data
+        classes = check(target, source, kind, train_per_class=used.train_per_class,
+                        n_train=used.n_train, dev_size=used.dev_size)
+        target = encode_labels(target, classes)
+    source = encode_labels(source, classes)
     stem = name or Path(target_spec).stem or "user"
     stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem)[:40]
     task = f"{stem}-{data_digest(target, source, extra=kind)}"
@@ -109,7 +123,8 @@ def register(target_spec: str, source_spec: str, kind: str, columns: Columns,
                     source_name=str(source_spec), target_name=str(target_spec),
                     paper_source="-", paper_target="-",
                     test_size=0,  # every example outside train and dev
-                    train_sampling="per_class" if classes else "natural")
+                    train_sampling="given" if dev is not None else
+                    ("per_class" if classes else "natural"))
     register_user_task(spec, source.assign(uid=[f"source:{i}" for i in range(len(source))]),
                        target, base_task(kind, pair))
     return task, classes, settings
@@ -177,7 +192,8 @@ def distill(target: str, source: str, *, kind: str = "classification", method: s
             profile: str = "cpu", seed: int = 0, train_per_class: int = 40, n_train: int = 80,
             dev_size: int = 100, name: str | None = None, results_dir=None, cache_dir=None,
             force: bool = False, dtype: str = "float32", allow_training: bool = True,
-            teacher: str | None = None) -> Distilled:
+            teacher: str | None = None, dev: str | None = None, test: str | None = None
+            ) -> Distilled:
     """Distil a student on a user's files and save it to ``out`` (see the module)."""
     from .experiment import run
     from .records import cache_path, read_record
@@ -186,7 +202,7 @@ def distill(target: str, source: str, *, kind: str = "classification", method: s
         raise ConfigError(f"--task-type {kind!r}: choose one of {', '.join(KINDS)}")
     task, classes, settings = register(target, source, kind, columns, source_columns, name=name,
                                        train_per_class=train_per_class, n_train=n_train,
-                                       dev_size=dev_size, profile=profile)
+                                       dev_size=dev_size, profile=profile, dev=dev, test=test)
     config = make_user_config(task, method, seed, profile, settings,
                               register_teacher(teacher, classes) if teacher else None)
     ctx = Context(None, results_dir, cache_dir)

@@ -161,3 +161,25 @@ def encode_labels(df: pd.DataFrame, classes: list) -> pd.DataFrame:
         return df
     ids = {c: i for i, c in enumerate(classes)}
     return df.assign(label=df["label"].map(ids).astype(int))
+
+
+def check_given(train: pd.DataFrame, dev: pd.DataFrame, test: pd.DataFrame,
+                source: pd.DataFrame | None, kind: str) -> list:
+    """The user's own splits (``--dev`` and ``--test``): the training file is used
+    whole. Refuses a training split with one class and dev or test labels it lacks;
+    returns the classes as :func:`check` does."""
+    if kind == "regression":
+        return []
+    classes = sorted(pd.unique(train["label"]), key=str)
+    if len(classes) < 2:
+        raise DataError(f"the training split has a single class ({classes[0]!r}): a classifier "
+                        "needs at least two; check --label-column")
+    for what, df in (("dev", dev), ("test", test), ("source", source)):
+        if df is None:
+            continue
+        extra = sorted(set(pd.unique(df["label"])) - set(classes), key=str)
+        if extra:
+            raise DataError(f"the {what} split has label(s) the training split lacks "
+                            f"({', '.join(map(repr, extra[:5]))}): add training examples of "
+                            "them, or drop those rows")
+    return classes

@@ -199,3 +199,24 @@ def test_sentence_pairs_and_regression_round_trip(isolated, shape):
     assert saved.config.num_labels == (2 if shape == "pairs" else 1)
     if shape == "regression":
         assert saved.config.problem_type == "regression"
+
+
+def test_the_users_own_splits_are_used_as_given(isolated):
+    """--dev and --test: the target file is the training split as it is (no draw)."""
+    from l2a_lib.distill import distill
+    from l2a_lib.userdata import Columns
+    target, source = _write_domain(isolated / "files")
+    df = pd.read_csv(target)
+    train, dev, test = df.iloc[:30], df.iloc[30:60], df.iloc[60:100]
+    for name, part in (("train", train), ("dev", dev), ("test", test)):
+        part.to_csv(isolated / f"{name}.csv", index=False)
+    res = distill(str(isolated / "train.csv"), str(source), method="student_ft",
+                  out=isolated / "out", columns=Columns(text="review", label="stars"),
+                  profile="smoke", results_dir=isolated / "results",
+                  dev=str(isolated / "dev.csv"), test=str(isolated / "test.csv"))
+    sizes = res.record["sizes"]
+    assert (sizes["train"], sizes["dev"], sizes["test"]) == (30, 30, 40)  # smoke's cap is 48
+    with pytest.raises(ConfigError, match="both --dev and --test"):
+        distill(str(isolated / "train.csv"), str(source), out=isolated / "o2",
+                columns=Columns(text="review", label="stars"), profile="smoke",
+                dev=str(isolated / "dev.csv"))

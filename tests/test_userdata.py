@@ -113,3 +113,14 @@ def test_registered_files_split_by_the_paper_tasks_code(tmp_path):
     other, _, _ = distill.register(str(tmp_path / "t.csv"), str(tmp_path / "s.csv"),
                                    "classification", cols)
     assert other != task
+
+
+def test_given_splits_with_labels_the_training_split_lacks_are_refused():
+    train = _frame(["pos", "neg"] * 5)
+    with pytest.raises(DataError, match=r"the dev split has label\(s\) the training split lacks \('mixed'\)"):
+        userdata.check_given(train, _frame(["pos", "mixed"]), _frame(["pos"]), None, "classification")
+    with pytest.raises(DataError, match=r"training split has a single class"):
+        userdata.check_given(_frame(["pos"] * 4), _frame(["pos"]), _frame(["pos"]), None,
+                             "classification")
+    assert userdata.check_given(train, _frame(["pos"]), _frame(["neg"]), None,
+                                "classification") == ["neg", "pos"]
