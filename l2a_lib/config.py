@@ -22,18 +22,20 @@ PROFILES = ("smoke", "cpu", "paper")
 METHODS = ("majority", "teacher_ft", "student_ft", "eda", "cbert", "tinybert", "bilstm_soft",
            "distilbert", "bert_pkd4", "bert_pkd6", "minilm", "mlm", "l2a", "l2a_wo_src", "l2a_wo_tgt",
            "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark", "l2a_selector_off", "l2a_selector_random",
-           "l2a_generator_off", "l2a_originals_off", "kd_only", "nlpaug_ctx")
+           "l2a_generator_off", "l2a_originals_off", "kd_only", "nlpaug_ctx", "student_ft_smart",
+           "l2a_smart")
 # L2A's learned parts switched off one at a time, and the same KD without augmentation
 L2A_PARTS = ("l2a_selector_off", "l2a_selector_random", "l2a_generator_off", "l2a_originals_off",
              "kd_only")
 L2A_METHODS = ("l2a", "l2a_wo_src", "l2a_wo_tgt", "l2a_wo_att", "l2a_wo_hidden",
-               "l2a_wo_dark") + L2A_PARTS
+               "l2a_wo_dark", "l2a_smart") + L2A_PARTS
+SMART_VARIANTS = ("adversarial", "bregman")  # the SMART page's methods: the term alone, + BPP
 # Table 1's methods in its row order (the pages, the claims and the reports read this list)
 TABLE1_METHODS = ("majority", "teacher_ft", "student_ft", "bilstm_soft", "distilbert", "bert_pkd4",
                   "bert_pkd6", "minilm", "tinybert", "eda", "cbert", "l2a")
 AUGMENTERS = ("eda", "bilstm_soft", "tinybert", "cbert", "nlpaug_ctx")
 TABLES = ("table1", "table2", "table3", "fig2_data_size", "sensitivity_T", "sensitivity_alpha",
-          "mlm", "l2a_parts", "settings")
+          "mlm", "l2a_parts", "settings", "smart")
 DATA_SOURCES = ("local", "hub")
 EXTRA_SCORES = ("noise", "attention")
 TEACHERS = ("all-mpnet-base-v2", "bert-base-uncased", "tiny-random-mpnet")

@@ -377,6 +377,7 @@ def run_mlm(config: ExperimentConfig, ctx) -> dict:
 
 METHODS = {
     "majority": run_majority, "teacher_ft": run_teacher_ft, "student_ft": run_student_ft,
+    "student_ft_smart": run_student_ft,  # student_train.smart set (the SMART page)
     "mlm": run_mlm,
     "eda": run_kd_on_pool, "cbert": run_kd_on_pool, "nlpaug_ctx": run_kd_on_pool,
     "tinybert": run_tinybert,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from .config import (AUGMENTERS, L2A_METHODS, L2A_PARTS, METHODS, PROFILES, AugmentConfig,
-                     DataConfig, DistillConfig, ExperimentConfig, L2AConfig, ModelConfig,
-                     TrainConfig, choose)
+from .config import (AUGMENTERS, L2A_METHODS, L2A_PARTS, METHODS, PROFILES, SMART_VARIANTS,
+                     AugmentConfig, DataConfig, DistillConfig, ExperimentConfig, L2AConfig,
+                     ModelConfig, SmartConfig, TrainConfig, choose)
 from .tasks import USER_TASKS, base_task, check_task
 from .errors import ConfigError
 
@@ -22,6 +22,7 @@ TASK_DATA = {
 
 HOME_TABLE = {"l2a_wo_src": "table2", "l2a_wo_tgt": "table2", "l2a_wo_att": "table3",
               "l2a_wo_hidden": "table3", "l2a_wo_dark": "table3", "mlm": "mlm",
+              "student_ft_smart": "smart", "l2a_smart": "smart",
               **{m: "l2a_parts" for m in L2A_PARTS}}
 
 
@@ -30,7 +31,7 @@ def l2a_version(task: str, method: str, table: str) -> int:
     2 (``l2a_lib.l2a.algorithm``) for the learned parts' ablations, Table 3 and Table
     1's L2A on text classification and PI; 1 elsewhere (Table 2's ablations, the
     studies, Table 1's L2A on NLI and regression), whose committed runs it computed."""
-    if method in L2A_PARTS or (table, task) in V2_PAGES or task in USER_TASKS:
+    if method in L2A_PARTS or method == "l2a_smart" or (table, task) in V2_PAGES or task in USER_TASKS:
         return 2  # a user's own task: the version whose learned parts are tested
     return 1
 
@@ -51,7 +52,8 @@ L2A_PART_SETTINGS = {"l2a_selector_off": dict(selector=False),
 
 def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
                 table: str | None = None, l2a_overrides: dict | None = None,
-                version: int | None = None, **data_overrides) -> ExperimentConfig:
+                version: int | None = None, smart: str | None = None,
+                **data_overrides) -> ExperimentConfig:
     """The canonical configuration of a run under a profile. ``table`` defaults to
     the method's home table (Table 1 for Teacher-FT, Student-FT, L2A and the
     baselines), so one run serves every table that shows it. ``version``: the
@@ -78,7 +80,7 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
         student_train = TrainConfig(epochs=10, batch_size=32, lr=5e-5, bf16=False)
     choose("method", method, METHODS)
     augment, distill, mlm_steps = None, None, None
-    if method not in ("majority", "teacher_ft", "student_ft"):
+    if method not in ("majority", "teacher_ft", "student_ft", "student_ft_smart"):
         distill = DistillConfig(**METHOD_DISTILL.get(method, {}))
         if profile == "smoke":
             distill = dataclasses.replace(distill, stage1_epochs=min(distill.stage1_epochs, 1),
@@ -112,6 +114,15 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
             l2a = dataclasses.replace(l2a, **l2a_overrides)
     elif l2a_overrides:
         raise ConfigError(f"l2a_overrides given for method {method!r}, which is not an L2A method")
+    if method.endswith("_smart"):  # the SMART page: the adversarial term alone, or with BPP
+        choose("smart", smart or "adversarial", SMART_VARIANTS)
+        sc = SmartConfig(use_bregman=smart == "bregman")
+        if method == "student_ft_smart":
+            student_train = dataclasses.replace(student_train, smart=sc)
+        else:
+            distill = dataclasses.replace(distill, train=dataclasses.replace(distill.train, smart=sc))
+    elif smart:
+        raise ConfigError(f"smart={smart!r} given for method {method!r}; only *_smart methods take it")
     return ExperimentConfig(task=task, method=method, seed=seed, table=table, profile=profile,
                             data=data, model=model, teacher_train=teacher_train,
                             student_train=student_train, augment=augment, distill=distill,

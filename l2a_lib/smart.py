@@ -124,3 +124,23 @@ class MomentumTeacher:
                 regression: bool = False) -> torch.Tensor:
         """mu * D_Breg = mu * l_s(f(x; theta), f(x; theta~)); ``teacher_logits`` from ``self.model``."""
         return mu * smoothness_loss(logits, teacher_logits.detach(), regression)
+
+
+def extra_terms(model, b: dict, logits: torch.Tensor, cfg: SmartConfig, regression: bool,
+                generator: torch.Generator | None = None,
+                momentum: "MomentumTeacher | None" = None) -> torch.Tensor:
+    """SMART's terms added to any training loss on the batch ``b`` (``input_ids``,
+    ``attention_mask``, ``token_type_ids``) whose clean outputs are ``logits``: the
+    adversarial regulariser and, with ``momentum``, the Bregman penalty. Student-FT
+    adds them to its task loss (``train.fine_tune``), L2A to L_KD (``l2a_smart``)."""
+    def forward(embeds):  # (B, T, H) -> logits, the other inputs fixed
+        return model(b["input_ids"], b["attention_mask"], b["token_type_ids"],
+                     inputs_embeds=embeds).logits
+    loss = adversarial_regularizer(forward, model.word_embeddings(b["input_ids"]), logits, cfg,
+                                   regression, generator)
+    if momentum is not None:
+        with torch.no_grad():
+            avg_logits = momentum.model(b["input_ids"], b["attention_mask"],
+                                        b["token_type_ids"]).logits
+        loss = loss + momentum.penalty(logits, avg_logits, cfg.mu, regression)
+    return loss

@@ -142,19 +142,9 @@ class FineTuneResult:
 def _smart_loss(model, b, cfg: TrainConfig, regression: bool, gen: torch.Generator,
                 momentum) -> torch.Tensor:
     """Task loss + SMART's adversarial regulariser (+ the Bregman penalty)."""
-    def forward(embeds):  # (B, T, H) -> logits, the other inputs fixed
-        return model(b["input_ids"], b["attention_mask"], b["token_type_ids"],
-                     inputs_embeds=embeds).logits
-    embeds = model.word_embeddings(b["input_ids"])  # (B, T, H)
-    logits = forward(embeds)
-    loss = task_loss(logits, b["labels"], regression)
-    loss = loss + smart.adversarial_regularizer(forward, embeds, logits, cfg.smart, regression, gen)
-    if momentum is not None:
-        with torch.no_grad():
-            avg_logits = momentum.model(b["input_ids"], b["attention_mask"],
-                                        b["token_type_ids"]).logits
-        loss = loss + momentum.penalty(logits, avg_logits, cfg.smart.mu, regression)
-    return loss
+    logits = model(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits
+    return (task_loss(logits, b["labels"], regression)
+            + smart.extra_terms(model, b, logits, cfg.smart, regression, gen, momentum))
 
 
 def selection_score(scores: dict[str, float], dev_metric: str) -> float:

@@ -147,3 +147,24 @@ def test_at_the_defaults_the_adversarial_term_matters_on_a_tiny_model(tokenizer)
         share[mode] = reg.item() / task
     assert share["reference"] >= 0.01, share
     assert share["paper"] < 1e-4, share
+
+
+@pytest.mark.parametrize("variant", ["adversarial", "bregman"])
+def test_the_smart_methods_add_the_term_to_student_ft_and_to_l2a(tmp_path, data_dir, monkeypatch,
+                                                               variant):
+    """student_ft_smart and l2a_smart (the SMART page): the variant sets use_bregman; in
+    L2A the term is logged per step (a share of L_KD that is not zero)."""
+    from l2a_lib import experiment
+    from l2a_lib.profiles import make_config
+    from l2a_lib.records import load_record
+    monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
+    ft = make_config("tc", "student_ft_smart", 0, profile="smoke", smart=variant)
+    assert ft.student_train.smart.use_bregman == (variant == "bregman") and ft.table == "smart"
+    assert ft.distill is None
+    l2a = make_config("tc", "l2a_smart", 0, profile="smoke", smart=variant)
+    assert l2a.l2a.version == 2 and l2a.distill.train.smart.use_bregman == (variant == "bregman")
+    experiment.run(l2a, results_dir=tmp_path / "results", data_dir=data_dir)
+    episodes = load_record(l2a, tmp_path / "results")["extra"]["episodes"]
+    assert any(e.get("aug_smart", 0) > 0 or e.get("orig_smart", 0) > 0 for e in episodes), episodes[0]
+    with pytest.raises(Exception, match="only \\*_smart methods take it"):
+        make_config("tc", "l2a", 0, profile="smoke", smart=variant)

@@ -56,7 +56,7 @@ import numpy as np
 import torch
 from tqdm.std import tqdm
 
-from .. import mlm, models
+from .. import smart, mlm, models
 from ..checkpoint import EpisodeCheckpoint, rng_state, set_rng_state
 from ..config import ExperimentConfig
 from ..encoding import Encoded, collate
@@ -65,11 +65,9 @@ from ..runs import prepare, score
 from ..teacher import TeacherCache, TeacherNeeds, get_teacher
 from ..train import (Stepper, autocast, evaluate, linear_warmup, progress_enabled, run_steps,
                      selection_score, task_loss)
-from ..errors import MissingResults
-from ..profiles import learned_reference
-from ..records import load_record
 from .episode import run_episode
 from .generator import Generator, generator_step
+from .reference import keep_rates_of_learned_selector
 from .reward import DevReward
 from .kd import KDTerms, last_layer_kd, projection
 from .selector import Policy, Selector, n_features, policy_profile, reward, state_features
@@ -127,13 +125,24 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
                       what=f"L2A {config.task} s{config.seed}")
     scheduler = stepper.scheduler
 
+    sm = d.train.smart  # l2a_smart: SMART's terms added to every student step's loss
+    momentum = smart.MomentumTeacher(student, sm.beta) if sm is not None and sm.use_bregman else None
+    smart_gen = torch.Generator().manual_seed(config.seed + 1)
+
     def kd_of(enc: Encoded, idx):
         """(L_KD over ``idx``, {term: value}), the student's output and the batch."""
         b = collate(enc, idx, prep.pad_id, regression)
+        if momentum is not None:  # theta~ follows theta after each step (before the next)
+            momentum.update(student)
         with autocast(d.train.bf16):
             s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
+            extra = None if sm is None else smart.extra_terms(student, b, s.logits, sm, regression,
+                                                               smart_gen, momentum)
         loss, parts = last_layer_kd(s, cache.batch(enc, idx), L, W, b["attention_mask"], terms,
                                     regression, with_parts=True)
+        if extra is not None:
+            parts["smart"] = float(extra.detach())
+            loss = loss + extra
         return loss, parts, s.logits, b
 
     def originals_of():
@@ -177,6 +186,10 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
             selector.load_state_dict(state["selector"])
         if generator is not None:
             generator.load_state_dict(state["generator"])
+        if momentum is not None:
+            momentum.model.load_state_dict(state["momentum"])
+        if state.get("smart_gen") is not None:
+            smart_gen.set_state(state["smart_gen"])
         episodes, best, best_state = state["log"], state["best"], state["best_state"]
         score_now, first = state["score_now"], state["episode"]
         earlier = {"wall": state["seconds"], "loop": state["loop_seconds"],
@@ -197,6 +210,8 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
             "scheduler": scheduler.state_dict(),
             "selector": selector.state_dict() if selector is not None else None,
             "generator": generator.state_dict() if generator is not None else None,
+            "momentum": momentum.model.state_dict() if momentum is not None else None,
+            "smart_gen": smart_gen.get_state(),
             "best": best, "best_state": best_state,
             "score_now": score_now, "forward_passes": cache.forward_passes,
             "rng": rng_state(rng, gen), "resumed_at": earlier["resumed_at"],
@@ -371,20 +386,3 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
             "mlm_top1": {k: v["top1"] for k, v in mlm_info["scores"].items()}}
     out["rows"] = score(student, prep, config, d.train, sink=out)
     return out
-
-
-def keep_rates_of_learned_selector(config: ExperimentConfig, ctx) -> list[float]:
-    """The learned selector's keep rate in each episode of the full L2A run of the same
-    task, seed and profile (``l2a_selector_random`` keeps at random at these rates).
-    That run must be cached first (the workflow orders the two)."""
-    ref = learned_reference(config)
-    try:
-        record = load_record(ref, ctx.results_dir)
-    except MissingResults as e:
-        raise MissingResults(f"{config.method} keeps at random at the keep rates of the full "
-                             f"L2A run ({config.task}, seed {config.seed}), which is not cached: "
-                             f"compute it first (python -m l2a_lib run --hash {ref.hash()})") from e
-    rates = [e.get("keep_rate") for e in record["extra"]["episodes"]]
-    if not rates or any(r is None for r in rates):
-        raise MissingResults(f"the full L2A run {ref.hash()} has no keep rates in its episode log")
-    return [float(r) for r in rates]
