@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass, field
 
 from .errors import ConfigError
-from .validate import _positive, choose, without_none
+from .validate import choose, without_none
+from .validate import positive as _positive
 from .tasks import TASKS, USER_TEACHERS, check_task  # TASKS re-exported
 
 # Bump when a change to the code changes results: every cache key includes it.

@@ -104,11 +104,11 @@ def run_many(tasks, methods, seeds, *, profile: str = "cpu", table: str | None =
                            l2a_overrides=l2a_overrides if m.startswith("l2a") else None,
                            version=version, **data_overrides)
                for t in tasks for m in methods for s in seeds]
-    return _gather([(None, c) for c in configs], Context(data_dir, results_dir, cache_dir),
+    return gather([(None, c) for c in configs], Context(data_dir, results_dir, cache_dir),
                    allow_training, allow_missing)
 
 
-def _gather(pairs: list, ctx: Context, allow_training: bool, allow_missing: bool,
+def gather(pairs: list, ctx: Context, allow_training: bool, allow_missing: bool,
             column: str | None = None, what: str = "") -> pd.DataFrame:
     """The rows of (value, config) pairs (``run_many`` / ``run_study``): cached runs are
     read; the others are computed (``allow_training``), or left out and listed in
@@ -141,5 +141,5 @@ def run_study(study: str, values, tasks, methods, seeds, *, profile: str = "cpu"
     (task, method, seed, value), as in :func:`run_many` (see ``report.coverage_note``)."""
     _, column, _, _ = STUDIES[study]
     pairs = study_configs(study, values, tasks, methods, seeds, profile)
-    return _gather(pairs, Context(data_dir, results_dir, cache_dir), allow_training, allow_missing,
+    return gather(pairs, Context(data_dir, results_dir, cache_dir), allow_training, allow_missing,
                    column=column, what=f" of {study}")

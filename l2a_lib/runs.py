@@ -93,45 +93,16 @@ def score(model, prep: Prepared, config: ExperimentConfig, train_cfg,
         rows += [{"split": split, "metric": k, "value": v} for k, v in scores.items()]
         if split == "test" and sink is not None:
             sink["test_predictions"] = compact_predictions(prep.task.spec.kind, logits)
-    extra = config.extra_scores or ()
-    if "noise" in extra:
-        rows += noisy_scores(model, prep, config, train_cfg)
-    if "attention" in extra and config.method != "teacher_ft":
-        rows += attention_scores(model, prep, config, train_cfg)
+    for name in config.extra_scores or ():
+        rows += (noisy_scores if name == "noise" else EXTRA_SCORERS[name])(model, prep, config,
+                                                                           train_cfg)
     return rows
 
 
-@booked("evaluation")
-def attention_scores(model, prep: Prepared, config: ExperimentConfig, train_cfg) -> list[dict]:
-    """How close the student's last-layer attention is to the teacher's (the pair L_att
-    ties), on the first ``robustness.MAX_EXAMPLES`` test examples: the mean over heads
-    and real query tokens of KL(A_teacher || A_student) (``losses.relation_kl``) and
-    L_att itself (``attention_mse``). Rows of the ``attention`` table."""
-    import torch
-    from .l2a.kd import attention_mse
-    from .losses import relation_kl
-    from .robustness import MAX_EXAMPLES
-    from .teacher import get_teacher
-    from .device import on_device
-    from .encoding import collate
-    teacher, _ = get_teacher(config, Context(cache_dir=None), prep)
-    teacher.eval(), model.eval()
-    enc = encode(prep.task.test.iloc[:MAX_EXAMPLES], prep.tokenizer, config.data.max_length)
-    kls, mses, weights = [], [], []
-    for start in range(0, len(enc), train_cfg.eval_batch_size):
-        idx = list(range(start, min(start + train_cfg.eval_batch_size, len(enc))))
-        b = on_device(collate(enc, idx, prep.pad_id, prep.task.spec.kind == "regression"))
-        with torch.no_grad():
-            s = model(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
-            t = teacher(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
-        if s.attentions[-1].shape != t.attentions[-1].shape:
-            return []  # different heads: no head-by-head comparison
-        kls.append(float(relation_kl(t.attentions[-1], s.attentions[-1], b["attention_mask"])))
-        mses.append(float(attention_mse(s.attentions[-1], t.attentions[-1], b["attention_mask"])))
-        weights.append(len(idx))
-    return [{"table": "attention", "split": "test_attention", "metric": name,
-             "value": float(sum(v * w for v, w in zip(vals, weights)) / sum(weights))}
-            for name, vals in (("attention_kl", kls), ("attention_mse", mses))]
+# More scores of a final model that need more than this module has: name -> function of
+# (model, prep, config, train config) -> rows. ``teacher`` adds "attention" (it needs
+# the teacher), so every method that distils finds it here.
+EXTRA_SCORERS: dict[str, Callable] = {}
 
 
 @booked("evaluation")

@@ -35,7 +35,7 @@ from .checkpoint import EpochCheckpoint, read_progress
 from .config import CODE_VERSION, ExperimentConfig, without_none
 from .encoding import Encoded, collate
 from .models import SequenceModel, last_value_projection
-from .runs import Context, Prepared
+from .runs import EXTRA_SCORERS, Context, Prepared
 from .tasks import USER_TEACHERS
 from .device import on_device
 from .ledger import booked, phase
@@ -262,3 +262,37 @@ class TeacherCache:
             elif name.startswith("pooled"):
                 out[name] = torch.stack([it[name] for it in items])
         return on_device(out)
+
+
+@booked("evaluation")
+def attention_scores(model, prep: Prepared, config: ExperimentConfig, train_cfg) -> list[dict]:
+    """How close the student's last-layer attention is to the teacher's (the pair L_att
+    ties), on the first ``robustness.MAX_EXAMPLES`` test examples: the mean over heads
+    and real query tokens of KL(A_teacher || A_student) (``losses.relation_kl``) and
+    L_att itself (``attention_mse``). Rows of the ``attention`` table."""
+    from .encoding import encode
+    from .l2a.kd import attention_mse
+    from .robustness import MAX_EXAMPLES
+    if config.method == "teacher_ft":
+        return []
+    teacher, _ = get_teacher(config, Context(cache_dir=None), prep)
+    teacher.eval(), model.eval()
+    enc = encode(prep.task.test.iloc[:MAX_EXAMPLES], prep.tokenizer, config.data.max_length)
+    kls, mses, weights = [], [], []
+    for start in range(0, len(enc), train_cfg.eval_batch_size):
+        idx = list(range(start, min(start + train_cfg.eval_batch_size, len(enc))))
+        b = on_device(collate(enc, idx, prep.pad_id, prep.task.spec.kind == "regression"))
+        with torch.no_grad():
+            s = model(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
+            t = teacher(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
+        if s.attentions[-1].shape != t.attentions[-1].shape:
+            return []  # different heads: no head-by-head comparison
+        kls.append(float(losses.relation_kl(t.attentions[-1], s.attentions[-1], b["attention_mask"])))
+        mses.append(float(attention_mse(s.attentions[-1], t.attentions[-1], b["attention_mask"])))
+        weights.append(len(idx))
+    return [{"table": "attention", "split": "test_attention", "metric": name,
+             "value": float(sum(v * w for v, w in zip(vals, weights)) / sum(weights))}
+            for name, vals in (("attention_kl", kls), ("attention_mse", mses))]
+
+
+EXTRA_SCORERS["attention"] = attention_scores

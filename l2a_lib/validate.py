@@ -22,7 +22,7 @@ def choose(name: str, value: Any, allowed: tuple) -> None:
         raise ConfigError(f"{name}={value!r} is not allowed; choose one of {list(allowed)}")
 
 
-def _positive(name: str, value: Any, *, integer: bool = True, allow_zero: bool = False) -> None:
+def positive(name: str, value: Any, *, integer: bool = True, allow_zero: bool = False) -> None:
     kind = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind):
         raise ConfigError(f"{name}={value!r} must be {'an int' if integer else 'a number'}")

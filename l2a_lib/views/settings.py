@@ -6,7 +6,7 @@ import pandas as pd
 
 from .. import candidates as cand
 from .. import report
-from ..experiment import _gather
+from ..experiment import gather
 from ..runs import Context
 from .base import View
 
@@ -45,7 +45,7 @@ def settings(profile="cpu", seeds=cand.SEEDS, allow_training=False, allow_missin
     view = View()
     view.value("settings_rule", cand.RULE)
     pairs = [(c.name, cfg) for c in cand.CANDIDATES for cfg in c.configs(profile, seeds=seeds)]
-    df = _gather(pairs, Context(data_dir, results_dir), allow_training, allow_missing,
+    df = gather(pairs, Context(data_dir, results_dir), allow_training, allow_missing,
                  column="candidate", what=" of the candidate settings")
     view.note(report.coverage_note(df))
     view.show("candidates", candidate_table(df))

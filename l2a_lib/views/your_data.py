@@ -119,17 +119,22 @@ def results_table(methods=METHODS, results_dir=None) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("method")
 
 
-def your_data(scratch, profile: str = "cpu", allow_training: bool = False,
-              results_dir=None) -> View:
-    """Run the example's commands (from the cache unless ``allow_training``), its
-    results, and the saved L2A student classifying a few sentences."""
+def your_data(profile: str = "cpu", allow_training: bool = False, results_dir=None,
+              scratch=None) -> View:
+    """Run the example's commands (from the cache unless ``allow_training``; the files
+    are written to ``scratch``, a new temporary folder by default), its results, and
+    the saved L2A student classifying a few sentences."""
+    import tempfile
+    from IPython.display import Markdown
     view = View()
-    runs = run_example(scratch, profile=profile, allow_training=allow_training,
-                       results_dir=results_dir)
+    runs = run_example(scratch or tempfile.mkdtemp(prefix="your-data-"), profile=profile,
+                       allow_training=allow_training, results_dir=results_dir)
     for m, r in runs.items():
         view.value(f"command_{m}", r["command"])
-        view.items[f"printed_{m}"] = r["printed"]
-    view.items["card"] = (out_folder("l2a", results_dir) / "README.md").read_text()
+    printed = "\n".join(r["printed"] for r in runs.values())
+    view.items["printed"] = Markdown(f"```text\n{printed}\n```")
+    card = (out_folder("l2a", results_dir) / "README.md").read_text()
+    view.items["card"] = Markdown(f"````markdown\n{card}````")
     table = results_table(results_dir=results_dir)
     view.show("results", table.round(3))
     for m in METHODS:
