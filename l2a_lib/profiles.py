@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from .config import (AUGMENTERS, L2A_METHODS, L2A_PARTS, METHODS, PROFILES, SMART_VARIANTS,
+                     TABLE1_METHODS,
                      AugmentConfig, DataConfig, DistillConfig, ExperimentConfig, L2AConfig,
                      ModelConfig, SmartConfig, TrainConfig, choose)
 from .tasks import USER_TASKS, base_task, check_task
@@ -123,10 +124,20 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
             distill = dataclasses.replace(distill, train=dataclasses.replace(distill.train, smart=sc))
     elif smart:
         raise ConfigError(f"smart={smart!r} given for method {method!r}; only *_smart methods take it")
+    extra = (EXTRA_SCORES if profile in EXTRA_SCORES_PROFILES and table == "table1"
+             and method in TABLE1_METHODS and method != "majority" else None)
     return ExperimentConfig(task=task, method=method, seed=seed, table=table, profile=profile,
                             data=data, model=model, teacher_train=teacher_train,
                             student_train=student_train, augment=augment, distill=distill,
-                            mlm_steps=mlm_steps, l2a=l2a)
+                            mlm_steps=mlm_steps, l2a=l2a, extra_scores=extra)
+
+
+# Table 1's runs also score their final model on noisy test copies and against the
+# teacher's attention (the robustness and attention pages, issue 36) under these
+# profiles; the cpu profile joins when its grid is recomputed (issue 35), since the
+# scores change every Table 1 run's cache key.
+EXTRA_SCORES = ("noise", "attention")
+EXTRA_SCORES_PROFILES: tuple = ("smoke",)
 
 
 MLM_STEPS = 3000  # the augmentation masked LM of the cpu profile (see l2a_lib.mlm)

@@ -44,6 +44,7 @@ def test_a_run_with_robustness_scores_every_noisy_copy(tmp_path, data_dir, monke
     from l2a_lib import experiment
     from l2a_lib.profiles import make_config
     monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("L2A_DATA_DIR", str(data_dir))
     config = dataclasses.replace(make_config("tc", method, 0, profile="smoke"),
                                  extra_scores=("noise", "attention"))
     df = experiment.run(config, results_dir=tmp_path / "results", data_dir=data_dir)
@@ -59,3 +60,24 @@ def test_a_run_with_robustness_scores_every_noisy_copy(tmp_path, data_dir, monke
         assert att.empty
     else:
         assert att["attention_kl"] > 0 and att["attention_mse"] > 0
+
+
+def test_the_robustness_and_attention_pages_read_table_1s_extra_scores(tmp_path, data_dir,
+                                                                       monkeypatch):
+    """On the smoke profile Table 1's runs carry the extra scores; the robustness view
+    tabulates each level's drop from the clean score (level 0 = the test split) and
+    plots it, the attention view the KL per method."""
+    from l2a_lib import views
+    monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("L2A_DATA_DIR", str(data_dir))  # WordNet, for the synonym noise
+    kw = dict(profile="smoke", tasks=["tc"], methods=["student_ft"], seeds=[0],
+              allow_training=True, results_dir=tmp_path / "results", data_dir=data_dir)
+    page = views.robustness(**kw)
+    drops = page["drops"].data
+    assert len(drops) == 3 and list(drops.columns)[-4:] == ["clean", "level 0.1", "level 0.2", "level 0.3"]
+    assert page["plot"] is not None
+    att = views.attention(**kw)["attention"].data
+    assert len(att) == 1 and "attention_kl (mean)" in att.columns
+    from l2a_lib.experiment import run_many
+    df = run_many(["tc"], ["student_ft"], [0], profile="smoke", results_dir=tmp_path / "results")
+    assert (df[df["split"] == "test_attention"]["value"] > 0).all()

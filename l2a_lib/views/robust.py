@@ -1,0 +1,103 @@
+"""The robustness page (Table 1's students on noisy copies of the test split) and the
+attention page (how close each student's last-layer attention is to the teacher's);
+issue 36. Both read the extra scores of Table 1's runs (``profiles.EXTRA_SCORES``)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import report
+from ..config import TABLE1_METHODS
+from ..experiment import run_many
+from ..robustness import NOISE
+from .base import View
+
+HEADLINE = {"tc": "acc", "pi": "f1", "nli": "acc", "reg": "pearson"}
+ROBUST_METHODS = tuple(m for m in TABLE1_METHODS if m != "majority")
+ATTENTION_METHODS = ("student_ft", "minilm", "tinybert", "eda", "l2a")
+
+
+def noise_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (task, method, seed, noise, level) with the task's headline metric;
+    the clean test split is level 0 of every noise kind."""
+    rows = []
+    for task, metric in HEADLINE.items():
+        sub = df[(df["task"] == task) & (df["metric"] == metric)]
+        noisy = sub[sub["split"] == "noisy_test"][["task", "method", "seed", "noise", "level", "value"]]
+        clean = sub[sub["split"] == "test"][["task", "method", "seed", "value"]]
+        with_noise = clean.merge(noisy[["task", "method", "seed"]].drop_duplicates())
+        for kind in NOISE:
+            rows.append(with_noise.assign(noise=kind, level=0.0))
+        rows.append(noisy)
+    out = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    return out.assign(level=out["level"].astype(float)) if len(out) else out
+
+
+def drop_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds of the drop from the clean test score at each noise level."""
+    if frame.empty:
+        return frame
+    mean = frame.groupby(["task", "method", "noise", "level"])["value"].mean().unstack("level")
+    drops = mean.sub(mean[0.0], axis=0).drop(columns=0.0)
+    drops.columns = [f"level {c:g}" for c in drops.columns]
+    clean = mean[0.0].rename("clean")
+    return pd.concat([clean, drops], axis=1)
+
+
+def plot_noise(frame: pd.DataFrame):
+    """One panel per (task, noise kind): the headline metric against the noise level,
+    one line per method (mean over seeds, with its spread)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    tasks = [t for t in HEADLINE if t in set(frame["task"])]
+    fig, axes = plt.subplots(len(tasks), len(NOISE), figsize=(3.6 * len(NOISE), 2.8 * len(tasks)),
+                             squeeze=False, sharex=True)
+    data = frame.assign(method=frame["method"].map(lambda m: report.METHOD_LABELS.get(m, m)))
+    for i, task in enumerate(tasks):
+        for j, kind in enumerate(NOISE):
+            ax = axes[i][j]
+            sns.lineplot(data=data[(data.task == task) & (data.noise == kind)], x="level", y="value",
+                         hue="method", marker="o", ax=ax, legend=(i, j) == (0, 0), errorbar="sd")
+            ax.set_title(f"{report.TASK_LABELS.get(task, task)}: {kind}", fontsize=9)
+            ax.set_xlabel("share of words changed" if i == len(tasks) - 1 else "")
+            ax.set_ylabel(HEADLINE[task] if j == 0 else "")
+    if axes[0][0].get_legend() is not None:
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        axes[0][0].get_legend().remove()
+        fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8,
+                   frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+def robustness(profile="cpu", tasks=tuple(HEADLINE), methods=ROBUST_METHODS, seeds=(0, 1, 2),
+               allow_training=False, allow_missing=True, results_dir=None, data_dir=None) -> View:
+    view = View()
+    df = run_many(list(tasks), list(methods), list(seeds), profile=profile,
+                  allow_training=allow_training, allow_missing=allow_missing,
+                  results_dir=results_dir, data_dir=data_dir)
+    view.note(report.coverage_note(df))
+    frame = noise_frame(df) if "noise" in df.columns else pd.DataFrame()
+    if frame.empty:
+        view.note("**No run of this page has scores on noisy test copies yet.**")
+        return view
+    view.show("drops", drop_table(frame).round(3))
+    view.show("plot", plot_noise(frame))
+    return view
+
+
+def attention(profile="cpu", tasks=tuple(HEADLINE), methods=ATTENTION_METHODS, seeds=(0, 1, 2),
+              allow_training=False, allow_missing=True, results_dir=None, data_dir=None) -> View:
+    view = View()
+    df = run_many(list(tasks), list(methods), list(seeds), profile=profile,
+                  allow_training=allow_training, allow_missing=allow_missing,
+                  results_dir=results_dir, data_dir=data_dir)
+    view.note(report.coverage_note(df))
+    att = df[df["split"] == "test_attention"] if len(df) else df
+    if att.empty:
+        view.note("**No run of this page has attention scores yet.**")
+        return view
+    table = (att.groupby(["task", "method", "metric"])["value"].agg(["mean", "std"])
+             .unstack("metric"))
+    table.columns = [f"{m} ({s})" for s, m in table.columns]
+    view.show("attention", table.round(4))
+    return view
