@@ -141,12 +141,14 @@ def _cmd_distill(args) -> int:
                   train_per_class=args.train_per_class, n_train=args.n_train,
                   dev_size=args.dev_size, name=args.name, results_dir=args.results_dir,
                   force=args.force, dtype=args.dtype, allow_training=not args.no_training,
-                  teacher=args.teacher, dev=args.dev, test=args.test)
+                  teacher=args.teacher, dev=args.dev, test=args.test, pooling=args.pooling)
     rows = {(r["split"], r["metric"]): r["value"] for r in res.record["rows"]}
     shown = ", ".join(f"{split} {metric} {value:.3f}" for (split, metric), value in rows.items()
                       if metric in ("acc", "f1", "pearson"))
     print(f"{res.config.method} on {res.config.task} (seed {res.config.seed}): {shown}")
-    print(f"saved to {res.out}: AutoModelForSequenceClassification.from_pretrained({str(res.out)!r})")
+    remote = ", trust_remote_code=True" if args.pooling == "mean" else ""
+    print(f"saved to {res.out}: AutoModelForSequenceClassification.from_pretrained("
+          f"{str(res.out)!r}{remote})")
     return 0
 
 
@@ -243,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
                    "fine-tuned BertForSequenceClassification to use as it is")
     r.add_argument("--profile", choices=PROFILES, default="cpu")
     r.add_argument("--name", default=None, help="the task's name (default: the target file's)")
+    r.add_argument("--pooling", choices=("pooler", "mean"), default="pooler",
+                   help="the student's pooling: BERT's pooler (a standard "
+                        "BertForSequenceClassification) or the mean of the token states (the "
+                        "paper pages' students; loading then needs trust_remote_code=True)")
     r.add_argument("--dtype", choices=("float32", "float16"), default="float32",
                    help="precision of the saved weights (float16 halves the file)")
     r.add_argument("--force", action="store_true", help="recompute even if cached")

@@ -171,8 +171,11 @@ def register_teacher(spec: str, classes: list) -> str:
     return name
 
 
+POOLINGS = ("pooler", "mean")
+
+
 def make_user_config(task: str, method: str, seed: int, profile: str, settings: dict,
-                     teacher: str | None = None):
+                     teacher: str | None = None, pooling: str = "pooler"):
     """The run's configuration: the base task's profile settings, the user's sizes, the
     student with BERT's pooler, and the teacher (``register_teacher``'s name) if given."""
     from .profiles import make_config
@@ -182,7 +185,9 @@ def make_user_config(task: str, method: str, seed: int, profile: str, settings: 
     if method not in EXPORTABLE:
         raise ConfigError(f"--method {method!r} is not a method; choose one of {', '.join(EXPORTABLE)}")
     config = make_config(task, method, seed, profile=profile, **settings)
-    model = dataclasses.replace(config.model, student_pooling="pooler",
+    if pooling not in POOLINGS:
+        raise ConfigError(f"--pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
+    model = dataclasses.replace(config.model, student_pooling=pooling,
                                 **({"teacher": teacher} if teacher else {}))
     return dataclasses.replace(config, model=model)
 
@@ -192,8 +197,8 @@ def distill(target: str, source: str, *, kind: str = "classification", method: s
             profile: str = "cpu", seed: int = 0, train_per_class: int = 40, n_train: int = 80,
             dev_size: int = 100, name: str | None = None, results_dir=None, cache_dir=None,
             force: bool = False, dtype: str = "float32", allow_training: bool = True,
-            teacher: str | None = None, dev: str | None = None, test: str | None = None
-            ) -> Distilled:
+            teacher: str | None = None, dev: str | None = None, test: str | None = None,
+            pooling: str = "pooler") -> Distilled:
     """Distil a student on a user's files and save it to ``out`` (see the module)."""
     from .experiment import run
     from .records import cache_path, read_record
@@ -204,7 +209,7 @@ def distill(target: str, source: str, *, kind: str = "classification", method: s
                                        train_per_class=train_per_class, n_train=n_train,
                                        dev_size=dev_size, profile=profile, dev=dev, test=test)
     config = make_user_config(task, method, seed, profile, settings,
-                              register_teacher(teacher, classes) if teacher else None)
+                              register_teacher(teacher, classes) if teacher else None, pooling)
     ctx = Context(None, results_dir, cache_dir)
     if dtype not in DTYPES:
         raise ConfigError(f"dtype={dtype!r}: choose one of {', '.join(DTYPES)}")
@@ -215,8 +220,9 @@ def distill(target: str, source: str, *, kind: str = "classification", method: s
         if saved_run(out) == (config.hash(), dtype):
             return Distilled(config, read_record(record_path), out, None, classes)
         if (kept / "config.json").is_file():
-            _publish(kept, out, dtype)
-            return Distilled(config, read_record(record_path), out, None, classes)
+            record = read_record(record_path)
+            _publish(kept, out, dtype, model_card(config, record, classes, target, source))
+            return Distilled(config, record, out, None, classes)
     if not allow_training:  # a book build reads; it never trains by accident
         from .errors import MissingResults
         raise MissingResults(f"the {method} run on {task} is not in the result cache, or its "
@@ -235,9 +241,10 @@ def distill(target: str, source: str, *, kind: str = "classification", method: s
     if "model" not in holder:
         raise ConfigError(f"{method} did not hand its final model over for saving")
     record = read_record(record_path)
+    card = model_card(config, record, classes, target, source)
     save_student(holder["model"], holder["tokenizer"], kept, kind=kind, classes=classes,
-                 card=model_card(config, record, classes, target, source), config=config)
-    _publish(kept, out, dtype)
+                 card=card, config=config)
+    _publish(kept, out, dtype, card)
     return Distilled(config, record, out, holder["model"], classes)
 
 
@@ -253,11 +260,13 @@ def saved_run(folder: Path) -> tuple[str, str] | None:
     return d.get("run_key"), d.get("dtype", "float32")
 
 
-def _publish(src: Path, dst: Path, dtype: str) -> None:
-    """Copy the kept student to ``dst``; in float16, its weights converted."""
+def _publish(src: Path, dst: Path, dtype: str, card: str) -> None:
+    """Copy the kept student to ``dst`` with its model card; in float16, its weights
+    converted."""
     dst.mkdir(parents=True, exist_ok=True)
     for f in src.iterdir():
         shutil.copy2(f, dst / f.name)
+    (dst / "README.md").write_text(card)
     if dtype != "float32":
         from safetensors.torch import load_file, save_file
         import torch
@@ -274,12 +283,15 @@ def _publish(src: Path, dst: Path, dtype: str) -> None:
 # --------------------------------------------------------------------- export
 def to_hugging_face(student, *, kind: str, classes: list):
     """The student as a ``BertForSequenceClassification`` with the same weights: its
-    encoder, BERT's pooler and the linear head (eval-mode outputs are equal)."""
+    encoder, BERT's pooler and the linear head (eval-mode outputs are equal); a
+    mean-pooled student as :class:`~l2a_lib.hf_mean_pooled.MeanPooledBertForSequenceClassification`,
+    whose code is saved with it (loading then needs ``trust_remote_code=True``)."""
     from transformers import BertConfig, BertForSequenceClassification
     enc = student.encoder
-    if enc.config.model_type != "bert" or getattr(student, "pooler", None) is None:
-        raise ConfigError("only a BERT student with BERT's pooler (student_pooling='pooler') "
-                          "can be saved as a BertForSequenceClassification")
+    mean = student.pooling == "mean"
+    if enc.config.model_type != "bert" or (getattr(student, "pooler", None) is None and not mean):
+        raise ConfigError("only a BERT student with BERT's pooler or mean pooling can be saved "
+                          "as a Hugging Face model")
     cfg = BertConfig.from_dict(enc.config.to_dict())
     cfg.num_labels = student.num_labels
     cfg.classifier_dropout = student.dropout.p
@@ -290,9 +302,16 @@ def to_hugging_face(student, *, kind: str, classes: list):
         cfg.problem_type = "single_label_classification"
         cfg.id2label = {i: str(c) for i, c in enumerate(classes)}
         cfg.label2id = {str(c): i for i, c in enumerate(classes)}
-    model = BertForSequenceClassification(cfg)
+    if mean:
+        from .hf_mean_pooled import MeanPooledBertForSequenceClassification as cls
+        cfg.architectures = [cls.__name__]
+        cfg.auto_map = {"AutoModelForSequenceClassification": f"hf_mean_pooled.{cls.__name__}"}
+        model = cls(cfg)
+    else:
+        model = BertForSequenceClassification(cfg)
     state = {k: v for k, v in enc.state_dict().items()}
-    state.update({f"pooler.dense.{k}": v for k, v in student.pooler.state_dict().items()})
+    if not mean:
+        state.update({f"pooler.dense.{k}": v for k, v in student.pooler.state_dict().items()})
     missing, unexpected = model.bert.load_state_dict(state, strict=False)
     if unexpected or [m for m in missing if "position_ids" not in m]:
         raise ConfigError(f"the student does not fit BertForSequenceClassification: missing "
@@ -311,6 +330,8 @@ def save_student(student, tokenizer, folder: Path, *, kind: str, classes: list, 
     folder.mkdir(parents=True)
     model = to_hugging_face(student, kind=kind, classes=classes)
     model.save_pretrained(folder)
+    if student.pooling == "mean":  # its class, for trust_remote_code
+        shutil.copy2(Path(__file__).with_name("hf_mean_pooled.py"), folder / "hf_mean_pooled.py")
     tokenizer.save_pretrained(folder)
     (folder / "README.md").write_text(card)
     if config is not None:
@@ -347,7 +368,10 @@ def model_card(config, record: dict, classes: list, target: str, source: str) ->
                           else f"{config.model.teacher} fine-tuned on the target train split")
          + f"; dev: {fmt(teacher.get('best_dev') or {})}") if teacher else "- teacher: not used",
         "", "## Settings", "",
-        f"- max length {config.data.max_length}, student pooling: BERT's pooler (CLS)",
+        f"- max length {config.data.max_length}, student pooling: "
+        + ("the mean of the token states (load with `trust_remote_code=True`: the class is "
+           "`hf_mean_pooled.py` in this folder)" if config.model.student_pooling == "mean"
+           else "BERT's pooler ([CLS] -> dense -> tanh)"),
         f"- L2A version {l2a.version or 1}, {l2a.episodes} episodes" if l2a else "- no L2A",
         f"- run key `{config.hash()}`; full configuration in `distill_config.json`",
         "", "## Caveats", "",

@@ -220,3 +220,25 @@ def test_the_users_own_splits_are_used_as_given(isolated):
         distill(str(isolated / "train.csv"), str(source), out=isolated / "o2",
                 columns=Columns(text="review", label="stars"), profile="smoke",
                 dev=str(isolated / "dev.csv"))
+
+
+def test_a_mean_pooled_student_saves_with_its_code_and_round_trips(isolated):
+    """--pooling mean: the paper pages' pooling, saved with hf_mean_pooled.py; loaded with
+    trust_remote_code=True it predicts what the trained student predicts."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from l2a_lib.distill import distill
+    from l2a_lib.userdata import Columns
+    target, source = _write_domain(isolated / "files")
+    res = distill(str(target), str(source), method="student_ft", out=isolated / "out",
+                  columns=Columns(text="review", label="stars"), profile="smoke",
+                  results_dir=isolated / "results", pooling="mean")
+    assert (isolated / "out" / "hf_mean_pooled.py").is_file()
+    assert "trust_remote_code=True" in (isolated / "out" / "README.md").read_text()
+    saved = AutoModelForSequenceClassification.from_pretrained(isolated / "out",
+                                                               trust_remote_code=True).eval()
+    tok = AutoTokenizer.from_pretrained(isolated / "out")
+    enc = tok(["a warm film", "a tedious and very long mess"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        ours = res.student.cpu().eval()(enc["input_ids"], enc["attention_mask"],
+                                        enc["token_type_ids"]).logits
+        torch.testing.assert_close(saved(**enc).logits, ours, atol=1e-5, rtol=1e-4)

@@ -19,7 +19,9 @@ from .base import View
 # target, 5,000 SST-2 sentences as the source; the target's few-shot splits are the
 # command's defaults (40 per class for training, 100 for dev, the other 820 for test).
 TARGET_ROWS, SOURCE_ROWS, SEED = 1000, 5000, 0
-METHODS = ("student_ft", "l2a")
+# (method, the student's pooling): BERT's pooler saves as a standard
+# BertForSequenceClassification; mean pooling is the paper pages' (loads with remote code)
+RUNS = (("student_ft", "pooler"), ("l2a", "pooler"), ("student_ft", "mean"), ("l2a", "mean"))
 LABELS = {0: "negative", 1: "positive"}
 SENTENCES = ["An absorbing, beautifully acted portrait of a family.",
              "The jokes are stale and the plot goes nowhere.",
@@ -47,17 +49,22 @@ def example_dir(results_dir=None) -> Path:
     return paths.results_dir(results_dir) / "examples"
 
 
-def out_folder(method: str, results_dir=None) -> Path:
+def name(method: str, pooling: str) -> str:
+    return f"reviews-{method}" + ("-mean" if pooling == "mean" else "")
+
+
+def out_folder(method: str, pooling: str = "pooler", results_dir=None) -> Path:
     """Where the example's student is kept with the results (float16 weights)."""
-    return example_dir(results_dir) / "students" / f"reviews-{method}"
+    return example_dir(results_dir) / "students" / name(method, pooling)
 
 
-def command(method: str, target: Path, source: Path, *, profile: str = "cpu",
+def command(method: str, pooling: str, target: Path, source: Path, *, profile: str = "cpu",
             results_dir=None) -> list[str]:
     return [sys.executable, "-m", "l2a_lib", "--results-dir", str(example_dir(results_dir)), "distill", "--target", str(target),
             "--source", str(source), "--text-column", "review", "--label-column", "sentiment",
-            "--method", method, "--profile", profile, "--seed", str(SEED), "--dtype", "float16",
-            "--out", str(out_folder(method, results_dir))]
+            "--method", method, *(["--pooling", "mean"] if pooling == "mean" else []),
+            "--profile", profile, "--seed", str(SEED), "--dtype", "float16",
+            "--out", str(out_folder(method, pooling, results_dir))]
 
 
 def shown(argv: list[str], target: Path, source: Path) -> str:
@@ -76,15 +83,15 @@ def run_example(folder, *, profile: str = "cpu", allow_training: bool = False,
     returns, per method, the command as shown and what it printed."""
     target, source = write_example_files(folder)
     out = {}
-    for method in METHODS:
-        argv = command(method, target, source, profile=profile, results_dir=results_dir)
+    for method, pooling in RUNS:
+        argv = command(method, pooling, target, source, profile=profile, results_dir=results_dir)
         if not allow_training:
             argv.append("--no-training")
         done = subprocess.run(argv, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"{shown(argv, target, source)} failed:\n{done.stderr[-2000:]}")
-        saved = out_folder(method, results_dir)
-        out[method] = {"command": shown([a for a in argv if a != "--no-training"], target, source),
+        saved = out_folder(method, pooling, results_dir)
+        out[name(method, pooling)] = {"command": shown([a for a in argv if a != "--no-training"], target, source),
                        "printed": done.stdout.strip().replace(str(saved), f"students/{saved.name}")}
     return out
 
@@ -104,19 +111,21 @@ def classify(folder: Path, sentences=SENTENCES) -> pd.DataFrame:
                          "probability": probs.max(-1).values.numpy().round(3)})
 
 
-def results_table(methods=METHODS, results_dir=None) -> pd.DataFrame:
+def results_table(runs=RUNS, results_dir=None) -> pd.DataFrame:
     """Dev and test metrics, size and wall time of each example run (from its record)."""
     rows = []
-    for m in methods:
-        key = json.loads((out_folder(m, results_dir) / "distill_config.json").read_text())["run_key"]
+    for m, pooling in runs:
+        key = json.loads((out_folder(m, pooling, results_dir) / "distill_config.json")
+                         .read_text())["run_key"]
         rec = json.loads((example_dir(results_dir) / "runs" / f"{key}.json").read_text())
         got = {(r["split"], r["metric"]): r["value"] for r in rec["rows"]}
-        rows.append({"method": m, "dev acc": got[("dev", "acc")], "test acc": got[("test", "acc")],
+        rows.append({"method": m, "pooling": pooling, "dev acc": got[("dev", "acc")],
+                     "test acc": got[("test", "acc")],
                      "test F1": got[("test", "f1")],
                      "teacher's best dev": (rec.get("teacher") or {}).get("best_dev", {}).get("acc"),
                      "parameters (M)": rec["n_params"] / 1e6, "minutes": rec["wall_seconds"] / 60,
                      "test examples": rec["sizes"]["test"]})
-    return pd.DataFrame(rows).set_index("method")
+    return pd.DataFrame(rows).set_index(["method", "pooling"])
 
 
 def your_data(profile: str = "cpu", allow_training: bool = False, results_dir=None,
@@ -133,12 +142,13 @@ def your_data(profile: str = "cpu", allow_training: bool = False, results_dir=No
         view.value(f"command_{m}", r["command"])
     printed = "\n".join(r["printed"] for r in runs.values())
     view.items["printed"] = Markdown(f"```text\n{printed}\n```")
-    card = (out_folder("l2a", results_dir) / "README.md").read_text()
+    card = (out_folder("l2a", "pooler", results_dir) / "README.md").read_text()
     view.items["card"] = Markdown(f"````markdown\n{card}````")
     table = results_table(results_dir=results_dir)
     view.show("results", table.round(3))
-    for m in METHODS:
-        view.value(f"example_{m}_test_acc", f"{table.loc[m, 'test acc']:.3f}")
-        view.value(f"example_{m}_minutes", f"{table.loc[m, 'minutes']:.0f}")
-    view.show("predictions", classify(out_folder("l2a", results_dir)))
+    for m, pooling in RUNS:
+        key = f"example_{m}_{pooling}"
+        view.value(f"{key}_test_acc", f"{table.loc[(m, pooling), 'test acc']:.3f}")
+        view.value(f"{key}_minutes", f"{table.loc[(m, pooling), 'minutes']:.0f}")
+    view.show("predictions", classify(out_folder("l2a", "pooler", results_dir)))
     return view
