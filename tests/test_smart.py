@@ -168,3 +168,15 @@ def test_the_smart_methods_add_the_term_to_student_ft_and_to_l2a(tmp_path, data_
     assert any(e.get("aug_smart", 0) > 0 or e.get("orig_smart", 0) > 0 for e in episodes), episodes[0]
     with pytest.raises(Exception, match="only \\*_smart methods take it"):
         make_config("tc", "l2a", 0, profile="smoke", smart=variant)
+
+
+def test_the_smart_page_pairs_each_variant_with_the_method_without_smart(tmp_path, data_dir,
+                                                                          monkeypatch):
+    from l2a_lib import views
+    monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
+    page = views.smart(profile="smoke", tasks=["tc"], seeds=[0], allow_training=True,
+                       results_dir=tmp_path / "results", data_dir=data_dir)
+    tests = page["tests"].data
+    assert len(tests) == 4  # (Student-FT, L2A) x (adversarial, bregman)
+    assert set(tests["SMART"]) == {"adversarial", "bregman"}
+    assert set(tests["verdict"]) <= {"better", "worse", "no clear difference"}

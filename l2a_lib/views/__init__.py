@@ -24,9 +24,10 @@ from .parts import l2a_diagnostics, l2a_parts
 from .results import table1, table2, table3
 from .robust import attention, robustness
 from .settings import settings
+from .smart_page import smart
 from .setup import data, l2a_training, mlm
 from .studies import claims, outcome, study
 from .your_data import your_data
 
 __all__ = ["View", "attention", "claims", "compute", "data", "l2a_diagnostics", "l2a_parts", "l2a_training", "mlm", "outcome", "performance", "reliability",
-           "reproduce", "robustness", "settings", "study", "table1", "table2", "table3", "your_data"]
+           "reproduce", "robustness", "settings", "smart", "study", "table1", "table2", "table3", "your_data"]
