@@ -124,8 +124,8 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
             distill = dataclasses.replace(distill, train=dataclasses.replace(distill.train, smart=sc))
     elif smart:
         raise ConfigError(f"smart={smart!r} given for method {method!r}; only *_smart methods take it")
-    extra = (EXTRA_SCORES if profile in EXTRA_SCORES_PROFILES and table == "table1"
-             and method in TABLE1_METHODS and method != "majority" else None)
+    extra = (EXTRA_SCORES if profile in EXTRA_SCORES_PROFILES and method != "majority" and (
+        (table == "table1" and method in TABLE1_METHODS) or method == "l2a_wo_att") else None)
     return ExperimentConfig(task=task, method=method, seed=seed, table=table, profile=profile,
                             data=data, model=model, teacher_train=teacher_train,
                             student_train=student_train, augment=augment, distill=distill,

@@ -13,7 +13,7 @@ from .base import View
 
 HEADLINE = {"tc": "acc", "pi": "f1", "nli": "acc", "reg": "pearson"}
 ROBUST_METHODS = tuple(m for m in TABLE1_METHODS if m != "majority")
-ATTENTION_METHODS = ("student_ft", "minilm", "tinybert", "eda", "l2a")
+ATTENTION_METHODS = ("student_ft", "minilm", "tinybert", "eda", "l2a", "l2a_wo_att")
 
 
 def noise_frame(df: pd.DataFrame) -> pd.DataFrame:
