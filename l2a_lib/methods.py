@@ -238,9 +238,9 @@ def run_bilstm_soft(config: ExperimentConfig, ctx) -> dict:
         logits = predict(student, e, pad_id=words.pad_token_id, bf16=False)
         scores = metrics.compute(spec.kind, logits, e.labels)
         rows += [{"split": split, "metric": k, "value": v} for k, v in scores.items()]
-    if "noise" in (config.extra_scores or ()):
-        rows += noisy_scores(student, prep, config, train_cfg, tokenizer=words, bf16=False)
-    return {"rows": rows, "test_predictions": compact_predictions(spec.kind, logits), "n_params": student.n_params(), "sizes": prep.task.sizes(),
+    extra = (noisy_scores(student, prep, config, train_cfg, tokenizer=words, bf16=False)
+             if "noise" in (config.extra_scores or ()) else [])
+    return {"rows": rows, **({"extra_rows": extra} if extra else {}), "test_predictions": compact_predictions(spec.kind, logits), "n_params": student.n_params(), "sizes": prep.task.sizes(),
             "augment": aug_info, "fine_tune": dataclasses.asdict(res), "vocab": len(words),
             "teacher_forward_passes": cache.forward_passes, "unique_inputs": len(cache)}
 

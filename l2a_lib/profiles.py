@@ -124,8 +124,7 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
             distill = dataclasses.replace(distill, train=dataclasses.replace(distill.train, smart=sc))
     elif smart:
         raise ConfigError(f"smart={smart!r} given for method {method!r}; only *_smart methods take it")
-    extra = (EXTRA_SCORES if profile in EXTRA_SCORES_PROFILES and method != "majority" and (
-        (table == "table1" and method in TABLE1_METHODS) or method == "l2a_wo_att") else None)
+    extra = extra_scores(profile, method, table)
     return ExperimentConfig(task=task, method=method, seed=seed, table=table, profile=profile,
                             data=data, model=model, teacher_train=teacher_train,
                             student_train=student_train, augment=augment, distill=distill,
@@ -138,6 +137,14 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
 # scores change every Table 1 run's cache key.
 EXTRA_SCORES = ("noise", "attention")
 EXTRA_SCORES_PROFILES: tuple = ("smoke",)
+
+
+def extra_scores(profile: str, method: str, table: str) -> tuple | None:
+    """The extra scores a run of ``make_config`` records (``ExperimentConfig.extra_scores``)."""
+    if profile in EXTRA_SCORES_PROFILES and method != "majority" and (
+            (table == "table1" and method in TABLE1_METHODS) or method == "l2a_wo_att"):
+        return EXTRA_SCORES
+    return None
 
 
 MLM_STEPS = 3000  # the augmentation masked LM of the cpu profile (see l2a_lib.mlm)
@@ -159,4 +166,5 @@ def learned_reference(config: ExperimentConfig) -> ExperimentConfig:
     """The full L2A run whose selector an ``l2a_selector_random`` run copies (its keep
     rate per episode): the same task, seed, settings and version."""
     return dataclasses.replace(config, method="l2a", table="table1",
+                               extra_scores=extra_scores(config.profile, "l2a", "table1"),
                                l2a=dataclasses.replace(config.l2a, selector_random=None))

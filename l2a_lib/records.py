@@ -46,8 +46,10 @@ def varied_value(config: ExperimentConfig | dict) -> tuple[str, object] | None:
     return name, value
 
 
-def record_to_frame(record: dict) -> pd.DataFrame:
-    """Tidy rows of one cached run, every setting in a column."""
+def record_to_frame(record: dict, extra_rows: bool = False) -> pd.DataFrame:
+    """Tidy rows of one cached run, every setting in a column; with ``extra_rows``, also
+    its extra scores (``ExperimentConfig.extra_scores``: the robustness and attention
+    pages), which the paper's pages never see."""
     cfg = record["config"]
     sizes = record.get("sizes", {})
     env = record.get("environment") or {}
@@ -73,7 +75,8 @@ def record_to_frame(record: dict) -> pd.DataFrame:
     varied = varied_value(cfg)
     if varied:  # the value a study varies gets a column of its own
         base[varied[0]] = varied[1]
-    rows = [{**base, **r, **settings} for r in record["rows"]]
+    more = record.get("extra", {}).get("extra_rows", []) if extra_rows else []
+    rows = [{**base, **r, **settings} for r in record["rows"] + more]
     df = pd.DataFrame(rows)
     return df[CORE_COLUMNS + [c for c in df.columns if c not in CORE_COLUMNS]]
 

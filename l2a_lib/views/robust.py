@@ -8,12 +8,24 @@ import pandas as pd
 from .. import report
 from ..config import TABLE1_METHODS
 from ..experiment import run_many
+from ..profiles import make_config
+from ..records import cache_path, read_record, record_to_frame
 from ..robustness import NOISE
+from ..runs import Context
 from .base import View
 
 HEADLINE = {"tc": "acc", "pi": "f1", "nli": "acc", "reg": "pearson"}
 ROBUST_METHODS = tuple(m for m in TABLE1_METHODS if m != "majority")
 ATTENTION_METHODS = ("student_ft", "minilm", "tinybert", "eda", "l2a", "l2a_wo_att")
+
+
+def extra_frame(tasks, methods, seeds, profile: str, results_dir=None) -> pd.DataFrame:
+    """The cached runs' rows with their extra scores (``records.record_to_frame``)."""
+    ctx = Context(results_dir=results_dir)
+    paths_ = [cache_path(make_config(t, m, s, profile=profile), ctx)
+              for t in tasks for m in methods for s in seeds]
+    frames = [record_to_frame(read_record(p), extra_rows=True) for p in paths_ if p.is_file()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def noise_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -76,6 +88,7 @@ def robustness(profile="cpu", tasks=tuple(HEADLINE), methods=ROBUST_METHODS, see
                   allow_training=allow_training, allow_missing=allow_missing,
                   results_dir=results_dir, data_dir=data_dir)
     view.note(report.coverage_note(df))
+    df = extra_frame(tasks, methods, seeds, profile, results_dir)
     frame = noise_frame(df) if "noise" in df.columns else pd.DataFrame()
     if frame.empty:
         view.note("**No run of this page has scores on noisy test copies yet.**")
@@ -92,6 +105,7 @@ def attention(profile="cpu", tasks=tuple(HEADLINE), methods=ATTENTION_METHODS, s
                   allow_training=allow_training, allow_missing=allow_missing,
                   results_dir=results_dir, data_dir=data_dir)
     view.note(report.coverage_note(df))
+    df = extra_frame(tasks, methods, seeds, profile, results_dir)
     att = df[df["split"] == "test_attention"] if len(df) else df
     if att.empty:
         view.note("**No run of this page has attention scores yet.**")
