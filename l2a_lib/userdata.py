@@ -47,6 +47,8 @@ def _load(spec: str, what: str) -> pd.DataFrame:
         builder, kwargs, name = fmt
         bars_on = datasets.is_progress_bar_enabled()
         datasets.disable_progress_bars()  # a file of a few thousand rows: no bar on stderr
+        level = datasets.logging.get_verbosity()
+        datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # its reader logs what we raise
         try:
             ds = datasets.load_dataset(builder, data_files=str(path), split="train", **kwargs)
         except Exception as e:  # noqa: BLE001 - any reader failure is the user's file
@@ -55,6 +57,7 @@ def _load(spec: str, what: str) -> pd.DataFrame:
                             f"that it is {name}, with column names in a header row (CSV, TSV) "
                             "or one JSON object per line") from e
         finally:
+            datasets.logging.set_verbosity(level)
             if bars_on:
                 datasets.enable_progress_bars()
         return ds.to_pandas()
