@@ -81,14 +81,22 @@ def plot_noise(frame: pd.DataFrame):
     return fig
 
 
-def robustness(profile="cpu", tasks=tuple(HEADLINE), methods=ROBUST_METHODS, seeds=(0, 1, 2),
-               allow_training=False, allow_missing=True, results_dir=None, data_dir=None) -> View:
-    view = View()
+def _with_extra_rows(view: View, tasks, methods, seeds, profile, allow_training, allow_missing,
+                     results_dir, data_dir) -> pd.DataFrame:
+    """The page's runs (computed when ``allow_training``; the missing ones listed in a
+    note), with their extra scores."""
     df = run_many(list(tasks), list(methods), list(seeds), profile=profile,
                   allow_training=allow_training, allow_missing=allow_missing,
                   results_dir=results_dir, data_dir=data_dir)
     view.note(report.coverage_note(df))
-    df = extra_frame(tasks, methods, seeds, profile, results_dir)
+    return extra_frame(tasks, methods, seeds, profile, results_dir)
+
+
+def robustness(profile="cpu", tasks=tuple(HEADLINE), methods=ROBUST_METHODS, seeds=(0, 1, 2),
+               allow_training=False, allow_missing=True, results_dir=None, data_dir=None) -> View:
+    view = View()
+    df = _with_extra_rows(view, tasks, methods, seeds, profile, allow_training, allow_missing,
+                          results_dir, data_dir)
     frame = noise_frame(df) if "noise" in df.columns else pd.DataFrame()
     if frame.empty:
         view.note("**No run of this page has scores on noisy test copies yet.**")
@@ -101,11 +109,8 @@ def robustness(profile="cpu", tasks=tuple(HEADLINE), methods=ROBUST_METHODS, see
 def attention(profile="cpu", tasks=tuple(HEADLINE), methods=ATTENTION_METHODS, seeds=(0, 1, 2),
               allow_training=False, allow_missing=True, results_dir=None, data_dir=None) -> View:
     view = View()
-    df = run_many(list(tasks), list(methods), list(seeds), profile=profile,
-                  allow_training=allow_training, allow_missing=allow_missing,
-                  results_dir=results_dir, data_dir=data_dir)
-    view.note(report.coverage_note(df))
-    df = extra_frame(tasks, methods, seeds, profile, results_dir)
+    df = _with_extra_rows(view, tasks, methods, seeds, profile, allow_training, allow_missing,
+                          results_dir, data_dir)
     att = df[df["split"] == "test_attention"] if len(df) else df
     if att.empty:
         view.note("**No run of this page has attention scores yet.**")
