@@ -60,10 +60,12 @@ def test_l2a_runs_and_logs_episodes(method, smoke_dirs):
     assert {g["from"] for g in extra["gallery"]} == {"P_s (static masked LM)", "G_theta (trained)"}
 
 
+@pytest.mark.parametrize("method,smart", [("l2a", None), ("l2a_smart", "bregman")])
 def test_an_l2a_run_cut_off_resumes_from_its_checkpoint_with_the_same_result(
-        smoke_dirs, tmp_path, monkeypatch):
+        smoke_dirs, tmp_path, monkeypatch, method, smart):
+    """(With SMART's proximal point, its momentum copy and noise stream resume too.)"""
     from l2a_lib import checkpoint
-    cfg = make_config("tc", "l2a", seed=0, profile="smoke")
+    cfg = make_config("tc", method, seed=0, profile="smoke", smart=smart)
     experiment.run(cfg, **smoke_dirs)  # the teacher and the masked LM are cached from here on
     shared = dict(data_dir=smoke_dirs["data_dir"], cache_dir=smoke_dirs["cache_dir"])
     whole, cut = tmp_path / "whole", tmp_path / "cut"
