@@ -314,3 +314,22 @@ def test_the_settings_rule_reads_the_headline_metric_gaps():
     assert table.loc["reg", "rule holds"] == "no"        # Pearson gap 0.04 < 0.05
     assert table.loc["pi", "rule holds"] == "yes"
     assert table.loc["nli", "rule holds"] == "pending"   # no runs
+
+
+def test_every_candidate_setting_builds_and_loads_its_data(data_dir):
+    """Each candidate of the settings page gives valid configurations whose data load;
+    an unchanged candidate is Table 1's own runs (no recomputation)."""
+    from l2a_lib import candidates as cand
+    from l2a_lib.data import load_task
+    from l2a_lib.profiles import make_config
+    names = [c.name for c in cand.CANDIDATES]
+    assert len(set(names)) == len(names)
+    for c in cand.CANDIDATES:
+        configs = c.configs("cpu")
+        assert len({x.hash() for x in configs}) == len(cand.METHODS) * len(cand.SEEDS)
+        student = c.config("student_ft", 0)
+        td = load_task(student.task, student.data, seed=0, data_dir=data_dir)
+        assert len(td.train) and len(td.dev) and len(td.test)
+        unchanged = not (c.data or c.teacher or c.student or c.model or c.register)
+        assert (student.hash() == make_config(c.task, "student_ft", 0).hash()) == unchanged
+    assert cand.candidate("tc_6l").config("student_ft", 0).model.student_layers == cand.SIX_LAYERS
