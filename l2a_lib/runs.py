@@ -93,9 +93,15 @@ def score(model, prep: Prepared, config: ExperimentConfig, train_cfg,
         rows += [{"split": split, "metric": k, "value": v} for k, v in scores.items()]
         if split == "test" and sink is not None:
             sink["test_predictions"] = compact_predictions(prep.task.spec.kind, logits)
-    extra = [row for name in config.extra_scores or ()
-             for row in (noisy_scores if name == "noise" else EXTRA_SCORERS[name])(
-                 model, prep, config, train_cfg)]
+    extra = []
+    for name in config.extra_scores or ():
+        got = (noisy_scores if name == "noise" else EXTRA_SCORERS[name])(model, prep, config,
+                                                                          train_cfg)
+        if isinstance(got, dict):  # rows and more (the attention maps)
+            if sink is not None and got.get("maps"):
+                sink["attention_maps"] = got["maps"]
+            got = got["rows"]
+        extra += got
     if extra and sink is not None:  # kept apart: the pages of the paper read ``rows`` only
         sink["extra_rows"] = extra
     return rows

@@ -265,11 +265,12 @@ class TeacherCache:
 
 
 @booked("evaluation")
-def attention_scores(model, prep: Prepared, config: ExperimentConfig, train_cfg) -> list[dict]:
+def attention_scores(model, prep: Prepared, config: ExperimentConfig, train_cfg) -> dict | list:
     """How close the student's last-layer attention is to the teacher's (the pair L_att
     ties), on the first ``robustness.MAX_EXAMPLES`` test examples: the mean over heads
     and real query tokens of KL(A_teacher || A_student) (``losses.relation_kl``) and
-    L_att itself (``attention_mse``). Rows of the ``attention`` table."""
+    L_att itself (``attention_mse``): rows of the ``attention`` table, and the heatmaps
+    of :func:`attention_maps`."""
     from .encoding import encode
     from .l2a.kd import attention_mse
     from .robustness import MAX_EXAMPLES
@@ -290,9 +291,32 @@ def attention_scores(model, prep: Prepared, config: ExperimentConfig, train_cfg)
         kls.append(float(losses.relation_kl(t.attentions[-1], s.attentions[-1], b["attention_mask"])))
         mses.append(float(attention_mse(s.attentions[-1], t.attentions[-1], b["attention_mask"])))
         weights.append(len(idx))
-    return [{"table": "attention", "split": "test_attention", "metric": name,
+    rows = [{"table": "attention", "split": "test_attention", "metric": name,
              "value": float(sum(v * w for v, w in zip(vals, weights)) / sum(weights))}
             for name, vals in (("attention_kl", kls), ("attention_mse", mses))]
+    return {"rows": rows, "maps": attention_maps(model, teacher, enc, prep)}
+
+
+MAP_EXAMPLES, MAP_TOKENS = 2, (6, 16)  # the attention page's heatmaps: two short test inputs
+
+
+@torch.no_grad()
+def attention_maps(model, teacher, enc: Encoded, prep: Prepared) -> list[dict]:
+    """The head-averaged last-layer attention of student and teacher on the first
+    ``MAP_EXAMPLES`` test inputs of ``MAP_TOKENS`` tokens (3 decimals), with their
+    tokens: the attention page draws them."""
+    picked = [i for i, ids in enumerate(enc.input_ids)
+              if MAP_TOKENS[0] <= len(ids) <= MAP_TOKENS[1]][:MAP_EXAMPLES]
+    out = []
+    for i in picked:
+        b = on_device(collate(enc, [i], prep.pad_id, prep.task.spec.kind == "regression"))
+        maps = {}
+        for who, m in (("student", model), ("teacher", teacher)):
+            att = m(b["input_ids"], b["attention_mask"], b["token_type_ids"],
+                    output_hidden=True).attentions[-1][0].float().mean(0)  # (T, T)
+            maps[who] = att.cpu().numpy().round(3).tolist()
+        out.append({"tokens": prep.tokenizer.convert_ids_to_tokens(enc.input_ids[i]), **maps})
+    return out
 
 
 EXTRA_SCORERS["attention"] = attention_scores

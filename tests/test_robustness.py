@@ -81,6 +81,7 @@ def test_the_robustness_and_attention_pages_read_table_1s_extra_scores(tmp_path,
     assert page["plot"] is not None
     att = views.attention(**kw)["attention"].data
     assert len(att) == 1 and "attention_kl (mean)" in att.columns
+    assert views.attention(**kw)["maps"] is not None  # the heatmaps from the run's record
     from l2a_lib.views.robust import extra_frame
     df = extra_frame(["tc"], ["student_ft"], [0], "smoke", tmp_path / "results")
     assert (df[df["split"] == "test_attention"]["value"] > 0).all() and len(df) > 0

@@ -81,6 +81,34 @@ def plot_noise(frame: pd.DataFrame):
     return fig
 
 
+def plot_attention_maps(maps_by_method: dict):
+    """Heatmaps of the head-averaged last-layer attention (rows: query tokens, columns:
+    keys) on the recorded test inputs: the teacher's, then each method's student's
+    (L_att ties the student's last layer to the teacher's last layer)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    methods = [m for m, maps in maps_by_method.items() if maps]
+    if not methods:
+        return None
+    examples = maps_by_method[methods[0]]
+    cols = ["teacher"] + methods
+    fig, axes = plt.subplots(len(examples), len(cols), squeeze=False,
+                             figsize=(2.6 * len(cols), 2.6 * len(examples)))
+    for i, ex in enumerate(examples):
+        panels = [ex["teacher"]] + [maps_by_method[m][i]["student"] for m in methods]
+        top = max(max(max(r) for r in p) for p in panels)  # one colour scale per input
+        for j, (who, panel) in enumerate(zip(cols, panels)):
+            ax = axes[i][j]
+            sns.heatmap(panel, ax=ax, cbar=False, vmin=0, vmax=top, cmap="viridis", square=True,
+                        xticklabels=ex["tokens"], yticklabels=ex["tokens"] if j == 0 else False)
+            ax.tick_params(labelsize=6)
+            if i == 0:
+                ax.set_title("Teacher (last layer)" if who == "teacher"
+                             else report.METHOD_LABELS.get(who, who), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def _with_extra_rows(view: View, tasks, methods, seeds, profile, allow_training, allow_missing,
                      results_dir, data_dir) -> pd.DataFrame:
     """The page's runs (computed when ``allow_training``; the missing ones listed in a
@@ -119,4 +147,13 @@ def attention(profile="cpu", tasks=tuple(HEADLINE), methods=ATTENTION_METHODS, s
              .unstack("metric"))
     table.columns = [f"{m} ({s})" for s, m in table.columns]
     view.show("attention", table.round(4))
+    ctx = Context(results_dir=results_dir)
+    maps = {}
+    for m in methods:  # one task and seed: the first of each
+        path = cache_path(make_config(tasks[0], m, seeds[0], profile=profile), ctx)
+        if path.is_file():
+            maps[m] = read_record(path)["extra"].get("attention_maps")
+    figure = plot_attention_maps(maps)
+    if figure is not None:
+        view.show("maps", figure)
     return view
