@@ -24,12 +24,14 @@ METHODS = ("majority", "teacher_ft", "student_ft", "eda", "cbert", "tinybert", "
            "distilbert", "bert_pkd4", "bert_pkd6", "minilm", "mlm", "l2a", "l2a_wo_src", "l2a_wo_tgt",
            "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark", "l2a_selector_off", "l2a_selector_random",
            "l2a_generator_off", "l2a_originals_off", "kd_only", "nlpaug_ctx", "student_ft_smart",
-           "l2a_smart")
+           "l2a_smart", "bert_pkd_same", "distilbert_same", "l2a_pkd6_student")
 # L2A's learned parts switched off one at a time, and the same KD without augmentation
 L2A_PARTS = ("l2a_selector_off", "l2a_selector_random", "l2a_generator_off", "l2a_originals_off",
              "kd_only")
 L2A_METHODS = ("l2a", "l2a_wo_src", "l2a_wo_tgt", "l2a_wo_att", "l2a_wo_hidden",
-               "l2a_wo_dark", "l2a_smart") + L2A_PARTS
+               "l2a_wo_dark", "l2a_smart", "l2a_pkd6_student") + L2A_PARTS
+# Table 1's same-student controls: layer KD with L2A's student, L2A with BERT6-PKD's
+SAME_STUDENT_METHODS = ("bert_pkd_same", "distilbert_same", "l2a_pkd6_student")
 SMART_VARIANTS = ("adversarial", "bregman")  # the SMART page's methods: the term alone, + BPP
 # Table 1's methods in its row order (the pages, the claims and the reports read this list)
 TABLE1_METHODS = ("majority", "teacher_ft", "student_ft", "bilstm_soft", "distilbert", "bert_pkd4",
@@ -40,7 +42,8 @@ TABLES = ("table1", "table2", "table3", "fig2_data_size", "sensitivity_T", "sens
 DATA_SOURCES = ("local", "hub")
 EXTRA_SCORES = ("noise", "attention")
 TEACHERS = ("all-mpnet-base-v2", "bert-base-uncased", "tiny-random-mpnet")
-STUDENTS = ("all-MiniLM-L6-v2", "TinyBERT_General_4L_312D", "tiny-random-bert")
+# "teacher": the student is made of the pretrained teacher's ``student_layers``
+STUDENTS = ("all-MiniLM-L6-v2", "TinyBERT_General_4L_312D", "tiny-random-bert", "teacher")
 POOLINGS = ("mean", "cls", "pooler")  # pooler: BERT's own (CLS -> dense -> tanh), for export
 
 @dataclass(frozen=True)

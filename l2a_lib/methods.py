@@ -9,9 +9,8 @@ outputs come from a ``TeacherCache``: one forward pass per unique input.
 | eda, cbert    | the MiniLM-initialised student           | target train + augmented pool          | L2A's L_KD (att + hidden + dark) |
 | tinybert      | the MiniLM-initialised student           | target train + TinyBERT-augmented pool | stage 1 emb/att/hidden per layer, stage 2 soft CE |
 | bilstm_soft   | BiLSTM (GloVe-initialised words)         | target train + BiLSTM-soft pool        | logit MSE |
-| distilbert    | every other layer of the pretrained teacher | target train                        | soft CE (T) + cosine on last hidden + hard CE |
-| bert_pkd4/6   | bottom 4 / 6 layers of the pretrained teacher | target train                      | hard CE + soft CE (T) + patience |
-| minilm        | the MiniLM-initialised student           | target train                           | last-layer attention KL + value-relation KL |
+
+DistilBERT, BERT-PKD and MiniLM, and their same-student controls, are in ``layer_kd``.
 """
 from __future__ import annotations
 
@@ -32,9 +31,10 @@ from .device import device, on_device
 from .ledger import booked
 from .majority import run_majority
 from .mlm_export import example_fills
+from .layer_kd import run_bert_pkd, run_distilbert, run_minilm, scored, with_teacher
 from .runs import Context, compact_predictions, noisy_scores, prepare, score
 from .teacher import TeacherCache, TeacherNeeds, get_teacher
-from .train import fine_tune, predict, task_loss, train_loop
+from .train import fine_tune, predict, train_loop
 
 REGRESSION = "regression"
 
@@ -65,12 +65,6 @@ def run_student_ft(config: ExperimentConfig, ctx: Context) -> dict:
 
 
 # --------------------------------------------------------------- shared
-def _ctx_objects(config: ExperimentConfig, ctx):
-    prep = prepare(config, ctx)
-    teacher, teacher_info = get_teacher(config, ctx, prep)
-    return prep, teacher, teacher_info
-
-
 def make_augmenter(config: ExperimentConfig, ctx, prep):
     """The augmenter of ``config.augment``, fitted on the target training set."""
     a: AugmentConfig = config.augment
@@ -115,15 +109,9 @@ def augmented_pool(config: ExperimentConfig, ctx, prep) -> tuple[pd.DataFrame, d
                   "examples": pool.head(6)[["text_a", "text_b"]].to_dict("records")}
 
 
-def _result(student, prep, config, extra: dict) -> dict:
-    out = {"n_params": student.n_params(), "sizes": prep.task.sizes(), **extra}
-    out["rows"] = score(student, prep, config, config.distill.train, sink=out)
-    return out
-
-
 def _pool_setup(config: ExperimentConfig, ctx):
     """Teacher-FT, the augmented pool (encoded) and a fresh student."""
-    prep, teacher, _ = _ctx_objects(config, ctx)
+    prep, teacher, _ = with_teacher(config, ctx)
     data, aug_info = augmented_pool(config, ctx, prep)
     enc = encode(data, prep.tokenizer, config.data.max_length)
     student = models.build_student(config.model, prep.task.spec.num_labels, seed=config.seed,
@@ -152,7 +140,7 @@ def run_kd_on_pool(config: ExperimentConfig, ctx) -> dict:
     res = train_loop(student, enc, prep.dev, spec.kind, d.train, compute_loss=compute_loss,
                      seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
                      desc=f"{config.method} {config.task} s{config.seed}", extra_params=[W])
-    return _result(student, prep, config, {
+    return scored(student, prep, config, {
         "augment": aug_info, "fine_tune": dataclasses.asdict(res),
         "teacher_forward_passes": cache.forward_passes, "unique_inputs": len(cache),
         "teacher_seconds": teacher_seconds, "train_inputs": len(enc)})
@@ -202,7 +190,7 @@ def run_tinybert(config: ExperimentConfig, ctx) -> dict:
     s2 = train_loop(student, enc, prep.dev, spec.kind, d.train, compute_loss=stage2,
                     seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
                     desc=desc + " stage 2")
-    return _result(student, prep, config, {
+    return scored(student, prep, config, {
         "augment": aug_info, "stage1": dataclasses.asdict(s1) if s1 else None,
         "fine_tune": dataclasses.asdict(s2), "teacher_forward_passes": cache.forward_passes,
         "unique_inputs": len(cache), "train_inputs": len(enc)})
@@ -211,7 +199,7 @@ def run_tinybert(config: ExperimentConfig, ctx) -> dict:
 def run_bilstm_soft(config: ExperimentConfig, ctx) -> dict:
     """BiLSTM-soft: a BiLSTM student (GloVe-initialised word embeddings) trained with
     the MSE between its logits and the teacher's on BiLSTM-soft-augmented data."""
-    prep, teacher, _ = _ctx_objects(config, ctx)
+    prep, teacher, _ = with_teacher(config, ctx)
     spec, d = prep.task.spec, config.distill
     data, aug_info = augmented_pool(config, ctx, prep)
     teacher_enc = encode(data, prep.tokenizer, config.data.max_length)
@@ -245,119 +233,6 @@ def run_bilstm_soft(config: ExperimentConfig, ctx) -> dict:
             "teacher_forward_passes": cache.forward_passes, "unique_inputs": len(cache)}
 
 
-def _teacher_layer_student(config, ctx, prep, teacher, layers):
-    return models.build_student_from_teacher(config.model, layers, prep.task.spec.num_labels,
-                                             prep.tokenizer, seed=config.seed, cache=ctx.cache_dir)
-
-
-def _hard(student_logits, labels, regression):
-    return task_loss(student_logits, labels, regression)
-
-
-def run_distilbert(config: ExperimentConfig, ctx) -> dict:
-    """DistilBERT-style: student = every other layer of the pretrained teacher;
-    loss = (1 - a) soft CE(T) + a hard CE + cos_weight * (1 - cos) on the last hidden."""
-    prep, teacher, _ = _ctx_objects(config, ctx)
-    spec, d = prep.task.spec, config.distill
-    N = teacher.encoder.config.num_hidden_layers
-    student = _teacher_layer_student(config, ctx, prep, teacher, tuple(range(0, N, 2)))
-    cache = TeacherCache(teacher, TeacherNeeds(hidden_layers=(N,)), prep.pad_id, bf16=d.train.bf16)
-    enc = prep.train
-    cache.fill(enc)
-    regression = spec.kind == REGRESSION
-
-    def compute_loss(b, idx):
-        s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
-        t = cache.batch(enc, idx)
-        soft = losses.prediction_loss(s.logits, t["logits"], d.temperature, regression)
-        return ((1 - d.alpha_hard) * soft + d.alpha_hard * _hard(s.logits, b["labels"], regression)
-                + d.cos_weight * losses.cosine_hidden(s.hidden_states[-1], t[f"hidden{N}"],
-                                                      b["attention_mask"]))
-
-    res = train_loop(student, enc, prep.dev, spec.kind, d.train, compute_loss=compute_loss,
-                     seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
-                     desc=f"distilbert {config.task} s{config.seed}")
-    return _result(student, prep, config, {"fine_tune": dataclasses.asdict(res),
-                                           "teacher_forward_passes": cache.forward_passes,
-                                           "unique_inputs": len(cache)})
-
-
-def run_bert_pkd(config: ExperimentConfig, ctx) -> dict:
-    """BERT-PKD (PKD-skip): student = bottom k layers of the pretrained teacher;
-    loss = a hard CE + (1 - a) soft CE(T) + beta * patience loss between the
-    student's first k-1 layers and teacher layers 2, 4, ... (k = 6) or 3, 6, 9
-    (k = 4). Patience states are mean-pooled (the models pool by mean, not [CLS])."""
-    prep, teacher, _ = _ctx_objects(config, ctx)
-    spec, d = prep.task.spec, config.distill
-    N = teacher.encoder.config.num_hidden_layers
-    k = min(4 if config.method == "bert_pkd4" else 6, N)  # N < k only for the smoke profile's tiny teacher
-    student = _teacher_layer_student(config, ctx, prep, teacher, tuple(range(k)))
-    teacher_layers = losses.layer_mapping(k, N)[:-1]  # the last layer is the prediction loss's
-    cache = TeacherCache(teacher, TeacherNeeds(pooled_layers=tuple(teacher_layers)), prep.pad_id,
-                         bf16=d.train.bf16)
-    enc = prep.train
-    cache.fill(enc)
-    regression = spec.kind == REGRESSION
-
-    def compute_loss(b, idx):
-        s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
-        t = cache.batch(enc, idx)
-        m = b["attention_mask"].unsqueeze(-1).float()
-        s_pooled = [(s.hidden_states[j + 1].float() * m).sum(1) / m.sum(1) for j in range(k - 1)]
-        t_pooled = [t[f"pooled{g}"] for g in teacher_layers]
-        soft = losses.prediction_loss(s.logits, t["logits"], d.temperature, regression)
-        return (d.alpha_hard * _hard(s.logits, b["labels"], regression) + (1 - d.alpha_hard) * soft
-                + d.pkd_beta * losses.pkd_patience(s_pooled, t_pooled))
-
-    res = train_loop(student, enc, prep.dev, spec.kind, d.train, compute_loss=compute_loss,
-                     seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
-                     desc=f"{config.method} {config.task} s{config.seed}")
-    return _result(student, prep, config, {"fine_tune": dataclasses.asdict(res),
-                                           "teacher_layers": teacher_layers,
-                                           "teacher_forward_passes": cache.forward_passes})
-
-
-def run_minilm(config: ExperimentConfig, ctx) -> dict:
-    """MiniLM-style deep self-attention distillation on the target data: KL between
-    the last layers' attention distributions and between their value relations
-    (plus the prediction loss, since this is task distillation)."""
-    prep, teacher, _ = _ctx_objects(config, ctx)
-    spec, d = prep.task.spec, config.distill
-    student = models.build_student(config.model, spec.num_labels, seed=config.seed,
-                                   cache=ctx.cache_dir)
-    heads_s = student.encoder.config.num_attention_heads
-    heads_t = teacher.encoder.config.num_attention_heads
-    if heads_s != heads_t:
-        raise ValueError(f"MiniLM's relation KL needs equal heads (student {heads_s}, teacher {heads_t})")
-    enc = prep.train
-    regression = spec.kind == REGRESSION
-    L = teacher.encoder.config.num_hidden_layers
-    cache = TeacherCache(teacher, TeacherNeeds(attention_layers=(L - 1,), value_relation=True),
-                         prep.pad_id, bf16=d.train.bf16)
-    cache.fill(enc)
-    captured = {}
-    hook = models.last_value_projection(student).register_forward_hook(
-        lambda mod, inp, out: captured.__setitem__("values", out))
-
-    def compute_loss(b, idx):
-        t = cache.batch(enc, idx)
-        s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
-        s_vr = losses.value_relation(captured["values"], heads_s, b["attention_mask"])
-        mask = b["attention_mask"]
-        soft = losses.prediction_loss(s.logits, t["logits"], d.temperature, regression)
-        return (losses.relation_kl(t[f"att{L - 1}"], s.attentions[-1], mask)
-                + losses.relation_kl(t["vr"], s_vr, mask) + soft)
-
-    try:
-        res = train_loop(student, enc, prep.dev, spec.kind, d.train, compute_loss=compute_loss,
-                         seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
-                         desc=f"minilm {config.task} s{config.seed}")
-    finally:
-        hook.remove()
-    return _result(student, prep, config, {"fine_tune": dataclasses.asdict(res),
-                                           "teacher_forward_passes": cache.forward_passes})
-
-
 def run_mlm(config: ExperimentConfig, ctx) -> dict:
     """The augmentation masked LM's held-out top-1 / top-10 accuracy on this task's
     target test sentences (the model is trained once for all tasks and cached)."""
@@ -383,4 +258,5 @@ METHODS = {
     "tinybert": run_tinybert,
     "bilstm_soft": run_bilstm_soft, "distilbert": run_distilbert, "bert_pkd4": run_bert_pkd,
     "bert_pkd6": run_bert_pkd, "minilm": run_minilm,
+    "distilbert_same": run_distilbert, "bert_pkd_same": run_bert_pkd,  # L2A's student
 }

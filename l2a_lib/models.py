@@ -298,7 +298,11 @@ def from_bert_classifier(folder, num_labels: int) -> SequenceModel:
 @booked("loading weights")
 def build_student(model_cfg: ModelConfig, num_labels: int, *, seed: int = 0,
                   cache: Path | None = None) -> SequenceModel:
-    """The pretrained student truncated to ``model_cfg.student_layers``."""
+    """The pretrained student truncated to ``model_cfg.student_layers`` (student
+    "teacher": those layers of the pretrained teacher, as BERT-PKD builds its student)."""
+    if model_cfg.student == "teacher":
+        return build_student_from_teacher(model_cfg, model_cfg.student_layers, num_labels,
+                                          load_tokenizer(model_cfg), seed=seed, cache=cache)
     encoder = load_encoder(model_cfg.student, cache, seed)
     n = encoder.config.num_hidden_layers
     if max(model_cfg.student_layers) >= n:

@@ -32,7 +32,8 @@ def l2a_version(task: str, method: str, table: str) -> int:
     2 (``l2a_lib.l2a.algorithm``) for the learned parts' ablations, Table 3 and Table
     1's L2A on text classification and PI; 1 elsewhere (Table 2's ablations, the
     studies, Table 1's L2A on NLI and regression), whose committed runs it computed."""
-    if method in L2A_PARTS or method == "l2a_smart" or (table, task) in V2_PAGES or task in USER_TASKS:
+    if (method in L2A_PARTS or method in ("l2a_smart", "l2a_pkd6_student")
+            or (table, task) in V2_PAGES or task in USER_TASKS):
         return 2  # a user's own task: the version whose learned parts are tested
     return 1
 
@@ -111,6 +112,11 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
         mlm_steps = 20 if profile == "smoke" else MLM_STEPS
         if profile == "smoke":
             l2a = dataclasses.replace(l2a, episodes=2, pool_size=32)
+        if method == "l2a_pkd6_student":  # BERT6-PKD's student and learning rate
+            model = dataclasses.replace(model, student="teacher", student_layers=tuple(
+                range(2 if profile == "smoke" else 6)))
+            distill = dataclasses.replace(distill, train=dataclasses.replace(
+                distill.train, lr=METHOD_DISTILL["bert_pkd6"]["train"].lr))
         if l2a_overrides:
             l2a = dataclasses.replace(l2a, **l2a_overrides)
     elif l2a_overrides:
@@ -158,6 +164,9 @@ METHOD_DISTILL = {
     "bert_pkd4": dict(temperature=10.0, alpha_hard=0.5, pkd_beta=100.0, train=_TEACHER_LAYERS),
     "bert_pkd6": dict(temperature=10.0, alpha_hard=0.5, pkd_beta=100.0, train=_TEACHER_LAYERS),
     "minilm": dict(train=_SMALL_DATA),
+    # the same losses with L2A's student (issue 36): the MiniLM students' schedule
+    "distilbert_same": dict(temperature=2.0, alpha_hard=0.5, cos_weight=1.0, train=_SMALL_DATA),
+    "bert_pkd_same": dict(temperature=10.0, alpha_hard=0.5, pkd_beta=100.0, train=_SMALL_DATA),
     "tinybert": dict(temperature=1.0, stage1_epochs=5),
 }
 

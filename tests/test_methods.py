@@ -13,7 +13,7 @@ from l2a_lib.profiles import make_config
 from fakes import killed_after_save
 
 BASELINES = ["eda", "cbert", "tinybert", "bilstm_soft", "distilbert", "bert_pkd4", "bert_pkd6",
-             "minilm"]
+             "minilm", "distilbert_same", "bert_pkd_same"]
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,23 @@ def test_baseline_runs_and_uses_teacher_once_per_input(method, smoke_dirs):
     if cfg.augment is not None:
         n_train = record["sizes"]["train"]
         assert extra["augment"]["pool_size"] == n_train * max(1, cfg.augment.pool_size // n_train)
+
+
+def test_same_student_controls_train_the_other_methods_students(smoke_dirs):
+    """Issue 36: DistilBERT and BERT-PKD on L2A's student (same size as Student-FT, with
+    the width map W trained), and L2A on BERT-PKD's student (the teacher's bottom layers)."""
+    size = {}
+    for method in ("student_ft", "distilbert_same", "bert_pkd_same", "l2a_pkd6_student"):
+        cfg = make_config("tc", method, seed=0, profile="smoke")
+        size[method] = int(experiment.run(cfg, **smoke_dirs)["n_params"].iloc[0])
+    assert size["distilbert_same"] == size["bert_pkd_same"] == size["student_ft"]
+    pkd6 = make_config("tc", "l2a_pkd6_student", seed=0, profile="smoke")
+    assert pkd6.model.student == "teacher" and pkd6.l2a.version == 2
+    assert size["l2a_pkd6_student"] != size["student_ft"]
+    from l2a_lib import models
+    teacher_layers = models.build_student_from_teacher(
+        pkd6.model, pkd6.model.student_layers, 2, models.load_tokenizer(pkd6.model))
+    assert size["l2a_pkd6_student"] == teacher_layers.n_params()
 
 
 def test_pair_task_augments_both_sides(smoke_dirs):

@@ -19,7 +19,7 @@ from .significance import (VERDICTS, ablation_tests, paired_table, decode_predic
 from .studies import (SHAPE_CLAIMS, not_computed, plot_study, study_by_seed, study_shape,
                       study_table, within_seed_trend)
 from .tables import (ablation_table, data_summary, episode_frame, mark_best, mean_table, plot_episodes,
-                     plot_vs_paper, policy_summary, results_table)
+                     plot_vs_paper, policy_summary, results_table, by_size, student_sizes)
 from .display import interval, number, readable, tidy
 from ..errors import MissingResults
 
@@ -31,5 +31,5 @@ __all__ = [
     "seed_predictions", "significance_table", "paired_table", "SHAPE_CLAIMS", "not_computed", "plot_study",
     "study_by_seed", "study_shape", "study_table", "within_seed_trend", "ablation_table",
     "episode_frame", "mark_best", "mean_table", "plot_episodes", "plot_vs_paper",
-    "policy_summary", "results_table", "data_summary", "MissingResults", "interval", "number", "readable", "tidy",
+    "policy_summary", "results_table", "by_size", "student_sizes", "data_summary", "MissingResults", "interval", "number", "readable", "tidy",
 ]

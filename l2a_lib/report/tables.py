@@ -10,10 +10,26 @@ from .common import (COLUMN_ORDER, METHOD_LABELS, METRICS, PALETTE, TASK_LABELS,
                      paper_results, paper_rows, set_style)
 
 
+def student_sizes(df: pd.DataFrame, methods: list[str]) -> dict[str, str]:
+    """{method: its model's size, e.g. "19M"} (the largest over tasks; "no model" for
+    the majority baseline), to group Table 1's rows by student size."""
+    n = df[df.method.isin(methods)].groupby("method")["n_params"].max()
+    return {m: "no model" if not n.get(m) else f"{n[m] / 1e6:.0f}M" for m in methods
+            if m in n.index}
+
+
+def by_size(df: pd.DataFrame, methods: list[str]) -> list[str]:
+    """``methods`` reordered largest model first, the given order kept within a size."""
+    n = df[df.method.isin(methods)].groupby("method")["n_params"].max().fillna(0)
+    return sorted(methods, key=lambda m: -round(float(n.get(m, 0)) / 1e6))
+
+
 def results_table(df: pd.DataFrame, methods: list[str], split: str = "test",
-                  with_paper: bool = True, paper_table: str = "table1") -> pd.DataFrame:
+                  with_paper: bool = True, paper_table: str = "table1",
+                  sizes: dict[str, str] | None = None) -> pd.DataFrame:
     """Rows: each method (ours, and the paper's beside it); columns: task x metric.
-    Cells: ``mean ± sd`` over seeds (ours) or the paper's number."""
+    Cells: ``mean ± sd`` over seeds (ours) or the paper's number. ``sizes`` ({method:
+    size}, :func:`student_sizes`) adds the model's size as the first level of the rows."""
     agg = aggregate(df[df.method.isin(methods)], split)
     paper = paper_rows(paper_table)
     rows = {}
@@ -25,12 +41,14 @@ def results_table(df: pd.DataFrame, methods: list[str], split: str = "test",
             ours[(TASK_LABELS[t], met)] = fmt(r["mean"].iloc[0], r["sd"].iloc[0]) if len(r) else "-"
             p = paper[(paper.task == t) & (paper.method == m) & (paper.metric == met)]
             theirs[(TASK_LABELS[t], met)] = f"{p.value.iloc[0]:.3f}" if len(p) else "-"
-        rows[(label, "ours")] = ours
+        key = (sizes.get(m, "-"), label) if sizes is not None else (label,)
+        rows[key + ("ours",)] = ours
         if with_paper:
-            rows[(label, "paper")] = theirs
+            rows[key + ("paper",)] = theirs
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.columns = pd.MultiIndex.from_tuples(out.columns)
-    out.index = pd.MultiIndex.from_tuples(out.index, names=["method", "source"])
+    names = (["model size"] if sizes is not None else []) + ["method", "source"]
+    out.index = pd.MultiIndex.from_tuples(out.index, names=names)
     return out
 
 
@@ -52,7 +70,7 @@ def mark_best(table: pd.DataFrame, means: pd.DataFrame):
     best = {c: METHOD_LABELS.get(means[c].idxmax()) for c in means.columns
             if means[c].notna().any()}
     bold = np.zeros((len(table), len(table.columns) + table.index.nlevels), dtype=bool)
-    for i, (method, source) in enumerate(table.index):
+    for i, (*_, method, source) in enumerate(table.index):
         for j, col in enumerate(table.columns):
             bold[i, j + table.index.nlevels] = source == "ours" and best.get(col) == method
     return readable(table, bold=bold)

@@ -15,7 +15,7 @@ from .base import View
 # each baseline family's rows, shown on its own page (book/baselines_*.md)
 FAMILIES = {"augmentation": ["student_ft", "eda", "cbert", "tinybert", "l2a"],
             "layers": ["teacher_ft", "student_ft", "distilbert", "bert_pkd4", "bert_pkd6", "minilm",
-                       "tinybert"],
+                       "tinybert", "distilbert_same", "bert_pkd_same", "l2a", "l2a_pkd6_student"],
             "bilstm": ["student_ft", "bilstm_soft"]}
 
 
@@ -49,7 +49,9 @@ def table1(profile="cpu", tasks=("tc", "pi", "nli", "reg"), methods=("teacher_ft
     df = _runs(view, tasks, methods, seeds, profile, allow_training, allow_missing,
                results_dir, data_dir)
     means = report.mean_table(df, methods)
-    view.show("results", report.mark_best(report.results_table(df, methods), means))
+    by_size = report.by_size(df, methods)  # rows grouped by the size of the model
+    view.show("results", report.mark_best(report.results_table(
+        df, by_size, sizes=report.student_sizes(df, by_size)), means))
     view.show("vs_paper", report.plot_vs_paper(df, methods))
     records = load_records(tasks, [m for m in methods if m != "teacher_ft"], seeds,
                            profile=profile, results_dir=results_dir)
