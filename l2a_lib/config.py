@@ -24,12 +24,14 @@ METHODS = ("majority", "teacher_ft", "student_ft", "eda", "cbert", "tinybert", "
            "distilbert", "bert_pkd4", "bert_pkd6", "minilm", "mlm", "l2a", "l2a_wo_src", "l2a_wo_tgt",
            "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark", "l2a_selector_off", "l2a_selector_random",
            "l2a_generator_off", "l2a_originals_off", "kd_only", "nlpaug_ctx", "student_ft_smart",
-           "l2a_smart", "bert_pkd_same", "distilbert_same", "l2a_pkd6_student")
+           "l2a_smart", "bert_pkd_same", "distilbert_same", "l2a_pkd6_student", "l2a_corrupted",
+           "l2a_corrupted_keep_all")
 # L2A's learned parts switched off one at a time, and the same KD without augmentation
 L2A_PARTS = ("l2a_selector_off", "l2a_selector_random", "l2a_generator_off", "l2a_originals_off",
              "kd_only")
+L2A_PROBE = ("l2a_corrupted", "l2a_corrupted_keep_all")  # half the pool with wrong targets
 L2A_METHODS = ("l2a", "l2a_wo_src", "l2a_wo_tgt", "l2a_wo_att", "l2a_wo_hidden",
-               "l2a_wo_dark", "l2a_smart", "l2a_pkd6_student") + L2A_PARTS
+               "l2a_wo_dark", "l2a_smart", "l2a_pkd6_student") + L2A_PARTS + L2A_PROBE
 # Table 1's same-student controls: layer KD with L2A's student, L2A with BERT6-PKD's
 SAME_STUDENT_METHODS = ("bert_pkd_same", "distilbert_same", "l2a_pkd6_student")
 SMART_VARIANTS = ("adversarial", "bregman")  # the SMART page's methods: the term alone, + BPP
@@ -42,8 +44,7 @@ TABLES = ("table1", "table2", "table3", "fig2_data_size", "sensitivity_T", "sens
 DATA_SOURCES = ("local", "hub")
 EXTRA_SCORES = ("noise", "attention")
 TEACHERS = ("all-mpnet-base-v2", "bert-base-uncased", "tiny-random-mpnet")
-# "teacher": the student is made of the pretrained teacher's ``student_layers``
-STUDENTS = ("all-MiniLM-L6-v2", "TinyBERT_General_4L_312D", "tiny-random-bert", "teacher")
+STUDENTS = ("all-MiniLM-L6-v2", "TinyBERT_General_4L_312D", "tiny-random-bert", "teacher")  # teacher layers
 POOLINGS = ("mean", "cls", "pooler")  # pooler: BERT's own (CLS -> dense -> tanh), for export
 
 @dataclass(frozen=True)
@@ -268,11 +269,9 @@ class L2AConfig:
     generator switch the reinforced selector and G_theta (off = keep every
     sample / sample fills from the static masked LM).
 
-    Budget: 20 episodes of 320 inputs (10 student steps each on tc) rather than
-    4 of 1,600: the same student updates, sampled sentences and teacher passes,
-    but 20 selector and generator updates instead of 4. With 4, Adam moved the
-    selector's weights by at most 4 x lr and its keep rate stayed at 0.50 on
-    every task.
+    Budget: 20 episodes of 320 inputs (10 student steps each on tc) rather than 4 of
+    1,600: the same student updates, samples and teacher passes, but 20 selector and
+    generator updates instead of 4 (with 4 the keep rate stayed at 0.50 on every task).
     """
     alpha: float = 0.0829
     temperature: float = 1.0
@@ -297,6 +296,7 @@ class L2AConfig:
     generator_epochs: int | None = None   # passes over the generator's samples per episode
     selector_random: bool | None = None   # keep at random, at the learned selector's keep rate
     augment: bool | None = None           # False: no augmented inputs at all (kd_only)
+    corrupt_share: float | None = None    # probe: augmented samples with wrong targets (l2a.corrupt)
 
     def __post_init__(self):
         _positive("alpha", self.alpha, integer=False)
@@ -319,17 +319,17 @@ class L2AConfig:
         if self.generator_weighting is not None:
             choose("l2a.generator_weighting", self.generator_weighting,
                    ("advantage", "positive", "centered", "literal"))
-        if self.hard_weight is not None:
-            _positive("hard_weight", self.hard_weight, integer=False, allow_zero=True)
-        if self.generator_epochs is not None:
-            _positive("generator_epochs", self.generator_epochs)
+        for name, value, kw in (("hard_weight", self.hard_weight, dict(integer=False, allow_zero=True)),
+                                ("generator_epochs", self.generator_epochs, {})):
+            _positive(name, value, **kw) if value is not None else None
         if self.version is None and any(v is not None for v in (
                 self.reward, self.hard_weight, self.generator_weighting, self.generator_epochs,
-                self.selector_random, self.augment)):
+                self.selector_random, self.augment, self.corrupt_share)):
             raise ConfigError("the version-2 settings of L2A need l2a.version=2")
         if self.augment is False and not self.originals_per_step:
-            raise ConfigError("l2a.augment=False (KD on the originals alone) needs "
-                              "originals_per_step > 0")
+            raise ConfigError("l2a.augment=False (KD on the originals alone) needs originals_per_step > 0")
+        if self.corrupt_share is not None and not 0.0 < self.corrupt_share < 1.0:
+            raise ConfigError(f"l2a.corrupt_share={self.corrupt_share!r} must be in (0, 1)")
         if self.selector_random and not self.selector:
             raise ConfigError("l2a.selector_random needs the selector on (it takes its keep rate)")
 

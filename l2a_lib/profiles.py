@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .config import (AUGMENTERS, L2A_METHODS, L2A_PARTS, METHODS, PROFILES, SMART_VARIANTS,
+from .config import (AUGMENTERS, L2A_METHODS, L2A_PARTS, L2A_PROBE, METHODS, PROFILES, SMART_VARIANTS,
                      TABLE1_METHODS,
                      AugmentConfig, DataConfig, DistillConfig, ExperimentConfig, L2AConfig,
                      ModelConfig, SmartConfig, TrainConfig, choose)
@@ -24,7 +24,7 @@ TASK_DATA = {
 HOME_TABLE = {"l2a_wo_src": "table2", "l2a_wo_tgt": "table2", "l2a_wo_att": "table3",
               "l2a_wo_hidden": "table3", "l2a_wo_dark": "table3", "mlm": "mlm",
               "student_ft_smart": "smart", "l2a_smart": "smart",
-              **{m: "l2a_parts" for m in L2A_PARTS}}
+              **{m: "l2a_parts" for m in L2A_PARTS + L2A_PROBE}}
 
 
 def l2a_version(task: str, method: str, table: str) -> int:
@@ -32,7 +32,7 @@ def l2a_version(task: str, method: str, table: str) -> int:
     2 (``l2a_lib.l2a.algorithm``) for the learned parts' ablations, Table 3 and Table
     1's L2A on text classification and PI; 1 elsewhere (Table 2's ablations, the
     studies, Table 1's L2A on NLI and regression), whose committed runs it computed."""
-    if (method in L2A_PARTS or method in ("l2a_smart", "l2a_pkd6_student")
+    if (method in L2A_PARTS + L2A_PROBE or method in ("l2a_smart", "l2a_pkd6_student")
             or (table, task) in V2_PAGES or task in USER_TASKS):
         return 2  # a user's own task: the version whose learned parts are tested
     return 1
@@ -49,7 +49,10 @@ L2A_PART_SETTINGS = {"l2a_selector_off": dict(selector=False),
                      "l2a_selector_random": dict(selector_random=True),
                      "l2a_generator_off": dict(generator=False),
                      "l2a_originals_off": dict(originals_per_step=0),
-                     "kd_only": dict(augment=False, selector=False, generator=False)}
+                     "kd_only": dict(augment=False, selector=False, generator=False),
+                     # the probe of l2a.corrupt: half the augmented samples with wrong targets
+                     "l2a_corrupted": dict(corrupt_share=0.5),
+                     "l2a_corrupted_keep_all": dict(corrupt_share=0.5, selector=False)}
 
 
 def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
@@ -105,7 +108,7 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
         l2a = L2AConfig(source_share={"l2a_wo_src": 0.0, "l2a_wo_tgt": 1.0}.get(method, 0.5))
         if (version or l2a_version(task, method, table)) == 2:
             l2a = dataclasses.replace(l2a, **L2A_V2, **L2A_PART_SETTINGS.get(method, {}))
-        elif method in L2A_PARTS:
+        elif method in L2A_PARTS + L2A_PROBE:
             raise ConfigError(f"{method} exists in L2A version 2 only")
         distill = dataclasses.replace(distill, att=method != "l2a_wo_att",
                                       hidden=method != "l2a_wo_hidden", dark=method != "l2a_wo_dark")

@@ -274,3 +274,40 @@ def test_version_2_settings_need_version_2():
     # version 1's runs keep their cache keys: no version-2 field is set
     assert make_config("tc", "l2a", 0, version=1).l2a.version is None
     assert make_config("tc", "kd_only", 0).l2a.augment is False
+
+
+def test_corrupted_targets_reverse_the_logits_of_a_fixed_share_of_augmented_inputs():
+    """The probe of ``l2a.corrupt``: about ``share`` of the augmented inputs get their
+    teacher logits in reversed class order, always the same ones (a hash of the ids and
+    the seed), never the protected originals; keep rates are split by that flag."""
+    from l2a_lib.encoding import Encoded
+    from l2a_lib.l2a.corrupt import CorruptedTargets
+
+    class Cache:
+        def batch(self, enc, idx):
+            return {"logits": torch.tensor([[1.0, 3.0]] * len(idx)), "hidden": torch.ones(len(idx))}
+
+        def __len__(self):
+            return 7
+
+    rows = [[101, i, i + 1, 102] for i in range(400)]
+    pool, originals = Encoded(rows, [[0] * 4] * 400, np.zeros(400)), Encoded(rows[:20], [[0] * 4] * 20, np.zeros(20))
+    wrapped = CorruptedTargets(Cache(), 0.5, seed=3, protected=originals)
+    idx = np.arange(400)
+    flags = wrapped.flags(pool, idx)
+    assert 0.4 < flags.mean() < 0.6
+    assert np.array_equal(flags, CorruptedTargets(Cache(), 0.5, 3, originals).flags(pool, idx))
+    assert not np.array_equal(flags, CorruptedTargets(Cache(), 0.5, 4, originals).flags(pool, idx))
+    out = wrapped.batch(pool, idx)["logits"]
+    assert torch.equal(out[flags], torch.tensor([[3.0, 1.0]] * int(flags.sum())))
+    assert torch.equal(out[~flags], torch.tensor([[1.0, 3.0]] * int((~flags).sum())))
+    assert torch.equal(wrapped.batch(originals, np.arange(20))["logits"], torch.tensor([[1.0, 3.0]] * 20))
+    assert len(wrapped) == 7
+    batches = [idx[:200], idx[200:]]
+    actions = [torch.as_tensor(~flags[:200], dtype=torch.float32), torch.ones(200)]
+    rates = wrapped.keep_rates(pool, batches, actions)
+    corrupted_first = flags[:200].sum()
+    assert rates["keep_clean"] == 1.0
+    assert math.isclose(rates["keep_corrupted"], 1 - corrupted_first / flags.sum())
+    with pytest.raises(ValueError, match="must be in"):
+        CorruptedTargets(Cache(), 1.0, 0, originals)

@@ -65,6 +65,7 @@ from ..runs import prepare, score
 from ..teacher import TeacherCache, TeacherNeeds, get_teacher
 from ..train import (Stepper, autocast, evaluate, linear_warmup, progress_enabled, run_steps,
                      selection_score, task_loss)
+from .corrupt import CorruptedTargets
 from .episode import run_episode
 from .generator import Generator, generator_step
 from .reference import keep_rates_of_learned_selector
@@ -105,6 +106,8 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
     cache = TeacherCache(teacher, TeacherNeeds.last_layer(teacher), prep.pad_id, bf16=d.train.bf16)
     terms = KDTerms(att=d.att, hidden=d.hidden, dark=d.dark, temperature=d.temperature)
     originals = prep.train
+    if cfg.corrupt_share:  # the probe of l2a.corrupt: wrong targets on some augmented inputs
+        cache = CorruptedTargets(cache, cfg.corrupt_share, config.seed, protected=originals)
 
     rng = np.random.default_rng(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
@@ -258,6 +261,8 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
             random_keep=None if random_keep is None else random_keep[min(episode, len(random_keep) - 1)],
             gen=gen, params=params, where=lambda step: f"episode {episode}, step {step}")
         log = {"episode": episode, **rec.summary()}
+        if cfg.corrupt_share and augment:
+            log.update(cache.keep_rates(pool.enc, batches, rec.actions))
         states = rec.all_states()
         with phase("selector"):
             if selector is not None:

@@ -27,12 +27,15 @@ DIAGNOSTICS = {
     "orig_hard": "hard-label loss (originals)",
     "generator_loss": "generator's L2A term",
     "dev_metric": "dev metric",
+    "keep_corrupted": "keep rate, corrupted samples",
+    "keep_clean": "keep rate, clean samples",
 }
 PANELS = {
     "reward": ("reward", "reward_se", "reward_snr", "acc_change_snr"),
     "selector": ("keep_rate", "selector_entropy", "keep_prob_sd", "grad_share_augmented"),
     "losses": ("aug_att", "aug_hidden", "aug_dark", "orig_kd", "orig_hard", "generator_kl",
                "dev_metric"),
+    "probe": ("keep_corrupted", "keep_clean", "reward_snr", "dev_metric"),
 }
 
 
@@ -131,3 +134,18 @@ def means_table(records: dict, labels: dict, kinds: dict, methods, task_metrics:
     if len(out):
         out.columns = pd.MultiIndex.from_tuples(out.columns)
     return out
+
+
+def probe_summary(frame: pd.DataFrame, window: int = 5) -> pd.DataFrame:
+    """The probe of ``l2a.corrupt`` (``l2a_corrupted``): per seed, the keep rate of the
+    corrupted and of the clean samples over the first and the last ``window`` episodes,
+    and the last episode's dev metric."""
+    rows = []
+    for (task, seed), g in (frame.groupby(["task", "seed"], sort=True) if len(frame) else ()):
+        first, last = g[g.episode < window], g[g.episode > g.episode.max() - window]
+        rows.append({"task": TASK_LABELS.get(task, task), "seed": int(seed),
+                     f"kept, corrupted (episodes 1-{window})": first.keep_corrupted.mean(),
+                     f"kept, clean (episodes 1-{window})": first.keep_clean.mean(),
+                     f"kept, corrupted (last {window})": last.keep_corrupted.mean(),
+                     f"kept, clean (last {window})": last.keep_clean.mean()})
+    return pd.DataFrame(rows).set_index(["task", "seed"]).round(3) if rows else pd.DataFrame()

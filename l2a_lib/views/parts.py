@@ -2,8 +2,10 @@
 at a time (issue 34)."""
 from __future__ import annotations
 
+import pandas as pd
+
 from .. import report
-from ..config import L2A_PARTS
+from ..config import L2A_PARTS, L2A_PROBE
 from ..experiment import run_many
 from ..records import load_records, load_test_labels
 from ..report import diagnostics as diag
@@ -55,7 +57,27 @@ def l2a_parts(profile="cpu", tasks=("tc", "pi"), seeds=(0, 1, 2, 3, 4), allow_tr
         view.show("differences", diag.plot_differences(tests))
     for r in tests.to_dict("records"):
         view.value(f"parts_{r['task']}_{_key(r['variant'])}", r["removed part"])
+    _probe(view, profile, seeds[:3], records, labels, kinds, allow_training, allow_missing,
+           results_dir, data_dir)
     return view
+
+
+def _probe(view, profile, seeds, records, labels, kinds, allow_training, allow_missing,
+           results_dir, data_dir, task="tc"):
+    """The probe with a known answer on real data (``l2a.corrupt``): half the augmented
+    samples with wrong teacher targets, the learned selector against keeping all."""
+    methods = list(L2A_PROBE)
+    df = run_many([task], methods, seeds, profile=profile, allow_training=allow_training,
+                  results_dir=results_dir, data_dir=data_dir, allow_missing=allow_missing, version=2)
+    view.note(report.coverage_note(df))
+    probe = load_records([task], methods, seeds, profile=profile, results_dir=results_dir, version=2)
+    both = {**{k: v for k, v in records.items() if k[0] == task and k[2] in seeds}, **probe}
+    view.show("probe_means", diag.means_table(both, {task: labels[task]}, {task: kinds[task]},
+                                              ["l2a", *methods], TASK_METRICS))
+    frame = diag.diagnostics_frame(probe, "l2a_corrupted")
+    view.show("probe_keep", diag.probe_summary(frame))
+    view.show("probe_plot", diag.plot_diagnostics(frame, "probe") if len(frame)
+              else pd.DataFrame({"not computed yet": []}))
 
 
 def _key(label: str) -> str:

@@ -1,0 +1,76 @@
+"""A probe with a known answer on real data: some augmented samples get a wrong
+teacher target, and the selector should learn to drop them.
+
+``tests/test_l2a_learns.py`` shows on a toy student that version 2's selector learns
+to drop samples whose teacher targets are corrupted. On the real pools of the
+paper's tasks there may be nothing comparable to find: if every augmented sample is
+about as useful as another, a learned selector cannot beat keeping all of them. This
+probe puts the answer back on real data: ``L2AConfig.corrupt_share`` of the augmented
+inputs (never the labelled originals) get the teacher's logits in reversed class
+order, a confidently wrong target for L_dark and for the selector's state, while
+their attention maps and hidden states stay the teacher's. Each episode then records
+the keep rate of the corrupted and of the clean samples (``keep_corrupted``,
+``keep_clean``). Methods ``l2a_corrupted`` (the learned selector) and
+``l2a_corrupted_keep_all`` (every sample kept) compare what the selection is worth.
+
+Which inputs are corrupted is a function of the input's token ids and the run's seed
+(a hash), so a resumed run corrupts the same ones without any state.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+
+from ..encoding import Encoded
+
+
+class CorruptedTargets:
+    """A ``teacher.TeacherCache`` whose logits are reversed on a fixed share of the
+    inputs of every encoded set except ``protected`` (the labelled originals); every
+    other attribute is the wrapped cache's."""
+
+    def __init__(self, cache, share: float, seed: int, protected: Encoded):
+        if not 0.0 < share < 1.0:
+            raise ValueError(f"corrupt_share={share!r} must be in (0, 1)")
+        self.cache, self.share, self.seed, self.protected = cache, float(share), int(seed), protected
+
+    def __getattr__(self, name):
+        return getattr(self.cache, name)
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def flags(self, enc: Encoded, idx) -> np.ndarray:
+        """True for each input of ``idx`` whose target is corrupted."""
+        if enc is self.protected:
+            return np.zeros(len(idx), dtype=bool)
+        out = []
+        for i in np.asarray(idx):
+            raw = np.asarray(enc.input_ids[int(i)], dtype=np.int64).tobytes()
+            h = hashlib.blake2b(raw + self.seed.to_bytes(4, "little"), digest_size=8)
+            out.append(int.from_bytes(h.digest(), "little") / 2**64 < self.share)
+        return np.array(out, dtype=bool)
+
+    def batch(self, enc: Encoded, idx) -> dict[str, torch.Tensor]:
+        out = self.cache.batch(enc, idx)
+        flags = self.flags(enc, idx)
+        if not flags.any():
+            return out
+        logits = out["logits"].clone()
+        rows = torch.as_tensor(np.flatnonzero(flags), device=logits.device)
+        logits[rows] = logits[rows].flip(-1)
+        return {**out, "logits": logits}
+
+    def keep_rates(self, enc: Encoded, batches, actions) -> dict[str, float | None]:
+        """The share kept of the corrupted and of the clean samples in one episode
+        (``batches``: the index arrays of its steps; ``actions``: 1 keep / 0 drop)."""
+        flags = np.concatenate([self.flags(enc, idx) for idx in batches if idx is not None
+                                and len(idx)] or [np.zeros(0, dtype=bool)])
+        kept = torch.cat(list(actions)).numpy() > 0.5 if len(actions) else np.zeros(0, dtype=bool)
+        if len(kept) != len(flags):
+            raise ValueError(f"{len(kept)} actions for {len(flags)} samples")
+        return {"keep_corrupted": float(kept[flags].mean()) if flags.any() else None,
+                "keep_clean": float(kept[~flags].mean()) if (~flags).any() else None,
+                "corrupted_share": float(flags.mean()) if len(flags) else None}
