@@ -18,6 +18,7 @@ from typing import Callable
 
 from .config import ExperimentConfig
 from .profiles import make_config
+from .tasks import HEADLINE_METRICS
 
 RULE = ("Keep a setting where Teacher-FT is at least 10 points above the majority "
         "baseline and at least 5 points above Student-FT, on the task's headline metric "
@@ -28,7 +29,7 @@ RULE = ("Keep a setting where Teacher-FT is at least 10 points above the majorit
         "current setting as an appendix row whatever is chosen.")
 METHODS = ("majority", "teacher_ft", "student_ft")
 SEEDS = (0, 1, 2)
-HEADLINE = {"tc": "acc", "pi": "f1", "nli": "acc", "reg": "pearson"}
+HEADLINE = HEADLINE_METRICS
 SIX_LAYERS = (0, 1, 2, 3, 4, 5)
 
 

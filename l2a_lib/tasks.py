@@ -5,6 +5,9 @@ from __future__ import annotations
 from .errors import ConfigError
 
 TASKS = ("tc", "pi", "nli", "reg")
+# each task's headline metric: what the pages' tests and verdicts compare (PI: the F1 of
+# the positive class, since its target test set is 85% negative)
+HEADLINE_METRICS = {"tc": "acc", "pi": "f1", "nli": "acc", "reg": "pearson"}
 
 # Tasks made from a user's files (``l2a_lib.distill``): name -> the paper task whose
 # settings they take (tc: single texts, pi: pairs, reg: regression). A user task's

@@ -7,6 +7,7 @@ import pandas as pd
 
 from .. import report
 from ..config import TABLE1_METHODS
+from ..tasks import HEADLINE_METRICS
 from ..experiment import run_many
 from ..profiles import make_config
 from ..records import cache_path, read_record, record_to_frame
@@ -14,7 +15,7 @@ from ..robustness import NOISE
 from ..runs import Context
 from .base import View
 
-HEADLINE = {"tc": "acc", "pi": "f1", "nli": "acc", "reg": "pearson"}
+HEADLINE = HEADLINE_METRICS
 ROBUST_METHODS = tuple(m for m in TABLE1_METHODS if m != "majority")
 ATTENTION_METHODS = ("student_ft", "minilm", "tinybert", "eda", "l2a", "l2a_wo_att")
 

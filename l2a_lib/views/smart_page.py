@@ -7,6 +7,7 @@ import pandas as pd
 
 from .. import report
 from ..config import SMART_VARIANTS
+from ..tasks import HEADLINE_METRICS
 from ..experiment import gather
 from ..profiles import make_config
 from ..records import cache_path, load_test_labels, read_record
@@ -15,7 +16,7 @@ from ..runs import Context
 from .base import View
 
 PAIRS = (("student_ft_smart", "student_ft"), ("l2a_smart", "l2a"))
-HEADLINE = {"tc": "acc", "pi": "f1", "nli": "acc", "reg": "pearson"}
+HEADLINE = HEADLINE_METRICS
 
 
 def smart_configs(tasks, seeds, profile: str) -> list[tuple[str, object]]:
