@@ -49,4 +49,38 @@ def settings(profile="cpu", seeds=cand.SEEDS, allow_training=False, allow_missin
                  column="candidate", what=" of the candidate settings")
     view.note(report.coverage_note(df))
     view.show("candidates", candidate_table(df))
+    fixes = [(f.name, c) for f in cand.FIXES for c in f.configs(profile, seeds=seeds)]
+    fixed = gather(fixes, Context(data_dir, results_dir), allow_training, allow_missing,
+                   column="candidate", what=" of the baseline fixes")
+    view.note(report.coverage_note(fixed))
+    view.show("fixes", fix_table(fixed, [c for _, c in fixes], results_dir))
     return view
+
+
+def fix_table(df: pd.DataFrame, configs, results_dir=None) -> pd.DataFrame:
+    """Each baseline fix before (Table 1's runs) and after: accuracy and the headline
+    metric (mean ± sd over seeds), and the seeds whose test predictions are one class."""
+    from ..records import load_record
+    rows = []
+    for f in cand.FIXES:
+        for when, table in (("before (Table 1)", "table1"), ("after", "settings")):
+            runs = [c for c in configs if c.method == f.method and c.task == f.task
+                    and c.table == table]
+            sub = df[df.config_hash.isin([c.hash() for c in runs]) & (df.split == "test")] \
+                if "config_hash" in df else df.iloc[:0]
+            row = {"fix": f.name, "what": f.what if when == "after" else "as in Table 1",
+                   "runs": when, "seeds": int(sub.seed.nunique()) if len(sub) else 0}
+            for metric in dict.fromkeys(("acc", cand.HEADLINE[f.task])):
+                v = sub[sub.metric == metric].value
+                row[metric] = report.fmt(v.mean(), v.std()) if len(v) else "-"
+            one_class = []
+            for c in runs:
+                try:
+                    preds = report.decode_predictions("classification", load_record(
+                        c, results_dir)["extra"]["test_predictions"])
+                except (report.MissingResults, KeyError):
+                    continue
+                one_class += [c.seed] if report.degenerate_seeds("classification", {0: preds}) else []
+            row["seeds predicting one class"] = ", ".join(map(str, one_class)) or "none"
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["fix", "runs"])
