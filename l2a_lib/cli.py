@@ -4,6 +4,7 @@
 * ``run``                   run (or read from the cache) task x method x seed, or one run by its hash
 * ``teacher``               fine-tune (or find cached) the teacher of a workflow key
 * ``mlm``                   train (or load) the augmentation masked LM of a workflow key
+* ``noise``                 the noisy copies of a task's test split (robustness page)
 * ``page``                  execute one book page's notebook with papermill
 * ``check-book``            the built book in headless Chromium: what a reader must not see
 * ``audit``                 recompute cached runs, report any difference (determinism)
@@ -82,6 +83,17 @@ def _cmd_teacher(args) -> int:
     _, info = get_teacher(config, ctx, prepare(config, ctx))
     print(f"best dev {info.get('best_dev')} at epoch {info.get('best_epoch')}; "
           f"sha256 {info.get('sha256')}", flush=True)
+    return 0
+
+
+def _cmd_noise(args) -> int:
+    from .profiles import make_config
+    from .robustness import write_manifest
+    from .runs import Context, prepare
+    config = make_config(args.task, "student_ft", 0, profile=args.profile)
+    prep = prepare(config, Context(args.data_dir, args.results_dir))
+    path = write_manifest(prep.task.test, args.task, args.profile)
+    print(f"noisy test copies of {args.task} ({args.profile}): {path}", flush=True)
     return 0
 
 
@@ -188,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("key")
     r.add_argument("--profile", choices=PROFILES, default="cpu")
     r.set_defaults(func=_cmd_teacher)
+
+    r = sub.add_parser("noise", help="generate the noisy copies of a task's test split (the "
+                       "robustness page; once, cached)")
+    r.add_argument("task", choices=TASKS)
+    r.add_argument("--profile", choices=PROFILES, default="cpu")
+    r.set_defaults(func=_cmd_noise)
 
     r = sub.add_parser("mlm", help="train the augmentation masked LM of a workflow key (once; "
                        "published with the results)")

@@ -106,3 +106,24 @@ def noisy_tests(test: pd.DataFrame, cache_dir=None) -> dict[tuple[str, float], p
     """Every (kind, level) copy of ``test``."""
     return {(k, lv): noisy_test(test, k, lv, cache_dir=cache_dir)
             for k, levels in NOISE.items() for lv in levels}
+
+
+def manifest_path(task: str, profile: str, cache_dir=None):
+    """The record that ``task``'s noisy copies under ``profile`` exist (the workflow's
+    ``noise`` job writes it; the runs that score them wait for it)."""
+    return paths.cache_dir(cache_dir) / "robustness" / f"{task}-{profile}.json"
+
+
+def write_manifest(test: pd.DataFrame, task: str, profile: str, cache_dir=None):
+    """Generate (or find) every noisy copy of ``test`` and record them: kind, level,
+    file, examples and the share of texts the noise changed."""
+    first = test.iloc[:MAX_EXAMPLES].reset_index(drop=True)
+    rows = []
+    for (kind, level), noisy in noisy_tests(test, cache_dir=cache_dir).items():
+        rows.append({"kind": kind, "level": level, "seed": SEED, "examples": len(noisy),
+                     "file": f"{_key(first, kind, level, SEED)}.jsonl",
+                     "changed": float((noisy["text_a"] != first["text_a"]).mean())})
+    path = manifest_path(task, profile, cache_dir)
+    paths.atomic_write_text(path, json.dumps({"task": task, "profile": profile, "copies": rows},
+                                             indent=1))
+    return path

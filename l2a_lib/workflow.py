@@ -19,6 +19,7 @@ from .config import ExperimentConfig
 from .profiles import learned_reference, make_config
 from .records import is_cached, load_record
 from .runs import Context
+from .robustness import manifest_path
 from .teacher import teacher_key
 
 # torch threads of one job: the cpu profile's runs were computed with two threads
@@ -108,6 +109,9 @@ class Plan:
         """The teacher's fine-tuning record (written after its weights)."""
         return self.cache / "teachers" / f"{key}.json"
 
+    def noise_file(self, task: str) -> Path:
+        return manifest_path(task, self.profile, self.cache)
+
     def mlm_file(self, key: str) -> Path:
         return self.results / "mlm" / key / paths.MANIFEST
 
@@ -126,6 +130,8 @@ class Plan:
         ref = depends_on(c)
         if ref is not None:
             out["learned"] = str(self.result(ref.hash()))
+        if "noise" in (c.extra_scores or ()):  # scored on the noisy test copies
+            out["noise"] = str(self.noise_file(c.task))
         return out
 
     def page_inputs(self, name: str, cached_only: bool = False) -> list[str]:

@@ -39,6 +39,30 @@ def test_noisy_copies_are_cached_and_pairs_get_noise_on_both_sides(tmp_path, dat
     pd.testing.assert_frame_equal(first, again)
 
 
+def test_the_workflow_generates_the_noisy_copies_before_the_runs_that_score_them(tmp_path, data_dir,
+                                                                                monkeypatch):
+    """A ``noise`` job per task writes the copies and a manifest (``python -m l2a_lib
+    noise``); every run scored on them waits for that manifest while it is missing."""
+    import json
+
+    from l2a_lib import cli, workflow
+    monkeypatch.setenv("L2A_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("L2A_RESULTS_DIR", str(tmp_path / "results"))
+    plan = workflow.Plan("smoke", tmp_path / "results", tmp_path / "cache")
+    noisy = [h for h, c in plan.runs.items() if "noise" in (c.extra_scores or ())]
+    assert noisy
+    inputs = plan.run_inputs(noisy[0])
+    assert inputs["noise"] == str(robustness.manifest_path(plan.runs[noisy[0]].task, "smoke",
+                                                           tmp_path / "cache"))
+    assert cli.main(["noise", plan.runs[noisy[0]].task, "--profile", "smoke"]) == 0
+    manifest = json.loads(open(inputs["noise"]).read())
+    assert len(manifest["copies"]) == sum(len(v) for v in robustness.NOISE.values())
+    for copy in manifest["copies"]:
+        assert (tmp_path / "cache" / "robustness" / copy["file"]).is_file()
+        assert copy["seed"] == robustness.SEED and 0 < copy["changed"] <= 1
+
+
 @pytest.mark.parametrize("method", ["student_ft", "bilstm_soft"])
 def test_a_run_with_robustness_scores_every_noisy_copy(tmp_path, data_dir, monkeypatch, method):
     from l2a_lib import experiment
