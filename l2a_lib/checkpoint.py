@@ -35,7 +35,9 @@ different run.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 import warnings
 from pathlib import Path
 
@@ -74,15 +76,25 @@ class _Checkpoint:
 
 
 class EpisodeCheckpoint(_Checkpoint):
-    """The checkpoint folder of one run."""
+    """The checkpoint folder of one run. A state is saved after the first episode and
+    then at most every ``L2A_CHECKPOINT_SECONDS`` (120 by default; 0: after every
+    episode): an L2A state is about 0.6 GB (student, generator and their optimizers),
+    and writing it after each of 20 episodes took 5% of a run. A run cut off loses at
+    most that much work; what it resumes is the same computation either way."""
 
     what = "episode checkpoint"
+    _last_save = 0.0
+
+    def due(self) -> bool:
+        """Whether the next episode's state should be saved (see the class)."""
+        every = float(os.environ.get("L2A_CHECKPOINT_SECONDS", "120") or 0)
+        return time.time() - self._last_save >= every
 
     @booked("checkpoints")
     def save(self, state: dict, teacher_entries: list, shard: int) -> None:
-        """Save the state after episode ``shard`` and the teacher outputs added since
-        the previous save (the shard first, so that a saved state never counts a
-        shard that is not on disk)."""
+        """Save the state and, as shard number ``shard`` (0, 1, ...), the teacher
+        outputs added since the previous save (the shard first, so that a saved state
+        never counts a shard that is not on disk)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_torch_save({"keys": [k for k, _ in teacher_entries],
                       "items": [v for _, v in teacher_entries]}, self.folder / f"teacher-{shard}.pt")
@@ -92,6 +104,7 @@ class EpisodeCheckpoint(_Checkpoint):
         if "loop_seconds" in state:  # the episodes' own time (no teacher, no setup)
             progress["loop_seconds"] = round(state["loop_seconds"], 1)
         atomic_write_text(self.folder / PROGRESS, json.dumps(progress))
+        self._last_save = time.time()
 
     def load(self) -> tuple[dict, list] | None:
         """(state, teacher entries in the order they were computed), or None when

@@ -148,3 +148,22 @@ def test_an_unreadable_checkpoint_is_reported_and_the_run_starts_again(tmp_path)
     with pytest.warns(UserWarning, match="cannot be read"):
         assert ck.load() is None
     assert not (tmp_path / "ck").exists()
+
+
+def test_episode_states_are_saved_after_the_first_episode_then_at_most_every_interval(
+        tmp_path, monkeypatch):
+    """L2A_CHECKPOINT_SECONDS: the first state is saved at once, later ones when the
+    interval has passed; the teacher outputs of the skipped episodes go into the next
+    shard, so a resumed run gets every output computed before its last save."""
+    from l2a_lib.checkpoint import EpisodeCheckpoint
+    monkeypatch.setenv("L2A_CHECKPOINT_SECONDS", "3600")
+    ck = EpisodeCheckpoint(tmp_path / "ck", run_id="abc")
+    assert ck.due()
+    ck.save({"episode": 1, "episodes": 9, "seconds": 1.0}, [((1,), {"v": torch.zeros(1)})], shard=0)
+    assert not ck.due()  # within the interval: the episode's state is not written
+    monkeypatch.setenv("L2A_CHECKPOINT_SECONDS", "0")
+    assert ck.due()
+    ck.save({"episode": 4, "episodes": 9, "seconds": 4.0},
+            [((2,), {"v": torch.ones(1)}), ((3,), {"v": torch.ones(1)})], shard=1)
+    state, entries = ck.load()
+    assert state["episode"] == 4 and [k for k, _ in entries] == [(1,), (2,), (3,)]

@@ -202,10 +202,11 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
         print(f"l2a {config.task} seed {config.seed}: resumed after episode {first}/{cfg.episodes} "
               "from its checkpoint", flush=True)
     saved = len(cache) if resumed is not None else 0  # teacher outputs already in a checkpoint
+    shards = resumed[0]["shards"] if resumed is not None else 0  # teacher-output files saved
 
     def save_checkpoint(episode: int) -> None:
-        nonlocal saved
-        if episode + 1 >= cfg.episodes:
+        nonlocal saved, shards
+        if episode + 1 >= cfg.episodes or not ckpt.due():
             return
         ckpt.save({
             "episode": episode + 1, "episodes": cfg.episodes, "log": episodes,
@@ -220,8 +221,8 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
             "rng": rng_state(rng, gen), "resumed_at": earlier["resumed_at"],
             "teacher_used": ctx.teacher_used,
             "seconds": earlier["wall"] + time.time() - t_start,
-            "loop_seconds": earlier["loop"] + time.time() - t0}, cache.entries(saved), episode)
-        saved = len(cache)
+            "loop_seconds": earlier["loop"] + time.time() - t0}, cache.entries(saved), shards)
+        saved, shards = len(cache), shards + 1
 
     def episode_v2(episode: int) -> dict:
         """One episode of version 2 (``l2a.episode.run_episode``); returns its log."""
