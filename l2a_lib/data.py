@@ -198,7 +198,9 @@ def _rte(d: Path) -> pd.DataFrame:
     return out
 
 
-def _amazon(domain: str) -> Callable[[Path], pd.DataFrame]:
+def _amazon(domain: str, min_votes: int = 1) -> Callable[[Path], pd.DataFrame]:
+    """The reviews of ``domain`` with at least ``min_votes`` helpfulness votes (a ratio
+    of one or two votes is 0, 0.5 or 1: mostly noise)."""
     def load(d: Path) -> pd.DataFrame:
         p = _need(d / "amazon_blitzer_helpfulness" / f"{domain}.tsv", f"Amazon {domain} reviews")
         cols = ["unique_id", "title", "review_text", "rating", "helpful_yes", "helpful_total",
@@ -211,8 +213,8 @@ def _amazon(domain: str) -> Callable[[Path], pd.DataFrame]:
                 raise DataError(f"{p}, line {n}: helpful_yes/helpful_total "
                                 f"{r['helpful_yes']!r}/{r['helpful_total']!r} are not integers. "
                                 "Fix or remove the line.") from None
-            if total < 1:
-                continue  # no votes: no helpfulness ratio
+            if total < max(1, min_votes):
+                continue  # no votes: no helpfulness ratio (or fewer than asked for)
             if not 0 <= yes <= total:
                 raise DataError(f"{p}, line {n}: helpful_yes={yes} is outside [0, helpful_total="
                                 f"{total}]. Fix or remove the line.")
@@ -290,6 +292,7 @@ LOCAL_LOADERS: dict[tuple[str, str], Callable[[Path], pd.DataFrame]] = {
     ("nli", "source"): _sick, ("nli", "target"): _rte,
     ("reg", "source"): _amazon("electronics"), ("reg", "target"): _amazon("kitchen"),
 }
+amazon_reviews = _amazon  # the regression loader with a vote threshold (l2a_lib.candidates)
 
 
 def get_task(task: str) -> TaskSpec:
