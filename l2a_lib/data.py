@@ -199,8 +199,7 @@ def _rte(d: Path) -> pd.DataFrame:
 
 
 def _amazon(domain: str, min_votes: int = 1) -> Callable[[Path], pd.DataFrame]:
-    """The reviews of ``domain`` with at least ``min_votes`` helpfulness votes (a ratio
-    of one or two votes is 0, 0.5 or 1: mostly noise)."""
+    """The reviews of ``domain`` with at least ``min_votes`` helpfulness votes."""
     def load(d: Path) -> pd.DataFrame:
         p = _need(d / "amazon_blitzer_helpfulness" / f"{domain}.tsv", f"Amazon {domain} reviews")
         cols = ["unique_id", "title", "review_text", "rating", "helpful_yes", "helpful_total",

@@ -13,7 +13,7 @@ from ..records import load_record, load_records, load_test_labels
 from .base import View
 
 # each baseline family's rows, shown on its own page (book/baselines_*.md)
-FAMILIES = {"augmentation": ["student_ft", "eda", "cbert", "tinybert", "l2a"],
+FAMILIES = {"augmentation": ["student_ft", "eda", "cbert", "tinybert", "nlpaug_ctx", "l2a"],
             "layers": ["teacher_ft", "student_ft", "distilbert", "bert_pkd4", "bert_pkd6", "minilm",
                        "tinybert", "distilbert_same", "bert_pkd_same", "l2a", "l2a_pkd6_student"],
             "bilstm": ["student_ft", "bilstm_soft"]}
