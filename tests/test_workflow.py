@@ -125,7 +125,10 @@ def test_a_cached_run_waits_for_no_teacher_and_a_missing_one_for_its_own(tmp_pat
     needs = plan.run_inputs(l2a.hash())
     assert needs["teacher"].endswith(f"teachers/{teacher_key(l2a)}.json")
     assert needs["mlm"].endswith("manifest.json")
-    assert plan.run_inputs(make_config("tc", "student_ft", 0, profile="smoke").hash()) == {}
+    # Student-FT distils no teacher; on the smoke profile it waits for the noisy test copies
+    # it is scored on (the robustness page) and nothing else
+    student = plan.run_inputs(make_config("tc", "student_ft", 0, profile="smoke").hash())
+    assert set(student) == {"noise"} and student["noise"].endswith("robustness/tc-smoke.json")
     _record(plan.result(l2a.hash()), l2a, 1.0)
     assert plan.run_inputs(l2a.hash()) == {}
     # every run of one task, seed and size distils one teacher
