@@ -61,6 +61,25 @@ def layer_student(config: ExperimentConfig, ctx, prep, teacher, layers: tuple[in
     return student, None, []
 
 
+def teacher_outputs(teacher, needs: TeacherNeeds, prep, d):
+    """The teacher's outputs ``needs`` on the target training set, computed once."""
+    cache = TeacherCache(teacher, needs, prep.pad_id, bf16=d.train.bf16)
+    cache.fill(prep.train)
+    return cache
+
+
+def distilled(config, prep, student, compute_loss, extra_params=(), **record) -> dict:
+    """Train ``student`` on the target training set with ``compute_loss`` (the epoch
+    loop of every method, ``train.train_loop``) and score it; ``record`` goes into the
+    result beside the fine-tuning log."""
+    spec, d = prep.task.spec, config.distill
+    res = train_loop(student, prep.train, prep.dev, spec.kind, d.train, compute_loss=compute_loss,
+                     seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
+                     desc=f"{config.method} {config.task} s{config.seed}",
+                     extra_params=list(extra_params))
+    return scored(student, prep, config, {"fine_tune": dataclasses.asdict(res), **record})
+
+
 def _mapped(h: torch.Tensor, W) -> torch.Tensor:
     return h.float() if W is None else h.float() @ W.float()
 
@@ -73,9 +92,7 @@ def run_distilbert(config: ExperimentConfig, ctx) -> dict:
     spec, d = prep.task.spec, config.distill
     N = teacher.encoder.config.num_hidden_layers
     student, W, extra = layer_student(config, ctx, prep, teacher, tuple(range(0, N, 2)))
-    cache = TeacherCache(teacher, TeacherNeeds(hidden_layers=(N,)), prep.pad_id, bf16=d.train.bf16)
-    enc = prep.train
-    cache.fill(enc)
+    cache, enc = teacher_outputs(teacher, TeacherNeeds(hidden_layers=(N,)), prep, d), prep.train
     regression = spec.kind == REGRESSION
 
     def compute_loss(b, idx):
@@ -86,12 +103,8 @@ def run_distilbert(config: ExperimentConfig, ctx) -> dict:
                 + d.cos_weight * losses.cosine_hidden(_mapped(s.hidden_states[-1], W),
                                                       t[f"hidden{N}"], b["attention_mask"]))
 
-    res = train_loop(student, enc, prep.dev, spec.kind, d.train, compute_loss=compute_loss,
-                     seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
-                     desc=f"{config.method} {config.task} s{config.seed}", extra_params=extra)
-    return scored(student, prep, config, {"fine_tune": dataclasses.asdict(res),
-                                          "teacher_forward_passes": cache.forward_passes,
-                                          "unique_inputs": len(cache)})
+    return distilled(config, prep, student, compute_loss, extra,
+                     teacher_forward_passes=cache.forward_passes, unique_inputs=len(cache))
 
 
 def run_bert_pkd(config: ExperimentConfig, ctx) -> dict:
@@ -108,11 +121,8 @@ def run_bert_pkd(config: ExperimentConfig, ctx) -> dict:
     student, W, extra = layer_student(config, ctx, prep, teacher, tuple(range(k)))
     k = student.encoder.config.num_hidden_layers
     teacher_layers = losses.layer_mapping(k, N)[:-1]  # the last layer is the prediction loss's
-    cache = TeacherCache(teacher, TeacherNeeds(pooled_layers=tuple(teacher_layers)), prep.pad_id,
-                         bf16=d.train.bf16)
-    enc = prep.train
-    cache.fill(enc)
-    regression = spec.kind == REGRESSION
+    cache = teacher_outputs(teacher, TeacherNeeds(pooled_layers=tuple(teacher_layers)), prep, d)
+    enc, regression = prep.train, spec.kind == REGRESSION
 
     def compute_loss(b, idx):
         s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
@@ -125,12 +135,8 @@ def run_bert_pkd(config: ExperimentConfig, ctx) -> dict:
         return (d.alpha_hard * task_loss(s.logits, b["labels"], regression)
                 + (1 - d.alpha_hard) * soft + d.pkd_beta * losses.pkd_patience(s_pooled, t_pooled))
 
-    res = train_loop(student, enc, prep.dev, spec.kind, d.train, compute_loss=compute_loss,
-                     seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
-                     desc=f"{config.method} {config.task} s{config.seed}", extra_params=extra)
-    return scored(student, prep, config, {"fine_tune": dataclasses.asdict(res),
-                                          "teacher_layers": teacher_layers,
-                                          "teacher_forward_passes": cache.forward_passes})
+    return distilled(config, prep, student, compute_loss, extra, teacher_layers=teacher_layers,
+                     teacher_forward_passes=cache.forward_passes)
 
 
 def run_minilm(config: ExperimentConfig, ctx) -> dict:
@@ -145,12 +151,10 @@ def run_minilm(config: ExperimentConfig, ctx) -> dict:
     heads_t = teacher.encoder.config.num_attention_heads
     if heads_s != heads_t:
         raise ValueError(f"MiniLM's relation KL needs equal heads (student {heads_s}, teacher {heads_t})")
-    enc = prep.train
-    regression = spec.kind == REGRESSION
+    enc, regression = prep.train, spec.kind == REGRESSION
     L = teacher.encoder.config.num_hidden_layers
-    cache = TeacherCache(teacher, TeacherNeeds(attention_layers=(L - 1,), value_relation=True),
-                         prep.pad_id, bf16=d.train.bf16)
-    cache.fill(enc)
+    cache = teacher_outputs(teacher, TeacherNeeds(attention_layers=(L - 1,), value_relation=True),
+                            prep, d)
     captured = {}
     hook = models.last_value_projection(student).register_forward_hook(
         lambda mod, inp, out: captured.__setitem__("values", out))
@@ -165,10 +169,7 @@ def run_minilm(config: ExperimentConfig, ctx) -> dict:
                 + losses.relation_kl(t["vr"], s_vr, mask) + soft)
 
     try:
-        res = train_loop(student, enc, prep.dev, spec.kind, d.train, compute_loss=compute_loss,
-                         seed=config.seed, pad_id=prep.pad_id, dev_metric=spec.dev_metric,
-                         desc=f"minilm {config.task} s{config.seed}")
+        return distilled(config, prep, student, compute_loss,
+                         teacher_forward_passes=cache.forward_passes)
     finally:
         hook.remove()
-    return scored(student, prep, config, {"fine_tune": dataclasses.asdict(res),
-                                           "teacher_forward_passes": cache.forward_passes})
