@@ -11,10 +11,10 @@ from .common import (COLUMN_ORDER, METHOD_LABELS, METRICS, PALETTE, TASK_LABELS,
 
 
 def student_sizes(df: pd.DataFrame, methods: list[str]) -> dict[str, str]:
-    """{method: its model's size, e.g. "19M"} (the largest over tasks; "no model" for
-    the majority baseline), to group Table 1's rows by student size."""
+    """{method: its model's size in parameters, e.g. "19M"} (the largest over tasks;
+    "none" for the majority baseline), to group Table 1's rows by student size."""
     n = df[df.method.isin(methods)].groupby("method")["n_params"].max()
-    return {m: "no model" if not n.get(m) else f"{n[m] / 1e6:.0f}M" for m in methods
+    return {m: "none" if not n.get(m) else f"{n[m] / 1e6:.0f}M" for m in methods
             if m in n.index}
 
 
@@ -29,7 +29,8 @@ def results_table(df: pd.DataFrame, methods: list[str], split: str = "test",
                   sizes: dict[str, str] | None = None) -> pd.DataFrame:
     """Rows: each method (ours, and the paper's beside it); columns: task x metric.
     Cells: ``mean ± sd`` over seeds (ours) or the paper's number. ``sizes`` ({method:
-    size}, :func:`student_sizes`) adds the model's size as the first level of the rows."""
+    size}, :func:`student_sizes`) adds our model's size to each of our rows' method
+    (a table grouped by size reads it there, at no width)."""
     agg = aggregate(df[df.method.isin(methods)], split)
     paper = paper_rows(paper_table)
     rows = {}
@@ -41,14 +42,13 @@ def results_table(df: pd.DataFrame, methods: list[str], split: str = "test",
             ours[(TASK_LABELS[t], met)] = fmt(r["mean"].iloc[0], r["sd"].iloc[0]) if len(r) else "-"
             p = paper[(paper.task == t) & (paper.method == m) & (paper.metric == met)]
             theirs[(TASK_LABELS[t], met)] = f"{p.value.iloc[0]:.3f}" if len(p) else "-"
-        key = (sizes.get(m, "-"), label) if sizes is not None else (label,)
-        rows[key + ("ours",)] = ours
+        size = (sizes or {}).get(m)
+        rows[(f"{label} ({size})" if size and size != "none" else label, "ours")] = ours
         if with_paper:
-            rows[key + ("paper",)] = theirs
+            rows[(label, "paper")] = theirs
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.columns = pd.MultiIndex.from_tuples(out.columns)
-    names = (["model size"] if sizes is not None else []) + ["method", "source"]
-    out.index = pd.MultiIndex.from_tuples(out.index, names=names)
+    out.index = pd.MultiIndex.from_tuples(out.index, names=["method", "source"])
     return out
 
 
@@ -70,9 +70,10 @@ def mark_best(table: pd.DataFrame, means: pd.DataFrame):
     best = {c: METHOD_LABELS.get(means[c].idxmax()) for c in means.columns
             if means[c].notna().any()}
     bold = np.zeros((len(table), len(table.columns) + table.index.nlevels), dtype=bool)
-    for i, (*_, method, source) in enumerate(table.index):
-        for j, col in enumerate(table.columns):
-            bold[i, j + table.index.nlevels] = source == "ours" and best.get(col) == method
+    for i, (method, source) in enumerate(table.index):
+        for j, col in enumerate(table.columns):  # our label may carry the model's size
+            bold[i, j + table.index.nlevels] = source == "ours" and best.get(col) in (
+                method, method.rsplit(" (", 1)[0])
     return readable(table, bold=bold)
 
 
