@@ -78,3 +78,16 @@ def test_the_committed_grid_is_measured_and_its_critical_path_is_a_chain_within_
     # the chain holds at least the longest seed-0 run less its teacher, and at most the grid
     assert 0 < out["grid_critical_path_hours"] <= out["grid_hours"]
     assert out["grid_critical_path_hours"] * 3600 >= 0.5 * longest
+
+
+def test_the_compute_pages_phase_table_keeps_the_largest_phases_and_sums_the_rest():
+    import pandas as pd
+    from l2a_lib.views.operations import widest_phases
+    frame = pd.DataFrame({p: [float(i), 1.0] for i, p in enumerate(ledger.PHASES)},
+                         index=["run a", "run b"])
+    table = widest_phases(frame, keep=3)
+    assert list(table.columns) == ["selector", "generator", "checkpoints", "other"]
+    assert table.sum(axis=1).tolist() == pytest.approx(frame.sum(axis=1).tolist())
+    assert table.loc["run a", "other"] == pytest.approx(sum(range(7)) + 10.0)
+    small = frame.iloc[:, :4]
+    assert widest_phases(small, keep=3).equals(small)

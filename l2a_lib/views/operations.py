@@ -127,6 +127,16 @@ def reproduce(profile="cpu") -> View:
     return view
 
 
+def widest_phases(frame: pd.DataFrame, keep: int = 5) -> pd.DataFrame:
+    """The table beside the phase plot: the ``keep`` phases that take the most time,
+    the rest summed into "other", so that a new phase never widens it past the page."""
+    if frame.shape[1] <= keep + 1:
+        return frame
+    top = [c for c in frame.sum().sort_values(ascending=False).index if c != "other"][:keep]
+    top = [c for c in frame.columns if c in top]
+    return frame[top].assign(other=frame.drop(columns=top).sum(axis=1))
+
+
 def compute(profile="cpu", results_file=None) -> View:
     """What the study costs, from the cache: hours per page and per method and task, the
     phases of an L2A run (the benchmark's, and any cached run that records them), the
@@ -180,7 +190,8 @@ def compute(profile="cpu", results_file=None) -> View:
         fig.tight_layout(rect=(0, 0.3, 1, 1))
         fig.legend(handles, labels, loc="lower center", ncol=4, frameon=False, fontsize=8)
         view.show("phases_plot", fig)
-        view.show("phases", frame.rename_axis("run (minutes per phase)"))
+        view.show("phases", widest_phases(frame).rename_axis("run (minutes per phase)")
+                  .map(lambda m: f"{m:.1f}"))
     else:
         view.note("No run records its phases yet: `python benchmarks/run.py --only l2a_phases` "
                   "measures one L2A run; runs computed from now on record theirs.")
