@@ -298,6 +298,12 @@ def test_corrupted_targets_reverse_the_logits_of_a_fixed_share_of_augmented_inpu
     assert 0.4 < flags.mean() < 0.6
     assert np.array_equal(flags, CorruptedTargets(Cache(), 0.5, 3, originals).flags(pool, idx))
     assert not np.array_equal(flags, CorruptedTargets(Cache(), 0.5, 4, originals).flags(pool, idx))
+    # a set's flags are remembered, not recomputed: the same answer in any order, and a
+    # set with other inputs gets its own
+    assert np.array_equal(wrapped.flags(pool, idx[::-1]), flags[::-1])
+    other = Encoded([[101, i + 7, 102] for i in range(400)], [[0] * 3] * 400, np.zeros(400))
+    assert not np.array_equal(wrapped.flags(other, idx), flags)
+    assert np.array_equal(wrapped.flags(other, idx), CorruptedTargets(Cache(), 0.5, 3, originals).flags(other, idx))
     out = wrapped.batch(pool, idx)["logits"]
     assert torch.equal(out[flags], torch.tensor([[3.0, 1.0]] * int(flags.sum())))
     assert torch.equal(out[~flags], torch.tensor([[1.0, 3.0]] * int((~flags).sum())))

@@ -35,6 +35,7 @@ class CorruptedTargets:
         if not 0.0 < share < 1.0:
             raise ValueError(f"corrupt_share={share!r} must be in (0, 1)")
         self.cache, self.share, self.seed, self.protected = cache, float(share), int(seed), protected
+        self._memo: dict[int, tuple[Encoded, dict[int, bool]]] = {}  # the last few sets' flags
 
     def __getattr__(self, name):
         return getattr(self.cache, name)
@@ -46,11 +47,20 @@ class CorruptedTargets:
         """True for each input of ``idx`` whose target is corrupted."""
         if enc is self.protected:
             return np.zeros(len(idx), dtype=bool)
+        held = self._memo.get(id(enc))
+        if held is None or held[0] is not enc:  # each set is hashed once, not once per use
+            held = self._memo[id(enc)] = (enc, {})
+            while len(self._memo) > 4:  # a strong reference keeps an id from being reused
+                del self._memo[next(iter(self._memo))]
+        memo = held[1]
         out = []
         for i in np.asarray(idx):
-            raw = np.asarray(enc.input_ids[int(i)], dtype=np.int64).tobytes()
-            h = hashlib.blake2b(raw + self.seed.to_bytes(4, "little"), digest_size=8)
-            out.append(int.from_bytes(h.digest(), "little") / 2**64 < self.share)
+            i = int(i)
+            if i not in memo:
+                raw = np.asarray(enc.input_ids[i], dtype=np.int64).tobytes()
+                h = hashlib.blake2b(raw + self.seed.to_bytes(4, "little"), digest_size=8)
+                memo[i] = int.from_bytes(h.digest(), "little") / 2**64 < self.share
+            out.append(memo[i])
         return np.array(out, dtype=bool)
 
     def batch(self, enc: Encoded, idx) -> dict[str, torch.Tensor]:
