@@ -333,3 +333,19 @@ def test_every_candidate_setting_builds_and_loads_its_data(data_dir):
         unchanged = not (c.data or c.teacher or c.student or c.model or c.register)
         assert (student.hash() == make_config(c.task, "student_ft", 0).hash()) == unchanged
     assert cand.candidate("tc_6l").config("student_ft", 0).model.student_layers == cand.SIX_LAYERS
+
+
+def test_the_probe_verdict_counts_the_seeds_where_the_corrupted_are_kept_less():
+    """The sentence under the probe on the parts page: per seed, corrupted against clean
+    keep rates of the last episodes, then the paired test against keeping all."""
+    import pandas as pd
+    from l2a_lib.report.diagnostics import probe_summary
+    from l2a_lib.views.parts import probe_verdict
+    rows = [{"task": "tc", "seed": s, "episode": e, "keep_corrupted": kc, "keep_clean": 0.5}
+            for s, kc in ((0, 0.2), (1, 0.6), (2, 0.1)) for e in range(10)]
+    keep = probe_summary(pd.DataFrame(rows))
+    words = probe_verdict(keep, pd.DataFrame())
+    assert "at 2 of 3 seeds" in words and "0.30 corrupted, 0.50 clean" in words
+    test = pd.DataFrame([{"difference": 0.012, "ci_low": -0.004, "ci_high": 0.03, "metric": "acc"}])
+    assert probe_verdict(keep, test).endswith("+0.012 [-0.004, +0.030] on acc")
+    assert probe_verdict(pd.DataFrame(), test) == "not computed yet"
