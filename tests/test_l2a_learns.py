@@ -1,9 +1,10 @@
 """L2A's learned parts learn where the answer is known (issue 34).
 
-(a) The selector. A toy student (a bag of word embeddings) distils a toy teacher on
-    augmented samples, half of which carry corrupted teacher targets (the wrong
-    class), through the same episode loop, reward and selector as ``run_l2a``
-    (``l2a.episode.run_episode``, ``l2a.reward.DevReward``, ``l2a.selector.Selector``).
+(a) The selector (``l2a_lib.l2a.toy``). A toy student (a bag of word embeddings)
+    distils a toy teacher on augmented samples, half of which carry corrupted teacher
+    targets (the wrong class), through the same episode loop, reward and selector as
+    ``run_l2a`` (``l2a.episode.run_episode``, ``l2a.reward.DevReward``,
+    ``l2a.selector.Selector``).
     After a fixed number of episodes the selector must keep under 30% of the
     corrupted samples and over 70% of the clean ones. The same test with the
     selector's update switched off, or with version 1's reward (the change of dev
@@ -22,91 +23,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from l2a_lib.encoding import Encoded
 from l2a_lib.mlm import FIRST_WORD_ID
-from l2a_lib.l2a.episode import run_episode
-from l2a_lib.l2a.reward import DevReward
-from l2a_lib.l2a.selector import Policy, Selector, n_features, state_features
-from l2a_lib.train import Stepper
+from l2a_lib.l2a.toy import budget_study, run_toy_selector
 
 # ---------------------------------------------------------------------- (a) selector
-V, LEN, CLASS_TOKENS = 40, 4, 2  # tokens 0-1 mean class 0, 2-3 class 1, 4-39 are noise
-
-
-def _sentences(n, rng):
-    y = rng.integers(0, 2, n)
-    x = rng.integers(2 * CLASS_TOKENS, V, (n, LEN))
-    x[:, 0] = rng.integers(0, CLASS_TOKENS, n) + CLASS_TOKENS * y
-    return torch.tensor(x), y
-
-
-class Toy(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.emb = nn.EmbeddingBag(V, 16, mode="mean")
-        self.out = nn.Linear(16, 2)
-
-    def forward(self, x):
-        return self.out(self.emb(x))
-
-
-def run_toy_selector(*, reward="dev_loglik", update=True, episodes=60, seed=0,
-                     student_lr=0.05, selector_lr=0.03):
-    """Keep probabilities of the trained selector on a fresh pool: (corrupted, clean)."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    gen = torch.Generator().manual_seed(seed)
-    student = Toy()
-    dev_x, dev_y = _sentences(200, rng)
-    lab_x, lab_y = _sentences(64, rng)
-    probe = DevReward(Encoded([[0]] * len(dev_y), [[0]] * len(dev_y), dev_y), pad_id=0,
-                      regression=False, kind=reward,
-                      predict_fn=lambda m: m(dev_x).float().numpy())
-    selector = Selector(Policy(n_features(2, False)), lr=selector_lr, gamma=0.0, scale="episode")
-    opt = torch.optim.Adam(student.parameters(), lr=student_lr)
-    stepper = Stepper(opt, what="toy student")
-
-    def pool(n):
-        x, y = _sentences(n, rng)
-        corrupt = np.arange(n) % 2 == 1
-        target = np.where(corrupt, 1 - y, y)
-        t_logits = torch.tensor(np.where(np.arange(2)[None, :] == target[:, None], 3.0, -3.0),
-                                dtype=torch.float32)
-        return x, t_logits, corrupt
-
-    def states(x, t_logits):
-        with torch.no_grad():
-            s = student(x)
-        n = len(x)
-        return state_features(t_logits, s, torch.zeros(n), torch.zeros(n), False)
-
-    probe.start(student)
-    for _ in range(episodes):
-        x, t_logits, _ = pool(64)
-        order = rng.permutation(64)
-
-        def kd_of(idx):
-            s = student(x[idx])
-            loss = -(t_logits[idx].softmax(-1) * s.log_softmax(-1)).sum(-1).mean()
-            return loss, {"dark": float(loss.detach())}
-
-        def originals_of():
-            pick = rng.choice(len(lab_y), 8, replace=False)
-            loss = F.cross_entropy(student(lab_x[pick]), torch.tensor(lab_y[pick]))
-            return loss, {"ce": float(loss.detach())}
-
-        run_episode(stepper, student, [order[i:i + 16] for i in range(0, 64, 16)],
-                    states_of=lambda idx: states(x[idx], t_logits[idx]), kd_of=kd_of,
-                    originals_of=originals_of, reward=probe, selector=selector, gen=gen)
-        if update:
-            selector.update()
-        else:
-            selector.history = []
-    x, t_logits, corrupt = pool(400)
-    p = selector.keep_prob(states(x, t_logits))
-    return float(p[torch.tensor(corrupt)].mean()), float(p[~torch.tensor(corrupt)].mean())
+# the toy task, its student and its training loop live in l2a_lib.l2a.toy (the
+# diagnostics page runs its budget study)
 
 
 def test_the_selector_learns_to_drop_corrupted_teacher_targets():
@@ -131,6 +54,28 @@ def test_control_with_version_1s_accuracy_reward_the_checks_fail():
     runs = [run_toy_selector(seed=s, reward="dev_metric") for s in range(5)]
     assert not (runs[0][0] < 0.3 and runs[0][1] > 0.7), runs[0]
     assert max(c for c, _ in runs) >= 0.3, runs
+
+
+def test_the_budget_study_runs_the_same_toy_and_is_read_back_from_its_cache(tmp_path, monkeypatch):
+    from l2a_lib.l2a import toy
+    grid = dict(episodes=(2, 3), student_lrs=(0.05,), seeds=(0,))
+    df = budget_study(**grid, results_dir=tmp_path)
+    assert len(df) == 2 and set(df.columns) >= {"episodes", "keep_corrupted", "keep_clean", "passed"}
+    again = run_toy_selector(episodes=3, student_lr=0.05, seed=0)
+    assert tuple(df[df.episodes == 3][["keep_corrupted", "keep_clean"]].iloc[0]) == pytest.approx(again)
+    monkeypatch.setattr(toy, "run_toy_selector", lambda **kw: 1 / 0)  # a second call reads the file
+    assert budget_study(**grid, results_dir=tmp_path).equals(df)
+    assert len(list((tmp_path / "toy").glob("selector_budget-*.json"))) == 1
+
+
+def test_the_committed_cache_holds_the_budget_study_of_the_current_code():
+    """The diagnostics page reads the study from results/toy; a change to the toy, the
+    episode loop, the reward or the selector renames the file: recompute it with
+    ``python -c "from l2a_lib.l2a import toy; toy.budget_study()"`` and commit it."""
+    from l2a_lib.l2a import toy
+    grid = {"episodes": list(toy.BUDGET_EPISODES), "student_lrs": list(toy.BUDGET_STUDENT_LRS),
+            "seeds": list(toy.BUDGET_SEEDS)}
+    assert toy.budget_file(grid).is_file(), toy.budget_file(grid).name
 
 
 # ---------------------------------------------------------------------- (b) generator

@@ -149,3 +149,53 @@ def probe_summary(frame: pd.DataFrame, window: int = 5) -> pd.DataFrame:
                      f"kept, corrupted (last {window})": last.keep_corrupted.mean(),
                      f"kept, clean (last {window})": last.keep_clean.mean()})
     return pd.DataFrame(rows).set_index(["task", "seed"]).round(3) if rows else pd.DataFrame()
+
+
+def budget_table(study: pd.DataFrame) -> pd.DataFrame:
+    """The toy selector's budget study (``l2a.toy.budget_study``) by student learning
+    rate: the reward's median signal-to-noise, then per number of episodes the mean
+    keep probability of corrupted / clean samples and the seeds that pass the test's bar."""
+    rows = {}
+    for lr, g in study.groupby("student_lr", sort=False):
+        row = {("reward", "signal/noise"): f"{g.reward_snr.median():.1f}"}
+        for e, h in g.groupby("episodes"):
+            row[(f"{e} episodes", "kept: corrupted / clean")] = (
+                f"{h.keep_corrupted.mean():.2f} / {h.keep_clean.mean():.2f}")
+            row[(f"{e} episodes", "seeds passing")] = f"{int(h.passed.sum())} of {len(h)}"
+        rows[f"student lr {lr:g}"] = row
+    out = pd.DataFrame(rows).T
+    if len(out):
+        out.columns = pd.MultiIndex.from_tuples(out.columns)
+    return out
+
+
+def plot_budget(study: pd.DataFrame, real_episodes: int | None = None):
+    """Keep probability of the corrupted (dashed) and clean (solid) samples against the
+    number of episodes, one colour per student learning rate (mean over seeds, with each
+    seed's point), and the share of seeds passing; ``real_episodes`` marks the real runs'."""
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 3.4))
+    for (lr, g), colour in zip(study.groupby("student_lr", sort=False), plt.cm.viridis([0.1, 0.5, 0.85])):
+        m = g.groupby("episodes")[["keep_corrupted", "keep_clean", "passed"]].mean()
+        a.plot(m.index, m.keep_clean, "-o", color=colour, label=f"lr {lr:g}: clean", ms=4)
+        a.plot(m.index, m.keep_corrupted, "--s", color=colour, label=f"lr {lr:g}: corrupted", ms=4)
+        a.scatter(g.episodes, g.keep_corrupted, color=colour, s=6, alpha=0.4)
+        b.plot(m.index, m.passed, "-o", color=colour, label=f"student lr {lr:g}", ms=4)
+    for ax in (a, b):
+        ax.set_xscale("log")
+        ax.set_xticks(sorted(study.episodes.unique()), [str(e) for e in sorted(study.episodes.unique())])
+        ax.minorticks_off()
+        ax.set_xlabel("episodes")
+        if real_episodes:
+            ax.axvline(real_episodes, color="0.5", lw=0.8, ls=":")
+    a.axhline(0.3, color="0.7", lw=0.6)
+    a.axhline(0.7, color="0.7", lw=0.6)
+    a.set_ylabel("keep probability (fresh pool)")
+    a.set_title("What the toy selector keeps", fontsize=10)
+    b.set_ylabel("share of seeds passing")
+    b.set_ylim(-0.05, 1.05)
+    b.set_title("Corrupted < 0.3 and clean > 0.7", fontsize=10)
+    a.legend(fontsize=7, ncol=2, frameon=False, loc="center right")
+    b.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig

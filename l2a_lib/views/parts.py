@@ -7,6 +7,7 @@ import pandas as pd
 from .. import report
 from ..config import L2A_PARTS, L2A_PROBE
 from ..experiment import run_many
+from ..l2a import toy
 from ..records import load_records, load_test_labels
 from ..report import diagnostics as diag
 from .base import View
@@ -37,7 +38,31 @@ def l2a_diagnostics(profile="cpu", tasks=("tc", "pi"), seeds=(0, 1, 2, 3, 4), al
     if len(frame):
         for panel in diag.PANELS:
             view.show(f"{panel}_plot", diag.plot_diagnostics(frame, panel))
+    _budget(view, frame, allow_training, results_dir)
     return view
+
+
+def _budget(view, frame, allow_training, results_dir):
+    """The toy selector's budget study (``l2a.toy``): how many episodes the selector
+    needs, at rewards well above their noise; read from the cache (a minute to compute)."""
+    grid = {"episodes": list(toy.BUDGET_EPISODES), "student_lrs": list(toy.BUDGET_STUDENT_LRS),
+            "seeds": list(toy.BUDGET_SEEDS)}
+    if not (allow_training or toy.budget_file(grid, results_dir).is_file()):
+        view.show("budget", pd.DataFrame({"not computed yet": []}))
+        view.show("budget_plot", pd.DataFrame({"not computed yet": []}))
+        for key in ("toy_snr_low", "toy_snr_high", "toy_pass_20", "real_episodes"):
+            view.value(key, "-")
+        return
+    study = toy.budget_study(results_dir=results_dir)
+    episodes = int(frame.episode.max()) + 1 if len(frame) else None
+    view.show("budget", diag.budget_table(study))
+    view.show("budget_plot", diag.plot_budget(study, episodes))
+    snr = study.groupby("student_lr").reward_snr.median()
+    view.value("toy_snr_low", f"{snr.min():.1f}")
+    view.value("toy_snr_high", f"{snr.max():.1f}")
+    first = study[study.episodes == study.episodes.min()]
+    view.value("toy_pass_20", f"{int(first.passed.sum())} of {len(first)}")
+    view.value("real_episodes", str(episodes or "-"))
 
 
 def l2a_parts(profile="cpu", tasks=("tc", "pi"), seeds=(0, 1, 2, 3, 4), allow_training=False,
