@@ -12,8 +12,7 @@ import json
 from dataclasses import dataclass, field
 
 from .errors import ConfigError
-from .validate import choose, without_none
-from .validate import positive as _positive
+from .validate import choose, positive as _positive, without_none
 from .tasks import TASKS, USER_TEACHERS, check_task  # TASKS re-exported
 
 # Bump when a change to the code changes results: every cache key includes it.
@@ -25,13 +24,14 @@ METHODS = ("majority", "teacher_ft", "student_ft", "eda", "cbert", "tinybert", "
            "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark", "l2a_selector_off", "l2a_selector_random",
            "l2a_generator_off", "l2a_originals_off", "kd_only", "nlpaug_ctx", "student_ft_smart",
            "l2a_smart", "bert_pkd_same", "distilbert_same", "l2a_pkd6_student", "l2a_corrupted",
-           "l2a_corrupted_keep_all")
+           "l2a_corrupted_keep_all", "l2a_corrupted_long")
 # L2A's learned parts switched off one at a time, and the same KD without augmentation
 L2A_PARTS = ("l2a_selector_off", "l2a_selector_random", "l2a_generator_off", "l2a_originals_off",
              "kd_only")
 L2A_PROBE = ("l2a_corrupted", "l2a_corrupted_keep_all")  # half the pool with wrong targets
-L2A_METHODS = ("l2a", "l2a_wo_src", "l2a_wo_tgt", "l2a_wo_att", "l2a_wo_hidden",
-               "l2a_wo_dark", "l2a_smart", "l2a_pkd6_student") + L2A_PARTS + L2A_PROBE
+L2A_PROBE_LONG = ("l2a_corrupted_long",)  # the probe over 60 episodes, generator off
+L2A_METHODS = ("l2a", "l2a_wo_src", "l2a_wo_tgt", "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark",
+               "l2a_smart", "l2a_pkd6_student") + L2A_PARTS + L2A_PROBE + L2A_PROBE_LONG
 # Table 1's same-student controls: layer KD with L2A's student, L2A with BERT6-PKD's
 SAME_STUDENT_METHODS = ("bert_pkd_same", "distilbert_same", "l2a_pkd6_student")
 SMART_VARIANTS = ("adversarial", "bregman")  # the SMART page's methods: the term alone, + BPP

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from .config import (AUGMENTERS, L2A_METHODS, L2A_PARTS, L2A_PROBE, METHODS, PROFILES, SMART_VARIANTS,
-                     TABLE1_METHODS,
+from .config import (AUGMENTERS, L2A_METHODS, L2A_PARTS, L2A_PROBE, L2A_PROBE_LONG, METHODS,
+                     PROFILES, SMART_VARIANTS, TABLE1_METHODS,
                      AugmentConfig, DataConfig, DistillConfig, ExperimentConfig, L2AConfig,
                      ModelConfig, SmartConfig, TrainConfig, choose)
 from .tasks import USER_TASKS, base_task, check_task
@@ -24,7 +24,8 @@ TASK_DATA = {
 HOME_TABLE = {"l2a_wo_src": "table2", "l2a_wo_tgt": "table2", "l2a_wo_att": "table3",
               "l2a_wo_hidden": "table3", "l2a_wo_dark": "table3", "mlm": "mlm",
               "student_ft_smart": "smart", "l2a_smart": "smart",
-              **{m: "l2a_parts" for m in L2A_PARTS + L2A_PROBE}}
+              **{m: "l2a_parts" for m in L2A_PARTS + L2A_PROBE + L2A_PROBE_LONG}}
+V2_ONLY = L2A_PARTS + L2A_PROBE + L2A_PROBE_LONG  # methods that exist in L2A version 2 only
 
 
 def l2a_version(task: str, method: str, table: str) -> int:
@@ -32,7 +33,7 @@ def l2a_version(task: str, method: str, table: str) -> int:
     2 (``l2a_lib.l2a.algorithm``) for the learned parts' ablations, Table 3 and Table
     1's L2A on text classification and PI; 1 elsewhere (Table 2's ablations, the
     studies, Table 1's L2A on NLI and regression), whose committed runs it computed."""
-    if (method in L2A_PARTS + L2A_PROBE or method in ("l2a_smart", "l2a_pkd6_student")
+    if (method in V2_ONLY or method in ("l2a_smart", "l2a_pkd6_student")
             or (table, task) in V2_PAGES or task in USER_TASKS):
         return 2  # a user's own task: the version whose learned parts are tested
     return 1
@@ -52,7 +53,10 @@ L2A_PART_SETTINGS = {"l2a_selector_off": dict(selector=False),
                      "kd_only": dict(augment=False, selector=False, generator=False),
                      # the probe of l2a.corrupt: half the augmented samples with wrong targets
                      "l2a_corrupted": dict(corrupt_share=0.5),
-                     "l2a_corrupted_keep_all": dict(corrupt_share=0.5, selector=False)}
+                     "l2a_corrupted_keep_all": dict(corrupt_share=0.5, selector=False),
+                     # the same probe with three times the selector's updates (l2a.toy's
+                     # budget study: at 20 episodes the toy's selector mostly fails too)
+                     "l2a_corrupted_long": dict(corrupt_share=0.5, generator=False, episodes=60)}
 
 
 def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
@@ -108,7 +112,7 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
         l2a = L2AConfig(source_share={"l2a_wo_src": 0.0, "l2a_wo_tgt": 1.0}.get(method, 0.5))
         if (version or l2a_version(task, method, table)) == 2:
             l2a = dataclasses.replace(l2a, **L2A_V2, **L2A_PART_SETTINGS.get(method, {}))
-        elif method in L2A_PARTS + L2A_PROBE:
+        elif method in V2_ONLY:
             raise ConfigError(f"{method} exists in L2A version 2 only")
         distill = dataclasses.replace(distill, att=method != "l2a_wo_att",
                                       hidden=method != "l2a_wo_hidden", dark=method != "l2a_wo_dark")
