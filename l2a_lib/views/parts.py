@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import report
-from ..config import L2A_PARTS, L2A_PROBE
+from ..config import L2A_PARTS, L2A_PROBE, L2A_PROBE_LONG
 from ..experiment import run_many
 from ..l2a import toy
 from ..records import load_records, load_test_labels
@@ -16,6 +16,7 @@ TASK_METRICS = report.HEADLINE  # PI's target is imbalanced: the tests compare F
 # the variants the parts page reads at fewer seeds than the others: {method: seeds}
 FEWER_SEEDS = {"l2a_originals_off": 3}
 PROBE_SEEDS = 3  # the probe (L2A_PROBE) on TC
+PROBE_LONG_SEEDS = 1  # its 60-episode run (L2A_PROBE_LONG)
 
 
 def l2a_diagnostics(profile="cpu", tasks=("tc", "pi"), seeds=(0, 1, 2, 3, 4), allow_training=False,
@@ -111,12 +112,27 @@ def _probe(view, profile, seeds, records, labels, kinds, allow_training, allow_m
     view.show("probe_means", diag.means_table(both, {task: labels[task]}, {task: kinds[task]},
                                               ["l2a", *methods], TASK_METRICS))
     frame = diag.diagnostics_frame(probe, "l2a_corrupted")
-    view.show("probe_keep", diag.probe_summary(frame))
-    view.show("probe_plot", diag.plot_diagnostics(frame, "probe") if len(frame)
-              else pd.DataFrame({"not computed yet": []}))
+    # the same probe over 60 episodes with the generator off (L2A_PROBE_LONG)
+    long_seeds = seeds[:PROBE_LONG_SEEDS]
+    df = run_many([task], list(L2A_PROBE_LONG), long_seeds, profile=profile,
+                  allow_training=allow_training, results_dir=results_dir, data_dir=data_dir,
+                  allow_missing=allow_missing, version=2)
+    view.note(report.coverage_note(df))
+    longer = diag.diagnostics_frame(load_records([task], list(L2A_PROBE_LONG), long_seeds,
+                                                 profile=profile, results_dir=results_dir,
+                                                 version=2), L2A_PROBE_LONG[0])
+    keep, keep_long = diag.probe_summary(frame), diag.probe_summary(longer)
+    runs = {"20 episodes": keep, f"{longer.episode.max() + 1 if len(longer) else 60} episodes, "
+            "generator off": keep_long}
+    view.show("probe_keep", pd.concat({k: v for k, v in runs.items() if len(v)}, names=["run"])
+              if len(keep) or len(keep_long) else pd.DataFrame({"not computed yet": []}))
+    for key, f in (("probe_plot", frame), ("probe_long_plot", longer)):
+        view.show(key, diag.plot_diagnostics(f, "probe") if len(f)
+                  else pd.DataFrame({"not computed yet": []}))
     test = report.ablation_tests(probe, {task: labels[task]}, {task: kinds[task]},
                                  [methods[1]], reference=methods[0], task_metrics=TASK_METRICS)
-    view.value("probe_verdict", probe_verdict(diag.probe_summary(frame), test))
+    view.value("probe_verdict", probe_verdict(keep, test))
+    view.value("probe_long_verdict", probe_verdict(keep_long, pd.DataFrame()))
 
 
 def probe_verdict(keep: pd.DataFrame, test: pd.DataFrame) -> str:
