@@ -24,14 +24,15 @@ METHODS = ("majority", "teacher_ft", "student_ft", "eda", "cbert", "tinybert", "
            "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark", "l2a_selector_off", "l2a_selector_random",
            "l2a_generator_off", "l2a_originals_off", "kd_only", "nlpaug_ctx", "student_ft_smart",
            "l2a_smart", "bert_pkd_same", "distilbert_same", "l2a_pkd6_student", "l2a_corrupted",
-           "l2a_corrupted_keep_all", "l2a_corrupted_long")
+           "l2a_corrupted_keep_all", "l2a_corrupted_long", "l2a_credit", "l2a_credit_corrupted")
 # L2A's learned parts switched off one at a time, and the same KD without augmentation
 L2A_PARTS = ("l2a_selector_off", "l2a_selector_random", "l2a_generator_off", "l2a_originals_off",
              "kd_only")
 L2A_PROBE = ("l2a_corrupted", "l2a_corrupted_keep_all")  # half the pool with wrong targets
 L2A_PROBE_LONG = ("l2a_corrupted_long",)  # the probe over 60 episodes, generator off
+L2A_CREDIT = ("l2a_credit", "l2a_credit_corrupted")  # our extension: per-sample credit (l2a.credit)
 L2A_METHODS = ("l2a", "l2a_wo_src", "l2a_wo_tgt", "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark",
-               "l2a_smart", "l2a_pkd6_student") + L2A_PARTS + L2A_PROBE + L2A_PROBE_LONG
+               "l2a_smart", "l2a_pkd6_student") + L2A_PARTS + L2A_PROBE + L2A_PROBE_LONG + L2A_CREDIT
 # Table 1's same-student controls: layer KD with L2A's student, L2A with BERT6-PKD's
 SAME_STUDENT_METHODS = ("bert_pkd_same", "distilbert_same", "l2a_pkd6_student")
 SMART_VARIANTS = ("adversarial", "bregman")  # the SMART page's methods: the term alone, + BPP
@@ -41,8 +42,7 @@ TABLE1_METHODS = ("majority", "teacher_ft", "student_ft", "bilstm_soft", "distil
 AUGMENTERS = ("eda", "bilstm_soft", "tinybert", "cbert", "nlpaug_ctx")
 TABLES = ("table1", "table2", "table3", "fig2_data_size", "sensitivity_T", "sensitivity_alpha",
           "mlm", "l2a_parts", "settings", "smart")
-DATA_SOURCES = ("local", "hub")
-EXTRA_SCORES = ("noise", "attention")
+DATA_SOURCES, EXTRA_SCORES = ("local", "hub"), ("noise", "attention")
 TEACHERS = ("all-mpnet-base-v2", "bert-base-uncased", "tiny-random-mpnet")
 STUDENTS = ("all-MiniLM-L6-v2", "TinyBERT_General_4L_312D", "tiny-random-bert", "teacher")  # teacher layers
 POOLINGS = ("mean", "cls", "pooler")  # pooler: BERT's own (CLS -> dense -> tanh), for export
@@ -297,18 +297,16 @@ class L2AConfig:
     selector_random: bool | None = None   # keep at random, at the learned selector's keep rate
     augment: bool | None = None           # False: no augmented inputs at all (kd_only)
     corrupt_share: float | None = None    # probe: augmented samples with wrong targets (l2a.corrupt)
+    selector_credit: bool | None = None   # our extension: per-sample credit (l2a.credit)
 
     def __post_init__(self):
-        _positive("alpha", self.alpha, integer=False)
-        _positive("temperature", self.temperature, integer=False)
+        for name in ("alpha", "temperature", "selector_lr", "generator_lr"):
+            _positive(name, getattr(self, name), integer=False)
         _positive("episodes", self.episodes)
         _positive("pool_size", self.pool_size)
-        if not 0.0 <= self.source_share <= 1.0:
-            raise ConfigError(f"source_share={self.source_share!r} must be in [0, 1]")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ConfigError(f"gamma={self.gamma!r} must be in [0, 1]")
-        _positive("selector_lr", self.selector_lr, integer=False)
-        _positive("generator_lr", self.generator_lr, integer=False)
+        for name, value in (("source_share", self.source_share), ("gamma", self.gamma)):
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name}={value!r} must be in [0, 1]")
         _positive("generator_anchor", self.generator_anchor, integer=False, allow_zero=True)
         _positive("originals_per_step", self.originals_per_step, allow_zero=True)
         _positive("generator_samples", self.generator_samples)
@@ -324,7 +322,7 @@ class L2AConfig:
             _positive(name, value, **kw) if value is not None else None
         if self.version is None and any(v is not None for v in (
                 self.reward, self.hard_weight, self.generator_weighting, self.generator_epochs,
-                self.selector_random, self.augment, self.corrupt_share)):
+                self.selector_random, self.augment, self.corrupt_share, self.selector_credit)):
             raise ConfigError("the version-2 settings of L2A need l2a.version=2")
         if self.augment is False and not self.originals_per_step:
             raise ConfigError("l2a.augment=False (KD on the originals alone) needs originals_per_step > 0")
@@ -332,6 +330,8 @@ class L2AConfig:
             raise ConfigError(f"l2a.corrupt_share={self.corrupt_share!r} must be in (0, 1)")
         if self.selector_random and not self.selector:
             raise ConfigError("l2a.selector_random needs the selector on (it takes its keep rate)")
+        if self.selector_credit and (not self.selector or self.selector_random):
+            raise ConfigError("l2a.selector_credit needs the learned selector (selector on, not random)")
 
 
 @dataclass(frozen=True)

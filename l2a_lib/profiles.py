@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .config import (AUGMENTERS, L2A_METHODS, L2A_PARTS, L2A_PROBE, L2A_PROBE_LONG, METHODS,
+from .config import (AUGMENTERS, L2A_CREDIT, L2A_METHODS, L2A_PARTS, L2A_PROBE, L2A_PROBE_LONG, METHODS,
                      PROFILES, SMART_VARIANTS, TABLE1_METHODS,
                      AugmentConfig, DataConfig, DistillConfig, ExperimentConfig, L2AConfig,
                      ModelConfig, SmartConfig, TrainConfig, choose)
@@ -24,8 +24,8 @@ TASK_DATA = {
 HOME_TABLE = {"l2a_wo_src": "table2", "l2a_wo_tgt": "table2", "l2a_wo_att": "table3",
               "l2a_wo_hidden": "table3", "l2a_wo_dark": "table3", "mlm": "mlm",
               "student_ft_smart": "smart", "l2a_smart": "smart",
-              **{m: "l2a_parts" for m in L2A_PARTS + L2A_PROBE + L2A_PROBE_LONG}}
-V2_ONLY = L2A_PARTS + L2A_PROBE + L2A_PROBE_LONG  # methods that exist in L2A version 2 only
+              **{m: "l2a_parts" for m in L2A_PARTS + L2A_PROBE + L2A_PROBE_LONG + L2A_CREDIT}}
+V2_ONLY = L2A_PARTS + L2A_PROBE + L2A_PROBE_LONG + L2A_CREDIT  # methods of L2A version 2 only
 
 
 def l2a_version(task: str, method: str, table: str) -> int:
@@ -56,7 +56,10 @@ L2A_PART_SETTINGS = {"l2a_selector_off": dict(selector=False),
                      "l2a_corrupted_keep_all": dict(corrupt_share=0.5, selector=False),
                      # the same probe with three times the selector's updates (l2a.toy's
                      # budget study: at 20 episodes the toy's selector mostly fails too)
-                     "l2a_corrupted_long": dict(corrupt_share=0.5, generator=False, episodes=60)}
+                     "l2a_corrupted_long": dict(corrupt_share=0.5, generator=False, episodes=60),
+                     # our extension: the selector learns from per-sample credit (l2a.credit)
+                     "l2a_credit": dict(selector_credit=True),
+                     "l2a_credit_corrupted": dict(selector_credit=True, corrupt_share=0.5)}
 
 
 def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",

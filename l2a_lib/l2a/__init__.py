@@ -17,7 +17,9 @@ One module per part of the method, one function per equation (its docstring give
 * ``pool`` -- an episode's augmented pool and the sample gallery;
 * ``algorithm`` -- Algorithm 1 (``run_l2a``), versions 1 and 2;
 * ``corrupt`` -- the real-data probe: wrong teacher targets on a share of the pool;
-* ``toy`` -- a toy task with a known answer for the selector, and its budget study.
+* ``toy`` -- a toy task with a known answer for the selector, and its budget study;
+* ``credit`` -- our extension: per-sample credit for the selector (first-order effect
+  of a step on one sample on the dev log-likelihood, at the output layer).
 
 Nothing is imported here, so ``l2a_lib.losses`` can read ``l2a.kd`` without pulling in
 the rest of the method.

@@ -66,6 +66,7 @@ from ..teacher import TeacherCache, TeacherNeeds, get_teacher
 from ..train import (Stepper, autocast, evaluate, linear_warmup, progress_enabled, run_steps,
                      selection_score, task_loss)
 from .corrupt import CorruptedTargets
+from .credit import student_credit
 from .episode import run_episode
 from .generator import Generator, generator_step
 from .reference import keep_rates_of_learned_selector
@@ -252,6 +253,10 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
             return state_features(cache.batch(pool.enc, idx)["logits"].cpu(), s_logits.float().cpu(),
                                   edit_rate[idx], lp_piece[idx], regression)
 
+        credit_of = None if not (cfg.selector_credit and augment) else (  # l2a.credit
+            lambda idx: student_credit(student, prep.dev, pool.enc, idx, cache.batch(pool.enc, idx)["logits"],
+                                       pad_id=prep.pad_id, regression=regression, temperature=d.temperature,
+                                       batch_size=d.train.eval_batch_size))
         student.train()
         probe.start(student)
         rec = run_episode(
@@ -260,7 +265,8 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
             states_of=states_of, kd_of=lambda idx: kd_of(pool.enc, idx)[:2],
             originals_of=originals_of, reward=probe, selector=selector,
             random_keep=None if random_keep is None else random_keep[min(episode, len(random_keep) - 1)],
-            gen=gen, params=params, where=lambda step: f"episode {episode}, step {step}")
+            gen=gen, params=params, where=lambda step: f"episode {episode}, step {step}",
+            credit_of=credit_of)
         log = {"episode": episode, **rec.summary()}
         if cfg.corrupt_share and augment:
             log.update(cache.keep_rates(pool.enc, batches, rec.actions))

@@ -77,7 +77,7 @@ def _grad_norm(loss: torch.Tensor, params) -> float:
 def run_episode(stepper: Stepper, model, batches, *, states_of, kd_of, originals_of,
                 reward: DevReward, selector: Selector | None = None,
                 random_keep: float | None = None, gen: torch.Generator | None = None,
-                params=None, where=lambda step: f"step {step}") -> EpisodeRecord:
+                params=None, where=lambda step: f"step {step}", credit_of=None) -> EpisodeRecord:
     """One episode's student steps (see the module).
 
     ``batches``: index arrays into the pool (an empty one: a step on the originals
@@ -87,7 +87,9 @@ def run_episode(stepper: Stepper, model, batches, *, states_of, kd_of, originals
     caller's, once per episode); ``random_keep``: keep each sample with this
     probability instead (the policy is not asked); neither: keep everything.
     ``params``: the student's parameters, to measure the gradient share. ``reward``
-    must have been started (``DevReward.start``) on ``model``.
+    must have been started (``DevReward.start``) on ``model``. ``credit_of(idx)`` ->
+    (N,) per-sample credits (``l2a.credit``), measured after the originals' step and
+    handed to the selector, which then learns from them instead of the step's reward.
 
     Each batch makes two optimizer steps: first on the originals, then on the kept
     augmented samples, and the reward is the dev change of the second alone. In one
@@ -137,6 +139,15 @@ def run_episode(stepper: Stepper, model, batches, *, states_of, kd_of, originals
             continue
         if orig is not None:
             reward.rebase(model)
+        if credit_of is not None and selector is not None:
+            with phase("selector"):
+                credit = credit_of(idx)
+            selector.credit(credit)
+            kept_mask = actions.numpy() > 0.5
+            if kept_mask.any() and (~kept_mask).any() and credit.std() > 0:
+                # does it keep the better samples? (kept minus dropped, in sd of the step's credits)
+                info["credit_gap"] = float((credit[kept_mask].mean() - credit[~kept_mask].mean())
+                                           / credit.std())
         with phase("student training"):
             stepper.step(augmented(keep, idx, info) if len(keep) else None, where(i))
         r = reward.step(model)

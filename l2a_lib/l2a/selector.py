@@ -137,6 +137,7 @@ class Step:
     states: torch.Tensor   # (N, F)
     actions: torch.Tensor  # (N,) in {0, 1}
     reward: float = 0.0
+    credit: np.ndarray | None = None  # (N,) per-sample credit (l2a.credit), when measured
 
 
 @dataclass
@@ -200,11 +201,37 @@ class Selector:
         """The reward of the latest step."""
         self.history[-1].reward = float(r)
 
+    def credit(self, c) -> None:
+        """The per-sample credit of the latest step's samples (``l2a.credit``)."""
+        self.history[-1].credit = np.asarray(c, dtype=float)
+
+    def _credit_update(self) -> dict[str, float]:
+        """The gradient of sum_n pi(s_n) c_n, the credits divided by their root mean
+        square over the episode: the keep probability goes up where a step on the sample
+        would help the dev set (c > 0), down where it would hurt. Not centred: zero credit
+        is a meaningful point (no first-order effect), and centring pushed down half of the
+        clean samples once the toy student knew the task (keep rate of the clean ones 0.67
+        after 180 episodes on ``l2a.toy`` at student lr 0.05, against 0.94 uncentred)."""
+        credits = np.concatenate([s.credit for s in self.history])
+        loss = 0.0
+        for step in self.history:
+            c = step.credit / (np.sqrt((credits ** 2).mean()) or 1.0)
+            p = self.policy(self._normalise(step.states, update=False))
+            loss = loss - (p * torch.as_tensor(c, dtype=p.dtype)).sum()
+        loss = loss / len(credits)
+        Stepper(self.optimizer, what="selector").step(loss)
+        self.history = []
+        return {"policy_loss": float(loss.detach()), "mean_credit": float(credits.mean()),
+                "credit_positive": float((credits > 0).mean())}
+
     def update(self) -> dict[str, float]:
-        """REINFORCE on the episode's discounted returns (mean-return baseline), then
-        forget the episode. Returns what happened, for the episode log."""
+        """REINFORCE on the episode's discounted returns (mean-return baseline), or, when
+        every step has per-sample credits, the credit update; then forget the episode.
+        Returns what happened, for the episode log."""
         if not self.history:
             return {"policy_loss": 0.0, "mean_return": 0.0}
+        if all(s.credit is not None for s in self.history):
+            return self._credit_update()
         rewards = [s.reward for s in self.history]
         returns = discounted_returns(rewards, self.gamma)
         advantages = returns - returns.mean()

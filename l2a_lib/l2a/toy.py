@@ -30,6 +30,7 @@ from torch import nn
 from .. import paths
 from ..encoding import Encoded
 from ..train import Stepper
+from .credit import dev_gradient, head_inputs, sample_credit
 from .episode import run_episode
 from .reward import DevReward
 from .selector import Policy, Selector, n_features, state_features
@@ -68,11 +69,12 @@ class ToyResult:
 
 def run_toy_selector(*, reward: str = "dev_loglik", update: bool = True, episodes: int = 60,
                      seed: int = 0, student_lr: float = 0.05, selector_lr: float = 0.03,
-                     full: bool = False):
+                     full: bool = False, credit: bool = False):
     """Train the selector on the toy for ``episodes`` episodes of 4 steps (16 samples
     each, half corrupted, plus 8 labelled originals per step). Returns the trained
     selector's keep probabilities on a fresh pool, (corrupted, clean); with ``full``, a
-    :class:`ToyResult` that also has the reward's median signal-to-noise."""
+    :class:`ToyResult` that also has the reward's median signal-to-noise. With
+    ``credit``, the selector learns from per-sample credits (``l2a.credit``) instead."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -115,9 +117,16 @@ def run_toy_selector(*, reward: str = "dev_loglik", update: bool = True, episode
             loss = F.cross_entropy(student(lab_x[pick]), torch.tensor(lab_y[pick]))
             return loss, {"ce": float(loss.detach())}
 
+        def credit_of(idx):
+            with torch.no_grad(), head_inputs(student.out) as seen:
+                dev_logits, z = student(dev_x), student(x[idx])
+            grad = dev_gradient(seen[0], dev_logits, dev_y, regression=False)
+            return sample_credit(seen[1], z, t_logits[idx], grad)
+
         rec = run_episode(stepper, student, [order[i:i + 16] for i in range(0, 64, 16)],
                           states_of=lambda idx: states(x[idx], t_logits[idx]), kd_of=kd_of,
-                          originals_of=originals_of, reward=probe, selector=selector, gen=gen)
+                          originals_of=originals_of, reward=probe, selector=selector, gen=gen,
+                          credit_of=credit_of if credit else None)
         snr.append(rec.summary()["reward_snr"])  # as the real runs' episode logs measure it
         if update:
             selector.update()
@@ -135,33 +144,45 @@ def run_toy_selector(*, reward: str = "dev_loglik", update: bool = True, episode
 BUDGET_EPISODES = (20, 60, 180)
 BUDGET_STUDENT_LRS = (0.05, 0.003, 0.001)
 BUDGET_SEEDS = tuple(range(8))
+BUDGET_CREDITS = (False, True)  # the step reward (the paper's, version 2's) / per-sample credit
+
+
+def budget_grid() -> dict:
+    """The grid of the budget study the diagnostics page shows."""
+    return {"episodes": list(BUDGET_EPISODES), "student_lrs": list(BUDGET_STUDENT_LRS),
+            "seeds": list(BUDGET_SEEDS), "credits": list(BUDGET_CREDITS)}
 
 
 def budget_file(grid: dict, results_dir=None) -> Path:
     """Where the budget study of ``grid`` is cached: named by a digest of the grid and
-    of the code it runs (this module, the episode loop, the reward and the selector)."""
+    of the code it runs (this module, the episode loop, the reward, the selector and the
+    credit)."""
     here = Path(__file__).parent
-    code = b"".join((here / f"{m}.py").read_bytes() for m in ("toy", "episode", "reward", "selector"))
+    code = b"".join((here / f"{m}.py").read_bytes()
+                    for m in ("toy", "episode", "reward", "selector", "credit"))
     key = hashlib.sha256(json.dumps(grid, sort_keys=True).encode() + code).hexdigest()[:12]
     return paths.results_dir(results_dir) / "toy" / f"selector_budget-{key}.json"
 
 
 def budget_study(episodes=BUDGET_EPISODES, student_lrs=BUDGET_STUDENT_LRS, seeds=BUDGET_SEEDS,
-                 results_dir=None, progress=None) -> pd.DataFrame:
+                 credits=BUDGET_CREDITS, results_dir=None, progress=None) -> pd.DataFrame:
     """The toy selector after each number of episodes, at each student learning rate and
-    seed: one row each (episodes, student_lr, seed, keep_corrupted, keep_clean, reward_snr,
+    seed, learning from the step reward and from per-sample credit (``l2a.credit``): one
+    row each (credit, episodes, student_lr, seed, keep_corrupted, keep_clean, reward_snr,
     passed = corrupted < 0.3 and clean > 0.7, the test's bar). Cached as JSON under
     ``<results>/toy/`` (:func:`budget_file`), so the book reads it and a changed toy
     recomputes it (about a minute on one core)."""
-    grid = {"episodes": list(episodes), "student_lrs": list(student_lrs), "seeds": list(seeds)}
+    grid = {"episodes": list(episodes), "student_lrs": list(student_lrs), "seeds": list(seeds),
+            "credits": list(credits)}
     path = budget_file(grid, results_dir)
     if path.is_file():
         return pd.DataFrame(json.loads(path.read_text())["rows"])
     rows = []
-    cells = [(e, lr, s) for e in episodes for lr in student_lrs for s in seeds]
-    for i, (e, lr, s) in enumerate(cells):
-        r = run_toy_selector(episodes=e, student_lr=lr, seed=s, full=True)
-        rows.append({"episodes": e, "student_lr": lr, "seed": s, "keep_corrupted": r.keep_corrupted,
+    cells = [(c, e, lr, s) for c in credits for e in episodes for lr in student_lrs for s in seeds]
+    for i, (c, e, lr, s) in enumerate(cells):
+        r = run_toy_selector(episodes=e, student_lr=lr, seed=s, full=True, credit=c)
+        rows.append({"credit": c, "episodes": e, "student_lr": lr, "seed": s,
+                     "keep_corrupted": r.keep_corrupted,
                      "keep_clean": r.keep_clean, "reward_snr": r.reward_snr,
                      "passed": bool(r.keep_corrupted < 0.3 and r.keep_clean > 0.7)})
         if progress:

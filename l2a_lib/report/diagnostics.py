@@ -151,51 +151,53 @@ def probe_summary(frame: pd.DataFrame, window: int = 5) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["task", "seed"]).round(3) if rows else pd.DataFrame()
 
 
+CREDIT_LABELS = {False: "the step reward", True: "per-sample credit"}
+
+
 def budget_table(study: pd.DataFrame) -> pd.DataFrame:
-    """The toy selector's budget study (``l2a.toy.budget_study``) by student learning
-    rate: the reward's median signal-to-noise, then per number of episodes the mean
-    keep probability of corrupted / clean samples and the seeds that pass the test's bar."""
+    """The toy selector's budget study (``l2a.toy.budget_study``) by what the selector
+    learns from and the student's learning rate: the step reward's median
+    signal-to-noise, then per number of episodes the mean keep probability of corrupted /
+    clean samples and the seeds that pass the test's bar."""
     rows = {}
-    for lr, g in study.groupby("student_lr", sort=False):
+    for (credit, lr), g in study.groupby(["credit", "student_lr"], sort=False):
         row = {("reward", "signal/noise"): f"{g.reward_snr.median():.1f}"}
         for e, h in g.groupby("episodes"):
             row[(f"{e} episodes", "kept: corrupted / clean")] = (
                 f"{h.keep_corrupted.mean():.2f} / {h.keep_clean.mean():.2f}")
             row[(f"{e} episodes", "seeds passing")] = f"{int(h.passed.sum())} of {len(h)}"
-        rows[f"student lr {lr:g}"] = row
+        rows[(CREDIT_LABELS[bool(credit)], f"student lr {lr:g}")] = row
     out = pd.DataFrame(rows).T
     if len(out):
         out.columns = pd.MultiIndex.from_tuples(out.columns)
+        out.index.names = ["the selector learns from", "toy student"]
     return out
 
 
 def plot_budget(study: pd.DataFrame, real_episodes: int | None = None):
-    """Keep probability of the corrupted (dashed) and clean (solid) samples against the
-    number of episodes, one colour per student learning rate (mean over seeds, with each
-    seed's point), and the share of seeds passing; ``real_episodes`` marks the real runs'."""
+    """The share of seeds whose selector passes (corrupted < 0.3, clean > 0.7) against the
+    number of episodes, one panel per what the selector learns from, one line per student
+    learning rate; ``real_episodes`` marks the real runs' number (dotted)."""
     import matplotlib.pyplot as plt
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 3.4))
-    for (lr, g), colour in zip(study.groupby("student_lr", sort=False), plt.cm.viridis([0.1, 0.5, 0.85])):
-        m = g.groupby("episodes")[["keep_corrupted", "keep_clean", "passed"]].mean()
-        a.plot(m.index, m.keep_clean, "-o", color=colour, label=f"lr {lr:g}: clean", ms=4)
-        a.plot(m.index, m.keep_corrupted, "--s", color=colour, label=f"lr {lr:g}: corrupted", ms=4)
-        a.scatter(g.episodes, g.keep_corrupted, color=colour, s=6, alpha=0.4)
-        b.plot(m.index, m.passed, "-o", color=colour, label=f"student lr {lr:g}", ms=4)
-    for ax in (a, b):
-        ax.set_xscale("log")
-        ax.set_xticks(sorted(study.episodes.unique()), [str(e) for e in sorted(study.episodes.unique())])
-        ax.minorticks_off()
-        ax.set_xlabel("episodes")
+    credits = list(dict.fromkeys(study.credit))
+    fig, axes = plt.subplots(1, len(credits), figsize=(4.6 * len(credits), 3.3), squeeze=False,
+                             sharey=True)
+    episodes = sorted(study.episodes.unique())
+    for ax, credit in zip(axes[0], credits):
+        sub = study[study.credit == credit]
+        for (lr, g), colour in zip(sub.groupby("student_lr", sort=False),
+                                   plt.cm.viridis([0.1, 0.5, 0.85])):
+            ax.plot(*zip(*g.groupby("episodes").passed.mean().items()), "-o", color=colour,
+                    label=f"student lr {lr:g}", ms=4)
         if real_episodes:
             ax.axvline(real_episodes, color="0.5", lw=0.8, ls=":")
-    a.axhline(0.3, color="0.7", lw=0.6)
-    a.axhline(0.7, color="0.7", lw=0.6)
-    a.set_ylabel("keep probability (fresh pool)")
-    a.set_title("What the toy selector keeps", fontsize=10)
-    b.set_ylabel("share of seeds passing")
-    b.set_ylim(-0.05, 1.05)
-    b.set_title("Corrupted < 0.3 and clean > 0.7", fontsize=10)
-    a.legend(fontsize=7, ncol=2, frameon=False, loc="center right")
-    b.legend(fontsize=7, frameon=False)
+        ax.set_xscale("log")
+        ax.set_xticks(episodes, [str(e) for e in episodes])
+        ax.minorticks_off()
+        ax.set_xlabel("episodes")
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_title(f"The selector learns from {CREDIT_LABELS[bool(credit)]}", fontsize=10)
+    axes[0][0].set_ylabel("share of seeds passing")
+    axes[0][-1].legend(fontsize=8, frameon=False, loc="lower right")
     fig.tight_layout()
     return fig

@@ -46,23 +46,24 @@ def l2a_diagnostics(profile="cpu", tasks=("tc", "pi"), seeds=(0, 1, 2, 3, 4), al
 def _budget(view, frame, allow_training, results_dir):
     """The toy selector's budget study (``l2a.toy``): how many episodes the selector
     needs, at rewards well above their noise; read from the cache (a minute to compute)."""
-    grid = {"episodes": list(toy.BUDGET_EPISODES), "student_lrs": list(toy.BUDGET_STUDENT_LRS),
-            "seeds": list(toy.BUDGET_SEEDS)}
-    if not (allow_training or toy.budget_file(grid, results_dir).is_file()):
+    if not (allow_training or toy.budget_file(toy.budget_grid(), results_dir).is_file()):
         view.show("budget", pd.DataFrame({"not computed yet": []}))
         view.show("budget_plot", pd.DataFrame({"not computed yet": []}))
-        for key in ("toy_snr_low", "toy_snr_high", "toy_pass_20", "real_episodes"):
+        for key in ("toy_snr_low", "toy_snr_high", "toy_pass_20", "toy_pass_20_credit",
+                    "real_episodes"):
             view.value(key, "-")
         return
     study = toy.budget_study(results_dir=results_dir)
     episodes = int(frame.episode.max()) + 1 if len(frame) else None
     view.show("budget", diag.budget_table(study))
     view.show("budget_plot", diag.plot_budget(study, episodes))
-    snr = study.groupby("student_lr").reward_snr.median()
+    reward = study[~study.credit.astype(bool)]
+    snr = reward.groupby("student_lr").reward_snr.median()
     view.value("toy_snr_low", f"{snr.min():.1f}")
     view.value("toy_snr_high", f"{snr.max():.1f}")
-    first = study[study.episodes == study.episodes.min()]
-    view.value("toy_pass_20", f"{int(first.passed.sum())} of {len(first)}")
+    for key, sub in (("toy_pass_20", reward), ("toy_pass_20_credit", study[study.credit.astype(bool)])):
+        first = sub[sub.episodes == study.episodes.min()]
+        view.value(key, f"{int(first.passed.sum())} of {len(first)}")
     view.value("real_episodes", str(episodes or "-"))
 
 
