@@ -29,6 +29,8 @@ DIAGNOSTICS = {
     "dev_metric": "dev metric",
     "keep_corrupted": "keep rate, corrupted samples",
     "keep_clean": "keep rate, clean samples",
+    "credit_gap": "kept minus dropped credit (sd)",  # the selector of l2a.credit
+    "credit_positive": "share of credit > 0",
 }
 PANELS = {
     "reward": ("reward", "reward_se", "reward_snr", "acc_change_snr"),

@@ -14,11 +14,13 @@ items (tables and figures, shown by name in the page's cells)::
 * ``setup`` -- the data, the augmentation masked LM, L2A's training log;
 * ``operations`` -- performance, reliability, what reproducing costs;
 * ``parts`` -- L2A version 2's diagnostics and its learned parts' ablations;
+* ``credit_page`` -- our extension: the selector learning from per-sample credit;
 * ``your_data`` -- distilling a user's own files (``python -m l2a_lib distill``).
 """
 from __future__ import annotations
 
 from .base import View
+from .credit_page import l2a_credit
 from .operations import compute, performance, reliability, reproduce
 from .parts import l2a_diagnostics, l2a_parts
 from .results import table1, table2, table3
@@ -29,5 +31,5 @@ from .setup import data, l2a_training, mlm
 from .studies import claims, outcome, study
 from .your_data import your_data
 
-__all__ = ["View", "attention", "claims", "compute", "data", "l2a_diagnostics", "l2a_parts", "l2a_training", "mlm", "outcome", "performance", "reliability",
+__all__ = ["View", "attention", "claims", "compute", "data", "l2a_credit", "l2a_diagnostics", "l2a_parts", "l2a_training", "mlm", "outcome", "performance", "reliability",
            "reproduce", "robustness", "settings", "smart", "study", "table1", "table2", "table3", "your_data"]
