@@ -63,6 +63,22 @@ def nltk_data_dir(data: str | os.PathLike | None = None) -> Path:
     return data_dir(data) / "nltk_data"
 
 
+def code_digest(*files: str | os.PathLike) -> str:
+    """A sha256 of Python files' code without comments and docstrings (their syntax
+    trees), so that a cache keyed on it survives an edit of the prose."""
+    import ast
+    h = hashlib.sha256()
+    for f in files:
+        tree = ast.parse(Path(f).read_text())
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                    and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+        h.update(ast.dump(tree).encode())
+    return h.hexdigest()
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """The sha256 of a file's bytes (a fine-tuned teacher's content hash, a published
     model part's checksum)."""

@@ -43,6 +43,11 @@ def l2a_version(task: str, method: str, table: str) -> int:
 # join when their version-2 runs are in the committed cache (issue 34); until then
 # the pages show version 1 and ``python -m l2a_lib run --l2a-version 2`` computes them.
 V2_PAGES: tuple = ()
+# The seeds of the parts page (issue 34): five for L2A and each part switched off, the
+# first n only for these (the variant without originals, the probe of l2a.corrupt)
+PARTS_SEEDS = (0, 1, 2, 3, 4)
+PARTS_FEWER_SEEDS = {"l2a_originals_off": 3, **dict.fromkeys(L2A_PROBE, 3),
+                     **dict.fromkeys(L2A_PROBE_LONG, 1)}
 # L2A version 2's settings (see L2AConfig and l2a_lib.l2a.algorithm)
 L2A_V2 = dict(version=2, reward="dev_loglik", hard_weight=1.0, generator_weighting="advantage",
               generator_epochs=2, gamma=0.0)

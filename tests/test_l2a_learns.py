@@ -116,6 +116,22 @@ def test_the_committed_cache_holds_the_budget_study_of_the_current_code():
     assert toy.budget_file(toy.budget_grid()).is_file(), toy.budget_file(toy.budget_grid()).name
 
 
+
+def test_the_budget_studys_key_ignores_prose_but_not_code(tmp_path):
+    """``paths.code_digest``: a docstring or comment edit keeps the cached study's name;
+    a changed line of code changes it."""
+    from l2a_lib import paths
+    src = 'def f(x):\n    """Twice x."""\n    return 2 * x  # double\n'
+    variants = {"same": src, "prose": src.replace("Twice x.", "x doubled.").replace("# double", ""),
+                "code": src.replace("2 * x", "3 * x")}
+    digests = {}
+    for name, text in variants.items():
+        (tmp_path / f"{name}.py").write_text(text)
+        digests[name] = paths.code_digest(tmp_path / f"{name}.py")
+    assert digests["prose"] == digests["same"]
+    assert digests["code"] != digests["same"]
+
+
 # ---------------------------------------------------------------------- (b) generator
 SENTENCES = ["the film was good and the acting fine", "a slow story with a sad end",
              "the kitchen knife is sharp and cheap", "this phone works well for the price"]

@@ -156,11 +156,10 @@ def budget_grid() -> dict:
 def budget_file(grid: dict, results_dir=None) -> Path:
     """Where the budget study of ``grid`` is cached: named by a digest of the grid and
     of the code it runs (this module, the episode loop, the reward, the selector and the
-    credit)."""
+    credit; comments and docstrings left out, ``paths.code_digest``)."""
     here = Path(__file__).parent
-    code = b"".join((here / f"{m}.py").read_bytes()
-                    for m in ("toy", "episode", "reward", "selector", "credit"))
-    key = hashlib.sha256(json.dumps(grid, sort_keys=True).encode() + code).hexdigest()[:12]
+    code = paths.code_digest(*(here / f"{m}.py" for m in ("toy", "episode", "reward", "selector", "credit")))
+    key = hashlib.sha256(json.dumps(grid, sort_keys=True).encode() + code.encode()).hexdigest()[:12]
     return paths.results_dir(results_dir) / "toy" / f"selector_budget-{key}.json"
 
 

@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 
+def pending() -> pd.DataFrame:
+    """What a page shows in place of a table or figure whose runs are not cached."""
+    return pd.DataFrame({"not computed yet": []})
+
+
 @dataclass
 class View:
     notes: list[str] = field(default_factory=list)     # markdown shown before the results
@@ -36,6 +41,11 @@ class View:
             plt.close(item)
         self.items[name] = item
         return item
+
+    def show_when(self, name: str, ready, make):
+        """Show ``make()`` if ``ready``, else a table that says the runs are not computed
+        yet (a page of a partial cache keeps its layout)."""
+        return self.show(name, make() if ready else pending())
 
     def __getitem__(self, name: str):
         return self.items[name]

@@ -7,12 +7,11 @@ import pandas as pd
 
 from .. import report
 from ..config import L2A_CREDIT
-from ..experiment import run_many
-from ..records import load_records, load_test_labels
+from ..records import load_test_labels
 from ..report import diagnostics as diag
 from ..report.tables import plot_episodes
 from .base import View
-from .parts import TASK_METRICS, probe_verdict
+from .parts import TASK_METRICS, cached, probe_verdict
 
 COMPARED = ("l2a", "l2a_selector_off")  # the paper's selector (v2), and no selection at all
 EPISODE_PLOT = ("keep_rate", "credit_gap", "credit_positive", "dev_metric")
@@ -27,10 +26,9 @@ def l2a_credit(profile="cpu", tasks=("tc", "pi"), seeds=(0, 1, 2, 3, 4), probe_s
     tasks, seeds = list(tasks), list(seeds)
     methods = [L2A_CREDIT[0], *COMPARED]
     kw = dict(profile=profile, allow_training=allow_training, results_dir=results_dir,
-              data_dir=data_dir, allow_missing=allow_missing, version=2)
+              data_dir=data_dir, allow_missing=allow_missing)
     view = View()
-    view.note(report.coverage_note(run_many(tasks, methods, seeds, **kw)))
-    records = load_records(tasks, methods, seeds, profile=profile, results_dir=results_dir, version=2)
+    records = cached(view, tasks, methods, seeds, **kw)
     labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
     view.show("means", diag.means_table(records, labels, kinds, methods, TASK_METRICS))
     tests = report.ablation_tests(records, labels, kinds, list(COMPARED), reference=L2A_CREDIT[0],
@@ -45,17 +43,13 @@ def l2a_credit(profile="cpu", tasks=("tc", "pi"), seeds=(0, 1, 2, 3, 4), probe_s
         key = {report.METHOD_LABELS[m]: m for m in COMPARED}.get(r["variant"], r["variant"])
         view.value(f"credit_{r['task']}_{key}", r["removed part"])
     frame = diag.diagnostics_frame(records, L2A_CREDIT[0])
-    view.show("episodes_plot", plot_episodes(frame, EPISODE_PLOT, labels=LABELS,
-                                             reference={"credit_gap": 0.0})
-              if len(frame) else pd.DataFrame({"not computed yet": []}))
+    view.show_when("episodes_plot", len(frame), lambda: plot_episodes(
+        frame, EPISODE_PLOT, labels=LABELS, reference={"credit_gap": 0.0}))
     # the probe: half of the augmented samples with reversed teacher logits (l2a.corrupt)
-    probe_seeds = list(probe_seeds)
-    view.note(report.coverage_note(run_many(["tc"], [L2A_CREDIT[1]], probe_seeds, **kw)))
-    probe = diag.diagnostics_frame(load_records(["tc"], [L2A_CREDIT[1]], probe_seeds, profile=profile,
-                                                results_dir=results_dir, version=2), L2A_CREDIT[1])
+    probe = diag.diagnostics_frame(cached(view, ["tc"], [L2A_CREDIT[1]], probe_seeds, **kw),
+                                   L2A_CREDIT[1])
     keep = diag.probe_summary(probe)
-    view.show("probe_keep", keep if len(keep) else pd.DataFrame({"not computed yet": []}))
-    view.show("probe_plot", diag.plot_diagnostics(probe, "probe") if len(probe)
-              else pd.DataFrame({"not computed yet": []}))
+    view.show_when("probe_keep", len(keep), lambda: keep)
+    view.show_when("probe_plot", len(probe), lambda: diag.plot_diagnostics(probe, "probe"))
     view.value("credit_probe_verdict", probe_verdict(keep, pd.DataFrame()))
     return view
