@@ -64,7 +64,10 @@ L2A_PART_SETTINGS = {"l2a_selector_off": dict(selector=False),
                      "l2a_corrupted_long": dict(corrupt_share=0.5, generator=False, episodes=60),
                      # our extension: the selector learns from per-sample credit (l2a.credit)
                      "l2a_credit": dict(selector_credit=True),
-                     "l2a_credit_corrupted": dict(selector_credit=True, corrupt_share=0.5)}
+                     "l2a_credit_corrupted": dict(selector_credit=True, corrupt_share=0.5),
+                     # ... the calibrated credit (l2a.credit): centred features, no bias, T*
+                     "l2a_credit_cal": dict(selector_credit="calibrated"),
+                     "l2a_credit_cal_corrupted": dict(selector_credit="calibrated", corrupt_share=0.5)}
 
 
 def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",

@@ -110,8 +110,7 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
     if cfg.corrupt_share:  # the probe of l2a.corrupt: wrong targets on some augmented inputs
         cache = CorruptedTargets(cache, cfg.corrupt_share, config.seed, protected=originals)
 
-    rng = np.random.default_rng(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
+    rng, gen = np.random.default_rng(config.seed), torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     n_source = int(round(cfg.pool_size * cfg.source_share))
     n_target = (cfg.pool_size - n_source) // len(prep.task.train)
@@ -256,7 +255,8 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
         credit_of = None if not (cfg.selector_credit and augment) else (  # l2a.credit
             lambda idx: student_credit(student, prep.dev, pool.enc, idx, cache.batch(pool.enc, idx)["logits"],
                                        pad_id=prep.pad_id, regression=regression, temperature=d.temperature,
-                                       batch_size=d.train.eval_batch_size))
+                                       batch_size=d.train.eval_batch_size,
+                                       calibrated=cfg.selector_credit == "calibrated"))
         student.train()
         probe.start(student)
         rec = run_episode(

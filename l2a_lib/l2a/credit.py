@@ -30,6 +30,18 @@ sample, kept or dropped, so the selector's update needs no sampling: it raises t
 keep probability of samples with positive credit and lowers the others': the
 gradient of sum_n pi(s_n) c_n, the credits scaled by their root mean square over the
 episode (``Selector.update`` with credits).
+
+The calibrated credit (``l2a.selector_credit="calibrated"``). On the real runs the
+credit above preferred the corrupted samples of ``l2a.corrupt``. Two parts of g_dev do
+that. (1) The bias: every sample with a target of the class the dev set lacks gets
+credit, whatever its input. (2) Overconfidence: a student partway through a run is
+more confident than it is accurate, so the dev log-likelihood gains from any step that
+makes it less sure, and a reversed target does exactly that. The calibrated credit
+removes both: features centred at their dev mean with the bias term dropped, and the
+dev logits divided by the temperature T* that minimises the dev negative
+log-likelihood (temperature scaling), so that g_dev no longer asks for less
+confidence. Regression is centred only. ``benchmarks/credit_separation.py`` measures
+how well each credit tells the corrupted samples from the clean ones.
 """
 from __future__ import annotations
 
@@ -67,6 +79,25 @@ def dev_gradient(h: torch.Tensor, logits: torch.Tensor, labels, regression: bool
     return delta.T @ h.float() / len(z), delta.mean(0)
 
 
+def fit_temperature(logits: torch.Tensor, labels, grid: int = 200) -> float:
+    """The temperature T* in [0.05, 20] (a log-spaced grid) that minimises the mean
+    negative log-likelihood of ``labels`` under softmax(logits / T*)."""
+    z, y = logits.float(), torch.as_tensor(np.asarray(labels).astype(int))
+    temps = torch.logspace(np.log10(0.05), np.log10(20.0), grid)
+    nll = torch.stack([F.cross_entropy(z / t, y) for t in temps])
+    return float(temps[int(nll.argmin())])
+
+
+def calibrated_dev_gradient(h: torch.Tensor, logits: torch.Tensor, labels, regression: bool
+                            ) -> tuple[torch.Tensor, None, torch.Tensor]:
+    """(G_W, None, m): the dev gradient of the calibrated credit (see the module) for
+    the features centred at their dev mean ``m``, at the temperature of
+    :func:`fit_temperature` (classification); no bias term."""
+    m = h.float().mean(0)
+    t = 1.0 if regression else fit_temperature(logits, labels)
+    return dev_gradient(h.float() - m, logits.float() / t, labels, regression)[0] / t, None, m
+
+
 def dark_delta(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
                regression: bool) -> torch.Tensor:
     """dL_dark/dz for each sample (N, C): the per-sample gradient of ``kd.dark_loss``
@@ -78,22 +109,26 @@ def dark_delta(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: 
 
 
 def sample_credit(h: torch.Tensor, logits: torch.Tensor, teacher_logits: torch.Tensor,
-                  grad: tuple[torch.Tensor, torch.Tensor], temperature: float = 1.0,
-                  regression: bool = False) -> np.ndarray:
+                  grad: tuple, temperature: float = 1.0, regression: bool = False) -> np.ndarray:
     """c_n = delta_n^T (G_W h_n + G_b) for each sample (see the module): > 0 where a step
-    on the sample's L_dark would raise the dev log-likelihood, to first order."""
-    g_w, g_b = grad
+    on the sample's L_dark would raise the dev log-likelihood, to first order. ``grad``:
+    (G_W, G_b) of :func:`dev_gradient`, or (G_W, None, m) of :func:`calibrated_dev_gradient`
+    (then c_n = delta_n^T G_W (h_n - m))."""
+    g_w, g_b, *centre = grad
     delta = dark_delta(logits, teacher_logits, temperature, regression)
-    return (delta * (h.float() @ g_w.T + g_b)).sum(-1).double().numpy()
+    h = h.float() - centre[0] if centre else h.float()
+    return (delta * (h @ g_w.T + (0.0 if g_b is None else g_b))).sum(-1).double().numpy()
 
 
 @torch.no_grad()
 def student_credit(model, dev, pool, idx, teacher_logits: torch.Tensor, *, pad_id: int,
-                   regression: bool, temperature: float = 1.0, batch_size: int = 64) -> np.ndarray:
+                   regression: bool, temperature: float = 1.0, batch_size: int = 64,
+                   calibrated: bool = False) -> np.ndarray:
     """The per-sample credits of the pool's samples ``idx`` for a ``models.SequenceModel``
     student (its output layer is ``model.head``), in float32 and eval mode: one pass over
     the dev set (``dev``: an ``Encoded`` with gold labels) for (G_W, G_b), one over the
-    samples. ``teacher_logits``: the teacher's logits on ``idx`` (N, C)."""
+    samples. ``teacher_logits``: the teacher's logits on ``idx`` (N, C); ``calibrated``:
+    the calibrated credit (see the module)."""
     from ..device import on_device
     from ..encoding import collate
 
@@ -113,5 +148,6 @@ def student_credit(model, dev, pool, idx, teacher_logits: torch.Tensor, *, pad_i
             h = seen[0].cpu()
     finally:
         model.train(was_training)
-    grad = dev_gradient(h_dev, dev_logits, dev.labels, regression)
+    grad = (calibrated_dev_gradient if calibrated else dev_gradient)(h_dev, dev_logits, dev.labels,
+                                                                      regression)
     return sample_credit(h, logits, teacher_logits.float().cpu(), grad, temperature, regression)

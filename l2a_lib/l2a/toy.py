@@ -30,7 +30,7 @@ from torch import nn
 from .. import paths
 from ..encoding import Encoded
 from ..train import Stepper
-from .credit import dev_gradient, head_inputs, sample_credit
+from .credit import calibrated_dev_gradient, dev_gradient, head_inputs, sample_credit
 from .episode import run_episode
 from .reward import DevReward
 from .selector import Policy, Selector, n_features, state_features
@@ -69,12 +69,13 @@ class ToyResult:
 
 def run_toy_selector(*, reward: str = "dev_loglik", update: bool = True, episodes: int = 60,
                      seed: int = 0, student_lr: float = 0.05, selector_lr: float = 0.03,
-                     full: bool = False, credit: bool = False):
+                     full: bool = False, credit: bool | str = False):
     """Train the selector on the toy for ``episodes`` episodes of 4 steps (16 samples
     each, half corrupted, plus 8 labelled originals per step). Returns the trained
     selector's keep probabilities on a fresh pool, (corrupted, clean); with ``full``, a
     :class:`ToyResult` that also has the reward's median signal-to-noise. With
-    ``credit``, the selector learns from per-sample credits (``l2a.credit``) instead."""
+    ``credit``, the selector learns from per-sample credits (``l2a.credit``) instead
+    ("calibrated": the calibrated credit)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -120,7 +121,8 @@ def run_toy_selector(*, reward: str = "dev_loglik", update: bool = True, episode
         def credit_of(idx):
             with torch.no_grad(), head_inputs(student.out) as seen:
                 dev_logits, z = student(dev_x), student(x[idx])
-            grad = dev_gradient(seen[0], dev_logits, dev_y, regression=False)
+            grad = (calibrated_dev_gradient if credit == "calibrated" else dev_gradient)(
+                seen[0], dev_logits, dev_y, regression=False)
             return sample_credit(seen[1], z, t_logits[idx], grad)
 
         rec = run_episode(stepper, student, [order[i:i + 16] for i in range(0, 64, 16)],
@@ -144,7 +146,8 @@ def run_toy_selector(*, reward: str = "dev_loglik", update: bool = True, episode
 BUDGET_EPISODES = (20, 60, 180)
 BUDGET_STUDENT_LRS = (0.05, 0.003, 0.001)
 BUDGET_SEEDS = tuple(range(8))
-BUDGET_CREDITS = (False, True)  # the step reward (the paper's, version 2's) / per-sample credit
+# the step reward (the paper's, version 2's) / per-sample credit / the calibrated credit
+BUDGET_CREDITS = (False, True, "calibrated")
 
 
 def budget_grid() -> dict:
@@ -166,7 +169,8 @@ def budget_file(grid: dict, results_dir=None) -> Path:
 def budget_study(episodes=BUDGET_EPISODES, student_lrs=BUDGET_STUDENT_LRS, seeds=BUDGET_SEEDS,
                  credits=BUDGET_CREDITS, results_dir=None, progress=None) -> pd.DataFrame:
     """The toy selector after each number of episodes, at each student learning rate and
-    seed, learning from the step reward and from per-sample credit (``l2a.credit``): one
+    seed, learning from the step reward and from per-sample credit (``l2a.credit``, plain
+    and calibrated): one
     row each (credit, episodes, student_lr, seed, keep_corrupted, keep_clean, reward_snr,
     passed = corrupted < 0.3 and clean > 0.7, the test's bar). Cached as JSON under
     ``<results>/toy/`` (:func:`budget_file`), so the book reads it and a changed toy

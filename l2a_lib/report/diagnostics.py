@@ -153,7 +153,8 @@ def probe_summary(frame: pd.DataFrame, window: int = 5) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["task", "seed"]).round(3) if rows else pd.DataFrame()
 
 
-CREDIT_LABELS = {False: "the step reward", True: "per-sample credit"}
+CREDIT_LABELS = {"False": "the step reward", "True": "per-sample credit",
+                 "calibrated": "calibrated credit"}  # by str(l2a.toy's credit)
 
 
 def budget_table(study: pd.DataFrame) -> pd.DataFrame:
@@ -168,7 +169,7 @@ def budget_table(study: pd.DataFrame) -> pd.DataFrame:
             row[(f"{e} episodes", "kept: corrupted / clean")] = (
                 f"{h.keep_corrupted.mean():.2f} / {h.keep_clean.mean():.2f}")
             row[(f"{e} episodes", "seeds passing")] = f"{int(h.passed.sum())} of {len(h)}"
-        rows[(CREDIT_LABELS[bool(credit)], f"student lr {lr:g}")] = row
+        rows[(CREDIT_LABELS[str(credit)], f"student lr {lr:g}")] = row
     out = pd.DataFrame(rows).T
     if len(out):
         out.columns = pd.MultiIndex.from_tuples(out.columns)
@@ -182,7 +183,7 @@ def plot_budget(study: pd.DataFrame, real_episodes: int | None = None):
     learning rate; ``real_episodes`` marks the real runs' number (dotted)."""
     import matplotlib.pyplot as plt
     credits = list(dict.fromkeys(study.credit))
-    fig, axes = plt.subplots(1, len(credits), figsize=(4.6 * len(credits), 3.3), squeeze=False,
+    fig, axes = plt.subplots(1, len(credits), figsize=(4.0 * len(credits), 3.3), squeeze=False,
                              sharey=True)
     episodes = sorted(study.episodes.unique())
     for ax, credit in zip(axes[0], credits):
@@ -198,7 +199,7 @@ def plot_budget(study: pd.DataFrame, real_episodes: int | None = None):
         ax.minorticks_off()
         ax.set_xlabel("episodes")
         ax.set_ylim(-0.05, 1.05)
-        ax.set_title(f"The selector learns from {CREDIT_LABELS[bool(credit)]}", fontsize=10)
+        ax.set_title(f"The selector learns from {CREDIT_LABELS[str(credit)]}", fontsize=10)
     axes[0][0].set_ylabel("share of seeds passing")
     axes[0][-1].legend(fontsize=8, frameon=False, loc="lower right")
     fig.tight_layout()
