@@ -113,9 +113,11 @@ def test_l2a_version_2_notebooks_smoke(tmp_path, data_dir, monkeypatch):
     assert sum(text.count(w) for w in ("no clear effect", "helps", "hurts", "cannot be judged")) >= 5
     text = _text(_execute("l2a_diagnostics", tmp_path, **{**params, "allow_training": False}))
     assert "Error" not in text and "signal/noise" in text
-    # our extension's page: the per-sample-credit selector against L2A and keeping all
+    # our extension's page: the per-sample-credit selectors (plain and calibrated) against
+    # L2A and keeping all, and their probes
     text = _text(_execute("l2a_credit", tmp_path, **{**params, "probe_seeds": [0]}))
     assert "Error" not in text and "seeds ours higher" in text and "kept, corrupted" in text
+    assert "L2A, calibrated credit (ours)" in text and "not computed yet" not in text
 
 
 def test_your_data_notebook_smoke(tmp_path, data_dir, monkeypatch):

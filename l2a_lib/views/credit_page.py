@@ -1,6 +1,6 @@
-"""Our extension of L2A: the selector learns from per-sample credit (``l2a.credit``)
-instead of the step reward. Compared with L2A version 2 and with keeping every sample,
-and probed with corrupted teacher targets as on the parts page."""
+"""Our extension of L2A: the selector learns from per-sample credit (``l2a.credit``,
+plain and calibrated) instead of the step reward. Compared with L2A version 2 and with
+keeping every sample, and probed with corrupted teacher targets as on the parts page."""
 from __future__ import annotations
 
 import pandas as pd
@@ -14,6 +14,8 @@ from .base import View
 from .parts import TASK_METRICS, cached, probe_verdict
 
 COMPARED = ("l2a", "l2a_selector_off")  # the paper's selector (v2), and no selection at all
+# our two selectors -> (their probe with half the targets reversed, the glue prefix)
+OURS = {L2A_CREDIT[0]: (L2A_CREDIT[1], "credit"), L2A_CREDIT[2]: (L2A_CREDIT[3], "cal")}
 EPISODE_PLOT = ("keep_rate", "credit_gap", "credit_positive", "dev_metric")
 LABELS = {"credit_gap": "kept minus dropped credit (sd)", "credit_positive": "share of credit > 0",
           "keep_rate": "keep rate", "dev_metric": "dev metric"}
@@ -21,35 +23,48 @@ LABELS = {"credit_gap": "kept minus dropped credit (sd)", "credit_positive": "sh
 
 def l2a_credit(profile="cpu", tasks=("tc", "pi"), seeds=(0, 1, 2, 3, 4), probe_seeds=(0, 1, 2),
                allow_training=False, allow_missing=True, results_dir=None, data_dir=None) -> View:
-    """``l2a_credit`` against L2A (version 2) and against keeping every sample: means and
-    paired tests; its selector over episodes; the probe ``l2a_credit_corrupted``."""
+    """``l2a_credit`` and ``l2a_credit_cal`` against L2A (version 2) and against keeping
+    every sample: means and paired tests; their selectors over episodes; the probes."""
     tasks, seeds = list(tasks), list(seeds)
-    methods = [L2A_CREDIT[0], *COMPARED]
+    methods = [*OURS, *COMPARED]
     kw = dict(profile=profile, allow_training=allow_training, results_dir=results_dir,
               data_dir=data_dir, allow_missing=allow_missing)
     view = View()
     records = cached(view, tasks, methods, seeds, **kw)
     labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
     view.show("means", diag.means_table(records, labels, kinds, methods, TASK_METRICS))
-    tests = report.ablation_tests(records, labels, kinds, list(COMPARED), reference=L2A_CREDIT[0],
-                                  task_metrics=TASK_METRICS)
-    ours = report.METHOD_LABELS[L2A_CREDIT[0]]
-    view.show("tests", report.paired_table(tests).drop(columns=[ours], errors="ignore").rename(
-        columns={"variant": "against", "removed part": "per-sample credit",
-                 f"seeds {ours} higher": "seeds ours higher"}))
-    if len(tests):
-        view.show("differences", diag.plot_differences(tests))
-    for r in tests.to_dict("records"):
-        key = {report.METHOD_LABELS[m]: m for m in COMPARED}.get(r["variant"], r["variant"])
-        view.value(f"credit_{r['task']}_{key}", r["removed part"])
-    frame = diag.diagnostics_frame(records, L2A_CREDIT[0])
-    view.show_when("episodes_plot", len(frame), lambda: plot_episodes(
-        frame, EPISODE_PLOT, labels=LABELS, reference={"credit_gap": 0.0}))
-    # the probe: half of the augmented samples with reversed teacher logits (l2a.corrupt)
-    probe = diag.diagnostics_frame(cached(view, ["tc"], [L2A_CREDIT[1]], probe_seeds, **kw),
-                                   L2A_CREDIT[1])
-    keep = diag.probe_summary(probe)
-    view.show_when("probe_keep", len(keep), lambda: keep)
-    view.show_when("probe_plot", len(probe), lambda: diag.plot_diagnostics(probe, "probe"))
-    view.value("credit_probe_verdict", probe_verdict(keep, pd.DataFrame()))
+    tables, frames = {}, {}
+    for ours, (_, prefix) in OURS.items():
+        tests = report.ablation_tests(records, labels, kinds, list(COMPARED), reference=ours,
+                                      task_metrics=TASK_METRICS)
+        label = report.METHOD_LABELS[ours]
+        tables[label] = report.paired_table(tests).drop(columns=[label], errors="ignore").rename(
+            columns={"variant": "against", "removed part": "verdict",
+                     f"seeds {label} higher": "seeds ours higher"})
+        for r in tests.to_dict("records"):
+            key = {report.METHOD_LABELS[m]: m for m in COMPARED}.get(r["variant"], r["variant"])
+            view.value(f"{prefix}_{r['task']}_{key}", r["removed part"])
+        frames[label] = diag.diagnostics_frame(records, ours)
+    shown = {k: v for k, v in tables.items() if len(v)}
+    view.show_when("tests", shown, lambda: pd.concat(shown, names=["ours"]))
+    for label, frame in frames.items():
+        key = "episodes_plot" if label == report.METHOD_LABELS[L2A_CREDIT[0]] else "episodes_plot_cal"
+        view.show_when(key, len(frame), lambda: plot_episodes(
+            frame, EPISODE_PLOT, labels=LABELS, reference={"credit_gap": 0.0}))
+    _probes(view, probe_seeds, kw)
     return view
+
+
+def _probes(view, probe_seeds, kw):
+    """Half of the augmented samples of TC with reversed teacher logits (``l2a.corrupt``):
+    the keep rates of each of our selectors, corrupted against clean."""
+    keeps = {}
+    for ours, (probe_method, prefix) in OURS.items():
+        frame = diag.diagnostics_frame(cached(view, ["tc"], [probe_method], probe_seeds, **kw),
+                                       probe_method)
+        keep = diag.probe_summary(frame)
+        keeps[report.METHOD_LABELS[ours]] = keep
+        view.show_when(f"{prefix}_probe_plot", len(frame), lambda: diag.plot_diagnostics(frame, "probe"))
+        view.value(f"{prefix}_probe_verdict", probe_verdict(keep, pd.DataFrame()))
+    shown = {k: v for k, v in keeps.items() if len(v)}
+    view.show_when("probe_keep", shown, lambda: pd.concat(shown, names=["selector"]))
