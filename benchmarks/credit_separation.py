@@ -6,7 +6,10 @@ clean ones. This script measures that ranking directly, without training a selec
 for a student in a given state it computes each credit of ``l2a.credit`` on real
 sentences of a task (source-domain sentences and the target's labelled originals),
 half of them with reversed teacher logits, and prints the AUC of clean against
-corrupted (1: every clean sample scores above every corrupted one; 0.5: no ranking).
+corrupted (1: every clean sample scores above every corrupted one; 0.5: no ranking;
+below 0.5: the credit prefers the corrupted ones). "AUC, teacher right" is the same
+over the samples whose gold label the teacher answers (reversing a wrong answer does
+not make a wrong target).
 
 Credits compared:
   plain        the credit of ``selector_credit=True`` (g_dev . g_n at the output layer)
@@ -26,6 +29,10 @@ dev set's size matters, on the test set (analysis only: no run selects on it).
 
     python benchmarks/credit_separation.py [--task tc] [--seed 0] [--epochs 10]
         [--checkpoint PATH] [--out benchmarks/credit_separation.json]
+
+The committed outputs: ``credit_separation.json`` (TC seed 0, with the checkpoint of
+episode 5 of ``l2a_wo_att``) and ``credit_separation_pi.json`` (PI seed 4,
+``--epochs 0``, with the checkpoint of episode 19 of ``l2a``).
 """
 from __future__ import annotations
 
@@ -83,7 +90,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--task", default="tc", choices=("tc", "pi", "nli"))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs of the fine-tuned state")
+    ap.add_argument("--epochs", type=int, default=10,
+                    help="fine-tuning epochs of the fine-tuned state (0: no such state)")
     ap.add_argument("--samples", type=int, default=400, help="source-domain sentences scored")
     ap.add_argument("--checkpoint", type=Path, help="an L2A episode checkpoint's state.pt")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("credit_separation.json"))
@@ -99,16 +107,21 @@ def main(argv=None) -> int:
                                                random_state=args.seed), prep.task.train])
     enc = encode(frame, prep.tokenizer, cfg.data.max_length)
     t, _ = outputs(teacher, enc, prep.pad_id, regression)
+    # where the teacher's own answer is right (source and originals carry gold labels):
+    # reversing a wrong answer does not make a wrong target
+    right = t.argmax(-1).numpy() == frame["label"].to_numpy()
+    print(f"the teacher is right on {right.mean():.2f} of the {len(t)} scored samples")
     flags = np.random.default_rng(args.seed).random(len(t)) < 0.5  # as l2a.corrupt: half
     t[flags] = t[flags].flip(-1)
     del teacher
 
     student = models.build_student(cfg.model, prep.task.spec.num_labels, seed=args.seed)
     states = {"fresh": {k: v.clone() for k, v in student.state_dict().items()}}
-    train_cfg = dataclasses.replace(cfg.student_train, epochs=args.epochs, patience=args.epochs)
-    fine_tune(student, prep.train, prep.dev, prep.task.spec.kind, train_cfg, seed=args.seed,
-              pad_id=prep.pad_id, dev_metric="pearson" if regression else "acc", desc="fine-tune")
-    states["fine-tuned"] = {k: v.clone() for k, v in student.state_dict().items()}
+    if args.epochs:
+        train_cfg = dataclasses.replace(cfg.student_train, epochs=args.epochs, patience=args.epochs)
+        fine_tune(student, prep.train, prep.dev, prep.task.spec.kind, train_cfg, seed=args.seed,
+                  pad_id=prep.pad_id, dev_metric="pearson" if regression else "acc", desc="fine-tune")
+        states["fine-tuned"] = {k: v.clone() for k, v in student.state_dict().items()}
     if args.checkpoint:
         saved = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
         states[f"checkpoint (episode {saved['episode']})"] = saved["student"]
@@ -126,13 +139,15 @@ def main(argv=None) -> int:
                     "T*": fit_temperature(zd, enc_ho.labels)}
             for name, c in credits(h, z, t, (zd, hd, enc_ho.labels), regression).items():
                 rows.append({**base, "credit": name, "AUC clean > corrupted": auc(c[~flags], c[flags]),
+                             "AUC, teacher right": auc(c[~flags & right], c[flags & right]),
                              "share > 0, clean": float((c[~flags] > 0).mean()),
                              "share > 0, corrupted": float((c[flags] > 0).mean())})
     df = pd.DataFrame(rows)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 2):
         print(df.to_string(index=False))
     args.out.write_text(json.dumps({"task": args.task, "seed": args.seed, "epochs": args.epochs,
-                                    "samples": int(len(t)), "rows": rows}, indent=1))
+                                    "samples": int(len(t)), "teacher_right": float(right.mean()),
+                                    "rows": rows}, indent=1))
     print(f"written to {args.out}")
     return 0
 

@@ -41,7 +41,14 @@ removes both: features centred at their dev mean with the bias term dropped, and
 dev logits divided by the temperature T* that minimises the dev negative
 log-likelihood (temperature scaling), so that g_dev no longer asks for less
 confidence. Regression is centred only. ``benchmarks/credit_separation.py`` measures
-how well each credit tells the corrupted samples from the clean ones.
+how well each credit tells the corrupted samples from the clean ones. On TC the
+calibrated credit ranks clean above corrupted (AUC 0.60-0.77 over three student
+states, where the plain credit's is 0.32-0.55). On PI it does not once the student is
+trained: there every credit, calibrated or not, with the dev or the test set, prefers
+the corrupted samples (AUC 0.17-0.30 at episode 19 of a run). A first-order effect
+counts the held-out examples the student gets wrong and almost ignores those it gets
+right with confidence (their gradient is near zero), so a step that moves the
+boundary toward the few errors looks good even when its target is wrong.
 """
 from __future__ import annotations
 
