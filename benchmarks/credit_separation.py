@@ -18,6 +18,9 @@ Credits compared:
   centred      features centred at the dev mean, bias left out, no temperature
   calibrated   ``selector_credit="calibrated"``: centred, and the dev logits at the
                temperature T* that minimises the dev NLL
+  centred, T=inf  the limit of a very high dev temperature: every dev example weighs
+               the same, however confident the student is on it (analysis only; not
+               a selector's credit yet)
 
 Student states: ``fresh`` (the pretrained student with a new head), ``fine-tuned``
 (after ``--epochs`` epochs on the labelled originals with the task loss, as
@@ -81,8 +84,13 @@ def credits(h, z, t, held_out, regression: bool) -> dict[str, np.ndarray]:
     m = hd.mean(0)
     g_c = dev_gradient(hd - m, zd, y, regression)[0]
     g_cal, _, _ = calibrated_dev_gradient(hd, zd, y, regression)
+    # the limit T -> infinity of the calibrated credit's temperature (up to a scale):
+    # every dev example weighs the same, however confident the student is on it
+    onehot = torch.nn.functional.one_hot(torch.as_tensor(np.asarray(y).astype(int)), zd.shape[-1]).float()
+    g_inf = (1.0 / zd.shape[-1] - onehot).T @ (hd - m) / len(hd)
     out = {"plain": delta * (h @ g_w.T + g_b), "bias only": delta * g_b,
-           "centred": delta * ((h - m) @ g_c.T), "calibrated": delta * ((h - m) @ g_cal.T)}
+           "centred": delta * ((h - m) @ g_c.T), "calibrated": delta * ((h - m) @ g_cal.T),
+           "centred, T=inf": delta * ((h - m) @ g_inf.T)}
     return {k: v.sum(-1).double().numpy() for k, v in out.items()}
 
 
