@@ -21,8 +21,8 @@ import papermill
 
 from .errors import UnknownPage
 from . import paths
-from .config import SAME_STUDENT_METHODS, TABLE1_METHODS, TASKS, ExperimentConfig
-from .profiles import make_config
+from .config import L2A_PARTS, SAME_STUDENT_METHODS, TABLE1_METHODS, TASKS, ExperimentConfig
+from .profiles import PARTS_FEWER_SEEDS, PARTS_SEEDS, make_config
 from .paths import atomic_write_text
 from .records import is_cached
 from .runs import Context
@@ -105,6 +105,13 @@ def _study(name: str, title: str) -> Page:
 CLAIM_NEEDS = (Needs(TABLE1_METHODS + ("l2a_wo_src", "l2a_wo_tgt")),
                Needs(TABLE3_METHODS[1:], tasks=("tc",)), Needs(("l2a",), version=1))
 
+# the learned parts of L2A (version 2) and its diagnostics: five seeds on TC and PI, the
+# first n for some variants and for the probe of l2a.corrupt (TC only)
+PARTS_NEEDS = (Needs(("l2a",) + tuple(m for m in L2A_PARTS if m not in PARTS_FEWER_SEEDS),
+                     tasks=("tc", "pi"), seeds=PARTS_SEEDS, version=2),
+               *(Needs((m,), tasks=("tc", "pi") if m in L2A_PARTS else ("tc",),
+                       seeds=PARTS_SEEDS[:n], version=2) for m, n in PARTS_FEWER_SEEDS.items()))
+
 # Table 1's rows of issue 36 join the page once their runs are cached (the committed
 # cache must hold every run of every page): nlpaug's augmenter on every task, the
 # same-student controls on TC and PI
@@ -126,6 +133,11 @@ PAGES: list[Page] = [
          title="Table 3: the terms of L_KD"),
     Page("l2a_training", "l2a_training", needs=(Needs(("l2a",), version=1),), partial=True,
          title="Training L2A: episodes and the augmentation gallery"),
+    Page("l2a_parts", "l2a_parts", needs=PARTS_NEEDS,
+         title="L2A's learned parts, switched off one at a time"),
+    Page("l2a_diagnostics", "l2a_diagnostics",
+         needs=(Needs(("l2a",), tasks=("tc", "pi"), seeds=PARTS_SEEDS, version=2),),
+         title="L2A diagnostics: the reward, the selector and the generator over episodes"),
     _study("fig2_data_size", "Figure 2: target training size"),
     _study("sensitivity_T", "Sensitivity to the fill temperature T"),
     _study("sensitivity_alpha", "Sensitivity to the edit-distance temperature alpha"),

@@ -42,12 +42,13 @@ def l2a_version(task: str, method: str, table: str) -> int:
 # The (table, task) pairs whose L2A runs are version 2. Table 1 on tc and pi and Table 3
 # join when their version-2 runs are in the committed cache (issue 34); until then
 # the pages show version 1 and ``python -m l2a_lib run --l2a-version 2`` computes them.
-V2_PAGES: tuple = ()
+V2_PAGES: tuple = (("table1", "tc"), ("table1", "pi"), ("table3", "tc"))
 # The seeds of the parts page (issue 34): five for L2A and each part switched off, the
-# first n only for these (the variant without originals, the probe of l2a.corrupt)
+# first n only for these (the variant without originals, the probes of l2a.corrupt,
+# among them our extension's with the calibrated credit)
 PARTS_SEEDS = (0, 1, 2, 3, 4)
-PARTS_FEWER_SEEDS = {"l2a_originals_off": 3, **dict.fromkeys(L2A_PROBE, 3),
-                     **dict.fromkeys(L2A_PROBE_LONG, 1)}
+PARTS_FEWER_SEEDS = {"l2a_originals_off": 1, **dict.fromkeys(L2A_PROBE, 1),
+                     **dict.fromkeys(L2A_PROBE_LONG, 1), L2A_CREDIT[3]: 1}
 # L2A version 2's settings (see L2AConfig and l2a_lib.l2a.algorithm)
 L2A_V2 = dict(version=2, reward="dev_loglik", hard_weight=1.0, generator_weighting="advantage",
               generator_epochs=2, gamma=0.0)

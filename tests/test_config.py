@@ -57,19 +57,23 @@ def test_round_trip_of_every_method():
 
 
 def test_l2a_variants_differ_only_where_named():
-    base = make_config("tc", "l2a")
+    base = make_config("tc", "l2a", version=1)  # Table 2's version (wo_src, wo_tgt)
     assert make_config("tc", "l2a_wo_src").l2a == dataclasses.replace(base.l2a, source_share=0.0)
     assert make_config("tc", "l2a_wo_tgt").l2a == dataclasses.replace(base.l2a, source_share=1.0)
+    base = make_config("tc", "l2a")  # Table 1 and Table 3 on TC: version 2
     assert make_config("tc", "l2a_wo_att").distill == dataclasses.replace(base.distill, att=False)
     assert make_config("tc", "l2a_wo_dark").distill == dataclasses.replace(base.distill, dark=False)
+    assert make_config("tc", "l2a_wo_att").l2a == base.l2a
 
 
 def test_the_version_switch_moves_table_1_and_3_and_leaves_table_2_on_version_1(monkeypatch):
     from l2a_lib import pages, profiles
-    v1_tc = profiles.make_config("tc", "l2a", 0).hash()
-    assert profiles.make_config("tc", "l2a", 0).l2a.version is None  # until the switch
-    monkeypatch.setattr(profiles, "V2_PAGES", (("table1", "tc"), ("table1", "pi"), ("table3", "tc")))
     assert profiles.make_config("tc", "l2a", 0).l2a.version == 2
+    assert profiles.make_config("pi", "l2a", 0).l2a.version == 2
+    v1_tc = profiles.make_config("tc", "l2a", 0, version=1).hash()
+    monkeypatch.setattr(profiles, "V2_PAGES", ())  # before the switch: version 1 everywhere
+    assert profiles.make_config("tc", "l2a", 0).hash() == v1_tc
+    monkeypatch.undo()
     assert profiles.make_config("tc", "l2a_wo_dark", 0).l2a.version == 2
     assert profiles.make_config("nli", "l2a", 0).l2a.version is None
     assert profiles.make_config("tc", "l2a_wo_src", 0).l2a.version is None

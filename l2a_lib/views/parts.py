@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import report
-from ..config import L2A_PARTS, L2A_PROBE, L2A_PROBE_LONG
+from ..config import L2A_CREDIT, L2A_PARTS, L2A_PROBE, L2A_PROBE_LONG
 from ..experiment import run_many
 from ..l2a import toy
 from ..profiles import PARTS_FEWER_SEEDS, PARTS_SEEDS
@@ -108,20 +108,20 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
     view.show("probe_means", diag.means_table(both, {task: labels[task]}, {task: kinds[task]},
                                               ["l2a", *methods], TASK_METRICS))
     frame = diag.diagnostics_frame(probe, "l2a_corrupted")
-    longer = diag.diagnostics_frame(cached(view, [task], L2A_PROBE_LONG,
-                                           seeds[:PARTS_FEWER_SEEDS[L2A_PROBE_LONG[0]]], **kw),
-                                    L2A_PROBE_LONG[0])
-    keep, keep_long = diag.probe_summary(frame), diag.probe_summary(longer)
+    longer, ours = (diag.diagnostics_frame(cached(view, [task], [m], seeds[:PARTS_FEWER_SEEDS[m]], **kw), m)
+                    for m in (L2A_PROBE_LONG[0], L2A_CREDIT[3]))
+    keep, keep_long, keep_ours = (diag.probe_summary(f) for f in (frame, longer, ours))
     runs = {"20 episodes": keep, f"{longer.episode.max() + 1 if len(longer) else 60} episodes, "
-            "generator off": keep_long}
-    view.show_when("probe_keep", len(keep) or len(keep_long),
-                   lambda: pd.concat({k: v for k, v in runs.items() if len(v)}, names=["run"]))
+            "generator off": keep_long, "20 episodes, calibrated credit (ours)": keep_ours}
+    shown = {k: v for k, v in runs.items() if len(v)}
+    view.show_when("probe_keep", shown, lambda: pd.concat(shown, names=["run"]))
     for key, f in (("probe_plot", frame), ("probe_long_plot", longer)):
         view.show_when(key, len(f), lambda: diag.plot_diagnostics(f, "probe"))
     test = report.ablation_tests(probe, {task: labels[task]}, {task: kinds[task]},
                                  [methods[1]], reference=methods[0], task_metrics=TASK_METRICS)
     view.value("probe_verdict", probe_verdict(keep, test))
     view.value("probe_long_verdict", probe_verdict(keep_long, pd.DataFrame()))
+    view.value("probe_ours_verdict", probe_verdict(keep_ours, pd.DataFrame()))
 
 
 def probe_verdict(keep: pd.DataFrame, test: pd.DataFrame) -> str:
