@@ -65,7 +65,8 @@ def test_pair_task_augments_both_sides(smoke_dirs):
 
 @pytest.mark.parametrize("method", ["l2a", "l2a_wo_tgt"])
 def test_l2a_runs_and_logs_episodes(method, smoke_dirs):
-    cfg = make_config("tc", method, seed=0, profile="smoke")
+    """Version 1's episode log (Table 2's L2A; version 2's: tests/test_l2a_learns.py)."""
+    cfg = make_config("tc", method, seed=0, profile="smoke", version=1)
     experiment.run(cfg, **smoke_dirs)
     extra = records.load_record(cfg, smoke_dirs["results_dir"])["extra"]
     assert len(extra["episodes"]) == cfg.l2a.episodes

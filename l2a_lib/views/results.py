@@ -91,15 +91,18 @@ def _degenerate(view, records, labels, kinds):
     view.value("constant_methods", ", ".join(found) or "none")
 
 
-def _mean_values(view, means, methods):
+def _mean_values(view, means, methods, names=None):
     """``{method}_{task}_{metric}``: each mean over seeds as every page quotes it (one
-    name per quantity, so two pages quoting it print the same digits)."""
+    name per quantity, so two pages quoting it print the same digits). ``names``:
+    {method: the name's prefix} where a page shows another quantity under the same
+    method (Table 2's L2A is version 1, Table 1's is version 2 on TC and PI)."""
+    names = names or {}
     for task, label in report.TASK_LABELS.items():
         for metric in report.METRICS[task]:
             for m in methods:
                 if (label, metric) in means.columns:
                     value = means.loc[m, (label, metric)] if m in means.index else float("nan")
-                    view.value(f"{m}_{task}_{metric}",
+                    view.value(f"{names.get(m, m)}_{task}_{metric}",
                                "(not computed yet)" if value != value else report.number(value))
 
 
@@ -172,7 +175,7 @@ def table2(profile="cpu", tasks=("tc", "pi", "nli", "reg"),
     view.show("results", report.mark_best(report.results_table(df, methods, paper_table="table2"),
                                           means))
     view.show("vs_paper", report.plot_vs_paper(df, methods, paper_table="table2"))
-    _mean_values(view, means, methods)
+    _mean_values(view, means, methods, names={"l2a": "l2a_v1"})
     records = load_records(tasks, ["l2a", "l2a_wo_src", "l2a_wo_tgt"], seeds, profile=profile,
                            results_dir=results_dir, version=1)
     labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
