@@ -21,6 +21,7 @@ import papermill
 
 from .errors import UnknownPage
 from . import paths
+from .candidates import CANDIDATES, FIXES
 from .config import L2A_PARTS, SAME_STUDENT_METHODS, TABLE1_METHODS, TASKS, ExperimentConfig
 from .profiles import PARTS_FEWER_SEEDS, PARTS_SEEDS, make_config
 from .paths import atomic_write_text
@@ -94,6 +95,21 @@ class Page:
         return params
 
 
+@dataclass(frozen=True)
+class CandidateNeeds:
+    """The runs of the page "Choosing the settings": each candidate setting's
+    Teacher-FT, Student-FT and majority runs and each baseline fix's runs before and
+    after (``l2a_lib.candidates``), at the profile's seeds."""
+    seeds: tuple[int, ...] | None = None  # None: the profile's seeds
+    in_workflow: bool = True  # False: the workflow computes none of them (SETTINGS_RUNS_CACHED)
+
+    def configs(self, profile: str) -> list[ExperimentConfig]:
+        if not self.in_workflow:
+            return []
+        seeds = self.seeds or PROFILE_SEEDS[profile]
+        return [c for x in CANDIDATES + FIXES for c in x.configs(profile, seeds=seeds)]
+
+
 def _study(name: str, title: str) -> Page:
     return Page(name, name, {"study": name, "values": list(STUDY_VALUES[name]),
                                 "methods": list(STUDY_METHODS[name])},
@@ -119,11 +135,18 @@ NEW_TABLE1_ROWS = False
 _T1_ALL = ("nlpaug_ctx",) if NEW_TABLE1_ROWS else ()
 _T1_EXTRA = SAME_STUDENT_METHODS if NEW_TABLE1_ROWS else ()
 
+# the candidate settings' runs join the workflow once they are all cached (the committed
+# cache must hold every run of every page); until then the page shows those cached and
+# lists the others, computed with ``python -m l2a_lib run --candidate NAME``
+SETTINGS_RUNS_CACHED = False
+
 PAGES: list[Page] = [
     Page("data", "data"),
     Page("reliability", "reliability"),
     Page("performance", "performance"),
     Page("mlm", "mlm", needs=(Needs(("mlm",), seeds=(0,)),)),
+    Page("settings", "settings", needs=(CandidateNeeds(in_workflow=SETTINGS_RUNS_CACHED),),
+         partial=True, title="Choosing the settings"),
     Page("table1", "table1", {"methods": list(TABLE1_METHODS + _T1_ALL + _T1_EXTRA)},
          (Needs(TABLE1_METHODS + _T1_ALL),)
          + ((Needs(_T1_EXTRA, tasks=("tc", "pi")),) if _T1_EXTRA else ()), partial=True),

@@ -314,6 +314,13 @@ def test_the_settings_rule_reads_the_headline_metric_gaps():
     assert table.loc["reg", "rule holds"] == "no"        # Pearson gap 0.04 < 0.05
     assert table.loc["pi", "rule holds"] == "yes"
     assert table.loc["nli", "rule holds"] == "pending"   # no runs
+    assert table.loc["tc", "chosen"] == "chosen" and table.loc["tc_6l", "chosen"] == ""
+    assert table.loc["pi", "chosen"] == "chosen"
+    assert (table.loc[table.task == "reg", "chosen"] == "").all()  # none passes
+    from l2a_lib.candidates import chosen
+    # the first passing candidate in the listed order, whatever the order of the input
+    assert chosen({"pi_f1_400": True, "pi_f1": True, "pi": False})["pi"] == "pi_f1"
+    assert chosen({})["nli"] is None
 
 
 def test_every_candidate_setting_builds_and_loads_its_data(data_dir):

@@ -68,6 +68,17 @@ def test_a_page_lists_its_runs_once_each_with_the_profile_seeds():
     assert make_config("tc", "l2a", 0).hash() in fig2
 
 
+def test_the_settings_page_lists_every_candidate_and_fix_run_at_the_profile_seeds():
+    from l2a_lib.candidates import CANDIDATES, FIXES
+    needs = pages.CandidateNeeds()
+    for profile in ("smoke", "cpu"):
+        got = {c.hash() for c in needs.configs(profile)}
+        want = {c.hash() for x in CANDIDATES + FIXES
+                for c in x.configs(profile, seeds=pages.PROFILE_SEEDS[profile])}
+        assert got == want and len(got) > len(CANDIDATES)
+    assert pages.page("settings").seeded  # the notebook takes the profile's seeds
+
+
 def test_an_unknown_page_is_refused_with_the_list_of_pages():
     with pytest.raises(pages.UnknownPage, match=r"no page 'tabel1'; the pages are: data, "):
         pages.page("tabel1")

@@ -71,10 +71,15 @@ def require(df: pd.DataFrame, methods, tasks=TASKS, seeds=None) -> None:
                              "`make results` (or python -m l2a_lib run ...) first.")
 
 
-def coverage_note(df: pd.DataFrame, shown: str | None = None) -> str:
+RUN_COMMAND = ("`snakemake --cores 2` (a page of the book: every run it reads) or one by one "
+               "with `python -m l2a_lib run --task T --method M --seeds S`")
+
+
+def coverage_note(df: pd.DataFrame, shown: str | None = None, command: str = RUN_COMMAND) -> str:
     """Markdown saying which runs of a page are not computed yet (``run_many(...,
     allow_missing=True)`` lists them in ``df.attrs``); empty when all are there.
-    ``shown`` says what the page does in their place (default: by the kind of page)."""
+    ``shown`` says what the page does in their place (default: by the kind of page);
+    ``command`` how to compute them."""
     missing = df.attrs.get("missing", [])
     if not missing:
         return ""
@@ -87,9 +92,8 @@ def coverage_note(df: pd.DataFrame, shown: str | None = None) -> str:
     shown = shown or ("the table and the plot leave them out; a cell from fewer seeds says so"
                       if column else "their cells show `-`")
     lines = [f"**{len(missing)} of {df.attrs.get('n_runs', len(missing))} runs of this page are "
-             f"not computed yet**; {shown}. Compute them with `snakemake --cores 2` (a page of "
-             "the book: every run it reads) or one by one with `python -m l2a_lib run --task T "
-             "--method M --seeds S` (both resumable). Missing (task/seed):", ""]
+             f"not computed yet**; {shown}. Compute them with {command} (resumable). "
+             "Missing (task/seed):", ""]
     lines += [f"* {m}: {', '.join(v)}" for m, v in by_method.items()]
     return "\n".join(lines)
 

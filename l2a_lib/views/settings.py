@@ -2,6 +2,8 @@
 Student-FT and majority baseline, and the rule written before they were run."""
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 
 from .. import candidates as cand
@@ -11,9 +13,13 @@ from ..runs import Context
 from .base import View
 
 
+COMMAND = "`python -m l2a_lib run --candidate NAME --seeds 0 1 2`"
+
+
 def candidate_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per candidate: the headline metric's mean and sd over seeds for each
-    method, the two gaps the rule reads, and whether the rule holds."""
+    method, the two gaps the rule reads, whether the rule holds and which candidate
+    of each task the rule chooses (``candidates.chosen``)."""
     rows = []
     for c in cand.CANDIDATES:
         metric = cand.HEADLINE[c.task]
@@ -37,6 +43,9 @@ def candidate_table(df: pd.DataFrame) -> pd.DataFrame:
         else:
             row["rule holds"] = "yes" if t - maj >= 0.10 and t - s >= 0.05 else "no"
         rows.append(row)
+    choice = cand.chosen({r["candidate"]: r["rule holds"] == "yes" for r in rows})
+    for r in rows:
+        r["chosen"] = "chosen" if choice[r["task"]] == r["candidate"] else ""
     return pd.DataFrame(rows).set_index(["task", "candidate"])
 
 
@@ -47,12 +56,22 @@ def settings(profile="cpu", seeds=cand.SEEDS, allow_training=False, allow_missin
     pairs = [(c.name, cfg) for c in cand.CANDIDATES for cfg in c.configs(profile, seeds=seeds)]
     df = gather(pairs, Context(data_dir, results_dir), allow_training, allow_missing,
                  column="candidate", what=" of the candidate settings")
-    view.note(report.coverage_note(df))
-    view.show("candidates", candidate_table(df))
+    view.note(report.coverage_note(df, command=COMMAND))
+    table = candidate_table(df)
+    view.show("candidates", table)
+    flat = table.reset_index()
+    for task, rows in flat.groupby("task", sort=False):
+        pick = rows[rows["chosen"] == "chosen"]
+        view.value(f"settings_chosen_{task}", f"{pick.candidate.iloc[0]} "
+                   f"({pick['what it changes'].iloc[0]})" if len(pick) else
+                   "none yet" + (" (candidates pending)" if (rows["rule holds"] == "pending").any()
+                                 else " (no candidate passes)"))
+    view.show_when("candidates_plot", len(df), lambda: candidate_plot(df, table))
+    view.show_when("student_sizes", len(df), lambda: student_sizes(pairs, results_dir))
     fixes = [(f.name, c) for f in cand.FIXES for c in f.configs(profile, seeds=seeds)]
     fixed = gather(fixes, Context(data_dir, results_dir), allow_training, allow_missing,
                    column="candidate", what=" of the baseline fixes")
-    view.note(report.coverage_note(fixed))
+    view.note(report.coverage_note(fixed, command=COMMAND))
     view.show("fixes", fix_table(fixed, [c for _, c in fixes], results_dir))
     return view
 
@@ -84,3 +103,71 @@ def fix_table(df: pd.DataFrame, configs, results_dir=None) -> pd.DataFrame:
             row["seeds predicting one class"] = ", ".join(map(str, one_class)) or "none"
             rows.append(row)
     return pd.DataFrame(rows).set_index(["fix", "runs"])
+
+
+def candidate_plot(df: pd.DataFrame, table: pd.DataFrame):
+    """One panel per task: each candidate's Teacher-FT, Student-FT and majority on the
+    headline metric (each seed a dot, the mean a bar), the chosen one's name in bold."""
+    import matplotlib.pyplot as plt
+    tasks = list(dict.fromkeys(c.task for c in cand.CANDIDATES))
+    flat = table.reset_index()
+    chosen = set(flat.loc[flat["chosen"] == "chosen", "candidate"]) if "chosen" in flat else set()
+    colours = {"teacher_ft": "tab:blue", "student_ft": "tab:orange", "majority": "tab:grey"}
+    labels = {"teacher_ft": "Teacher-FT", "student_ft": "Student-FT", "majority": "majority"}
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6.4))
+    for ax, task in zip(axes.flat, tasks):
+        names = [c.name for c in cand.CANDIDATES if c.task == task]
+        metric = cand.HEADLINE[task]
+        for i, name in enumerate(names):
+            for j, m in enumerate(cand.METHODS):
+                v = df[(df.candidate == name) & (df.method == m) & (df.split == "test")
+                       & (df.metric == metric)].value
+                y = i + (j - 1) * 0.22
+                if len(v):
+                    ax.scatter(v, [y] * len(v), s=12, color=colours[m], alpha=0.6)
+                    ax.plot([v.mean()] * 2, [y - 0.09, y + 0.09], color=colours[m], lw=2.5,
+                            label=labels[m] if i == 0 else None)
+        ax.set_yticks(range(len(names)))
+        ax.set_yticklabels(names)
+        for tick, name in zip(ax.get_yticklabels(), names):
+            if name in chosen:
+                tick.set_fontweight("bold")
+        ax.invert_yaxis()
+        ax.set_xlabel({"acc": "accuracy", "f1": "F1 (positive class)",
+                       "pearson": "Pearson r"}.get(metric, metric) + " (test)")
+        ax.set_title(report.TASK_LABELS.get(task, task))
+        ax.grid(axis="x", alpha=0.3)
+    axes.flat[0].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def paper_sizes() -> tuple[float, float]:
+    """The paper's student and teacher sizes (parameters), from its Table 1 and 2."""
+    paper = report.paper_results()
+    size = {m: paper[paper.method == m]["size"].iloc[0] for m in ("student_ft", "teacher_ft")}
+    return tuple(float(size[m].rstrip("M")) * 1e6 for m in ("student_ft", "teacher_ft"))
+
+
+def student_sizes(pairs, results_dir=None) -> pd.DataFrame:
+    """The students of the TC candidates that change the student (layers): parameters
+    and the ratio to the teacher's, beside the paper's 13%, from the runs' records."""
+    from ..records import load_record
+    rows = []
+    for name, c in pairs:
+        if c.task != "tc" or c.method != "student_ft" or c.seed != min(cand.SEEDS):
+            continue
+        try:
+            student = load_record(c, results_dir)["n_params"]
+            teacher = load_record(dataclasses.replace(c, method="teacher_ft"), results_dir)["n_params"]
+        except report.MissingResults:
+            continue
+        rows.append({"student": name, "layers": len(c.model.student_layers),
+                     "student parameters (M)": student / 1e6,
+                     "teacher parameters (M)": teacher / 1e6,
+                     "student / teacher": f"{student / teacher:.1%}"})
+    student, teacher = paper_sizes()
+    rows.append({"student": "the paper's (TinyBERT-4L-312D)", "layers": 4,
+                 "student parameters (M)": student / 1e6, "teacher parameters (M)": teacher / 1e6,
+                 "student / teacher": f"{student / teacher:.1%}"})
+    return pd.DataFrame(rows).set_index("student")
