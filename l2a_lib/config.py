@@ -25,13 +25,13 @@ METHODS = ("majority", "teacher_ft", "student_ft", "eda", "cbert", "tinybert", "
            "l2a_generator_off", "l2a_originals_off", "kd_only", "nlpaug_ctx", "student_ft_smart",
            "l2a_smart", "bert_pkd_same", "distilbert_same", "l2a_pkd6_student", "l2a_corrupted",
            "l2a_corrupted_keep_all", "l2a_corrupted_long", "l2a_credit", "l2a_credit_corrupted",
-           "l2a_credit_cal", "l2a_credit_cal_corrupted")
+           "l2a_credit_cal", "l2a_credit_cal_corrupted", "l2a_credit_eq", "l2a_credit_eq_corrupted")
 # L2A's learned parts switched off one at a time, and the same KD without augmentation
 L2A_PARTS = ("l2a_selector_off", "l2a_selector_random", "l2a_generator_off", "l2a_originals_off",
              "kd_only")
 L2A_PROBE = ("l2a_corrupted", "l2a_corrupted_keep_all")  # half the pool with wrong targets
 L2A_PROBE_LONG = ("l2a_corrupted_long",)  # the probe over 60 episodes, generator off
-L2A_CREDIT = ("l2a_credit", "l2a_credit_corrupted", "l2a_credit_cal", "l2a_credit_cal_corrupted")  # ours
+L2A_CREDIT = tuple(m for m in METHODS if m.startswith("l2a_credit"))  # ours (l2a.credit)
 L2A_METHODS = ("l2a", "l2a_wo_src", "l2a_wo_tgt", "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark",
                "l2a_smart", "l2a_pkd6_student") + L2A_PARTS + L2A_PROBE + L2A_PROBE_LONG + L2A_CREDIT
 # Table 1's same-student controls: layer KD with L2A's student, L2A with BERT6-PKD's
@@ -296,7 +296,7 @@ class L2AConfig:
     selector_random: bool | None = None   # keep at random, at the learned selector's keep rate
     augment: bool | None = None           # False: no augmented inputs at all (kd_only)
     corrupt_share: float | None = None    # probe: augmented samples with wrong targets (l2a.corrupt)
-    selector_credit: bool | str | None = None  # ours: per-sample credit (l2a.credit), or "calibrated"
+    selector_credit: bool | str | None = None  # ours: per-sample credit (l2a.credit), "calibrated", "equal"
 
     def __post_init__(self):
         for name in ("alpha", "temperature", "selector_lr", "generator_lr"):
@@ -329,7 +329,7 @@ class L2AConfig:
             raise ConfigError(f"l2a.corrupt_share={self.corrupt_share!r} must be in (0, 1)")
         if self.selector_random and not self.selector:
             raise ConfigError("l2a.selector_random needs the selector on (it takes its keep rate)")
-        choose("l2a.selector_credit", self.selector_credit, (None, False, True, "calibrated"))
+        choose("l2a.selector_credit", self.selector_credit, (None, False, True, "calibrated", "equal"))
         if self.selector_credit and (not self.selector or self.selector_random):
             raise ConfigError("l2a.selector_credit needs the learned selector (selector on, not random)")
 

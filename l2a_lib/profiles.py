@@ -68,7 +68,10 @@ L2A_PART_SETTINGS = {"l2a_selector_off": dict(selector=False),
                      "l2a_credit_corrupted": dict(selector_credit=True, corrupt_share=0.5),
                      # ... the calibrated credit (l2a.credit): centred features, no bias, T*
                      "l2a_credit_cal": dict(selector_credit="calibrated"),
-                     "l2a_credit_cal_corrupted": dict(selector_credit="calibrated", corrupt_share=0.5)}
+                     "l2a_credit_cal_corrupted": dict(selector_credit="calibrated", corrupt_share=0.5),
+                     # ... the equal-weight credit (l2a.credit): every dev example weighs the same
+                     "l2a_credit_eq": dict(selector_credit="equal"),
+                     "l2a_credit_eq_corrupted": dict(selector_credit="equal", corrupt_share=0.5)}
 
 
 def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",

@@ -256,7 +256,7 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
             lambda idx: student_credit(student, prep.dev, pool.enc, idx, cache.batch(pool.enc, idx)["logits"],
                                        pad_id=prep.pad_id, regression=regression, temperature=d.temperature,
                                        batch_size=d.train.eval_batch_size,
-                                       calibrated=cfg.selector_credit == "calibrated"))
+                                       kind=cfg.selector_credit))
         student.train()
         probe.start(student)
         rec = run_episode(

@@ -51,8 +51,15 @@ gets wrong and almost ignores those it gets right with confidence (their gradien
 near zero), so a step that moves the boundary toward the few errors looks good even
 when its target is wrong. Weighting every dev example the same (the limit of a very
 high dev temperature, "centred, T=inf" in the benchmark) ranks the targets right in
-every state measured: AUC 0.70-0.78 on TC, 0.74-0.83 on PI. It is measured there
-only; no selector learns from it yet.
+every state measured: AUC 0.70-0.78 on TC, 0.74-0.83 on PI.
+
+The equal-weight credit (``l2a.selector_credit="equal"``) is that limit: the dev
+gradient of a student that predicts nothing (uniform probabilities; regression: the
+mean label), with centred features and no bias. Every dev example then pulls the same,
+toward its class's side of the features, and the credit of a sample is how far the
+step its teacher target asks for moves the student's output layer along that pull. It
+reads the student's dev features, not its dev predictions, so neither the student's
+confidence nor its few errors steer it.
 """
 from __future__ import annotations
 
@@ -109,6 +116,30 @@ def calibrated_dev_gradient(h: torch.Tensor, logits: torch.Tensor, labels, regre
     return dev_gradient(h.float() - m, logits.float() / t, labels, regression)[0] / t, None, m
 
 
+def equal_dev_gradient(h: torch.Tensor, logits: torch.Tensor, labels, regression: bool
+                       ) -> tuple[torch.Tensor, None, torch.Tensor]:
+    """(G_W, None, m): the dev gradient of the equal-weight credit (see the module): the
+    gradient of the dev negative log-likelihood of a student that predicts nothing
+    (uniform probabilities; regression: the dev labels' mean), so every dev example
+    weighs the same: delta_d = 1/C - onehot(y_d) (regression: mean(y) - y_d), features
+    centred at their dev mean ``m``, no bias. ``logits`` are not read: the credit
+    depends on the student through its features only."""
+    hc = h.float() - h.float().mean(0)
+    if regression:
+        y = torch.as_tensor(np.asarray(labels), dtype=torch.float32).reshape(len(hc), -1)
+        delta = y.mean(0) - y
+    else:
+        y = torch.as_tensor(np.asarray(labels).astype(int))
+        onehot = F.one_hot(y, logits.shape[-1]).float()
+        delta = 1.0 / logits.shape[-1] - onehot
+    return delta.T @ hc / len(hc), None, h.float().mean(0)
+
+
+# l2a.selector_credit -> the dev gradient its credit uses
+DEV_GRADIENTS = {True: dev_gradient, "calibrated": calibrated_dev_gradient,
+                 "equal": equal_dev_gradient}
+
+
 def dark_delta(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
                regression: bool) -> torch.Tensor:
     """dL_dark/dz for each sample (N, C): the per-sample gradient of ``kd.dark_loss``
@@ -134,12 +165,12 @@ def sample_credit(h: torch.Tensor, logits: torch.Tensor, teacher_logits: torch.T
 @torch.no_grad()
 def student_credit(model, dev, pool, idx, teacher_logits: torch.Tensor, *, pad_id: int,
                    regression: bool, temperature: float = 1.0, batch_size: int = 64,
-                   calibrated: bool = False) -> np.ndarray:
+                   kind: bool | str = True) -> np.ndarray:
     """The per-sample credits of the pool's samples ``idx`` for a ``models.SequenceModel``
     student (its output layer is ``model.head``), in float32 and eval mode: one pass over
     the dev set (``dev``: an ``Encoded`` with gold labels) for (G_W, G_b), one over the
-    samples. ``teacher_logits``: the teacher's logits on ``idx`` (N, C); ``calibrated``:
-    the calibrated credit (see the module)."""
+    samples. ``teacher_logits``: the teacher's logits on ``idx`` (N, C); ``kind``: which
+    credit (``l2a.selector_credit``: True, "calibrated" or "equal"; see the module)."""
     from ..device import on_device
     from ..encoding import collate
 
@@ -159,6 +190,5 @@ def student_credit(model, dev, pool, idx, teacher_logits: torch.Tensor, *, pad_i
             h = seen[0].cpu()
     finally:
         model.train(was_training)
-    grad = (calibrated_dev_gradient if calibrated else dev_gradient)(h_dev, dev_logits, dev.labels,
-                                                                      regression)
+    grad = DEV_GRADIENTS[kind](h_dev, dev_logits, dev.labels, regression)
     return sample_credit(h, logits, teacher_logits.float().cpu(), grad, temperature, regression)

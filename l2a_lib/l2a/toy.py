@@ -30,7 +30,7 @@ from torch import nn
 from .. import paths
 from ..encoding import Encoded
 from ..train import Stepper
-from .credit import calibrated_dev_gradient, dev_gradient, head_inputs, sample_credit
+from .credit import DEV_GRADIENTS, head_inputs, sample_credit
 from .episode import run_episode
 from .reward import DevReward
 from .selector import Policy, Selector, n_features, state_features
@@ -75,7 +75,7 @@ def run_toy_selector(*, reward: str = "dev_loglik", update: bool = True, episode
     selector's keep probabilities on a fresh pool, (corrupted, clean); with ``full``, a
     :class:`ToyResult` that also has the reward's median signal-to-noise. With
     ``credit``, the selector learns from per-sample credits (``l2a.credit``) instead
-    ("calibrated": the calibrated credit)."""
+    ("calibrated", "equal": the other credits of ``l2a.credit``)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -121,8 +121,7 @@ def run_toy_selector(*, reward: str = "dev_loglik", update: bool = True, episode
         def credit_of(idx):
             with torch.no_grad(), head_inputs(student.out) as seen:
                 dev_logits, z = student(dev_x), student(x[idx])
-            grad = (calibrated_dev_gradient if credit == "calibrated" else dev_gradient)(
-                seen[0], dev_logits, dev_y, regression=False)
+            grad = DEV_GRADIENTS[credit](seen[0], dev_logits, dev_y, regression=False)
             return sample_credit(seen[1], z, t_logits[idx], grad)
 
         rec = run_episode(stepper, student, [order[i:i + 16] for i in range(0, 64, 16)],
@@ -146,8 +145,8 @@ def run_toy_selector(*, reward: str = "dev_loglik", update: bool = True, episode
 BUDGET_EPISODES = (20, 60, 180)
 BUDGET_STUDENT_LRS = (0.05, 0.003, 0.001)
 BUDGET_SEEDS = tuple(range(8))
-# the step reward (the paper's, version 2's) / per-sample credit / the calibrated credit
-BUDGET_CREDITS = (False, True, "calibrated")
+# the step reward (the paper's, version 2's) / per-sample credit: plain, calibrated, equal-weight
+BUDGET_CREDITS = (False, True, "calibrated", "equal")
 
 
 def budget_grid() -> dict:
@@ -169,8 +168,8 @@ def budget_file(grid: dict, results_dir=None) -> Path:
 def budget_study(episodes=BUDGET_EPISODES, student_lrs=BUDGET_STUDENT_LRS, seeds=BUDGET_SEEDS,
                  credits=BUDGET_CREDITS, results_dir=None, progress=None) -> pd.DataFrame:
     """The toy selector after each number of episodes, at each student learning rate and
-    seed, learning from the step reward and from per-sample credit (``l2a.credit``, plain
-    and calibrated): one
+    seed, learning from the step reward and from per-sample credit (``l2a.credit``: plain,
+    calibrated and equal-weight): one
     row each (credit, episodes, student_lr, seed, keep_corrupted, keep_clean, reward_snr,
     passed = corrupted < 0.3 and clean > 0.7, the test's bar). Cached as JSON under
     ``<results>/toy/`` (:func:`budget_file`), so the book reads it and a changed toy

@@ -27,6 +27,7 @@ METHOD_LABELS = {
     "l2a_pkd6_student": "L2A, BERT6-PKD's student", "nlpaug_ctx": "nlpaug (contextual)",
     "l2a_credit": "L2A, per-sample credit (ours)",
     "l2a_credit_cal": "L2A, calibrated credit (ours)",
+    "l2a_credit_eq": "L2A, equal-weight credit (ours)",
 }
 TASK_LABELS = {"nli": "NLI", "pi": "PI", "tc": "TC", "reg": "Reg"}
 # the metric every paired test and verdict reads, where it is not ACC (classification) or

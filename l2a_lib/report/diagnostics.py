@@ -154,7 +154,7 @@ def probe_summary(frame: pd.DataFrame, window: int = 5) -> pd.DataFrame:
 
 
 CREDIT_LABELS = {"False": "the step reward", "True": "per-sample credit",
-                 "calibrated": "calibrated credit"}  # by str(l2a.toy's credit)
+                 "calibrated": "calibrated credit", "equal": "equal-weight credit"}  # by str(credit)
 
 
 def budget_table(study: pd.DataFrame) -> pd.DataFrame:
@@ -183,7 +183,7 @@ def plot_budget(study: pd.DataFrame, real_episodes: int | None = None):
     learning rate; ``real_episodes`` marks the real runs' number (dotted)."""
     import matplotlib.pyplot as plt
     credits = list(dict.fromkeys(study.credit))
-    fig, axes = plt.subplots(1, len(credits), figsize=(4.0 * len(credits), 3.3), squeeze=False,
+    fig, axes = plt.subplots(1, len(credits), figsize=(3.5 * len(credits), 3.3), squeeze=False,
                              sharey=True)
     episodes = sorted(study.episodes.unique())
     for ax, credit in zip(axes[0], credits):

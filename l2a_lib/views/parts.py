@@ -52,19 +52,19 @@ def _budget(view, frame, allow_training, results_dir):
         view.show("budget", pending())
         view.show("budget_plot", pending())
         for key in ("toy_snr_low", "toy_snr_high", "toy_pass_20", "toy_pass_20_credit",
-                    "toy_pass_20_calibrated", "real_episodes"):
+                    "toy_pass_20_calibrated", "toy_pass_20_equal", "real_episodes"):
             view.value(key, "-")
         return
     study = toy.budget_study(results_dir=results_dir)
     episodes = int(frame.episode.max()) + 1 if len(frame) else None
     view.show("budget", diag.budget_table(study))
     view.show("budget_plot", diag.plot_budget(study, episodes))
-    kind = study.credit.map(str)  # "False" (the step reward), "True", "calibrated"
+    kind = study.credit.map(str)  # "False" (the step reward), "True", "calibrated", "equal"
     snr = study[kind == "False"].groupby("student_lr").reward_snr.median()
     view.value("toy_snr_low", f"{snr.min():.1f}")
     view.value("toy_snr_high", f"{snr.max():.1f}")
     for key, which in (("toy_pass_20", "False"), ("toy_pass_20_credit", "True"),
-                       ("toy_pass_20_calibrated", "calibrated")):
+                       ("toy_pass_20_calibrated", "calibrated"), ("toy_pass_20_equal", "equal")):
         sub = study[kind == which]
         first = sub[sub.episodes == study.episodes.min()]
         view.value(key, f"{int(first.passed.sum())} of {len(first)}")
