@@ -5,6 +5,7 @@
 * ``teacher``               fine-tune (or find cached) the teacher of a workflow key
 * ``mlm``                   train (or load) the augmentation masked LM of a workflow key
 * ``noise``                 the noisy copies of a task's test split (robustness page)
+* ``frozen-probe``          a linear model on each encoder's frozen features (settings page)
 * ``page``                  execute one book page's notebook with papermill
 * ``check-book``            the built book in headless Chromium: what a reader must not see
 * ``audit``                 recompute cached runs, report any difference (determinism)
@@ -94,6 +95,15 @@ def _cmd_noise(args) -> int:
     prep = prepare(config, Context(args.data_dir, args.results_dir))
     path = write_manifest(prep.task.test, args.task, args.profile)
     print(f"noisy test copies of {args.task} ({args.profile}): {path}", flush=True)
+    return 0
+
+
+def _cmd_frozen_probe(args) -> int:
+    from .frozen_probe import frozen_probe
+    for task in args.task:
+        df = frozen_probe(task, seed=args.seed, profile=args.profile, data_dir=args.data_dir,
+                          results_dir=args.results_dir)
+        print(df.round(4).to_string(index=False), flush=True)
     return 0
 
 
@@ -206,6 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("task", choices=TASKS)
     r.add_argument("--profile", choices=PROFILES, default="cpu")
     r.set_defaults(func=_cmd_noise)
+
+    r = sub.add_parser("frozen-probe", help="what each encoder knows before fine-tuning: a linear "
+                       "model on its frozen features (the settings page; once, cached)")
+    r.add_argument("task", nargs="+", choices=TASKS)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--profile", choices=PROFILES, default="cpu")
+    r.set_defaults(func=_cmd_frozen_probe)
 
     r = sub.add_parser("mlm", help="train the augmentation masked LM of a workflow key (once; "
                        "published with the results)")

@@ -132,3 +132,33 @@ def test_random_selector_without_its_reference_run_is_one_clear_error(dirs):
     with pytest.raises(MissingResults, match=ref.hash()):
         experiment.run(cfg, **dirs)
     assert not (dirs["cache_dir"] / "teachers").exists()  # nothing was trained
+
+
+def test_the_frozen_probe_fits_known_linear_relations():
+    """The probe's linear models recover what is there: ridge a linear signal (Pearson
+    near 1 on new data), logistic regression two separated classes; and more L2 strength
+    shrinks the ridge fit toward the mean."""
+    import numpy as np
+    from l2a_lib.frozen_probe import fit_linear
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5))
+    y = x @ np.array([1.0, -2.0, 0.5, 0.0, 0.0]) + 0.1 * rng.normal(size=200)
+    weak, strong = fit_linear(x[:100], y[:100], True, 0.01), fit_linear(x[:100], y[:100], True, 1e6)
+    assert np.corrcoef(weak(x[100:])[:, 0], y[100:])[0, 1] > 0.99
+    assert strong(x[100:]).std() < 0.05 * weak(x[100:]).std()
+    labels = (x[:, 0] > 0).astype(int)
+    clf = fit_linear(x[:100], labels[:100], False, 0.01)
+    assert (clf(x[100:]).argmax(-1) == labels[100:]).mean() > 0.95
+
+
+def test_the_frozen_probe_is_cached_and_not_computed_when_asked_not_to(dirs):
+    from l2a_lib.errors import MissingResults
+    from l2a_lib.frozen_probe import frozen_probe
+    kw = dict(profile="smoke", data_dir=dirs["data_dir"], results_dir=dirs["results_dir"])
+    with pytest.raises(MissingResults, match="frozen-probe tc"):
+        frozen_probe("tc", allow_training=False, **kw)
+    df = frozen_probe("tc", **kw)
+    assert list(df.encoder) == ["student", "teacher"] and df.metric.eq("acc").all()
+    assert df.test.between(0, 1).all()
+    again = frozen_probe("tc", allow_training=False, **kw)
+    assert again.equals(df)

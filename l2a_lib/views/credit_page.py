@@ -1,5 +1,5 @@
 """Our extension of L2A: the selector learns from per-sample credit (``l2a.credit``,
-plain and calibrated) instead of the step reward. Compared with L2A version 2 and with
+plain, calibrated and equal-weight) instead of the step reward. Compared with L2A version 2 and with
 keeping every sample, and probed with corrupted teacher targets as on the parts page."""
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from .parts import TASK_METRICS, cached, probe_verdict
 
 COMPARED = ("l2a", "l2a_selector_off")  # the paper's selector (v2), and no selection at all
 # our two selectors -> (their probe with half the targets reversed, the glue prefix)
-OURS = {L2A_CREDIT[0]: (L2A_CREDIT[1], "credit"), L2A_CREDIT[2]: (L2A_CREDIT[3], "cal")}
+OURS = {L2A_CREDIT[0]: (L2A_CREDIT[1], "credit"), L2A_CREDIT[2]: (L2A_CREDIT[3], "cal"),
+        L2A_CREDIT[4]: (L2A_CREDIT[5], "eq")}
 EPISODE_PLOT = ("keep_rate", "credit_gap", "credit_positive", "dev_metric")
 LABELS = {"credit_gap": "kept minus dropped credit (sd)", "credit_positive": "share of credit > 0",
           "keep_rate": "keep rate", "dev_metric": "dev metric"}
@@ -23,7 +24,7 @@ LABELS = {"credit_gap": "kept minus dropped credit (sd)", "credit_positive": "sh
 
 def l2a_credit(profile="cpu", tasks=("tc", "pi"), seeds=(0, 1, 2, 3, 4), probe_seeds=(0, 1, 2),
                allow_training=False, allow_missing=True, results_dir=None, data_dir=None) -> View:
-    """``l2a_credit`` and ``l2a_credit_cal`` against L2A (version 2) and against keeping
+    """``l2a_credit``, ``l2a_credit_cal`` and ``l2a_credit_eq`` against L2A (version 2) and against keeping
     every sample: means and paired tests; their selectors over episodes; the probes."""
     tasks, seeds = list(tasks), list(seeds)
     methods = [*OURS, *COMPARED]
@@ -47,9 +48,8 @@ def l2a_credit(profile="cpu", tasks=("tc", "pi"), seeds=(0, 1, 2, 3, 4), probe_s
         frames[label] = diag.diagnostics_frame(records, ours)
     shown = {k: v for k, v in tables.items() if len(v)}
     view.show_when("tests", shown, lambda: pd.concat(shown, names=["ours"]))
-    for label, frame in frames.items():
-        key = "episodes_plot" if label == report.METHOD_LABELS[L2A_CREDIT[0]] else "episodes_plot_cal"
-        view.show_when(key, len(frame), lambda: plot_episodes(
+    for (_, prefix), frame in zip(OURS.values(), frames.values()):
+        view.show_when(f"episodes_plot_{prefix}", len(frame), lambda: plot_episodes(
             frame, EPISODE_PLOT, labels=LABELS, reference={"credit_gap": 0.0}))
     _probes(view, probe_seeds, kw)
     return view

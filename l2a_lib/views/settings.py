@@ -68,6 +68,7 @@ def settings(profile="cpu", seeds=cand.SEEDS, allow_training=False, allow_missin
                                  else " (no candidate passes)"))
     view.show_when("candidates_plot", len(df), lambda: candidate_plot(df, table))
     view.show_when("student_sizes", len(df), lambda: student_sizes(pairs, results_dir))
+    _encoders_and_labels(view, profile, data_dir, results_dir, allow_training)
     fixes = [(f.name, c) for f in cand.FIXES for c in f.configs(profile, seeds=seeds)]
     fixed = gather(fixes, Context(data_dir, results_dir), allow_training, allow_missing,
                    column="candidate", what=" of the baseline fixes")
@@ -171,3 +172,61 @@ def student_sizes(pairs, results_dir=None) -> pd.DataFrame:
                  "student parameters (M)": student / 1e6, "teacher parameters (M)": teacher / 1e6,
                  "student / teacher": f"{student / teacher:.1%}"})
     return pd.DataFrame(rows).set_index("student")
+
+
+PROBE_TASKS = ("tc", "reg")  # the frozen-feature probe (l2a_lib.frozen_probe) on these
+
+
+def _encoders_and_labels(view, profile, data_dir, results_dir, allow_training):
+    """What each encoder knows before fine-tuning (``frozen_probe``, from its cache) and
+    how much of the regression label its text can carry (``label_signals``)."""
+    from ..frozen_probe import frozen_probe
+    found = []
+    for task in PROBE_TASKS:
+        try:
+            found.append(frozen_probe(task, profile=profile, data_dir=data_dir,
+                                      results_dir=results_dir, allow_training=allow_training))
+        except report.MissingResults:
+            pass
+    view.show_when("frozen_probe", found, lambda: pd.concat(found).assign(
+        task=lambda d: d.task.map(report.TASK_LABELS)).set_index(["task", "encoder"]))
+    for task in PROBE_TASKS:  # a page of a partial cache (or the smoke profile) shows "-"
+        for key in ("student", "student6", "teacher"):
+            view.value(f"frozen_{task}_{key}", "-")
+    for key in ("reg_labels_coarse", "reg_length_r", "reg_truncated"):
+        view.value(key, "-")
+    for r in (pd.concat(found).to_dict("records") if found else []):
+        key = {"student": "student", "student, 6 layers": "student6"}.get(r["encoder"], r["encoder"])
+        view.value(f"frozen_{r['task']}_{key}", f"{r['test']:.3f}")
+    signals = label_signals(data_dir, profile) if profile != "smoke" else pd.DataFrame()
+    view.show_when("label_signals", len(signals), lambda: signals)
+    if len(signals):
+        first = signals.iloc[0]
+        view.value("reg_labels_coarse", first["label 0, 1/2 or 1"])
+        view.value("reg_length_r", f"{first['r(label, log length)']:.2f}")
+        view.value("reg_truncated", first.iloc[-1])
+
+
+def label_signals(data_dir=None, profile="cpu") -> pd.DataFrame:
+    """The regression target's labels (Kitchen helpfulness, the share of "helpful" votes)
+    with at least 1 and at least 5 votes: how many are 0, 1/2 or 1 (a ratio of one or two
+    votes), Pearson's r of the label with the review's log length in words, and the share
+    of reviews longer than the models read (``max_length`` word pieces)."""
+    import numpy as np
+    from scipy import stats
+    from .. import data, models, paths
+    from ..profiles import make_config
+    config = make_config("reg", "student_ft", 0, profile=profile)
+    tok = models.load_tokenizer(config.model)
+    rows = []
+    for votes in (1, 5):
+        df = data.amazon_reviews("kitchen", votes)(paths.data_dir(data_dir))
+        words = np.log(df.text_a.str.split().str.len().clip(lower=1))
+        pieces = np.array([len(x) for x in tok(df.text_a.tolist(), verbose=False)["input_ids"]])
+        rows.append({"reviews with at least": f"{votes} vote" + ("s" if votes > 1 else ""),
+                     "reviews": len(df),
+                     "label 0, 1/2 or 1": f"{df.label.isin([0.0, 0.5, 1.0]).mean():.0%}",
+                     "r(label, log length)": stats.pearsonr(words, df.label)[0],
+                     f"longer than {config.data.max_length} word pieces":
+                         f"{(pieces > config.data.max_length).mean():.0%}"})
+    return pd.DataFrame(rows).set_index("reviews with at least")
