@@ -27,7 +27,7 @@ from . import metrics, paths
 from .errors import MissingResults
 
 SIX_LAYERS = (0, 1, 2, 3, 4, 5)
-STRENGTHS = tuple(10.0 ** k for k in range(-2, 5))  # L2 penalty per example, log-spaced
+STRENGTHS = tuple(10.0 ** k for k in range(-2, 7))  # L2 penalty, log-spaced
 
 
 def features(model, enc, pad_id: int) -> np.ndarray:
