@@ -23,7 +23,7 @@ from .errors import UnknownPage
 from . import paths
 from .candidates import CANDIDATES, FIXES
 from .config import L2A_PARTS, SAME_STUDENT_METHODS, TABLE1_METHODS, TASKS, ExperimentConfig
-from .profiles import PARTS_FEWER_SEEDS, PARTS_SEEDS, make_config
+from .profiles import PARTS_FEWER_SEEDS, PARTS_PROBE_TASKS, PARTS_SEEDS, make_config
 from .paths import atomic_write_text
 from .records import is_cached
 from .runs import Context
@@ -125,7 +125,7 @@ CLAIM_NEEDS = (Needs(TABLE1_METHODS + ("l2a_wo_src", "l2a_wo_tgt")),
 # first n for some variants and for the probe of l2a.corrupt (TC only)
 PARTS_NEEDS = (Needs(("l2a",) + tuple(m for m in L2A_PARTS if m not in PARTS_FEWER_SEEDS),
                      tasks=("tc", "pi"), seeds=PARTS_SEEDS, version=2),
-               *(Needs((m,), tasks=("tc", "pi") if m in L2A_PARTS else ("tc",),
+               *(Needs((m,), tasks=("tc", "pi") if m in L2A_PARTS else PARTS_PROBE_TASKS[m],
                        seeds=PARTS_SEEDS[:n], version=2) for m, n in PARTS_FEWER_SEEDS.items()))
 
 # Table 1's rows of issue 36 join the page once their runs are cached (the committed

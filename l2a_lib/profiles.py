@@ -45,10 +45,13 @@ def l2a_version(task: str, method: str, table: str) -> int:
 V2_PAGES: tuple = (("table1", "tc"), ("table1", "pi"), ("table3", "tc"))
 # The seeds of the parts page (issue 34): five for L2A and each part switched off, the
 # first n only for these (the variant without originals, the probes of l2a.corrupt,
-# among them our extension's with the calibrated credit)
+# among them our extension's with the calibrated and the equal-weight credit)
 PARTS_SEEDS = (0, 1, 2, 3, 4)
 PARTS_FEWER_SEEDS = {"l2a_originals_off": 1, **dict.fromkeys(L2A_PROBE, 1),
-                     **dict.fromkeys(L2A_PROBE_LONG, 1), L2A_CREDIT[3]: 1}
+                     **dict.fromkeys(L2A_PROBE_LONG, 1), L2A_CREDIT[3]: 1, L2A_CREDIT[5]: 1}
+# the tasks of each probe of the parts page (the parts themselves run on TC and PI)
+PARTS_PROBE_TASKS = {**dict.fromkeys(L2A_PROBE, ("tc",)), L2A_PROBE_LONG[0]: ("tc",),
+                     L2A_CREDIT[3]: ("tc",), L2A_CREDIT[5]: ("tc",)}
 # L2A version 2's settings (see L2AConfig and l2a_lib.l2a.algorithm)
 L2A_V2 = dict(version=2, reward="dev_loglik", hard_weight=1.0, generator_weighting="advantage",
               generator_epochs=2, gamma=0.0)

@@ -8,7 +8,7 @@ from .. import report
 from ..config import L2A_CREDIT, L2A_PARTS, L2A_PROBE, L2A_PROBE_LONG
 from ..experiment import run_many
 from ..l2a import toy
-from ..profiles import PARTS_FEWER_SEEDS, PARTS_SEEDS
+from ..profiles import PARTS_FEWER_SEEDS, PARTS_PROBE_TASKS, PARTS_SEEDS
 from ..records import load_records, load_test_labels
 from ..report import diagnostics as diag
 from .base import View, pending
@@ -93,35 +93,68 @@ def l2a_parts(profile="cpu", tasks=("tc", "pi"), seeds=PARTS_SEEDS, allow_traini
         view.show("differences", diag.plot_differences(tests))
     for r in tests.to_dict("records"):
         view.value(f"parts_{r['task']}_{_key(r['variant'])}", r["removed part"])
-    _probe(view, seeds, records, labels, kinds, kw)
+    for task in ("tc", "pi"):  # the page's probe sections
+        if task in tasks and task in PARTS_PROBE_TASKS[L2A_PROBE[0]]:
+            _probe(view, seeds, records, labels, kinds, kw, task)
+        else:  # the page keeps its layout
+            sfx = "" if task == "tc" else f"_{task}"
+            for key in ("probe_means", "probe_keep", "probe_plot"):
+                view.show(key + sfx, pending())
+            for m in ("",) + tuple(f"_{PROBE_OURS[m][1]}" for m in PROBE_OURS):
+                view.value(f"probe{m}_verdict{sfx}", "not computed yet")
+            if task in PARTS_PROBE_TASKS[L2A_PROBE_LONG[0]]:
+                view.show("probe_long_plot", pending())
+                view.value("probe_long_verdict", "not computed yet")
     return view
+
+
+# our extension's probes (l2a.credit), as the probe table names them
+PROBE_OURS = {L2A_CREDIT[3]: ("calibrated credit (ours)", "cal"),
+              L2A_CREDIT[5]: ("equal-weight credit (ours)", "eq")}
 
 
 def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
     """The probe with a known answer on real data (``l2a.corrupt``): half the augmented
-    samples with wrong teacher targets, the learned selector against keeping all; and
-    the same over 60 episodes with the generator off (``L2A_PROBE_LONG``)."""
-    methods = list(L2A_PROBE)
-    probe = cached(view, [task], methods, seeds[:PARTS_FEWER_SEEDS[methods[0]]], **kw)
+    samples with wrong teacher targets, the learned selector against keeping all; the
+    same over 60 episodes with the generator off (``L2A_PROBE_LONG``); and our
+    extension's selectors (``PROBE_OURS``), each on the tasks of
+    ``profiles.PARTS_PROBE_TASKS``. Glue names end in ``_<task>`` except on TC."""
+    sfx = "" if task == "tc" else f"_{task}"
+    keep_all = L2A_PROBE[1]
+
+    def probe_runs(m):
+        return cached(view, [task], [m], seeds[:PARTS_FEWER_SEEDS[m]], **kw)
+
+    probe = {k: v for m in L2A_PROBE for k, v in probe_runs(m).items()}
     probe_seeds = {k[2] for k in probe}
     both = {**{k: v for k, v in records.items() if k[0] == task and k[2] in probe_seeds}, **probe}
-    view.show("probe_means", diag.means_table(both, {task: labels[task]}, {task: kinds[task]},
-                                              ["l2a", *methods], TASK_METRICS))
-    frame = diag.diagnostics_frame(probe, "l2a_corrupted")
-    longer, ours = (diag.diagnostics_frame(cached(view, [task], [m], seeds[:PARTS_FEWER_SEEDS[m]], **kw), m)
-                    for m in (L2A_PROBE_LONG[0], L2A_CREDIT[3]))
-    keep, keep_long, keep_ours = (diag.probe_summary(f) for f in (frame, longer, ours))
-    runs = {"20 episodes": keep, f"{longer.episode.max() + 1 if len(longer) else 60} episodes, "
-            "generator off": keep_long, "20 episodes, calibrated credit (ours)": keep_ours}
-    shown = {k: v for k, v in runs.items() if len(v)}
-    view.show_when("probe_keep", shown, lambda: pd.concat(shown, names=["run"]))
-    for key, f in (("probe_plot", frame), ("probe_long_plot", longer)):
-        view.show_when(key, len(f), lambda: diag.plot_diagnostics(f, "probe"))
-    test = report.ablation_tests(probe, {task: labels[task]}, {task: kinds[task]},
-                                 [methods[1]], reference=methods[0], task_metrics=TASK_METRICS)
-    view.value("probe_verdict", probe_verdict(keep, test))
-    view.value("probe_long_verdict", probe_verdict(keep_long, pd.DataFrame()))
-    view.value("probe_ours_verdict", probe_verdict(keep_ours, pd.DataFrame()))
+    mine = [m for m in PROBE_OURS if task in PARTS_PROBE_TASKS[m]]
+    ours = {m: probe_runs(m) for m in mine}
+    view.show(f"probe_means{sfx}", diag.means_table(
+        {**both, **{k: v for r in ours.values() for k, v in r.items()}}, {task: labels[task]},
+        {task: kinds[task]}, ["l2a", *L2A_PROBE, *mine], TASK_METRICS))
+    frame = diag.diagnostics_frame(probe, L2A_PROBE[0])
+    runs = {"20 episodes": frame}
+    if task in PARTS_PROBE_TASKS[L2A_PROBE_LONG[0]]:
+        longer = diag.diagnostics_frame(probe_runs(L2A_PROBE_LONG[0]), L2A_PROBE_LONG[0])
+        runs[f"{longer.episode.max() + 1 if len(longer) else 60} episodes, generator off"] = longer
+        view.show_when("probe_long_plot", len(longer), lambda: diag.plot_diagnostics(longer, "probe"))
+        view.value("probe_long_verdict", probe_verdict(diag.probe_summary(longer), pd.DataFrame()))
+    for m in mine:
+        runs[f"20 episodes, {PROBE_OURS[m][0]}"] = diag.diagnostics_frame(ours[m], m)
+    keep = {k: diag.probe_summary(f) for k, f in runs.items()}
+    shown = {k: v for k, v in keep.items() if len(v)}
+    view.show_when(f"probe_keep{sfx}", shown, lambda: pd.concat(shown, names=["run"]))
+    view.show_when(f"probe_plot{sfx}", len(frame), lambda: diag.plot_diagnostics(frame, "probe"))
+    one = {task: labels[task]}, {task: kinds[task]}
+    test = report.ablation_tests(probe, *one, [keep_all], reference=L2A_PROBE[0],
+                                 task_metrics=TASK_METRICS)
+    view.value(f"probe_verdict{sfx}", probe_verdict(keep["20 episodes"], test))
+    for m in mine:
+        vs_all = report.ablation_tests({**ours[m], **probe}, *one, [keep_all], reference=m,
+                                       task_metrics=TASK_METRICS)
+        view.value(f"probe_{PROBE_OURS[m][1]}_verdict{sfx}",
+                   probe_verdict(keep[f"20 episodes, {PROBE_OURS[m][0]}"], vs_all))
 
 
 def probe_verdict(keep: pd.DataFrame, test: pd.DataFrame) -> str:
