@@ -125,14 +125,15 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
     def probe_runs(m):
         return cached(view, [task], [m], seeds[:PARTS_FEWER_SEEDS[m]], **kw)
 
-    probe = {k: v for m in L2A_PROBE for k, v in probe_runs(m).items()}
+    shared = [m for m in L2A_PROBE if task in PARTS_PROBE_TASKS[m]]  # the paper's selector, keep-all
+    probe = {k: v for m in shared for k, v in probe_runs(m).items()}
     probe_seeds = {k[2] for k in probe}
     both = {**{k: v for k, v in records.items() if k[0] == task and k[2] in probe_seeds}, **probe}
     mine = [m for m in PROBE_OURS if task in PARTS_PROBE_TASKS[m]]
     ours = {m: probe_runs(m) for m in mine}
     view.show(f"probe_means{sfx}", diag.means_table(
         {**both, **{k: v for r in ours.values() for k, v in r.items()}}, {task: labels[task]},
-        {task: kinds[task]}, ["l2a", *L2A_PROBE, *mine], TASK_METRICS))
+        {task: kinds[task]}, ["l2a", *shared, *mine], TASK_METRICS))
     frame = diag.diagnostics_frame(probe, L2A_PROBE[0])
     runs = {"20 episodes": frame}
     if task in PARTS_PROBE_TASKS[L2A_PROBE_LONG[0]]:

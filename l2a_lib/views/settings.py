@@ -189,7 +189,8 @@ def _encoders_and_labels(view, profile, data_dir, results_dir, allow_training):
         except report.MissingResults:
             pass
     view.show_when("frozen_probe", found, lambda: pd.concat(found).assign(
-        task=lambda d: d.task.map(report.TASK_LABELS)).set_index(["task", "encoder"]))
+        task=lambda d: d.task.map(report.TASK_LABELS),
+        **{"L2 strength": lambda d: d["L2 strength"].map("{:g}".format)}).set_index(["task", "encoder"]))
     for task in PROBE_TASKS:  # a page of a partial cache (or the smoke profile) shows "-"
         for key in ("student", "student6", "teacher"):
             view.value(f"frozen_{task}_{key}", "-")
