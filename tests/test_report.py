@@ -317,6 +317,14 @@ def test_the_settings_rule_reads_the_headline_metric_gaps():
     assert table.loc["tc", "chosen"] == "chosen" and table.loc["tc_6l", "chosen"] == ""
     assert table.loc["pi", "chosen"] == "chosen"
     assert (table.loc[table.task == "reg", "chosen"] == "").all()  # none passes
+    # a passing candidate after a pending one is chosen provisionally
+    later = [r for r in rows if r["candidate"] == "tc_6l"]
+    first_pending = pd.DataFrame([{**r, "candidate": "tc_6l", "value": 0.9 if r["method"] == "teacher_ft"
+                                   else r["value"]} for r in later]
+                                 + [r for r in rows if r["candidate"] not in ("tc", "tc_6l")])
+    again = candidate_table(first_pending).reset_index().set_index("candidate")
+    assert again.loc["tc", "rule holds"] == "pending"
+    assert again.loc["tc_6l", "chosen"] == "chosen, provisional"
     from l2a_lib.candidates import chosen
     # the first passing candidate in the listed order, whatever the order of the input
     assert chosen({"pi_f1_400": True, "pi_f1": True, "pi": False})["pi"] == "pi_f1"

@@ -44,8 +44,11 @@ def candidate_table(df: pd.DataFrame) -> pd.DataFrame:
             row["rule holds"] = "yes" if t - maj >= 0.10 and t - s >= 0.05 else "no"
         rows.append(row)
     choice = cand.chosen({r["candidate"]: r["rule holds"] == "yes" for r in rows})
-    for r in rows:
-        r["chosen"] = "chosen" if choice[r["task"]] == r["candidate"] else ""
+    for i, r in enumerate(rows):
+        # the choice is final once every candidate listed before it is decided
+        earlier = [x for x in rows[:i] if x["task"] == r["task"] and x["rule holds"] == "pending"]
+        r["chosen"] = ("" if choice[r["task"]] != r["candidate"] else
+                       "chosen, provisional" if earlier else "chosen")
     return pd.DataFrame(rows).set_index(["task", "candidate"])
 
 
@@ -61,9 +64,11 @@ def settings(profile="cpu", seeds=cand.SEEDS, allow_training=False, allow_missin
     view.show("candidates", table)
     flat = table.reset_index()
     for task, rows in flat.groupby("task", sort=False):
-        pick = rows[rows["chosen"] == "chosen"]
+        pick = rows[rows["chosen"].str.startswith("chosen")]
         view.value(f"settings_chosen_{task}", f"{pick.candidate.iloc[0]} "
-                   f"({pick['what it changes'].iloc[0]})" if len(pick) else
+                   f"({pick['what it changes'].iloc[0]})" + (
+                       "; provisional: a candidate listed before it is still pending"
+                       if pick["chosen"].iloc[0] != "chosen" else "") if len(pick) else
                    "none yet" + (" (candidates pending)" if (rows["rule holds"] == "pending").any()
                                  else " (no candidate passes)"))
     view.show_when("candidates_plot", len(df), lambda: candidate_plot(df, table))
@@ -112,7 +117,7 @@ def candidate_plot(df: pd.DataFrame, table: pd.DataFrame):
     import matplotlib.pyplot as plt
     tasks = list(dict.fromkeys(c.task for c in cand.CANDIDATES))
     flat = table.reset_index()
-    chosen = set(flat.loc[flat["chosen"] == "chosen", "candidate"]) if "chosen" in flat else set()
+    chosen = set(flat.loc[flat["chosen"].str.startswith("chosen"), "candidate"]) if "chosen" in flat else set()
     colours = {"teacher_ft": "tab:blue", "student_ft": "tab:orange", "majority": "tab:grey"}
     labels = {"teacher_ft": "Teacher-FT", "student_ft": "Student-FT", "majority": "majority"}
     fig, axes = plt.subplots(2, 2, figsize=(10, 6.4))
