@@ -315,5 +315,15 @@ def test_corrupted_targets_reverse_the_logits_of_a_fixed_share_of_augmented_inpu
     corrupted_first = flags[:200].sum()
     assert rates["keep_clean"] == 1.0
     assert math.isclose(rates["keep_corrupted"], 1 - corrupted_first / flags.sum())
+    # by the class the target points at: every clean target says class 1, every
+    # reversed one class 0
+    assert rates["keep_clean_by_class"] == [None, 1.0]
+    assert rates["keep_corrupted_by_class"][1] is None
+    assert math.isclose(rates["keep_corrupted_by_class"][0], rates["keep_corrupted"])
+    # within a class: drop the clean class-1 targets of the first step only
+    mixed = [torch.as_tensor(flags[:200], dtype=torch.float32), torch.ones(200)]
+    by = wrapped.keep_rates(pool, batches, mixed)
+    assert by["keep_corrupted_by_class"][0] == 1.0
+    assert math.isclose(by["keep_clean_by_class"][1], 1 - (~flags[:200]).sum() / (~flags).sum())
     with pytest.raises(ValueError, match="must be in"):
         CorruptedTargets(Cache(), 1.0, 0, originals)

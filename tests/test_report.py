@@ -364,3 +364,21 @@ def test_the_probe_verdict_counts_the_seeds_where_the_corrupted_are_kept_less():
     test = pd.DataFrame([{"difference": 0.012, "ci_low": -0.004, "ci_high": 0.03, "metric": "acc"}])
     assert probe_verdict(keep, test).endswith("+0.012 [-0.004, +0.030] on acc")
     assert probe_verdict(pd.DataFrame(), test) == "not computed yet"
+
+
+def test_the_probe_by_class_averages_the_last_episodes_and_leaves_out_runs_without_the_split():
+    """The PI probe's per-class table: keep rates of corrupted and clean samples within
+    each class of the target, last episodes only; a run logged before the split is not
+    shown, and a class with no sample in an episode does not count in its mean."""
+    from l2a_lib.report.diagnostics import probe_by_class
+    eps = [{"keep_corrupted_by_class": [1.0, 0.2], "keep_clean_by_class": [0.9, 0.8]}] * 3
+    eps += [{"keep_corrupted_by_class": [1.0, None], "keep_clean_by_class": [0.5, 0.6]}] * 2
+    records = {("pi", "l2a_corrupted", 0): {"extra": {"episodes": eps}},
+               ("pi", "l2a_corrupted", 1): {"extra": {"episodes": [{"keep_rate": 0.5}]}}}
+    out = probe_by_class(records, "l2a_corrupted", window=4, class_names=["no", "yes"])
+    assert len(out) == 1 and out.index[0][1] == 0  # seed 1 logged no split
+    row = out.iloc[0]
+    assert row[("target: yes", "kept, corrupted")] == pytest.approx(0.2)  # 2 of 4 have it
+    assert row[("target: no", "kept, clean")] == pytest.approx((0.9 * 2 + 0.5 * 2) / 4)
+    assert row[("target: yes", "kept, clean")] == pytest.approx((0.8 * 2 + 0.6 * 2) / 4)
+    assert len(probe_by_class(records, "l2a", window=4)) == 0

@@ -10,7 +10,8 @@ inputs (never the labelled originals) get the teacher's logits in reversed class
 order, a confidently wrong target for L_dark and for the selector's state, while
 their attention maps and hidden states stay the teacher's. Each episode then records
 the keep rate of the corrupted and of the clean samples (``keep_corrupted``,
-``keep_clean``). Methods ``l2a_corrupted`` (the learned selector) and
+``keep_clean``), and the same split by the class of the target
+(``keep_corrupted_by_class``, ``keep_clean_by_class``). Methods ``l2a_corrupted`` (the learned selector) and
 ``l2a_corrupted_keep_all`` (every sample kept) compare what the selection is worth.
 
 Which inputs are corrupted is a function of the input's token ids and the run's seed
@@ -73,14 +74,28 @@ class CorruptedTargets:
         logits[rows] = logits[rows].flip(-1)
         return {**out, "logits": logits}
 
-    def keep_rates(self, enc: Encoded, batches, actions) -> dict[str, float | None]:
+    def keep_rates(self, enc: Encoded, batches, actions) -> dict[str, float | list | None]:
         """The share kept of the corrupted and of the clean samples in one episode
-        (``batches``: the index arrays of its steps; ``actions``: 1 keep / 0 drop)."""
-        flags = np.concatenate([self.flags(enc, idx) for idx in batches if idx is not None
-                                and len(idx)] or [np.zeros(0, dtype=bool)])
+        (``batches``: the index arrays of its steps; ``actions``: 1 keep / 0 drop).
+
+        On a task with unbalanced classes a reversed target is mostly a minority-class
+        target, so dropping corrupted samples and dropping minority-class targets look
+        alike. ``keep_corrupted_by_class`` and ``keep_clean_by_class`` split the keep
+        rates by the class the target the student sees points at (its argmax, after
+        the corruption; None where a class has no sample): a selector that drops wrong
+        targets keeps fewer corrupted than clean samples *within* a class."""
+        steps = [idx for idx in batches if idx is not None and len(idx)]
+        flags = np.concatenate([self.flags(enc, idx) for idx in steps] or [np.zeros(0, dtype=bool)])
         kept = torch.cat(list(actions)).numpy() > 0.5 if len(actions) else np.zeros(0, dtype=bool)
         if len(kept) != len(flags):
             raise ValueError(f"{len(kept)} actions for {len(flags)} samples")
-        return {"keep_corrupted": float(kept[flags].mean()) if flags.any() else None,
-                "keep_clean": float(kept[~flags].mean()) if (~flags).any() else None,
-                "corrupted_share": float(flags.mean()) if len(flags) else None}
+        out = {"keep_corrupted": float(kept[flags].mean()) if flags.any() else None,
+               "keep_clean": float(kept[~flags].mean()) if (~flags).any() else None,
+               "corrupted_share": float(flags.mean()) if len(flags) else None}
+        logits = [self.batch(enc, idx)["logits"] for idx in steps]
+        if logits and logits[0].dim() == 2 and logits[0].shape[-1] > 1:  # classes, not a score
+            target = torch.cat(logits).argmax(-1).cpu().numpy()
+            for name, which in (("keep_corrupted_by_class", flags), ("keep_clean_by_class", ~flags)):
+                out[name] = [float(kept[which & (target == c)].mean()) if (which & (target == c)).any()
+                             else None for c in range(logits[0].shape[-1])]
+        return out

@@ -153,6 +153,34 @@ def probe_summary(frame: pd.DataFrame, window: int = 5) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["task", "seed"]).round(3) if rows else pd.DataFrame()
 
 
+def probe_by_class(records: dict, method: str, window: int = 5,
+                   class_names: list[str] | None = None) -> pd.DataFrame:
+    """The probe's keep rates split by the class the (possibly reversed) target points
+    at (``keep_corrupted_by_class``, ``keep_clean_by_class`` of the episode log), over
+    the last ``window`` episodes, one row per seed of ``method``: a selector that drops
+    wrong targets, not a class, keeps fewer corrupted than clean samples in each class.
+    Runs logged before the split was recorded are left out."""
+    rows = []
+    for (task, m, seed), rec in sorted(records.items()):
+        last = [e for e in rec["extra"]["episodes"] if m == method][-window:]
+        if not last or any("keep_clean_by_class" not in e for e in last):
+            continue
+        row = {}
+        for c in range(len(last[0]["keep_clean_by_class"])):
+            name = class_names[c] if class_names else f"class {c}"
+            for kind in ("corrupted", "clean"):
+                v = [e[f"keep_{kind}_by_class"][c] for e in last]
+                v = [x for x in v if x is not None]
+                row[(f"target: {name}", f"kept, {kind}")] = float(np.mean(v)) if v else np.nan
+        rows.append(pd.Series(row, name=(TASK_LABELS.get(task, task), int(seed))))
+    if not rows:
+        return pd.DataFrame()
+    out = pd.DataFrame(rows).round(3)
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    out.index.names = ["task", "seed"]
+    return out
+
+
 CREDIT_LABELS = {"False": "the step reward", "True": "per-sample credit",
                  "calibrated": "calibrated credit", "equal": "equal-weight credit"}  # by str(credit)
 

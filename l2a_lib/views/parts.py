@@ -6,6 +6,7 @@ import pandas as pd
 
 from .. import report
 from ..config import L2A_CREDIT, L2A_PARTS, L2A_PROBE, L2A_PROBE_LONG
+from ..data import get_task
 from ..experiment import run_many
 from ..l2a import toy
 from ..profiles import PARTS_FEWER_SEEDS, PARTS_PROBE_TASKS, PARTS_SEEDS
@@ -147,6 +148,12 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
     shown = {k: v for k, v in keep.items() if len(v)}
     view.show_when(f"probe_keep{sfx}", shown, lambda: pd.concat(shown, names=["run"]))
     view.show_when(f"probe_plot{sfx}", len(frame), lambda: diag.plot_diagnostics(frame, "probe"))
+    names = list(get_task(task).label_names)
+    by_class = {k: diag.probe_by_class(r, m, class_names=names) for k, (r, m) in {
+        "L2A's selector": (probe, L2A_PROBE[0]),
+        **{PROBE_OURS[m][0]: (ours[m], m) for m in mine}}.items()}
+    by_class = {k: v for k, v in by_class.items() if len(v)}
+    view.show_when(f"probe_by_class{sfx}", by_class, lambda: pd.concat(by_class, names=["selector"]))
     one = {task: labels[task]}, {task: kinds[task]}
     test = report.ablation_tests(probe, *one, [keep_all], reference=L2A_PROBE[0],
                                  task_metrics=TASK_METRICS)
