@@ -178,3 +178,15 @@ def candidate(name: str) -> Candidate | BaselineFix:
             return c
     raise KeyError(f"no candidate {name!r}; the candidates are "
                    f"{[c.name for c in CANDIDATES + FIXES]}")
+
+
+def in_use(name: str, profile: str = "cpu") -> bool:
+    """Whether the book's pages (Table 1 and the rest) run on candidate ``name``'s
+    setting: its Teacher-FT and Student-FT configurations at seed 0 are Table 1's, the
+    table name aside."""
+    c = candidate(name)
+    if not isinstance(c, Candidate):
+        raise KeyError(f"{name!r} is a baseline fix, not a candidate setting")
+    return all(dataclasses.replace(c.config(m, 0, profile), table="table1").hash()
+               == make_config(c.task, m, 0, profile=profile, table="table1").hash()
+               for m in ("teacher_ft", "student_ft"))

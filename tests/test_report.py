@@ -325,6 +325,16 @@ def test_the_settings_rule_reads_the_headline_metric_gaps():
     again = candidate_table(first_pending).reset_index().set_index("candidate")
     assert again.loc["tc", "rule holds"] == "pending"
     assert again.loc["tc_6l", "chosen"] == "chosen, provisional"
+    # the claims page's old-vs-new table: one row for an unchanged task, two for a
+    # changed one, "none yet" where nothing passes
+    from l2a_lib.views.settings import changes_table
+    changes = changes_table(candidate_table(first_pending.assign(
+        value=lambda d: d.value.where(~((d.candidate == "pi") & (d.method == "teacher_ft")), 0.55))))
+    assert list(changes.loc["tc"].index) == ["previous", "chosen, provisional"]
+    assert list(changes.loc["tc"].candidate) == ["tc", "tc_6l"]
+    assert list(changes.loc["reg"].candidate) == ["reg", "none yet"]
+    assert list(changes.loc["pi"].index) == ["previous and chosen (unchanged)"]
+    assert changes.loc[("pi", "previous and chosen (unchanged)"), "Teacher - Student"] == pytest.approx(0.05)
     from l2a_lib.candidates import chosen
     # the first passing candidate in the listed order, whatever the order of the input
     assert chosen({"pi_f1_400": True, "pi_f1": True, "pi": False})["pi"] == "pi_f1"
@@ -348,6 +358,9 @@ def test_every_candidate_setting_builds_and_loads_its_data(data_dir):
         unchanged = not (c.data or c.teacher or c.student or c.model or c.register)
         assert (student.hash() == make_config(c.task, "student_ft", 0).hash()) == unchanged
     assert cand.candidate("tc_6l").config("student_ft", 0).model.student_layers == cand.SIX_LAYERS
+    # the book runs on a candidate's setting when its configurations are Table 1's
+    assert cand.in_use("tc") and cand.in_use("pi")
+    assert not cand.in_use("tc_6l") and not cand.in_use("reg_src") and not cand.in_use("nli_rte_sick")
 
 
 def test_the_probe_verdict_counts_the_seeds_where_the_corrupted_are_kept_less():

@@ -56,9 +56,7 @@ def settings(profile="cpu", seeds=cand.SEEDS, allow_training=False, allow_missin
              results_dir=None, data_dir=None) -> View:
     view = View()
     view.value("settings_rule", cand.RULE)
-    pairs = [(c.name, cfg) for c in cand.CANDIDATES for cfg in c.configs(profile, seeds=seeds)]
-    df = gather(pairs, Context(data_dir, results_dir), allow_training, allow_missing,
-                 column="candidate", what=" of the candidate settings")
+    pairs, df = candidate_runs(profile, seeds, allow_training, allow_missing, results_dir, data_dir)
     view.note(report.coverage_note(df, command=COMMAND))
     table = candidate_table(df)
     view.show("candidates", table)
@@ -80,6 +78,42 @@ def settings(profile="cpu", seeds=cand.SEEDS, allow_training=False, allow_missin
     view.note(report.coverage_note(fixed, command=COMMAND))
     view.show("fixes", fix_table(fixed, [c for _, c in fixes], results_dir))
     return view
+
+
+def candidate_runs(profile="cpu", seeds=cand.SEEDS, allow_training=False, allow_missing=True,
+                   results_dir=None, data_dir=None):
+    """The candidates' (name, config) pairs and their cached results (tidy rows with a
+    ``candidate`` column)."""
+    pairs = [(c.name, cfg) for c in cand.CANDIDATES for cfg in c.configs(profile, seeds=seeds)]
+    return pairs, gather(pairs, Context(data_dir, results_dir), allow_training, allow_missing,
+                         column="candidate", what=" of the candidate settings")
+
+
+def changes_table(table: pd.DataFrame) -> pd.DataFrame:
+    """What changed since the previous settings, per task: the setting as first run (the
+    first candidate of the task) and the one the rule chooses (``candidate_table``), with
+    Teacher-FT, Student-FT, majority and the rule's gaps. A task whose choice is the
+    previous setting shows one row, "unchanged"; one with no choice yet says so."""
+    flat = table.reset_index()
+    rows = []
+    for task, g in flat.groupby("task", sort=False):
+        before, pick = g.iloc[0], g[g["chosen"].str.startswith("chosen")]
+        now = pick.iloc[0] if len(pick) else None
+        same = now is not None and now["candidate"] == before["candidate"]
+        for which, r in (("previous", before), ("chosen", now)):
+            if which == "chosen" and same:
+                continue
+            label = "previous and chosen (unchanged)" if same else which
+            if r is None:
+                rows.append({"task": task, "settings": label, "candidate": "none yet",
+                             "what it changes": "a candidate listed first is pending or none passes"})
+                continue
+            rows.append({"task": task, "settings": label + (
+                ", provisional" if which == "chosen" and r["chosen"] != "chosen" else ""),
+                **{k: r[k] for k in ("candidate", "what it changes", "metric", "majority",
+                                     "Teacher-FT", "Student-FT", "Teacher - majority",
+                                     "Teacher - Student", "rule holds")}})
+    return pd.DataFrame(rows).set_index(["task", "settings"]).round(3)
 
 
 def fix_table(df: pd.DataFrame, configs, results_dir=None) -> pd.DataFrame:

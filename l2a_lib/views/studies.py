@@ -130,7 +130,31 @@ def claims(profile="cpu", tasks=("tc", "pi", "nli", "reg"), seeds=(0, 1, 2),
         for name, values in pages.STUDY_VALUES.items()], ignore_index=True)
     shape["study"] = shape["study"].map(STUDY_TITLES)
     view.show("shapes", shape.drop(columns=["change", "ci_low", "ci_high"]))
+    _settings_changes(view, profile, results_dir, data_dir)
     return view
+
+
+def _settings_changes(view: View, profile, results_dir, data_dir) -> None:
+    """What changed since the previous settings (the page "Choosing the settings"): the
+    table, and in words which tasks' verdicts above are on the chosen setting."""
+    from .. import candidates as cand
+    from .settings import candidate_runs, candidate_table, changes_table
+    _, df = candidate_runs(profile, results_dir=results_dir, data_dir=data_dir)
+    table = candidate_table(df)
+    view.show("settings_changes", changes_table(table))
+    flat = table.reset_index()
+    words = []
+    for task, g in flat.groupby("task", sort=False):
+        pick = g[g["chosen"].str.startswith("chosen")]
+        name = report.TASK_LABELS.get(task, task)
+        if not len(pick):
+            words.append(f"{name}: no setting chosen yet, the verdicts are on the previous one")
+        elif cand.in_use(pick.candidate.iloc[0], profile):
+            words.append(f"{name}: on the chosen setting ({pick.candidate.iloc[0]})")
+        else:
+            words.append(f"{name}: on the previous setting; the chosen one "
+                         f"({pick.candidate.iloc[0]}) is not recomputed yet")
+    view.value("claims_settings_status", "; ".join(words))
 
 
 STUDY_TITLES = {"fig2_data_size": "Figure 2 (data size)", "sensitivity_T": "T",
