@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .config import ExperimentConfig
-from .profiles import make_config
+from .profiles import BILSTM_TRAIN, make_config
 from .tasks import HEADLINE_METRICS
 
 RULE = ("Keep a setting where Teacher-FT is at least 10 points above the majority "
@@ -49,7 +49,7 @@ class Candidate:
         task = self.register() if self.register else self.task
         changed = bool(self.data or self.teacher or self.student or self.model or self.register)
         # an unchanged setting is Table 1's: its committed runs serve as they are
-        c = make_config(task, method, seed, profile=profile,
+        c = make_config(task, method, seed, profile=profile, final=False,
                         table="settings" if changed else "table1", **self.data)
         return dataclasses.replace(
             c, model=dataclasses.replace(c.model, **self.model),
@@ -139,7 +139,7 @@ class BaselineFix:
     train: dict  # the method's distillation TrainConfig overrides
 
     def config(self, seed: int, profile: str = "cpu", fixed: bool = True) -> ExperimentConfig:
-        c = make_config(self.task, self.method, seed, profile=profile)
+        c = make_config(self.task, self.method, seed, profile=profile, final=False)
         if not fixed:
             return c
         train = dataclasses.replace(c.distill.train, **self.train)
@@ -156,7 +156,7 @@ FIXES: tuple[BaselineFix, ...] = (
     # with the dev score of the majority class.
     BaselineFix("pi_bilstm_lr", "pi", "bilstm_soft",
                 "BiLSTM-soft at learning rate 1e-3 (was 1e-4, the transformer students' rate), "
-                "up to 20 epochs, patience 5", {"lr": 1e-3, "epochs": 20, "patience": 5}),
+                "up to 20 epochs, patience 5", BILSTM_TRAIN),
 )
 
 
@@ -182,11 +182,14 @@ def candidate(name: str) -> Candidate | BaselineFix:
 
 def in_use(name: str, profile: str = "cpu") -> bool:
     """Whether the book's pages (Table 1 and the rest) run on candidate ``name``'s
-    setting: its Teacher-FT and Student-FT configurations at seed 0 are Table 1's, the
-    table name aside."""
+    setting: its Teacher-FT and Student-FT runs at seed 0 have Table 1's task, data,
+    models and training settings (what else a Table 1 run records, such as its extra
+    scores, aside)."""
     c = candidate(name)
     if not isinstance(c, Candidate):
         raise KeyError(f"{name!r} is a baseline fix, not a candidate setting")
-    return all(dataclasses.replace(c.config(m, 0, profile), table="table1").hash()
-               == make_config(c.task, m, 0, profile=profile, table="table1").hash()
+
+    def setting(x: ExperimentConfig):
+        return x.task, x.data, x.model, x.teacher_train, x.student_train
+    return all(setting(c.config(m, 0, profile)) == setting(make_config(c.task, m, 0, profile=profile))
                for m in ("teacher_ft", "student_ft"))

@@ -23,7 +23,8 @@ from .errors import UnknownPage
 from . import paths
 from .candidates import CANDIDATES, FIXES
 from .config import L2A_PARTS, SAME_STUDENT_METHODS, TABLE1_METHODS, TASKS, ExperimentConfig
-from .profiles import PARTS_FEWER_SEEDS, PARTS_PROBE_TASKS, PARTS_SEEDS, make_config
+from .profiles import (FINAL_GRID, PAGES_V1, PARTS_FEWER_SEEDS, PARTS_PROBE_TASKS, PARTS_SEEDS,
+                       make_config)
 from .paths import atomic_write_text
 from .records import is_cached
 from .runs import Context
@@ -117,9 +118,9 @@ def _study(name: str, title: str) -> Page:
 
 
 # Table 2 and the training log read version 1 of L2A (their committed runs) until the
-# whole grid is recomputed; Table 1 and Table 3 read each run's default version
+# final grid (profiles.PAGES_V1); Table 1 and Table 3 read each run's default version
 CLAIM_NEEDS = (Needs(TABLE1_METHODS + ("l2a_wo_src", "l2a_wo_tgt")),
-               Needs(TABLE3_METHODS[1:], tasks=("tc",)), Needs(("l2a",), version=1))
+               Needs(TABLE3_METHODS[1:], tasks=("tc",)), Needs(("l2a",), version=PAGES_V1))
 
 # the learned parts of L2A (version 2) and its diagnostics: five seeds on TC and PI, the
 # first n for some variants and for the probe of l2a.corrupt (TC only)
@@ -128,10 +129,10 @@ PARTS_NEEDS = (Needs(("l2a",) + tuple(m for m in L2A_PARTS if m not in PARTS_FEW
                *(Needs((m,), tasks=("tc", "pi") if m in L2A_PARTS else PARTS_PROBE_TASKS[m],
                        seeds=PARTS_SEEDS[:n], version=2) for m, n in PARTS_FEWER_SEEDS.items()))
 
-# Table 1's rows of issue 36 join the page once their runs are cached (the committed
-# cache must hold every run of every page): nlpaug's augmenter on every task, the
-# same-student controls on TC and PI
-NEW_TABLE1_ROWS = False
+# Table 1's rows of issue 36 join the page with the final grid (profiles.FINAL_GRID; the
+# committed cache must hold every run of every page): nlpaug's augmenter on every task,
+# the same-student controls on TC and PI
+NEW_TABLE1_ROWS = FINAL_GRID
 _T1_ALL = ("nlpaug_ctx",) if NEW_TABLE1_ROWS else ()
 _T1_EXTRA = SAME_STUDENT_METHODS if NEW_TABLE1_ROWS else ()
 
@@ -150,11 +151,11 @@ PAGES: list[Page] = [
     Page("table1", "table1", {"methods": list(TABLE1_METHODS + _T1_ALL + _T1_EXTRA)},
          (Needs(TABLE1_METHODS + _T1_ALL),)
          + ((Needs(_T1_EXTRA, tasks=("tc", "pi")),) if _T1_EXTRA else ()), partial=True),
-    Page("table2", "table2", needs=(Needs(TABLE2_METHODS, version=1),), partial=True,
+    Page("table2", "table2", needs=(Needs(TABLE2_METHODS, version=PAGES_V1),), partial=True,
          title="Table 2: cross-domain augmentation"),
     Page("table3", "table3", needs=(Needs(TABLE3_METHODS, tasks=("tc",)),),
          title="Table 3: the terms of L_KD"),
-    Page("l2a_training", "l2a_training", needs=(Needs(("l2a",), version=1),), partial=True,
+    Page("l2a_training", "l2a_training", needs=(Needs(("l2a",), version=PAGES_V1),), partial=True,
          title="Training L2A: episodes and the augmentation gallery"),
     Page("l2a_parts", "l2a_parts", needs=PARTS_NEEDS,
          title="L2A's learned parts, switched off one at a time"),

@@ -21,6 +21,29 @@ TASK_DATA = {
 }
 
 
+# The final grid (issue 35): the settings the page "Choosing the settings" chose, L2A
+# version 2 on every page, and the extra scores of Table 1's runs (issue 36), all at
+# once, since each changes the cache keys of the runs it touches. False until the
+# whole grid is recomputed under it; ``make_config(..., final=True)`` builds its
+# configurations before then. Per task, the chosen candidate's teacher settings
+# (``candidates.CANDIDATES``: nli_src, reg_src); text classification and PI keep
+# the settings they were first run with.
+FINAL_GRID = False
+CHOSEN_TEACHER = {"nli": dict(source_epochs=2), "reg": dict(source_epochs=2)}
+# ... and BiLSTM-soft's training schedule fixed (candidates.FIXES: it predicted one class
+# at the transformer students' rate)
+BILSTM_TRAIN = dict(lr=1e-3, epochs=20, patience=5)
+
+
+# the version of L2A that Table 2, the training log and claim 3 read: version 1, whose
+# committed runs they show, until the final grid; then each run's default (version 2)
+PAGES_V1 = None if FINAL_GRID else 1
+
+
+def final_grid(final: bool | None = None) -> bool:
+    return FINAL_GRID if final is None else bool(final)
+
+
 HOME_TABLE = {"l2a_wo_src": "table2", "l2a_wo_tgt": "table2", "l2a_wo_att": "table3",
               "l2a_wo_hidden": "table3", "l2a_wo_dark": "table3", "mlm": "mlm",
               "student_ft_smart": "smart", "l2a_smart": "smart",
@@ -28,12 +51,13 @@ HOME_TABLE = {"l2a_wo_src": "table2", "l2a_wo_tgt": "table2", "l2a_wo_att": "tab
 V2_ONLY = L2A_PARTS + L2A_PROBE + L2A_PROBE_LONG + L2A_CREDIT  # methods of L2A version 2 only
 
 
-def l2a_version(task: str, method: str, table: str) -> int:
+def l2a_version(task: str, method: str, table: str, final: bool | None = None) -> int:
     """The version of L2A a run of the pages uses until the whole grid is recomputed:
     2 (``l2a_lib.l2a.algorithm``) for the learned parts' ablations, Table 3 and Table
     1's L2A on text classification and PI; 1 elsewhere (Table 2's ablations, the
-    studies, Table 1's L2A on NLI and regression), whose committed runs it computed."""
-    if (method in V2_ONLY or method in ("l2a_smart", "l2a_pkd6_student")
+    studies, Table 1's L2A on NLI and regression), whose committed runs it computed.
+    Version 2 everywhere in the final grid (:data:`FINAL_GRID`)."""
+    if (final_grid(final) or method in V2_ONLY or method in ("l2a_smart", "l2a_pkd6_student")
             or (table, task) in V2_PAGES or task in USER_TASKS):
         return 2  # a user's own task: the version whose learned parts are tested
     return 1
@@ -80,11 +104,13 @@ L2A_PART_SETTINGS = {"l2a_selector_off": dict(selector=False),
 def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
                 table: str | None = None, l2a_overrides: dict | None = None,
                 version: int | None = None, smart: str | None = None,
-                **data_overrides) -> ExperimentConfig:
+                final: bool | None = None, **data_overrides) -> ExperimentConfig:
     """The canonical configuration of a run under a profile. ``table`` defaults to
     the method's home table (Table 1 for Teacher-FT, Student-FT, L2A and the
     baselines), so one run serves every table that shows it. ``version``: the
-    version of L2A (default :func:`l2a_version`; ignored for the other methods)."""
+    version of L2A (default :func:`l2a_version`; ignored for the other methods).
+    ``final``: the final grid's configuration or the one first run (default
+    :data:`FINAL_GRID`)."""
     table = table or HOME_TABLE.get(method, "table1")
     choose("profile", profile, PROFILES)
     check_task(task)
@@ -92,6 +118,8 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
     if profile == "cpu":
         model = ModelConfig()
         teacher_train, student_train = TrainConfig(), TrainConfig(lr=1e-4)
+        if final_grid(final):  # the chosen settings (not a user's task: exact names)
+            teacher_train = dataclasses.replace(teacher_train, **CHOSEN_TEACHER.get(task, {}))
     elif profile == "smoke":
         data = dataclasses.replace(data, train_per_class=8, n_train=16, dev_size=16, limit=48,
                                    max_length=min(data.max_length, 48))
@@ -115,6 +143,8 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
         elif profile == "paper":
             distill = dataclasses.replace(distill, train=dataclasses.replace(
                 distill.train, bf16=False))
+    if method == "bilstm_soft" and profile == "cpu" and final_grid(final):
+        distill = dataclasses.replace(distill, train=dataclasses.replace(distill.train, **BILSTM_TRAIN))
     if method == "mlm":  # the augmentation masked LM's held-out quality, not a student
         distill, mlm_steps = None, 20 if profile == "smoke" else MLM_STEPS
     if method in AUGMENTERS:
@@ -128,7 +158,7 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
     l2a = None
     if method in L2A_METHODS:
         l2a = L2AConfig(source_share={"l2a_wo_src": 0.0, "l2a_wo_tgt": 1.0}.get(method, 0.5))
-        if (version or l2a_version(task, method, table)) == 2:
+        if (version or l2a_version(task, method, table, final)) == 2:
             l2a = dataclasses.replace(l2a, **L2A_V2, **L2A_PART_SETTINGS.get(method, {}))
         elif method in V2_ONLY:
             raise ConfigError(f"{method} exists in L2A version 2 only")
@@ -155,7 +185,7 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
             distill = dataclasses.replace(distill, train=dataclasses.replace(distill.train, smart=sc))
     elif smart:
         raise ConfigError(f"smart={smart!r} given for method {method!r}; only *_smart methods take it")
-    extra = extra_scores(profile, method, table)
+    extra = extra_scores(profile, method, table, final)
     return ExperimentConfig(task=task, method=method, seed=seed, table=table, profile=profile,
                             data=data, model=model, teacher_train=teacher_train,
                             student_train=student_train, augment=augment, distill=distill,
@@ -170,9 +200,11 @@ EXTRA_SCORES = ("noise", "attention")
 EXTRA_SCORES_PROFILES: tuple = ("smoke",)
 
 
-def extra_scores(profile: str, method: str, table: str) -> tuple | None:
-    """The extra scores a run of ``make_config`` records (``ExperimentConfig.extra_scores``)."""
-    if profile in EXTRA_SCORES_PROFILES and method != "majority" and (
+def extra_scores(profile: str, method: str, table: str, final: bool | None = None) -> tuple | None:
+    """The extra scores a run of ``make_config`` records (``ExperimentConfig.extra_scores``):
+    under :data:`EXTRA_SCORES_PROFILES`, and under the cpu profile in the final grid."""
+    on = profile in EXTRA_SCORES_PROFILES or (profile == "cpu" and final_grid(final))
+    if on and method != "majority" and (
             (table == "table1" and method in TABLE1_METHODS) or method == "l2a_wo_att"):
         return EXTRA_SCORES
     return None

@@ -79,3 +79,40 @@ def test_the_version_switch_moves_table_1_and_3_and_leaves_table_2_on_version_1(
     assert profiles.make_config("tc", "l2a_wo_src", 0).l2a.version is None
     table2 = {c.method: c for c in pages.page("table2").configs("cpu") if c.task == "tc" and c.seed == 0}
     assert table2["l2a"].hash() == v1_tc  # Table 2 keeps comparing version 1 with version 1
+
+
+def test_the_final_grid_applies_the_chosen_settings_and_leaves_the_candidates_alone(monkeypatch):
+    """profiles.FINAL_GRID (issue 35): the chosen teachers on NLI and regression (a
+    source stage first), version 2 of L2A everywhere, Table 1's extra scores and
+    BiLSTM-soft's fixed schedule on the cpu profile; text classification and PI keep
+    their teachers, a user's task and the smoke profile are untouched, and every
+    candidate of the settings page keeps its cache key whichever grid is on."""
+    from l2a_lib import candidates as cand
+    from l2a_lib import profiles
+    from l2a_lib.profiles import make_config
+    before = {c.name: [x.hash() for x in c.configs()] for c in cand.CANDIDATES}
+    fixes = {f.name: [x.hash() for x in f.configs()] for f in cand.FIXES}
+    for task in ("nli", "reg"):
+        old, new = make_config(task, "teacher_ft", final=False), make_config(task, "teacher_ft", final=True)
+        assert old.teacher_train.source_epochs is None and new.teacher_train.source_epochs == 2
+        assert new.hash() != old.hash()
+    for task in ("tc", "pi"):
+        assert (make_config(task, "teacher_ft", final=True).teacher_train
+                == make_config(task, "teacher_ft", final=False).teacher_train)
+    assert make_config("nli", "l2a", final=True).l2a.version == 2
+    assert make_config("nli", "l2a", final=False).l2a.version in (None, 1)  # None: version 1
+    assert make_config("tc", "l2a", table="table2", final=True).l2a.version == 2
+    assert make_config("tc", "eda", final=True).extra_scores is not None
+    assert make_config("tc", "eda", final=False).extra_scores is None
+    assert make_config("tc", "eda", profile="smoke", final=True).teacher_train == \
+        make_config("tc", "eda", profile="smoke", final=False).teacher_train
+    bilstm = make_config("pi", "bilstm_soft", final=True).distill.train
+    assert (bilstm.lr, bilstm.epochs, bilstm.patience) == (1e-3, 20, 5)
+    assert make_config("pi", "bilstm_soft", final=False).distill.train.lr != 1e-3
+    monkeypatch.setattr(profiles, "FINAL_GRID", True)
+    assert make_config("reg", "student_ft").hash() == make_config("reg", "student_ft", final=True).hash()
+    assert {c.name: [x.hash() for x in c.configs()] for c in cand.CANDIDATES} == before
+    assert {f.name: [x.hash() for x in f.configs()] for f in cand.FIXES} == fixes
+    # the chosen candidates are then the book's settings, the previous ones not
+    assert cand.in_use("nli_src") and cand.in_use("reg_src") and cand.in_use("tc")
+    assert not cand.in_use("nli") and not cand.in_use("reg")

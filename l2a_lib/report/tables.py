@@ -158,7 +158,7 @@ def episode_frame(records: dict) -> pd.DataFrame:
     for (task, seed), rec in records.items():
         for e in rec["extra"]["episodes"]:
             rows.append({"task": task, "seed": seed, "episode": e["episode"],
-                         "mean reward": e["mean_reward"], "keep rate": e["keep_rate"],
+                         "mean reward": e.get("mean_reward", e.get("reward")),  # version 2: "reward" "keep rate": e["keep_rate"],
                          "dev metric": e["dev_metric"],
                          "keep prob sd": e.get("keep_prob_sd", np.nan),
                          "generator KL to MLM": e.get("generator_kl", np.nan)})

@@ -8,7 +8,7 @@ from .. import data as data_mod
 from .. import report
 from ..errors import MissingResults
 from ..experiment import run_many
-from ..profiles import make_config
+from ..profiles import PAGES_V1, make_config
 from ..records import load_record, load_records, load_test_labels
 from .base import View
 
@@ -170,14 +170,14 @@ def table2(profile="cpu", tasks=("tc", "pi", "nli", "reg"),
     tasks, methods, seeds = list(tasks), list(methods), list(seeds)
     view = View()
     df = _runs(view, tasks, methods, seeds, profile, allow_training, allow_missing,
-               results_dir, data_dir, version=1)
+               results_dir, data_dir, version=PAGES_V1)
     means = report.mean_table(df, methods)
     view.show("results", report.mark_best(report.results_table(df, methods, paper_table="table2"),
                                           means))
     view.show("vs_paper", report.plot_vs_paper(df, methods, paper_table="table2"))
     _mean_values(view, means, methods, names={"l2a": "l2a_v1"})
     records = load_records(tasks, ["l2a", "l2a_wo_src", "l2a_wo_tgt"], seeds, profile=profile,
-                           results_dir=results_dir, version=1)
+                           results_dir=results_dir, version=PAGES_V1)
     labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
     tests = report.ablation_tests(records, labels, kinds, ["l2a_wo_src", "l2a_wo_tgt"],
                                   paper_table="table2")

@@ -140,7 +140,8 @@ def fix_table(df: pd.DataFrame, configs, results_dir=None) -> pd.DataFrame:
                 except (report.MissingResults, KeyError):
                     continue
                 one_class += [c.seed] if report.degenerate_seeds("classification", {0: preds}) else []
-            row["seeds predicting one class"] = ", ".join(map(str, one_class)) or "none"
+            row["seeds predicting one class for >= 95% of items"] = (
+                ", ".join(map(str, one_class)) or "none")
             rows.append(row)
     return pd.DataFrame(rows).set_index(["fix", "runs"])
 

@@ -9,7 +9,7 @@ from .. import data as data_mod
 from .. import paths, report
 from ..errors import MissingResults
 from ..experiment import run_many
-from ..profiles import make_config
+from ..profiles import PAGES_V1, make_config
 from ..records import load_record
 from .base import View
 
@@ -143,13 +143,13 @@ def l2a_training(profile="cpu", tasks=("tc", "pi", "nli", "reg"), seeds=(0, 1, 2
     view = View()
     # version 1's log (the diagnostics page shows version 2's)
     df = run_many(tasks, ["l2a"], seeds, profile=profile, allow_training=allow_training,
-                  results_dir=results_dir, data_dir=data_dir, allow_missing=allow_missing, version=1)
+                  results_dir=results_dir, data_dir=data_dir, allow_missing=allow_missing, version=PAGES_V1)
     view.note(report.coverage_note(df))
     records = {}
     for t in tasks:
         for s in seeds:
             try:
-                records[(t, s)] = load_record(make_config(t, "l2a", s, profile=profile, version=1),
+                records[(t, s)] = load_record(make_config(t, "l2a", s, profile=profile, version=PAGES_V1),
                                               results_dir)
             except MissingResults:
                 pass

@@ -7,7 +7,7 @@ from .. import pages, report
 from ..config import TABLE1_METHODS
 from ..experiment import run_many, run_study
 from ..l2a.static import edit_rate
-from ..profiles import l2a_version
+from ..profiles import PAGES_V1, l2a_version
 from ..records import load_records, load_test_labels
 from ..studies import STUDIES
 from .base import View
@@ -56,7 +56,7 @@ def _claim_tests(profile, tasks, seeds, allow_training, allow_missing, results_d
               run_many(tasks, ["l2a_wo_src", "l2a_wo_tgt"], seeds, **kw),
               run_many(["tc"], ["l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark"], seeds, **kw)]
     if any(l2a_version(t, "l2a", "table1") == 2 for t in tasks):  # Table 2's own reference
-        frames.append(run_many(tasks, ["l2a"], seeds, version=1, **kw))
+        frames.append(run_many(tasks, ["l2a"], seeds, version=PAGES_V1, **kw))
     df = pd.concat(frames, ignore_index=True)
     df.attrs = {"missing": [x for f in frames for x in f.attrs.get("missing", [])],
                 "n_runs": sum(f.attrs.get("n_runs", f[["task", "method", "seed"]]
@@ -66,7 +66,7 @@ def _claim_tests(profile, tasks, seeds, allow_training, allow_missing, results_d
                                 profile=profile, results_dir=results_dir))
     # claim 3 reads Table 2, whose L2A is version 1 until the whole grid is recomputed
     table2 = load_records(tasks, ["l2a", "l2a_wo_src", "l2a_wo_tgt"], seeds, profile=profile,
-                          results_dir=results_dir, version=1)
+                          results_dir=results_dir, version=PAGES_V1)
     labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
     return df, records, labels, kinds, report.claims(records, labels, kinds, df.attrs["missing"],
                                                      table2_records=table2)
