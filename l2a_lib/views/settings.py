@@ -69,6 +69,13 @@ def settings(profile="cpu", seeds=cand.SEEDS, allow_training=False, allow_missin
                        if pick["chosen"].iloc[0] != "chosen" else "") if len(pick) else
                    "none yet" + (" (candidates pending)" if (rows["rule holds"] == "pending").any()
                                  else " (no candidate passes)"))
+    for name, r in flat.set_index("candidate").iterrows():  # the prose's numbers
+        for key, col in (("teacher", "Teacher-FT"), ("student", "Student-FT"),
+                         ("majority", "majority")):
+            view.value(f"settings_{name}_{key}", r[col])
+        for key, col in (("over_majority", "Teacher - majority"), ("over_student", "Teacher - Student")):
+            view.value(f"settings_{name}_{key}", "not computed yet" if pd.isna(r[col])
+                       else report.number(r[col], signed=True))
     view.show_when("candidates_plot", len(df), lambda: candidate_plot(df, table))
     view.show_when("student_sizes", len(df), lambda: student_sizes(pairs, results_dir))
     _encoders_and_labels(view, profile, data_dir, results_dir, allow_training)
