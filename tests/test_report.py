@@ -395,3 +395,6 @@ def test_the_probe_by_class_averages_the_last_episodes_and_leaves_out_runs_witho
     assert row[("target: no", "kept, clean")] == pytest.approx((0.9 * 2 + 0.5 * 2) / 4)
     assert row[("target: yes", "kept, clean")] == pytest.approx((0.8 * 2 + 0.6 * 2) / 4)
     assert len(probe_by_class(records, "l2a", window=4)) == 0
+    never = {("pi", "l2a_corrupted", 0): {"extra": {"episodes": [
+        {"keep_corrupted_by_class": [None, 0.5], "keep_clean_by_class": [0.9, 0.8]}]}}}
+    assert probe_by_class(never, "l2a_corrupted").iloc[0][("target: class 0", "kept, corrupted")] == "no sample"

@@ -176,6 +176,7 @@ def probe_by_class(records: dict, method: str, window: int = 5,
     if not rows:
         return pd.DataFrame()
     out = pd.DataFrame(rows).round(3)
+    out = out.astype(object).where(out.notna(), "no sample")  # a class never seen
     out.columns = pd.MultiIndex.from_tuples(out.columns)
     out.index.names = ["task", "seed"]
     return out
