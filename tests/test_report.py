@@ -111,6 +111,15 @@ def test_teacher_consistency_compares_retrained_with_committed(tmp_path):
     assert out["run"].tolist() == ["table1/l2a", "table1/eda"]
     assert out["retrained on"].tolist() == ["?, ? thr", "Some CPU, 1 thr"]
     assert out["retrained best dev"].tolist() == ["acc 0.900", "acc 0.790"]
+    # a Teacher-FT record of a task variant this process has not registered (a settings
+    # candidate's) is keyed by the key it recorded, or left out without one
+    other = json.loads((runs / "b.json").read_text())
+    other["config"]["task"] = "nli_unregistered"
+    (runs / "f.json").write_text(json.dumps({**other, "started_at": "t5"}))
+    del other["teacher"]
+    (runs / "g.json").write_text(json.dumps({**other, "started_at": "t6"}))
+    again = report.teacher_consistency(tmp_path)  # no error; f retrained b's teacher: one more row
+    assert len(again) == 3 and again["run"].tolist().count("table1/teacher_ft") == 1
 
 
 def test_ablation_tests_pair_by_seed_and_item_and_name_the_effect():

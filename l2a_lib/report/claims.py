@@ -8,6 +8,7 @@ import pandas as pd
 from ..config import ExperimentConfig
 from ..records import read_record
 from ..runs import Context
+from ..tasks import TASKS, USER_TASKS
 from ..teacher import teacher_key
 from . import significance as sig
 from .common import BASELINES, HEADLINE, METHOD_LABELS, TASK_LABELS
@@ -168,6 +169,10 @@ def outcome(summary: pd.DataFrame) -> str:
     return " ".join([head, *more])
 
 
+def known_task(task: str) -> bool:
+    return task in TASKS or task in USER_TASKS
+
+
 def teacher_consistency(results_dir=None) -> pd.DataFrame:
     """Is fine-tuning reproducible? One row per teacher that some run fine-tuned again
     (on a machine whose local teacher cache was empty) while a Teacher-FT record of
@@ -186,8 +191,13 @@ def teacher_consistency(results_dir=None) -> pd.DataFrame:
         rec = read_record(path)
         cfg = rec["config"]
         if cfg["method"] == "teacher_ft":
-            key = teacher_key(ExperimentConfig.from_dict(cfg))
-            committed.setdefault(key, (rec, rec["extra"]["fine_tune"]["best_dev"]))
+            # the key the run recorded; older records lack it and are keyed here, except
+            # those of a task variant this process has not registered (a candidate's)
+            key = (rec.get("teacher") or {}).get("key")
+            if key is None and known_task(cfg["task"]):
+                key = teacher_key(ExperimentConfig.from_dict(cfg))
+            if key is not None:
+                committed.setdefault(key, (rec, rec["extra"]["fine_tune"]["best_dev"]))
         used = rec.get("teacher")
         if used and used.get("trained_here"):
             retrained.append((cfg, used, rec))
