@@ -99,7 +99,7 @@ def l2a_parts(profile="cpu", tasks=("tc", "pi"), seeds=PARTS_SEEDS, allow_traini
             _probe(view, seeds, records, labels, kinds, kw, task)
         else:  # the page keeps its layout
             sfx = "" if task == "tc" else f"_{task}"
-            for key in ("probe_means", "probe_keep", "probe_plot"):
+            for key in ("probe_means", "probe_keep", "probe_plot", "probe_by_class"):
                 view.show(key + sfx, pending())
             for m in ("",) + tuple(f"_{PROBE_OURS[m][1]}" for m in PROBE_OURS):
                 view.value(f"probe{m}_verdict{sfx}", "not computed yet")
