@@ -93,16 +93,18 @@ def _compute(config: ExperimentConfig, ctx: Context, path: Path) -> pd.DataFrame
 def run_many(tasks, methods, seeds, *, profile: str = "cpu", table: str | None = None,
              allow_training: bool = False, data_dir=None, results_dir=None, cache_dir=None,
              l2a_overrides: dict | None = None, allow_missing: bool = False,
-             version: int | None = None, **data_overrides) -> pd.DataFrame:
+             version: int | None = None, final: bool | None = None,
+             **data_overrides) -> pd.DataFrame:
     """Tidy rows of every (task, method, seed) run. Cached runs are read; missing runs
     are trained when ``allow_training``; otherwise ``MissingResults`` names them (so a
     book build never starts hours of training by accident), unless ``allow_missing``:
     then they are left out and listed in ``df.attrs["missing"]`` as (task, method,
     seed) with the total in ``df.attrs["n_runs"]`` (see ``report.coverage_note``).
-    ``version``: L2A's, for the L2A methods (default: each page's)."""
+    ``version``: L2A's, for the L2A methods (default: each page's). ``final``: the final
+    grid's configurations or the first ones (default ``profiles.FINAL_GRID``)."""
     configs = [make_config(t, m, s, profile=profile, table=table,
                            l2a_overrides=l2a_overrides if m.startswith("l2a") else None,
-                           version=version, **data_overrides)
+                           version=version, final=final, **data_overrides)
                for t in tasks for m in methods for s in seeds]
     return gather([(None, c) for c in configs], Context(data_dir, results_dir, cache_dir),
                    allow_training, allow_missing)

@@ -103,16 +103,18 @@ def load_record(config: ExperimentConfig, results_dir=None) -> dict:
 
 
 def load_records(tasks, methods, seeds, profile: str = "cpu", results_dir=None,
-                 version: int | None = None) -> dict:
+                 version: int | None = None, final: bool | None = None) -> dict:
     """{(task, method, seed): record} of the cached runs among these (each method in its
     home table; runs not computed yet are left out). ``version``: L2A's, for the L2A
-    methods (default: the one each page uses, ``profiles.l2a_version``)."""
+    methods (default: the one each page uses, ``profiles.l2a_version``). ``final``: the
+    final grid's configurations (default ``profiles.FINAL_GRID``)."""
     ctx = Context(results_dir=results_dir)
     out = {}
     for t in tasks:
         for m in methods:
             for s in seeds:
-                path = cache_path(make_config(t, m, s, profile=profile, version=version), ctx)
+                path = cache_path(make_config(t, m, s, profile=profile, version=version,
+                                               final=final), ctx)
                 if path.is_file():
                     out[(t, m, s)] = read_record(path)
     return out

@@ -82,7 +82,7 @@ def _glued(notebook: Path) -> dict[str, str]:
 
 def test_a_glued_quantity_prints_the_same_on_every_page():
     """The executed pages (``make book``) glue each quantity under one name
-    (``views.results._mean_values``: ``l2a_tc_acc`` on Table 1, 2 and the front page
+    (``views.results.glue_means``: ``l2a_tc_acc`` on Table 1, 2 and the front page
     alike); the same name must print the same text on every page that glues it."""
     pages = sorted((REPO / "book").glob("*.ipynb"))
     if not pages:

@@ -116,3 +116,24 @@ def test_the_final_grid_applies_the_chosen_settings_and_leaves_the_candidates_al
     # the chosen candidates are then the book's settings, the previous ones not
     assert cand.in_use("nli_src") and cand.in_use("reg_src") and cand.in_use("tc")
     assert not cand.in_use("nli") and not cand.in_use("reg")
+
+
+def test_the_chosen_settings_page_reads_the_final_grids_runs_of_its_tasks():
+    """The page "Table 1 on the chosen settings" (issue 35, while the final grid is
+    computed task by task): its runs are the final grid's (``final=True``) for the
+    tasks in ``pages.FINAL_TABLE1_TASKS`` only, so its NLI rows distil the teacher
+    that saw the source first, and none of them is a run of Table 1's page."""
+    from l2a_lib import pages
+    from l2a_lib.profiles import FINAL_GRID
+    if FINAL_GRID:
+        pytest.skip("the final grid is on: Table 1 shows these runs itself")
+    runs = pages.FINAL_TABLE1_NEEDS.configs("cpu")
+    assert pages.page("table1_final").configs("cpu") == (runs if pages.FINAL_TABLE1_CACHED else [])
+    assert {c.task for c in runs} == set(pages.FINAL_TABLE1_TASKS)
+    assert {c.method for c in runs} == set(pages.FINAL_TABLE1_METHODS)
+    for c in runs:
+        assert c.hash() == make_config(c.task, c.method, c.seed, final=True).hash()
+    teachers = [c for c in runs if c.method == "teacher_ft"]
+    assert teachers and all(c.teacher_train.source_epochs == 2 for c in teachers if c.task in ("nli", "reg"))
+    first = {c.hash() for c in pages.page("table1").configs("cpu")}
+    assert not first & {c.hash() for c in runs if c.method != "majority"}

@@ -407,3 +407,25 @@ def test_the_probe_by_class_averages_the_last_episodes_and_leaves_out_runs_witho
     never = {("pi", "l2a_corrupted", 0): {"extra": {"episodes": [
         {"keep_corrupted_by_class": [None, 0.5], "keep_clean_by_class": [0.9, 0.8]}]}}}
     assert probe_by_class(never, "l2a_corrupted").iloc[0][("target: class 0", "kept, corrupted")] == "no sample"
+
+
+def test_the_change_table_sets_first_and_final_settings_side_by_side():
+    """views.final.change_table: per task, on its headline metric, the rows on the first
+    and on the final settings; a row missing on one side reads '-', and the best other
+    method is named with its score (Teacher-FT, majority and L2A are not candidates)."""
+    from l2a_lib.views.final import change_table
+
+    def rows(scores):
+        return pd.DataFrame([{"task": "nli", "method": m, "seed": s, "split": "test",
+                              "metric": "acc", "value": v + 0.01 * s}
+                             for m, v in scores.items() for s in (0, 1, 2)])
+    old = rows({"majority": 0.49, "teacher_ft": 0.50, "student_ft": 0.50, "eda": 0.52})
+    new = rows({"majority": 0.49, "teacher_ft": 0.60, "student_ft": 0.50, "eda": 0.52,
+                "l2a": 0.58, "tinybert": 0.55})
+    t = change_table(old, new, ["nli"]).set_index("row")
+    assert t.loc["Teacher-FT", "first settings"] == report.number(0.51)
+    assert t.loc["Teacher-FT", "final settings"] == report.number(0.61)
+    assert t.loc["L2A", "first settings"] == "-" and t.loc["L2A", "final settings"] == report.number(0.59)
+    assert t.loc["best other method", "first settings"] == f"EDA {report.number(0.53)}"
+    assert t.loc["best other method", "final settings"] == f"TinyBERT {report.number(0.56)}"
+    assert set(t.metric) == {"acc"}

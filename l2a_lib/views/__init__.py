@@ -9,7 +9,7 @@ items (tables and figures, shown by name in the page's cells)::
     page.publish()        # the notes, and every value glued for the prose
     page["results"]       # a table (in its own cell)
 
-* ``results`` -- Table 1, Table 2, Table 3;
+* ``results`` -- Table 1, Table 2, Table 3; ``final`` -- Table 1 on the chosen settings;
 * ``studies`` -- Figure 2 and the sensitivity studies, the claims, the front page's outcome;
 * ``setup`` -- the data, the augmentation masked LM, L2A's training log;
 * ``operations`` -- performance, reliability, what reproducing costs;
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from .base import View
 from .credit_page import l2a_credit
+from .final import table1_final
 from .operations import compute, performance, reliability, reproduce
 from .parts import l2a_diagnostics, l2a_parts
 from .results import table1, table2, table3
@@ -32,4 +33,4 @@ from .studies import claims, outcome, study
 from .your_data import your_data
 
 __all__ = ["View", "attention", "claims", "compute", "data", "l2a_credit", "l2a_diagnostics", "l2a_parts", "l2a_training", "mlm", "outcome", "performance", "reliability",
-           "reproduce", "robustness", "settings", "smart", "study", "table1", "table2", "table3", "your_data"]
+           "reproduce", "robustness", "settings", "smart", "study", "table1", "table1_final", "table2", "table3", "your_data"]

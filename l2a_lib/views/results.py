@@ -30,7 +30,7 @@ def _runs(view: View, tasks, methods, seeds, profile, allow_training, allow_miss
     return df
 
 
-def _better(view: View, sig: pd.DataFrame, prefix: str) -> None:
+def glue_verdicts(view: View, sig: pd.DataFrame, prefix: str) -> None:
     """How many tasks L2A is better / worse on, and which (the words of the test)."""
     for word, key in (("better", prefix), ("worse", prefix.replace("better", "worse"))):
         at = sig[sig.verdict == word].task.tolist() if len(sig) else []
@@ -57,13 +57,13 @@ def table1(profile="cpu", tasks=("tc", "pi", "nli", "reg"), methods=("teacher_ft
                            profile=profile, results_dir=results_dir)
     labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
     sig = report.significance_table(records, labels, kinds)
-    _better(view, sig, "t1_l2a_better")
+    glue_verdicts(view, sig, "t1_l2a_better")
     view.show("paired", report.paired_table(sig))
     same = {t: report.same_student(df, t) for t in tasks}
     frames = [report.significance_table(records, {t: labels[t]}, {t: kinds[t]}, baselines=same[t])
               for t in tasks if same[t]]
     sig_same = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    _better(view, sig_same, "t1_l2a_better_same")
+    glue_verdicts(view, sig_same, "t1_l2a_better_same")
     view.value("t1_same_student_methods",
                ", ".join(report.METHOD_LABELS[m] for m in same[tasks[0]]) or "none")
     view.show("paired_same_student", report.paired_table(sig_same))
@@ -72,26 +72,27 @@ def table1(profile="cpu", tasks=("tc", "pi", "nli", "reg"), methods=("teacher_ft
         view.value(f"family_{family}", report.mark_best(report.results_table(df, members),
                                                         report.mean_table(df, members)))
     _table1_values(view, df, means, tasks, methods, seeds, profile, results_dir, data_dir)
-    _degenerate(view, records, labels, kinds)
+    glue_constant_methods(view, records, labels, kinds)
     shared = report.teacher_consistency(results_dir)
     view.value("teachers_compared", str(len(shared)))
     view.value("teachers_differ", str(int((~shared["same"].astype(bool)).sum())) if len(shared) else "0")
     return view
 
 
-def _degenerate(view, records, labels, kinds):
-    """Which baselines answer (almost) one class on every seed, per task."""
+def glue_constant_methods(view, records, labels, kinds, name="constant_methods"):
+    """Which baselines answer (almost) one class on every seed, per task (glued as
+    ``name``); the majority baseline does so by construction and is not listed."""
     found = []
     for task in labels:
-        for m in sorted({m for (t, m, _) in records if t == task}):
+        for m in sorted({m for (t, m, _) in records if t == task and m != "majority"}):
             preds = report.seed_predictions(records, task, m, kinds[task])
             flat = report.degenerate_seeds(kinds[task], preds)
             if preds and len(flat) == len(preds):
                 found.append(f"{report.METHOD_LABELS.get(m, m)} on {report.TASK_LABELS[task]}")
-    view.value("constant_methods", ", ".join(found) or "none")
+    view.value(name, ", ".join(found) or "none")
 
 
-def _mean_values(view, means, methods, names=None):
+def glue_means(view, means, methods, names=None):
     """``{method}_{task}_{metric}``: each mean over seeds as every page quotes it (one
     name per quantity, so two pages quoting it print the same digits). ``names``:
     {method: the name's prefix} where a page shows another quantity under the same
@@ -108,7 +109,7 @@ def _mean_values(view, means, methods, names=None):
 
 def _table1_values(view, df, means, tasks, methods, seeds, profile, results_dir, data_dir):
     """The numbers the prose of Table 1 quotes."""
-    _mean_values(view, means, methods)
+    glue_means(view, means, methods)
     sds = report.aggregate(df).set_index(["task", "method", "metric"])["sd"]
     for m in methods:
         if ("reg", m, "pearson") in sds.index:
@@ -175,7 +176,7 @@ def table2(profile="cpu", tasks=("tc", "pi", "nli", "reg"),
     view.show("results", report.mark_best(report.results_table(df, methods, paper_table="table2"),
                                           means))
     view.show("vs_paper", report.plot_vs_paper(df, methods, paper_table="table2"))
-    _mean_values(view, means, methods, names={"l2a": "l2a_v1"})
+    glue_means(view, means, methods, names={"l2a": "l2a_v1"})
     records = load_records(tasks, ["l2a", "l2a_wo_src", "l2a_wo_tgt"], seeds, profile=profile,
                            results_dir=results_dir, version=PAGES_V1)
     labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
@@ -228,6 +229,6 @@ def table3(profile="cpu", tasks=("tc",), methods=("l2a", "l2a_wo_att", "l2a_wo_h
     means = report.mean_table(df, methods)
     paper = report.paper_results().query("table == 'table3' and metric == 'acc'").set_index("method")
     view.value("t3_paper_wo_dark_acc", f"{paper.loc['l2a_wo_dark', 'value']:.3f}")
-    _mean_values(view, means, methods)
+    glue_means(view, means, methods)
     view.show("paired", report.paired_table(tests))
     return view

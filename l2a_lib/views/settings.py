@@ -61,8 +61,7 @@ def settings(profile="cpu", seeds=cand.SEEDS, allow_training=False, allow_missin
     table = candidate_table(df)
     view.show("candidates", table)
     flat = table.reset_index()
-    for task, rows in flat.groupby("task", sort=False):
-        pick = rows[rows["chosen"].str.startswith("chosen")]
+    for task, rows, pick in chosen_rows(table):
         view.value(f"settings_chosen_{task}", f"{pick.candidate.iloc[0]} "
                    f"({pick['what it changes'].iloc[0]})" + (
                        "; provisional: a candidate listed before it is still pending"
@@ -96,15 +95,22 @@ def candidate_runs(profile="cpu", seeds=cand.SEEDS, allow_training=False, allow_
                          column="candidate", what=" of the candidate settings")
 
 
+def chosen_rows(table: pd.DataFrame):
+    """Per task of ``candidate_table``, in its order: (task, the task's rows, the rows the
+    rule chooses: one, or none while no candidate is chosen)."""
+    flat = table.reset_index()
+    for task, rows in flat.groupby("task", sort=False):
+        yield task, rows, rows[rows["chosen"].str.startswith("chosen")]
+
+
 def changes_table(table: pd.DataFrame) -> pd.DataFrame:
     """What changed since the previous settings, per task: the setting as first run (the
     first candidate of the task) and the one the rule chooses (``candidate_table``), with
     Teacher-FT, Student-FT, majority and the rule's gaps. A task whose choice is the
     previous setting shows one row, "unchanged"; one with no choice yet says so."""
-    flat = table.reset_index()
     rows = []
-    for task, g in flat.groupby("task", sort=False):
-        before, pick = g.iloc[0], g[g["chosen"].str.startswith("chosen")]
+    for task, g, pick in chosen_rows(table):
+        before = g.iloc[0]
         now = pick.iloc[0] if len(pick) else None
         same = now is not None and now["candidate"] == before["candidate"]
         for which, r in (("previous", before), ("chosen", now)):

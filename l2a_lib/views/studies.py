@@ -138,19 +138,21 @@ def _settings_changes(view: View, profile, results_dir, data_dir) -> None:
     """What changed since the previous settings (the page "Choosing the settings"): the
     table, and in words which tasks' verdicts above are on the chosen setting."""
     from .. import candidates as cand
-    from .settings import candidate_runs, candidate_table, changes_table
+    from .settings import candidate_runs, candidate_table, changes_table, chosen_rows
     _, df = candidate_runs(profile, results_dir=results_dir, data_dir=data_dir)
     table = candidate_table(df)
     view.show("settings_changes", changes_table(table))
-    flat = table.reset_index()
     words = []
-    for task, g in flat.groupby("task", sort=False):
-        pick = g[g["chosen"].str.startswith("chosen")]
+    for task, _, pick in chosen_rows(table):
         name = report.TASK_LABELS.get(task, task)
         if not len(pick):
             words.append(f"{name}: no setting chosen yet, the verdicts are on the previous one")
         elif cand.in_use(pick.candidate.iloc[0], profile):
             words.append(f"{name}: on the chosen setting ({pick.candidate.iloc[0]})")
+        elif task in pages.FINAL_TABLE1_TASKS:
+            words.append(f"{name}: on the previous setting; Table 1 on the chosen one "
+                         f"({pick.candidate.iloc[0]}) is on the page 'Table 1 on the chosen "
+                         "settings', the other pages are not recomputed yet")
         else:
             words.append(f"{name}: on the previous setting; the chosen one "
                          f"({pick.candidate.iloc[0]}) is not recomputed yet")

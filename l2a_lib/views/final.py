@@ -1,0 +1,109 @@
+"""Table 1 on the chosen settings, task by task while the final grid is computed
+(issue 35): the runs of ``make_config(..., final=True)`` (the teachers the page
+"Choosing the settings" chose, L2A version 2, BiLSTM-soft's fixed schedule, nlpaug's
+augmenter) for the tasks whose final Table 1 is in the cache, beside the same rows on
+the settings the rest of the book still shows.
+
+Every glued name starts with ``final_``: the other pages quote the first settings'
+numbers under the plain names (``teacher_ft_nli_acc``), and one name prints one
+quantity on every page.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import report
+from ..experiment import run_many
+from ..records import load_records, load_test_labels
+from ..tasks import HEADLINE_METRICS
+from .base import View
+from .results import glue_constant_methods, glue_means, glue_verdicts
+
+PREFIX = "final"
+# the rows of the change table: what a reader checks first on a new setting
+CHANGE_ROWS = ("majority", "teacher_ft", "student_ft", "l2a")
+
+
+def headline(task: str) -> str:
+    """The metric a task's verdicts read (F1 on PI, Pearson on regression, else ACC)."""
+    return HEADLINE_METRICS[task]
+
+
+def change_table(old: pd.DataFrame, new: pd.DataFrame, tasks) -> pd.DataFrame:
+    """Per task and headline metric: majority, Teacher-FT, Student-FT, L2A and the best
+    other method (the highest mean, Teacher-FT and majority excluded) on the first
+    settings and on the final ones (mean over seeds on the test set; seeds in
+    brackets where a side has fewer than the other)."""
+    rows = []
+    for task in tasks:
+        metric = headline(task)
+        cells = {}
+        for side, df in (("first settings", old), ("final settings", new)):
+            sub = df[df.task == task] if len(df) else df
+            agg = report.aggregate(sub) if len(sub) else pd.DataFrame()
+            agg = agg[agg.metric == metric].set_index("method") if len(agg) else agg
+            for m in CHANGE_ROWS:
+                cells[(m, side)] = agg["mean"].get(m) if len(agg) else None
+            others = agg.drop(index=[m for m in ("teacher_ft", "majority", "l2a") if m in agg.index],
+                              errors="ignore") if len(agg) else agg
+            best = others["mean"].idxmax() if len(others) else None
+            cells[("best other", side)] = (f"{report.METHOD_LABELS.get(best, best)} "
+                                           f"{report.number(others['mean'][best])}" if best else "-")
+        for m in CHANGE_ROWS + ("best other",):
+            rows.append({"task": report.TASK_LABELS[task], "metric": metric,
+                         "row": report.METHOD_LABELS.get(m, m) if m != "best other"
+                         else "best other method",
+                         **{side: (cells[(m, side)] if isinstance(cells[(m, side)], str)
+                                   else report.number(cells[(m, side)])
+                                   if cells[(m, side)] is not None else "-")
+                            for side in ("first settings", "final settings")}})
+    return pd.DataFrame(rows)
+
+
+def table1_final(profile="cpu", tasks=("nli",), methods=("teacher_ft", "student_ft", "l2a"),
+                 seeds=(0, 1, 2), allow_training=False, allow_missing=True, results_dir=None,
+                 data_dir=None) -> View:
+    """Table 1 on the final settings for ``tasks``: the results table, the paired tests
+    of L2A against the best baseline, against the best same-student baseline and
+    against Student-FT, the methods that answer one class, and the change from the
+    first settings."""
+    tasks, methods, seeds = list(tasks), list(methods), list(seeds)
+    view = View()
+    view.value(f"{PREFIX}_tasks", ", ".join(report.TASK_LABELS[t] for t in tasks) or "none")
+    df = run_many(tasks, methods, seeds, profile=profile, allow_training=allow_training,
+                  results_dir=results_dir, data_dir=data_dir, allow_missing=allow_missing,
+                  final=True)
+    view.note(report.coverage_note(df))
+    view.note(report.precision_note(df))
+    if len(df):
+        means = report.mean_table(df, methods)
+        ordered = report.by_size(df, methods)
+        view.show("results", report.mark_best(report.results_table(
+            df, ordered, sizes=report.student_sizes(df, ordered)), means))
+        glue_means(view, means, methods, names={m: f"{PREFIX}_{m}" for m in methods})
+    else:  # nothing computed yet: the prose's numbers say so
+        view.show("results", pd.DataFrame({"runs": ["none of this page's runs is computed yet"]}))
+        for t in tasks:
+            for metric in report.METRICS[t]:
+                for m in methods:
+                    view.value(f"{PREFIX}_{m}_{t}_{metric}", "(not computed yet)")
+    old = run_many(tasks, [m for m in CHANGE_ROWS if m in methods], seeds, profile=profile,
+                   results_dir=results_dir, data_dir=data_dir, allow_missing=True, final=False)
+    view.show("changes", change_table(old, df, tasks))
+    records = load_records(tasks, [m for m in methods if m != "teacher_ft"], seeds,
+                           profile=profile, results_dir=results_dir, final=True)
+    labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
+    sig = report.significance_table(records, labels, kinds)
+    glue_verdicts(view, sig, f"{PREFIX}_l2a_better")
+    view.show("paired", report.paired_table(sig))
+    same = {t: report.same_student(df, t) if len(df) else [] for t in tasks}
+    frames = [report.significance_table(records, {t: labels[t]}, {t: kinds[t]}, baselines=same[t])
+              for t in tasks if same[t]]
+    sig_same = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    glue_verdicts(view, sig_same, f"{PREFIX}_l2a_better_same")
+    view.show("paired_same_student", report.paired_table(sig_same))
+    sig_ft = report.significance_table(records, labels, kinds, baselines=["student_ft"])
+    glue_verdicts(view, sig_ft, f"{PREFIX}_l2a_better_ft")
+    view.show("paired_student_ft", report.paired_table(sig_ft))
+    glue_constant_methods(view, records, labels, kinds, name=f"{PREFIX}_constant_methods")
+    return view
