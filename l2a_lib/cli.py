@@ -54,7 +54,8 @@ def _cmd_run(args) -> int:
     elif args.candidate:  # the settings page's candidates (l2a_lib.candidates)
         from .candidates import candidate
         configs = [c for name in args.candidate
-                   for c in candidate(name).configs(args.profile, seeds=args.seeds)]
+                   for c in candidate(name).configs(args.profile, seeds=args.seeds)
+                   if not args.method or c.method in args.method]  # --method: only these
     else:
         if not args.method:
             raise SystemExit("run: give --method (with --task and --seeds), or --hash")
@@ -194,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     r.add_argument("--candidate", nargs="+", metavar="NAME",
                    help="the Teacher-FT, Student-FT and majority runs of candidate settings "
-                        "(l2a_lib.candidates; the page 'Choosing the settings')")
+                        "(l2a_lib.candidates; the page 'Choosing the settings'); with "
+                        "--method, only those methods' runs")
     r.add_argument("--hash", nargs="+", metavar="HASH",
                    help="runs of the book's pages by config hash (what the workflow calls)")
     r.add_argument("--profile", choices=PROFILES, default="cpu")
