@@ -60,6 +60,35 @@ def change_table(old: pd.DataFrame, new: pd.DataFrame, tasks) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def scores_plot(df: pd.DataFrame, tasks, methods):
+    """One panel per task on its headline metric: each method's test score per seed (a
+    dot) and its mean (a bar), the majority baseline as a dashed line; methods in the
+    page's row order, the first at the top."""
+    import matplotlib.pyplot as plt
+    shown = [m for m in methods if m != "majority" and m in set(df.method)]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 0.38 * len(shown) + 1.4),
+                             squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        metric = headline(task)
+        sub = df[(df.task == task) & (df.split == "test") & (df.metric == metric)]
+        for i, m in enumerate(shown):
+            vals = sub[sub.method == m].value
+            ax.scatter(vals, [i] * len(vals), s=18, alpha=0.7, color="tab:blue")
+            if len(vals):
+                ax.plot([vals.mean()] * 2, [i - 0.32, i + 0.32], color="black", lw=2)
+        base = sub[sub.method == "majority"].value
+        if len(base):
+            ax.axvline(base.mean(), color="grey", ls="--", lw=1, label="majority")
+            ax.legend(loc="lower right", fontsize=8)
+        ax.set_yticks(range(len(shown)), [report.METHOD_LABELS.get(m, m) for m in shown])
+        ax.invert_yaxis()
+        ax.set_xlabel(f"test {metric} (dots: seeds, bar: mean)")
+        ax.set_title(report.TASK_LABELS[task])
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def table1_final(profile="cpu", tasks=("nli",), methods=("teacher_ft", "student_ft", "l2a"),
                  seeds=(0, 1, 2), allow_training=False, allow_missing=True, results_dir=None,
                  data_dir=None) -> View:
@@ -78,8 +107,10 @@ def table1_final(profile="cpu", tasks=("nli",), methods=("teacher_ft", "student_
     if len(df):
         means = report.mean_table(df, methods)
         ordered = report.by_size(df, methods)
-        view.show("results", report.mark_best(report.results_table(
-            df, ordered, sizes=report.student_sizes(df, ordered)), means))
+        table = report.results_table(df, ordered, sizes=report.student_sizes(df, ordered))
+        labels = {report.TASK_LABELS[t] for t in tasks}  # the page's tasks only
+        table = table.loc[:, [c for c in table.columns if c[0] in labels]]
+        view.show("results", report.mark_best(table, means))
         glue_means(view, means, methods, names={m: f"{PREFIX}_{m}" for m in methods})
     else:  # nothing computed yet: the prose's numbers say so
         view.show("results", pd.DataFrame({"runs": ["none of this page's runs is computed yet"]}))
@@ -87,6 +118,7 @@ def table1_final(profile="cpu", tasks=("nli",), methods=("teacher_ft", "student_
             for metric in report.METRICS[t]:
                 for m in methods:
                     view.value(f"{PREFIX}_{m}_{t}_{metric}", "(not computed yet)")
+    view.show_when("plot", len(df), lambda: scores_plot(df, tasks, methods))
     old = run_many(tasks, [m for m in CHANGE_ROWS if m in methods], seeds, profile=profile,
                    results_dir=results_dir, data_dir=data_dir, allow_missing=True, final=False)
     view.show("changes", change_table(old, df, tasks))
