@@ -162,3 +162,26 @@ def test_the_frozen_probe_is_cached_and_not_computed_when_asked_not_to(dirs):
     assert df.test.between(0, 1).all()
     again = frozen_probe("tc", allow_training=False, **kw)
     assert again.equals(df)
+
+
+def test_run_candidate_with_method_runs_only_those_methods(tmp_path, monkeypatch, capsys):
+    """``run --candidate NAME --method M``: only the candidate's runs of method M (to
+    recompute one Teacher-FT record beside the teacher it shares); without --method,
+    all of them."""
+    import l2a_lib.experiment as experiment
+    from l2a_lib.candidates import candidate
+    ran = []
+
+    def fake_run(cfg, **kw):
+        ran.append(cfg)
+        return pd.DataFrame({"split": ["test"], "metric": ["acc"], "value": [0.5],
+                             "wall_seconds": [1.0]})
+    monkeypatch.setattr(experiment, "run", fake_run)
+    args = ["--results-dir", str(tmp_path), "run", "--candidate", "reg_src", "--seeds", "0"]
+    assert main(args + ["--method", "teacher_ft"]) == 0
+    assert [c.method for c in ran] == ["teacher_ft"]
+    assert ran[0].hash() == next(c for c in candidate("reg_src").configs(seeds=(0,))
+                                 if c.method == "teacher_ft").hash()
+    ran.clear()
+    assert main(args) == 0
+    assert sorted(c.method for c in ran) == sorted(c.method for c in candidate("reg_src").configs(seeds=(0,)))
