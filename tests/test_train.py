@@ -207,7 +207,7 @@ def test_head_bias_starts_regression_at_the_label_mean(tokenizer):
     real = train.train_loop
 
     def spy(model, *a, **k):  # the bias the training starts from
-        seen["bias"] = float(model.head.bias)
+        seen["bias"] = float(model.head.bias.detach())
         return real(model, *a, **k)
     import unittest.mock as mock
     with mock.patch.object(train, "train_loop", spy):
