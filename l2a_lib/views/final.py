@@ -17,7 +17,7 @@ from ..experiment import run_many
 from ..records import load_records, load_test_labels
 from ..tasks import HEADLINE_METRICS
 from .base import View
-from .results import glue_constant_methods, glue_means, glue_verdicts
+from .results import glue_constant_methods, glue_means, glue_verdicts, paired_sections
 
 PREFIX = "final"
 # the rows of the change table: what a reader checks first on a new setting
@@ -125,15 +125,7 @@ def table1_final(profile="cpu", tasks=("nli",), methods=("teacher_ft", "student_
     records = load_records(tasks, [m for m in methods if m != "teacher_ft"], seeds,
                            profile=profile, results_dir=results_dir, final=True)
     labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
-    sig = report.significance_table(records, labels, kinds)
-    glue_verdicts(view, sig, f"{PREFIX}_l2a_better")
-    view.show("paired", report.paired_table(sig))
-    same = {t: report.same_student(df, t) if len(df) else [] for t in tasks}
-    frames = [report.significance_table(records, {t: labels[t]}, {t: kinds[t]}, baselines=same[t])
-              for t in tasks if same[t]]
-    sig_same = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    glue_verdicts(view, sig_same, f"{PREFIX}_l2a_better_same")
-    view.show("paired_same_student", report.paired_table(sig_same))
+    paired_sections(view, df, records, labels, kinds, tasks, PREFIX)
     sig_ft = report.significance_table(records, labels, kinds, baselines=["student_ft"])
     glue_verdicts(view, sig_ft, f"{PREFIX}_l2a_better_ft")
     view.show("paired_student_ft", report.paired_table(sig_ft))

@@ -56,17 +56,9 @@ def table1(profile="cpu", tasks=("tc", "pi", "nli", "reg"), methods=("teacher_ft
     records = load_records(tasks, [m for m in methods if m != "teacher_ft"], seeds,
                            profile=profile, results_dir=results_dir)
     labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
-    sig = report.significance_table(records, labels, kinds)
-    glue_verdicts(view, sig, "t1_l2a_better")
-    view.show("paired", report.paired_table(sig))
-    same = {t: report.same_student(df, t) for t in tasks}
-    frames = [report.significance_table(records, {t: labels[t]}, {t: kinds[t]}, baselines=same[t])
-              for t in tasks if same[t]]
-    sig_same = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    glue_verdicts(view, sig_same, "t1_l2a_better_same")
+    same = paired_sections(view, df, records, labels, kinds, tasks, "t1")
     view.value("t1_same_student_methods",
                ", ".join(report.METHOD_LABELS[m] for m in same[tasks[0]]) or "none")
-    view.show("paired_same_student", report.paired_table(sig_same))
     for family, members in FAMILIES.items():
         members = [m for m in members if m in methods]
         view.value(f"family_{family}", report.mark_best(report.results_table(df, members),
@@ -77,6 +69,23 @@ def table1(profile="cpu", tasks=("tc", "pi", "nli", "reg"), methods=("teacher_ft
     view.value("teachers_compared", str(len(shared)))
     view.value("teachers_differ", str(int((~shared["same"].astype(bool)).sum())) if len(shared) else "0")
     return view
+
+
+def paired_sections(view, df, records, labels, kinds, tasks, prefix) -> dict[str, list[str]]:
+    """L2A against the best baseline (``paired``) and against the best baseline that
+    distils into L2A's own student (``paired_same_student``), each with its verdict
+    counts glued as ``{prefix}_l2a_better[_same]``; returns {task: the same-student
+    methods}."""
+    sig = report.significance_table(records, labels, kinds)
+    glue_verdicts(view, sig, f"{prefix}_l2a_better")
+    view.show("paired", report.paired_table(sig))
+    same = {t: report.same_student(df, t) if len(df) else [] for t in tasks}
+    frames = [report.significance_table(records, {t: labels[t]}, {t: kinds[t]}, baselines=same[t])
+              for t in tasks if same[t]]
+    sig_same = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    glue_verdicts(view, sig_same, f"{prefix}_l2a_better_same")
+    view.show("paired_same_student", report.paired_table(sig_same))
+    return same
 
 
 def glue_constant_methods(view, records, labels, kinds, name="constant_methods"):
