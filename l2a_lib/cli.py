@@ -60,7 +60,7 @@ def _cmd_run(args) -> int:
         if not args.method:
             raise SystemExit("run: give --method (with --task and --seeds), or --hash")
         configs = [make_config(t, m, s, profile=args.profile, table=args.table,
-                               version=args.l2a_version)
+                               version=args.l2a_version, final=True if args.final else None)
                    for t in args.task for m in args.method for s in args.seeds]
     for i, cfg in enumerate(configs, 1):
         ctx = Context(args.data_dir, args.results_dir)
@@ -205,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--l2a-version", type=int, choices=(1, 2), default=None,
                    help="the version of L2A for the L2A methods (default: the one the "
                         "method's page uses; l2a_lib.profiles.l2a_version)")
+    r.add_argument("--final", action="store_true",
+                   help="the final grid's settings (the teachers the page 'Choosing the "
+                        "settings' chose; default: l2a_lib.profiles.FINAL_GRID)")
     r.add_argument("--force", action="store_true", help="recompute even if cached")
     r.set_defaults(func=_cmd_run)
 

@@ -185,3 +185,38 @@ def test_run_candidate_with_method_runs_only_those_methods(tmp_path, monkeypatch
     ran.clear()
     assert main(args) == 0
     assert sorted(c.method for c in ran) == sorted(c.method for c in candidate("reg_src").configs(seeds=(0,)))
+
+
+def test_run_final_runs_the_final_grids_configuration(tmp_path, monkeypatch):
+    """``run --final``: the run of ``make_config(..., final=True)`` (the chosen teacher),
+    whatever ``profiles.FINAL_GRID`` says; without it, the default configuration."""
+    import l2a_lib.experiment as experiment
+    from l2a_lib.profiles import make_config
+    ran = []
+
+    def fake_run(cfg, **kw):
+        ran.append(cfg)
+        return pd.DataFrame({"split": ["test"], "metric": ["acc"], "value": [0.5],
+                             "wall_seconds": [1.0]})
+    monkeypatch.setattr(experiment, "run", fake_run)
+    args = ["--results-dir", str(tmp_path), "run", "--task", "nli", "--method", "student_ft",
+            "--seeds", "0"]
+    assert main(args + ["--final"]) == 0
+    assert main(args) == 0
+    final, default = (c.hash() for c in ran)
+    assert final == make_config("nli", "student_ft", 0, final=True).hash()
+    assert default == make_config("nli", "student_ft", 0).hash()
+    assert final != make_config("nli", "student_ft", 0, final=False).hash()
+
+
+def test_a_final_pages_missing_runs_are_named_with_the_command_that_computes_them(tmp_path):
+    """The missing-runs note of a page on the final grid gives ``run --final`` (a plain
+    ``run`` computes the first settings' run, which that page never reads)."""
+    from l2a_lib.views.base import View
+    from l2a_lib.views.results import page_runs
+    for final in (True, False):
+        view = View()
+        df = page_runs(view, ["nli"], ["student_ft"], [0], "cpu", False, True, tmp_path, None,
+                       final=final)
+        assert df.attrs["missing"] == [("nli", "student_ft", 0)]
+        assert ("run --final" in view.notes[0]) == final

@@ -17,7 +17,8 @@ from ..experiment import run_many
 from ..records import load_records, load_test_labels
 from ..tasks import HEADLINE_METRICS
 from .base import View
-from .results import glue_constant_methods, glue_means, glue_verdicts, paired_sections
+from .results import (glue_constant_methods, glue_means, glue_verdicts, page_runs,
+                      paired_sections)
 
 PREFIX = "final"
 # the rows of the change table: what a reader checks first on a new setting
@@ -99,11 +100,8 @@ def table1_final(profile="cpu", tasks=("nli",), methods=("teacher_ft", "student_
     tasks, methods, seeds = list(tasks), list(methods), list(seeds)
     view = View()
     view.value(f"{PREFIX}_tasks", ", ".join(report.TASK_LABELS[t] for t in tasks) or "none")
-    df = run_many(tasks, methods, seeds, profile=profile, allow_training=allow_training,
-                  results_dir=results_dir, data_dir=data_dir, allow_missing=allow_missing,
-                  final=True)
-    view.note(report.coverage_note(df))
-    view.note(report.precision_note(df))
+    df = page_runs(view, tasks, methods, seeds, profile, allow_training, allow_missing,
+                   results_dir, data_dir, final=True)
     if len(df):
         means = report.mean_table(df, methods)
         ordered = report.by_size(df, methods)

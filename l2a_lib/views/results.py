@@ -19,12 +19,17 @@ FAMILIES = {"augmentation": ["student_ft", "eda", "cbert", "tinybert", "nlpaug_c
             "bilstm": ["student_ft", "bilstm_soft"]}
 
 
-def _runs(view: View, tasks, methods, seeds, profile, allow_training, allow_missing,
-          results_dir, data_dir, version=None) -> pd.DataFrame:
+def page_runs(view: View, tasks, methods, seeds, profile, allow_training, allow_missing,
+              results_dir, data_dir, version=None, final=None) -> pd.DataFrame:
+    """A results page's runs (``run_many``), with the notes every such page carries:
+    the runs missing (and the command that computes them), the precision of the means
+    and the version of L2A."""
     df = run_many(tasks, methods, seeds, profile=profile, allow_training=allow_training,
                   results_dir=results_dir, data_dir=data_dir, allow_missing=allow_missing,
-                  version=version)
-    view.note(report.coverage_note(df))
+                  version=version, final=final)
+    view.note(report.coverage_note(df) if not final else report.coverage_note(
+        df, command="`python -m l2a_lib run --final --task T --method M --seeds S` (the "
+                    "workflow takes them up once they are all in the committed cache)"))
     view.note(report.precision_note(df))
     view.note(report.version_note(df))
     return df
@@ -46,7 +51,7 @@ def table1(profile="cpu", tasks=("tc", "pi", "nli", "reg"), methods=("teacher_ft
     family's rows, and the numbers the page's prose reads."""
     tasks, methods, seeds = list(tasks), list(methods), list(seeds)
     view = View()
-    df = _runs(view, tasks, methods, seeds, profile, allow_training, allow_missing,
+    df = page_runs(view, tasks, methods, seeds, profile, allow_training, allow_missing,
                results_dir, data_dir)
     means = report.mean_table(df, methods)
     by_size = report.by_size(df, methods)  # rows grouped by the size of the model
@@ -179,7 +184,7 @@ def table2(profile="cpu", tasks=("tc", "pi", "nli", "reg"),
     tests of L2A against each ablation."""
     tasks, methods, seeds = list(tasks), list(methods), list(seeds)
     view = View()
-    df = _runs(view, tasks, methods, seeds, profile, allow_training, allow_missing,
+    df = page_runs(view, tasks, methods, seeds, profile, allow_training, allow_missing,
                results_dir, data_dir, version=PAGES_V1)
     means = report.mean_table(df, methods)
     view.show("results", report.mark_best(report.results_table(df, methods, paper_table="table2"),
