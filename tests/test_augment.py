@@ -152,7 +152,6 @@ def test_nlpaug_contextual_augmenter_on_the_companions_masked_lm(tokenizer, tmp_
     the one shim for transformers 5), changes words, is repeatable under a seed, and
     leaves an empty input as it is."""
     import numpy as np
-    import torch
     from transformers import MPNetTokenizer
     from l2a_lib import mlm, mlm_export
     from l2a_lib.augment import get

@@ -3,7 +3,7 @@ import pandas as pd
 import torch
 
 from l2a_lib import encoding
-from l2a_lib import models, train
+from l2a_lib import models
 from l2a_lib.config import ModelConfig
 from l2a_lib.teacher import TeacherCache, TeacherNeeds
 
