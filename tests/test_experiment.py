@@ -164,19 +164,25 @@ def test_the_frozen_probe_is_cached_and_not_computed_when_asked_not_to(dirs):
     assert again.equals(df)
 
 
-def test_run_candidate_with_method_runs_only_those_methods(tmp_path, monkeypatch, capsys):
-    """``run --candidate NAME --method M``: only the candidate's runs of method M (to
-    recompute one Teacher-FT record beside the teacher it shares); without --method,
-    all of them."""
-    import l2a_lib.experiment as experiment
-    from l2a_lib.candidates import candidate
-    ran = []
+@pytest.fixture
+def ran(monkeypatch):
+    """The configurations the CLI's ``run`` hands to ``experiment.run`` (which only
+    records them here)."""
+    configs = []
 
     def fake_run(cfg, **kw):
-        ran.append(cfg)
+        configs.append(cfg)
         return pd.DataFrame({"split": ["test"], "metric": ["acc"], "value": [0.5],
                              "wall_seconds": [1.0]})
     monkeypatch.setattr(experiment, "run", fake_run)
+    return configs
+
+
+def test_run_candidate_with_method_runs_only_those_methods(tmp_path, ran):
+    """``run --candidate NAME --method M``: only the candidate's runs of method M (to
+    recompute one Teacher-FT record beside the teacher it shares); without --method,
+    all of them."""
+    from l2a_lib.candidates import candidate
     args = ["--results-dir", str(tmp_path), "run", "--candidate", "reg_src", "--seeds", "0"]
     assert main(args + ["--method", "teacher_ft"]) == 0
     assert [c.method for c in ran] == ["teacher_ft"]
@@ -187,18 +193,9 @@ def test_run_candidate_with_method_runs_only_those_methods(tmp_path, monkeypatch
     assert sorted(c.method for c in ran) == sorted(c.method for c in candidate("reg_src").configs(seeds=(0,)))
 
 
-def test_run_final_runs_the_final_grids_configuration(tmp_path, monkeypatch):
+def test_run_final_runs_the_final_grids_configuration(tmp_path, ran):
     """``run --final``: the run of ``make_config(..., final=True)`` (the chosen teacher),
     whatever ``profiles.FINAL_GRID`` says; without it, the default configuration."""
-    import l2a_lib.experiment as experiment
-    from l2a_lib.profiles import make_config
-    ran = []
-
-    def fake_run(cfg, **kw):
-        ran.append(cfg)
-        return pd.DataFrame({"split": ["test"], "metric": ["acc"], "value": [0.5],
-                             "wall_seconds": [1.0]})
-    monkeypatch.setattr(experiment, "run", fake_run)
     args = ["--results-dir", str(tmp_path), "run", "--task", "nli", "--method", "student_ft",
             "--seeds", "0"]
     assert main(args + ["--final"]) == 0
