@@ -28,8 +28,7 @@ def page_runs(view: View, tasks, methods, seeds, profile, allow_training, allow_
                   results_dir=results_dir, data_dir=data_dir, allow_missing=allow_missing,
                   version=version, final=final)
     view.note(report.coverage_note(df) if not final else report.coverage_note(
-        df, command="`python -m l2a_lib run --final --task T --method M --seeds S` (the "
-                    "workflow takes them up once they are all in the committed cache)"))
+        df, command="`python -m l2a_lib run --final --task T --method M --seeds S`"))
     view.note(report.precision_note(df))
     view.note(report.version_note(df))
     return df
