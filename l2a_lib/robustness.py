@@ -17,9 +17,12 @@ stop-word list keeps function words out of it (untagged WordNet would turn "a" i
 "antiophthalmic factor"). Typos stay lower-case, like the texts. A sentence pair gets
 the noise on both sides.
 
-Only the first ``MAX_EXAMPLES`` examples of the test split are perturbed (the split is
-the same for every seed of a task), which bounds the cost of scoring every run on nine
-noisy copies. The copies are cached as JSON Lines in ``<cache_dir>/robustness/``,
+Only ``MAX_EXAMPLES`` examples of the test split are perturbed (:func:`sample`: drawn
+under a fixed seed, in proportion to the classes; the split is the same for every seed
+of a task), which bounds the cost of scoring every run on nine noisy copies. Each run
+also scores the same examples without noise, the level 0 of every kind. (Runs computed
+before :data:`SAMPLE` existed perturbed the *first* 1,000 test examples, which on NLI
+and TC are one class: their rows carry no ``sample`` and the pages leave them out.) The copies are cached as JSON Lines in ``<cache_dir>/robustness/``,
 keyed by the texts, the noise, the seed and nlpaug's version; :func:`noisy_tests` is
 deterministic, so a missing cache file is regenerated identically.
 """
@@ -37,6 +40,31 @@ from . import paths
 NOISE = {"typos": (0.1, 0.2, 0.3), "dropout": (0.1, 0.2, 0.3), "synonyms": (0.1, 0.2, 0.3)}
 MAX_EXAMPLES = 1000
 SEED = 20210121
+SAMPLE = "stratified"  # how the scored examples are drawn: each scored row says so
+
+
+def sample(test: pd.DataFrame, n: int = MAX_EXAMPLES, seed: int = SEED) -> pd.DataFrame:
+    """The test examples that the noisy copies and the attention scores are made of: the
+    whole split if it has at most ``n``, else ``n`` drawn under ``seed`` (integer labels:
+    each class in its share of the split, the remainders to the largest fractions; other
+    labels: uniformly), in the split's order. A split stored by label would give one
+    class from its head: the first 1,000 of NLI's and TC's test splits are 99% and 100%
+    one class."""
+    if len(test) <= n:
+        return test.reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    labels = test["label"]
+    if pd.api.types.is_integer_dtype(labels):
+        counts = labels.value_counts().sort_index()
+        exact = counts / counts.sum() * n
+        quota = np.floor(exact).astype(int)
+        for c in (exact - quota).sort_values(ascending=False).index[:n - quota.sum()]:
+            quota[c] += 1
+        picked = np.concatenate([rng.choice(np.flatnonzero(labels.to_numpy() == c), quota[c],
+                                            replace=False) for c in counts.index])
+    else:
+        picked = rng.choice(len(test), n, replace=False)
+    return test.iloc[np.sort(picked)].reset_index(drop=True)
 
 
 def _untagged(tokens):
@@ -88,8 +116,8 @@ def _key(test: pd.DataFrame, kind: str, level: float, seed: int) -> str:
 
 def noisy_test(test: pd.DataFrame, kind: str, level: float, *, seed: int = SEED,
                cache_dir=None) -> pd.DataFrame:
-    """The first ``MAX_EXAMPLES`` test examples with the noise on their text(s)."""
-    test = test.iloc[:MAX_EXAMPLES].reset_index(drop=True)
+    """The test examples of :func:`sample` with the noise on their text(s)."""
+    test = sample(test)
     path = paths.cache_dir(cache_dir) / "robustness" / f"{_key(test, kind, level, seed)}.jsonl"
     if path.is_file():
         return pd.read_json(path, lines=True, dtype={"uid": str})
@@ -117,7 +145,7 @@ def manifest_path(task: str, profile: str, cache_dir=None):
 def write_manifest(test: pd.DataFrame, task: str, profile: str, cache_dir=None):
     """Generate (or find) every noisy copy of ``test`` and record them: kind, level,
     file, examples and the share of texts the noise changed."""
-    first = test.iloc[:MAX_EXAMPLES].reset_index(drop=True)
+    first = sample(test)
     rows = []
     for (kind, level), noisy in noisy_tests(test, cache_dir=cache_dir).items():
         rows.append({"kind": kind, "level": level, "seed": SEED, "examples": len(noisy),

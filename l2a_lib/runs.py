@@ -116,18 +116,20 @@ EXTRA_SCORERS: dict[str, Callable] = {}
 @booked("evaluation")
 def noisy_scores(model, prep: Prepared, config: ExperimentConfig, train_cfg, *,
                  tokenizer=None, bf16: bool | None = None) -> list[dict]:
-    """Metrics on each noisy copy of the test split (``robustness``): rows of the
-    ``robustness`` table, split ``noisy_test`` (never mistaken for the test split's),
-    with the noise kind and level in their own columns. ``tokenizer``: the model's, when
+    """Metrics on each noisy copy of the test split (``robustness``) and on the same
+    examples without noise (kind "clean", level 0): rows of the ``robustness`` table,
+    split ``noisy_test`` (never mistaken for the test split's), with the noise kind,
+    level and ``robustness.SAMPLE`` in their own columns. ``tokenizer``: the model's, when
     it is not the run's (BiLSTM-soft's word vocabulary)."""
-    from .robustness import noisy_tests
+    from .robustness import SAMPLE, noisy_tests, sample
     tok = tokenizer or prep.tokenizer
     rows = []
-    for (kind, level), df in noisy_tests(prep.task.test).items():
+    copies = {("clean", 0.0): sample(prep.task.test), **noisy_tests(prep.task.test)}
+    for (kind, level), df in copies.items():
         enc = encode(df, tok, config.data.max_length)
         logits = predict(model, enc, pad_id=tok.pad_token_id, batch_size=train_cfg.eval_batch_size,
                          bf16=train_cfg.bf16 if bf16 is None else bf16, desc=f"eval {kind} {level}")
         rows += [{"table": "robustness", "split": "noisy_test", "noise": kind, "level": level,
-                  "metric": k, "value": v}
+                  "sample": SAMPLE, "metric": k, "value": v}
                  for k, v in metrics.compute(prep.task.spec.kind, logits, enc.labels).items()]
     return rows

@@ -77,9 +77,10 @@ def test_a_run_with_robustness_scores_every_noisy_copy(tmp_path, data_dir, monke
     df = record_to_frame(load_record(config, tmp_path / "results"), extra_rows=True)
     noisy = df[df["table"] == "robustness"]
     assert set(noisy["split"]) == {"noisy_test"}
-    assert len(noisy[noisy["metric"] == "acc"]) == 9
+    assert len(noisy[noisy["metric"] == "acc"]) == 10  # nine copies and the clean sample
     assert {(k, lv) for k, lv in zip(noisy["noise"], noisy["level"])} == \
-        {(k, lv) for k, levels in robustness.NOISE.items() for lv in levels}
+        {(k, lv) for k, levels in robustness.NOISE.items() for lv in levels} | {("clean", 0.0)}
+    assert (noisy["sample"] == robustness.SAMPLE).all()
     clean = df[(df["split"] == "test") & (df["metric"] == "acc")]
     assert len(clean) == 1 and (clean["table"] == "table1").all()
     att = df[df["table"] == "attention"].set_index("metric")["value"]
@@ -92,8 +93,8 @@ def test_a_run_with_robustness_scores_every_noisy_copy(tmp_path, data_dir, monke
 def test_the_robustness_and_attention_pages_read_table_1s_extra_scores(tmp_path, data_dir,
                                                                        monkeypatch):
     """On the smoke profile Table 1's runs carry the extra scores; the robustness view
-    tabulates each level's drop from the clean score (level 0 = the test split) and
-    plots it, the attention view the KL per method."""
+    tabulates each level's drop from the clean score (level 0 = the same examples
+    without noise) and plots it, the attention view the KL per method."""
     from l2a_lib import views
     monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("L2A_DATA_DIR", str(data_dir))  # WordNet, for the synonym noise
@@ -109,3 +110,54 @@ def test_the_robustness_and_attention_pages_read_table_1s_extra_scores(tmp_path,
     from l2a_lib.views.robust import extra_frame
     df = extra_frame(["tc"], ["student_ft"], [0], "smoke", tmp_path / "results")
     assert (df[df["split"] == "test_attention"]["value"] > 0).all() and len(df) > 0
+
+
+def test_the_scored_examples_are_drawn_in_proportion_to_the_classes():
+    """A split stored by label (as NLI's and TC's are) gives each class its share, not
+    the head's one class; the draw is repeatable and keeps the split's order; a small
+    split is scored whole; regression labels are drawn uniformly."""
+    test = pd.DataFrame({"uid": [str(i) for i in range(3000)], "text_a": ["x"] * 3000,
+                         "label": [0] * 2000 + [1] * 700 + [2] * 300})
+    picked = robustness.sample(test, n=1000)
+    assert len(picked) == 1000
+    assert picked["label"].value_counts().to_dict() == {0: 667, 1: 233, 2: 100}
+    pd.testing.assert_frame_equal(picked, robustness.sample(test, n=1000))
+    assert picked["uid"].astype(int).is_monotonic_increasing
+    assert len(robustness.sample(test.iloc[:900], n=1000)) == 900
+    reg = test.assign(label=np.linspace(0, 1, 3000))
+    drawn = robustness.sample(reg, n=1000)["label"]
+    assert len(drawn) == 1000 and 0.45 < drawn.mean() < 0.55
+
+
+def test_the_robustness_page_compares_like_with_like():
+    """Level 0 is each run's clean score on the noisy copies' own examples; rows from
+    runs that scored the first 1,000 test examples (no ``sample``) are left out and
+    named; L2A's change at the middle level is paired with Student-FT's by seed."""
+    from l2a_lib.views.robust import MID_LEVEL, drop_comparison, noise_frame, unscored_runs
+    rows = []
+    for method, clean, loss in (("l2a", 0.80, 0.05), ("student_ft", 0.78, 0.10)):
+        for seed in (0, 1):
+            rows.append(dict(task="tc", method=method, seed=seed, split="test", metric="acc",
+                             value=0.5))  # the full test split: not level 0
+            rows.append(dict(task="tc", method=method, seed=seed, split="noisy_test",
+                             metric="acc", noise="clean", level=0.0, value=clean,
+                             sample=robustness.SAMPLE))
+            for kind in robustness.NOISE:
+                for level in robustness.NOISE[kind]:
+                    rows.append(dict(task="tc", method=method, seed=seed, split="noisy_test",
+                                     metric="acc", noise=kind, level=level,
+                                     value=clean - loss * level / MID_LEVEL,
+                                     sample=robustness.SAMPLE))
+    rows.append(dict(task="tc", method="eda", seed=0, split="noisy_test", metric="acc",
+                     noise="typos", level=0.1, value=0.1))  # an old run: no sample
+    df = pd.DataFrame(rows)
+    frame = noise_frame(df)
+    assert set(frame.method) == {"l2a", "student_ft"}
+    level0 = frame[frame.level == 0.0]
+    assert len(level0) == 2 * 2 * len(robustness.NOISE) and set(level0.value) == {0.80, 0.78}
+    assert unscored_runs(df) == ["EDA tc/0"]
+    cmp = drop_comparison(frame).set_index("task")
+    assert cmp.loc["tc", "l2a"] == pytest.approx(-0.05)
+    assert cmp.loc["tc", "student_ft"] == pytest.approx(-0.10)
+    assert cmp.loc["tc", "difference"] == pytest.approx(0.05)
+    assert cmp.loc["tc", "seeds losing less"] == "2 of 2"
