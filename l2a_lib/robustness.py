@@ -41,6 +41,11 @@ NOISE = {"typos": (0.1, 0.2, 0.3), "dropout": (0.1, 0.2, 0.3), "synonyms": (0.1,
 MAX_EXAMPLES = 1000
 SEED = 20210121
 SAMPLE = "stratified"  # how the scored examples are drawn: each scored row says so
+# the attention page's scores need the teacher's forward pass with its attention maps,
+# about four times a noisy copy's cost on the cpu profile: a smaller draw, the same
+# for every run of a task (a paired comparison), tagged with its size
+ATTENTION_EXAMPLES = 250
+ATTENTION_SAMPLE = f"{SAMPLE}-{ATTENTION_EXAMPLES}"
 
 
 def sample(test: pd.DataFrame, n: int = MAX_EXAMPLES, seed: int = SEED) -> pd.DataFrame:

@@ -267,18 +267,20 @@ class TeacherCache:
 @booked("evaluation")
 def attention_scores(model, prep: Prepared, config: ExperimentConfig, train_cfg) -> dict | list:
     """How close the student's last-layer attention is to the teacher's (the pair L_att
-    ties), on the test examples of ``robustness.sample``: the mean over heads
+    ties), on ``robustness.ATTENTION_EXAMPLES`` test examples (``robustness.sample``),
+    tagged ``robustness.ATTENTION_SAMPLE``: the mean over heads
     and real query tokens of KL(A_teacher || A_student) (``losses.relation_kl``) and
     L_att itself (``attention_mse``): rows of the ``attention`` table, and the heatmaps
     of :func:`attention_maps`."""
     from .encoding import encode
     from .l2a.kd import attention_mse
-    from .robustness import SAMPLE, sample
+    from .robustness import ATTENTION_EXAMPLES, ATTENTION_SAMPLE, sample
     if config.method == "teacher_ft":
         return []
     teacher, _ = get_teacher(config, Context(cache_dir=None), prep)
     teacher.eval(), model.eval()
-    enc = encode(sample(prep.task.test), prep.tokenizer, config.data.max_length)
+    enc = encode(sample(prep.task.test, n=ATTENTION_EXAMPLES), prep.tokenizer,
+                 config.data.max_length)
     kls, mses, weights = [], [], []
     for start in range(0, len(enc), train_cfg.eval_batch_size):
         idx = list(range(start, min(start + train_cfg.eval_batch_size, len(enc))))
@@ -291,7 +293,7 @@ def attention_scores(model, prep: Prepared, config: ExperimentConfig, train_cfg)
         kls.append(float(losses.relation_kl(t.attentions[-1], s.attentions[-1], b["attention_mask"])))
         mses.append(float(attention_mse(s.attentions[-1], t.attentions[-1], b["attention_mask"])))
         weights.append(len(idx))
-    rows = [{"table": "attention", "split": "test_attention", "sample": SAMPLE, "metric": name,
+    rows = [{"table": "attention", "split": "test_attention", "sample": ATTENTION_SAMPLE, "metric": name,
              "value": float(sum(v * w for v, w in zip(vals, weights)) / sum(weights))}
             for name, vals in (("attention_kl", kls), ("attention_mse", mses))]
     return {"rows": rows, "maps": attention_maps(model, teacher, enc, prep)}

@@ -88,6 +88,7 @@ def test_a_run_with_robustness_scores_every_noisy_copy(tmp_path, data_dir, monke
         assert att.empty
     else:
         assert att["attention_kl"] > 0 and att["attention_mse"] > 0
+        assert (df[df["table"] == "attention"]["sample"] == robustness.ATTENTION_SAMPLE).all()
 
 
 def test_the_robustness_and_attention_pages_read_table_1s_extra_scores(tmp_path, data_dir,

@@ -11,7 +11,7 @@ from ..tasks import HEADLINE_METRICS
 from ..experiment import run_many
 from ..profiles import make_config
 from ..records import cache_path, read_record, record_to_frame
-from ..robustness import NOISE, SAMPLE
+from ..robustness import ATTENTION_SAMPLE, NOISE, SAMPLE
 from ..runs import Context
 from .base import View
 
@@ -32,14 +32,18 @@ def extra_frame(tasks, methods, seeds, profile: str, results_dir=None,
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+SAMPLES = {"noisy_test": SAMPLE, "test_attention": ATTENTION_SAMPLE}  # split -> its tag
+
+
 def scored(df: pd.DataFrame, split: str) -> pd.DataFrame:
     """The rows of ``split`` (``noisy_test``, ``test_attention``) scored on the examples
-    of ``robustness.sample``: rows without that tag come from runs that scored the
-    first 1,000 test examples (one class on NLI and TC) and are left out."""
+    of ``robustness.sample`` (tagged ``SAMPLES[split]``): rows without that tag come
+    from runs that scored the first 1,000 test examples (one class on NLI and TC) and
+    are left out."""
     if not len(df) or "split" not in df:
         return df.iloc[0:0]
     rows = df[df["split"] == split]
-    return rows[rows["sample"] == SAMPLE] if "sample" in rows else rows.iloc[0:0]
+    return rows[rows["sample"] == SAMPLES[split]] if "sample" in rows else rows.iloc[0:0]
 
 
 def unscored_runs(df: pd.DataFrame, split: str = "noisy_test") -> list[str]:
