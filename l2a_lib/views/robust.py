@@ -8,12 +8,12 @@ import pandas as pd
 from .. import report
 from ..config import TABLE1_METHODS
 from ..tasks import HEADLINE_METRICS
-from ..experiment import run_many
 from ..profiles import make_config
 from ..records import cache_path, read_record, record_to_frame
 from ..robustness import ATTENTION_SAMPLE, NOISE, SAMPLE
 from ..runs import Context
 from .base import View
+from .results import page_runs
 
 HEADLINE = HEADLINE_METRICS
 MID_LEVEL = sorted(NOISE["typos"])[1]  # the middle noise level: the page's headline
@@ -175,23 +175,11 @@ def plot_attention_maps(maps_by_method: dict):
     return fig
 
 
-def _with_extra_rows(view: View, tasks, methods, seeds, profile, allow_training, allow_missing,
-                     results_dir, data_dir) -> pd.DataFrame:
-    """The page's runs (computed when ``allow_training``; the missing ones listed in a
-    note), with their extra scores."""
-    df = run_many(list(tasks), list(methods), list(seeds), profile=profile,
-                  allow_training=allow_training, allow_missing=allow_missing,
-                  results_dir=results_dir, data_dir=data_dir)
-    view.note(report.coverage_note(df))
-    return extra_frame(tasks, methods, seeds, profile, results_dir)
-
-
 def robustness(profile="cpu", tasks=tuple(HEADLINE), methods=ROBUST_METHODS, seeds=(0, 1, 2),
                allow_training=False, allow_missing=True, results_dir=None, data_dir=None,
                final=None) -> View:
     """Table 1's runs (``final``: the final grid's) on the noisy test copies: the drop
     table, its plot, and L2A's change at the middle noise level beside Student-FT's."""
-    from .results import page_runs
     tasks, methods, seeds = list(tasks), list(methods), list(seeds)
     view = View()
     view.value("robust_tasks", ", ".join(report.TASK_LABELS[t] for t in tasks) or "none")
@@ -227,10 +215,15 @@ def robustness(profile="cpu", tasks=tuple(HEADLINE), methods=ROBUST_METHODS, see
 
 
 def attention(profile="cpu", tasks=tuple(HEADLINE), methods=ATTENTION_METHODS, seeds=(0, 1, 2),
-              allow_training=False, allow_missing=True, results_dir=None, data_dir=None) -> View:
+              allow_training=False, allow_missing=True, results_dir=None, data_dir=None,
+              final=None) -> View:
+    """The students' last-layer attention against the teacher's (``final``: the final
+    grid's runs): the mean KL and L_att per method, and the heatmaps of one run each."""
+    tasks, methods, seeds = list(tasks), list(methods), list(seeds)
     view = View()
-    df = _with_extra_rows(view, tasks, methods, seeds, profile, allow_training, allow_missing,
-                          results_dir, data_dir)
+    page_runs(view, tasks, methods, seeds, profile, allow_training, allow_missing, results_dir,
+              data_dir, final=final)
+    df = extra_frame(tasks, methods, seeds, profile, results_dir, final=final)
     att = scored(df, "test_attention")
     if att.empty:
         view.note("**No run of this page has attention scores yet.**")
@@ -242,7 +235,7 @@ def attention(profile="cpu", tasks=tuple(HEADLINE), methods=ATTENTION_METHODS, s
     ctx = Context(results_dir=results_dir)
     maps = {}
     for m in methods:  # one task and seed: the first of each
-        path = cache_path(make_config(tasks[0], m, seeds[0], profile=profile), ctx)
+        path = cache_path(make_config(tasks[0], m, seeds[0], profile=profile, final=final), ctx)
         if path.is_file():
             maps[m] = read_record(path)["extra"].get("attention_maps")
     figure = plot_attention_maps(maps)
