@@ -133,8 +133,10 @@ def test_the_scored_examples_are_drawn_in_proportion_to_the_classes():
 def test_the_robustness_page_compares_like_with_like():
     """Level 0 is each run's clean score on the noisy copies' own examples; rows from
     runs that scored the first 1,000 test examples (no ``sample``) are left out and
-    named; L2A's change at the middle level is paired with Student-FT's by seed."""
-    from l2a_lib.views.robust import MID_LEVEL, drop_comparison, noise_frame, unscored_runs
+    named (the attention rows' runs as well); L2A's change at the middle level is paired with Student-FT's by seed."""
+    from l2a_lib.views.base import View
+    from l2a_lib.views.robust import (MID_LEVEL, drop_comparison, noise_frame, note_unscored,
+                                      unscored_runs)
     rows = []
     for method, clean, loss in (("l2a", 0.80, 0.05), ("student_ft", 0.78, 0.10)):
         for seed in (0, 1):
@@ -157,6 +159,11 @@ def test_the_robustness_page_compares_like_with_like():
     level0 = frame[frame.level == 0.0]
     assert len(level0) == 2 * 2 * len(robustness.NOISE) and set(level0.value) == {0.80, 0.78}
     assert unscored_runs(df) == ["EDA tc/0"]
+    old_attention = pd.DataFrame([dict(task="tc", method="tinybert", seed=1, metric="attention_kl",
+                                       split="test_attention", value=1.0)])  # no sample either
+    view = View()
+    note_unscored(view, pd.concat([df, old_attention]), "test_attention", "their attention")
+    assert len(view.notes) == 1 and "TinyBERT tc/1" in view.notes[0] and "EDA" not in view.notes[0]
     cmp = drop_comparison(frame).set_index("task")
     assert cmp.loc["tc", "l2a"] == pytest.approx(-0.05)
     assert cmp.loc["tc", "student_ft"] == pytest.approx(-0.10)

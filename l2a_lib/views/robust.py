@@ -58,6 +58,17 @@ def unscored_runs(df: pd.DataFrame, split: str = "noisy_test") -> list[str]:
             zip(old.task, old.method, old.seed)]
 
 
+def note_unscored(view: View, df: pd.DataFrame, split: str, what: str) -> None:
+    """Name on the page the runs whose ``split`` rows ``scored`` leaves out."""
+    old = unscored_runs(df, split)
+    if old:
+        view.note(f"**{len(old)} runs scored {what} on the first 1,000 test examples**, "
+                  "which on NLI and TC are one class (a fault since fixed: the examples are "
+                  "now drawn in proportion to the classes, `robustness.sample`). They are "
+                  "left out here until they are recomputed (`python -m l2a_lib run "
+                  "--force`): " + ", ".join(old) + ".")
+
+
 def noise_frame(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (task, method, seed, noise, level) with the task's headline metric;
     the same examples without noise (kind "clean") are level 0 of every noise kind."""
@@ -187,13 +198,7 @@ def robustness(profile="cpu", tasks=tuple(HEADLINE), methods=ROBUST_METHODS, see
     runs = page_runs(view, tasks, methods, seeds, profile, allow_training, allow_missing,
                      results_dir, data_dir, final=final)
     df = extra_frame(tasks, methods, seeds, profile, results_dir, final=final)
-    old = unscored_runs(df)
-    if old:
-        view.note(f"**{len(old)} runs scored their noisy copies on the first 1,000 test "
-                  "examples**, which on NLI and TC are one class (a fault since fixed: the "
-                  "examples are now drawn in proportion to the classes, `robustness.sample`). "
-                  "They are left out here until they are recomputed (`python -m l2a_lib run "
-                  "--force`): " + ", ".join(old) + ".")
+    note_unscored(view, df, "noisy_test", "their noisy copies")
     frame = noise_frame(df) if "noise" in df.columns else pd.DataFrame()
     if frame.empty:
         view.note("**No run of this page has scores on noisy test copies yet.**")
@@ -224,6 +229,7 @@ def attention(profile="cpu", tasks=tuple(HEADLINE), methods=ATTENTION_METHODS, s
     page_runs(view, tasks, methods, seeds, profile, allow_training, allow_missing, results_dir,
               data_dir, final=final)
     df = extra_frame(tasks, methods, seeds, profile, results_dir, final=final)
+    note_unscored(view, df, "test_attention", "their attention")
     att = scored(df, "test_attention")
     if att.empty:
         view.note("**No run of this page has attention scores yet.**")
