@@ -48,6 +48,11 @@ def progress_enabled(default: bool = True) -> bool:
     return os.environ.get("L2A_PROGRESS", "1" if default else "0") != "0"
 
 
+def progress(iterable, desc: str, total: int | None = None):
+    """``iterable`` with a progress bar (off with ``L2A_PROGRESS=0``)."""
+    return tqdm(iterable, desc=desc, total=total, disable=not progress_enabled())
+
+
 BF16_MODES = ("auto", "on", "off")
 
 

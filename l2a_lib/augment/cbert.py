@@ -22,7 +22,7 @@ from torch import nn
 
 from ..device import on_device
 from ..mlm import mask_tokens, non_words
-from ..train import Stepper, autocast, run_steps
+from ..train import Stepper, autocast, progress, run_steps
 from .base import Augmenter, register
 
 
@@ -78,7 +78,7 @@ class CBERT(Augmenter):
         rows = [(i, ids) for i, ids in enumerate(enc) for _ in range(n_aug)]
         results = [[] for _ in texts]
         special = set(tok.all_special_ids)
-        for start in range(0, len(rows), self.batch_size):
+        for start in progress(range(0, len(rows), self.batch_size), "CBERT augmenting"):
             chunk = rows[start:start + self.batch_size]
             T = max(len(ids) for _, ids in chunk)
             input_ids = torch.full((len(chunk), T), tok.pad_token_id, dtype=torch.long)
@@ -151,7 +151,9 @@ def fine_tune(base, texts: list[str], labels, tokenizer, *, num_labels: int, reg
             logits = model(*on_device((inp, mask, pos, lab[idx])))
         return F.cross_entropy(logits.float(), on_device(targets))
 
-    run_steps(Stepper(opt, what="CBERT's conditional masked LM"), batches(), loss_of)
+    steps = epochs * -(-len(enc) // batch_size)
+    run_steps(Stepper(opt, what="CBERT's conditional masked LM"),
+              progress(batches(), "CBERT's conditional masked LM", total=steps), loss_of)
     return model.eval(), median
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..train import progress
 from .base import Augmenter, register
 
 
@@ -60,7 +61,7 @@ class NlpaugContextual(Augmenter):
     def augment_batch(self, texts, n_aug, rng, labels=None) -> list[list[str]]:
         out = [[] for _ in texts]
         todo = [i for i, t in enumerate(texts) if isinstance(t, str) and t.strip()]
-        for _ in range(n_aug):
+        for _ in progress(range(n_aug), "nlpaug augmenting (one pass per copy)"):
             seed = int(rng.integers(2**31))
             random.seed(seed)
             np.random.seed(seed)
