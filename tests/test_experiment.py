@@ -217,3 +217,16 @@ def test_a_final_pages_missing_runs_are_named_with_the_command_that_computes_the
                        final=final)
         assert df.attrs["missing"] == [("nli", "student_ft", 0)]
         assert ("run --final" in view.notes[0]) == final
+
+
+def test_the_final_pages_prose_names_a_task_whose_runs_are_not_computed_yet(tmp_path,
+                                                                              data_dir):
+    """A task added to the page before any of its runs is cached still gives the prose
+    its numbers' names (the strict book build fails on a missing one), saying so."""
+    from l2a_lib import views
+    kw = dict(profile="smoke", methods=["majority"], seeds=[0], results_dir=tmp_path,
+              data_dir=data_dir)
+    views.table1_final(tasks=["tc"], allow_training=True, **kw)  # one task's run cached
+    view = views.table1_final(tasks=["tc", "reg"], **kw)
+    assert view.values["final_majority_reg_pearson"] == "(not computed yet)"
+    assert view.values["final_majority_tc_acc"] not in ("(not computed yet)", "-")

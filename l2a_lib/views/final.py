@@ -110,12 +110,12 @@ def table1_final(profile="cpu", tasks=("nli",), methods=("teacher_ft", "student_
         table = table.loc[:, [c for c in table.columns if c[0] in labels]]
         view.show("results", report.mark_best(table, means))
         glue_means(view, means, methods, names={m: f"{PREFIX}_{m}" for m in methods})
-    else:  # nothing computed yet: the prose's numbers say so
+    else:
         view.show("results", pd.DataFrame({"runs": ["none of this page's runs is computed yet"]}))
-        for t in tasks:
-            for metric in report.METRICS[t]:
-                for m in methods:
-                    view.value(f"{PREFIX}_{m}_{t}_{metric}", "(not computed yet)")
+    for t in tasks:  # a task none of whose runs is computed yet: the prose's numbers say so
+        for metric in report.METRICS[t]:
+            for m in methods:
+                view.values.setdefault(f"{PREFIX}_{m}_{t}_{metric}", "(not computed yet)")
     view.show_when("plot", len(df), lambda: scores_plot(df, tasks, methods))
     old = run_many(tasks, [m for m in CHANGE_ROWS if m in methods], seeds, profile=profile,
                    results_dir=results_dir, data_dir=data_dir, allow_missing=True, final=False)
