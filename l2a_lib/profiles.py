@@ -4,6 +4,7 @@ setting is and checks its values; this module, which values the runs use)."""
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from .config import (AUGMENTERS, L2A_CREDIT, L2A_METHODS, L2A_PARTS, L2A_PROBE, L2A_PROBE_LONG, METHODS,
                      PROFILES, SMART_VARIANTS, TABLE1_METHODS,
@@ -23,12 +24,19 @@ TASK_DATA = {
 
 # The final grid (issue 35): the settings the page "Choosing the settings" chose, L2A
 # version 2 on every page, and the extra scores of Table 1's runs (issue 36), all at
-# once, since each changes the cache keys of the runs it touches. False until the
-# whole grid is recomputed under it; ``make_config(..., final=True)`` builds its
+# once, since each changes the cache keys of the runs it touches. Off in the code
+# until the whole grid is recomputed under it; ``make_config(..., final=True)`` builds its
 # configurations before then. Per task, the chosen candidate's teacher settings
 # (``candidates.CANDIDATES``: nli_src, reg_src); text classification and PI keep
 # the settings they were first run with.
-FINAL_GRID = False
+FINAL_GRID_IN_CODE = False
+# ``L2A_FINAL_GRID=1`` (or ``0``) in the environment overrides it for one process and its
+# children: ``snakemake --config final=1 runs`` computes the final grid that way.
+FINAL_GRID = {"": FINAL_GRID_IN_CODE, "0": False, "1": True}.get(
+    os.environ.get("L2A_FINAL_GRID", "").strip(), None)
+if FINAL_GRID is None:
+    raise ConfigError(f"L2A_FINAL_GRID={os.environ['L2A_FINAL_GRID']!r}: use 1 (the final "
+                      "grid's settings) or 0 (the first ones), or leave it unset")
 CHOSEN_TEACHER = {"nli": dict(source_epochs=2), "reg": dict(source_epochs=2)}
 # ... and BiLSTM-soft's training schedule fixed (candidates.FIXES: it predicted one class
 # at the transformer students' rate)
