@@ -137,7 +137,8 @@ NEW_TABLE1_ROWS = FINAL_GRID
 _T1_ALL = ("nlpaug_ctx",) if NEW_TABLE1_ROWS else ()
 _T1_EXTRA = SAME_STUDENT_METHODS if NEW_TABLE1_ROWS else ()
 
-# Table 1 on the final grid's settings (issue 35), task by task while the grid is
+# Table 1 on the final grid's settings (issue 35) and the robustness of its runs (issue
+# 36), task by task while the grid is
 # computed. Its runs join the workflow once they are all in the committed cache
 # (FINAL_TABLE1_CACHED; the committed cache must hold every run of every page); until
 # then the page shows those cached and lists the others. The page goes once the final
@@ -150,7 +151,11 @@ _FINAL_PAGES = [] if FINAL_GRID else [
     Page("table1_final", "table1_final", {"tasks": list(FINAL_TABLE1_TASKS),
                                           "methods": list(FINAL_TABLE1_METHODS)},
          (FINAL_TABLE1_NEEDS,) if FINAL_TABLE1_CACHED else (), partial=True,
-         title="Table 1 on the chosen settings")]
+         title="Table 1 on the chosen settings"),
+    Page("robustness", "robustness", {"tasks": list(FINAL_TABLE1_TASKS),
+                                      "methods": list(FINAL_TABLE1_METHODS), "final": True},
+         (FINAL_TABLE1_NEEDS,) if FINAL_TABLE1_CACHED else (), partial=True,
+         title="Robustness under noisy input")]
 
 # the candidate settings' runs join the workflow once they are all cached (the committed
 # cache must hold every run of every page); until then the page shows those cached and

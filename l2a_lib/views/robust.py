@@ -10,7 +10,7 @@ from ..config import TABLE1_METHODS
 from ..tasks import HEADLINE_METRICS
 from ..profiles import make_config
 from ..records import cache_path, read_record, record_to_frame
-from ..robustness import ATTENTION_SAMPLE, NOISE, SAMPLE
+from ..robustness import ATTENTION_SAMPLE, MAX_EXAMPLES, NOISE, SAMPLE
 from ..runs import Context
 from .base import View
 from .results import page_runs
@@ -141,19 +141,21 @@ def plot_noise(frame: pd.DataFrame):
     fig, axes = plt.subplots(len(tasks), len(NOISE), figsize=(3.6 * len(NOISE), 2.8 * len(tasks)),
                              squeeze=False, sharex=True)
     data = frame.assign(method=frame["method"].map(lambda m: report.METHOD_LABELS.get(m, m)))
+    # one colour per method in every panel, and one legend naming every method
+    names = list(dict.fromkeys(data["method"]))
+    palette = dict(zip(names, sns.color_palette(n_colors=len(names))))
     for i, task in enumerate(tasks):
         for j, kind in enumerate(NOISE):
             ax = axes[i][j]
             sns.lineplot(data=data[(data.task == task) & (data.noise == kind)], x="level", y="value",
-                         hue="method", marker="o", ax=ax, legend=(i, j) == (0, 0), errorbar="sd")
+                         hue="method", palette=palette, marker="o", ax=ax, legend=False,
+                         errorbar="sd")
             ax.set_title(f"{report.TASK_LABELS.get(task, task)}: {kind}", fontsize=9)
             ax.set_xlabel("share of words changed" if i == len(tasks) - 1 else "")
             ax.set_ylabel(HEADLINE[task] if j == 0 else "")
-    if axes[0][0].get_legend() is not None:
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        axes[0][0].get_legend().remove()
-        fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8,
-                   frameon=False)
+    handles = [plt.Line2D([], [], color=palette[n], marker="o") for n in names]
+    fig.legend(handles, names, loc="lower center", ncol=min(6, len(names)), fontsize=8,
+               frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
 
@@ -195,6 +197,7 @@ def robustness(profile="cpu", tasks=tuple(HEADLINE), methods=ROBUST_METHODS, see
     view = View()
     view.value("robust_tasks", ", ".join(report.TASK_LABELS[t] for t in tasks) or "none")
     view.value("robust_mid_level", f"{MID_LEVEL:.0%}")
+    view.value("robust_examples", f"{MAX_EXAMPLES:,}")
     runs = page_runs(view, tasks, methods, seeds, profile, allow_training, allow_missing,
                      results_dir, data_dir, final=final)
     df = extra_frame(tasks, methods, seeds, profile, results_dir, final=final)
@@ -208,11 +211,12 @@ def robustness(profile="cpu", tasks=tuple(HEADLINE), methods=ROBUST_METHODS, see
     view.show_when("drops", len(frame), lambda: drop_table(frame, majority).round(3))
     view.show_when("plot", len(frame), lambda: plot_noise(frame))
     comparison = drop_comparison(frame) if len(frame) else pd.DataFrame()
-    for task in tasks:
+    for task in HEADLINE:
         row = comparison[comparison.task == task] if len(comparison) else comparison
         for col, name in (("l2a", "l2a"), ("student_ft", "student_ft"), ("difference", "diff")):
             view.value(f"robust_{name}_mid_{task}", report.number(row[col].iloc[0], signed=True)
-                       if len(row) else "(not computed yet)")
+                       if len(row) else "(not computed yet)" if task in tasks
+                       else "(not on this page)")
     view.show_when("l2a_vs_student_ft", len(comparison), lambda: comparison.assign(
         task=comparison.task.map(report.TASK_LABELS)).rename(
         columns={"l2a": "L2A", "student_ft": "Student-FT"}).round(3))
