@@ -1,5 +1,6 @@
 """The Snakemake workflow: the page list it reads, its dry runs (local and SLURM),
 and a kill -9 in the middle of a run."""
+import dataclasses
 import json
 import math
 import os
@@ -130,16 +131,23 @@ def test_job_resources_come_from_the_recorded_run_times(tmp_path):
 
 def test_a_cached_run_waits_for_no_teacher_and_a_missing_one_for_its_own(tmp_path):
     from l2a_lib.teacher import teacher_key
-    from l2a_lib.workflow import Plan
+    from l2a_lib.workflow import Plan, needs_teacher
     plan = Plan("smoke", tmp_path / "results", tmp_path / "cache")
     l2a = make_config("tc", "l2a", 0, profile="smoke")
     needs = plan.run_inputs(l2a.hash())
     assert needs["teacher"].endswith(f"teachers/{teacher_key(l2a)}.json")
     assert needs["mlm"].endswith("manifest.json")
-    # Student-FT distils no teacher; on the smoke profile it waits for the noisy test copies
-    # it is scored on (the robustness page) and nothing else
-    student = plan.run_inputs(make_config("tc", "student_ft", 0, profile="smoke").hash())
-    assert set(student) == {"noise"} and student["noise"].endswith("robustness/tc-smoke.json")
+    # Student-FT distils no teacher, but where it is scored against the teacher's attention
+    # (the smoke profile, the final grid) it waits for that teacher's job, not fine-tuning
+    # a second copy beside it, and for the noisy test copies (the robustness page)
+    student_ft = make_config("tc", "student_ft", 0, profile="smoke")
+    assert "attention" in student_ft.extra_scores
+    student = plan.run_inputs(student_ft.hash())
+    assert set(student) == {"noise", "teacher"} and student["noise"].endswith("robustness/tc-smoke.json")
+    assert student["teacher"] == needs["teacher"]
+    plain = dataclasses.replace(student_ft, extra_scores=None)
+    assert not needs_teacher(plain) and needs_teacher(student_ft)
+    assert not needs_teacher(make_config("tc", "majority", 0, profile="smoke"))
     _record(plan.result(l2a.hash()), l2a, 1.0)
     assert plan.run_inputs(l2a.hash()) == {}
     # every run of one task, seed and size distils one teacher
