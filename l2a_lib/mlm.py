@@ -27,7 +27,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.std import tqdm
 
 from .device import on_device
 from . import data as data_mod
@@ -35,7 +34,7 @@ from . import models, paths
 from .config import CODE_VERSION, ExperimentConfig
 from .profiles import make_config
 from .errors import ConfigError
-from .train import Stepper, autocast, linear_warmup, progress_enabled, run_steps
+from .train import Stepper, autocast, linear_warmup, progress, run_steps
 
 
 @dataclass(frozen=True)
@@ -270,7 +269,7 @@ def train(cfg: MLMConfig, tokenizer, data_dir=None, cache=None,
                       what="masked LM")
     model.train()
     t0 = time.time()
-    bar = tqdm(range(cfg.steps), desc="masked LM", disable=not progress_enabled())
+    bar = progress(range(cfg.steps), "masked LM")
 
     def batches():  # a fresh random batch of sentences at every step
         for _ in bar:

@@ -39,9 +39,8 @@ def needs_teacher(c: ExperimentConfig) -> bool:
     """Whether run ``c`` reads a fine-tuned teacher: every method that distils one, and
     Student-FT when it is scored against the teacher's attention (the final grid), so
     that it waits for the teacher's job instead of fine-tuning a second copy."""
-    if c.method in ("majority", "mlm"):
-        return False
-    return c.method != "student_ft" or "attention" in (c.extra_scores or ())
+    return (c.method not in ("majority", "student_ft", "mlm")
+            or "attention" in (c.extra_scores or ()))
 
 
 def teacher_run(c: ExperimentConfig) -> ExperimentConfig:

@@ -133,7 +133,8 @@ def test_the_scored_examples_are_drawn_in_proportion_to_the_classes():
 def test_the_robustness_page_compares_like_with_like():
     """Level 0 is each run's clean score on the noisy copies' own examples; rows from
     runs that scored the first 1,000 test examples (no ``sample``) are left out and
-    named (the attention rows' runs as well); L2A's change at the middle level is paired with Student-FT's by seed."""
+    named (the attention rows' runs as well); L2A's change at the middle level is paired
+    with Student-FT's by seed."""
     from l2a_lib.views.base import View
     from l2a_lib.views.robust import (MID_LEVEL, drop_comparison, noise_frame, note_unscored,
                                       unscored_runs)
