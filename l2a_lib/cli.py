@@ -60,7 +60,8 @@ def _cmd_run(args) -> int:
         if not args.method:
             raise SystemExit("run: give --method (with --task and --seeds), or --hash")
         configs = [make_config(t, m, s, profile=args.profile, table=args.table,
-                               version=args.l2a_version, final=True if args.final else None)
+                               version=args.l2a_version, final=True if args.final else None,
+                               smart=args.smart)
                    for t in args.task for m in args.method for s in args.seeds]
     for i, cfg in enumerate(configs, 1):
         ctx = Context(args.data_dir, args.results_dir)
@@ -176,7 +177,7 @@ def _cmd_distill(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .config import METHODS, PROFILES, TABLES, TASKS
+    from .config import METHODS, PROFILES, SMART_VARIANTS, TABLES, TASKS
     p = argparse.ArgumentParser(prog="python -m l2a_lib", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results-dir", default=None, help="result cache (default: L2A_RESULTS_DIR "
@@ -208,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--final", action="store_true",
                    help="the final grid's settings (the teachers the page 'Choosing the "
                         "settings' chose; default: l2a_lib.profiles.FINAL_GRID)")
+    r.add_argument("--smart", choices=SMART_VARIANTS, default=None,
+                   help="the SMART variant of student_ft_smart and l2a_smart: the adversarial "
+                        "term alone (the default) or with the Bregman proximal point")
     r.add_argument("--force", action="store_true", help="recompute even if cached")
     r.set_defaults(func=_cmd_run)
 

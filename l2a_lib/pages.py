@@ -155,7 +155,11 @@ _FINAL_PAGES = [] if FINAL_GRID else [
     Page("robustness", "robustness", {"tasks": list(FINAL_TABLE1_TASKS),
                                       "methods": list(FINAL_TABLE1_METHODS), "final": True},
          _FINAL_NEEDS, partial=True,
-         title="Robustness under noisy input")]
+         title="Robustness under noisy input"),
+    # the SMART page reads its runs of the final grid's settings from the first (they are
+    # not in the workflow until they are all cached, as above)
+    Page("smart_results", "smart_results", {"tasks": list(FINAL_TABLE1_TASKS), "final": True},
+         partial=True, title="SMART, measured")]
 
 # the candidate settings' runs join the workflow once they are all cached (the committed
 # cache must hold every run of every page); until then the page shows those cached and

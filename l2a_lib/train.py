@@ -142,14 +142,31 @@ class FineTuneResult:
     history: list[dict] = field(default_factory=list)
     # epochs after which a fine-tuning cut off was resumed (``EpochCheckpoint``)
     resumed_at_epoch: list[int] = field(default_factory=list)
+    # with SMART: the mean task loss and the mean of SMART's added terms over the training
+    # steps this process ran (``smart_terms``), so a record shows what the regulariser added
+    smart_terms: dict | None = None
+
+
+def smart_terms(parts: list[tuple[float, float]]) -> dict | None:
+    """The mean task loss, the mean SMART term and their ratio over ``parts`` (one
+    (task loss, SMART terms) pair per training step); None without steps."""
+    if not parts:
+        return None
+    task, extra = (float(np.mean(v)) for v in zip(*parts))
+    return {"steps": len(parts), "task_loss": task, "smart": extra,
+            "share": extra / task if task > 0 else float("nan")}
 
 
 def _smart_loss(model, b, cfg: TrainConfig, regression: bool, gen: torch.Generator,
-                momentum) -> torch.Tensor:
-    """Task loss + SMART's adversarial regulariser (+ the Bregman penalty)."""
+                momentum, parts: list | None = None) -> torch.Tensor:
+    """Task loss + SMART's adversarial regulariser (+ the Bregman penalty); each step's
+    two values are appended to ``parts``."""
     logits = model(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits
-    return (task_loss(logits, b["labels"], regression)
-            + smart.extra_terms(model, b, logits, cfg.smart, regression, gen, momentum))
+    task = task_loss(logits, b["labels"], regression)
+    extra = smart.extra_terms(model, b, logits, cfg.smart, regression, gen, momentum)
+    if parts is not None:
+        parts.append((float(task.detach()), float(extra.detach())))
+    return task + extra
 
 
 def selection_score(scores: dict[str, float], dev_metric: str) -> float:
@@ -252,13 +269,16 @@ def fine_tune(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cfg
         if cfg.smart is None:
             logits = model(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits
             return task_loss(logits, b["labels"], regression, weight)
-        return _smart_loss(model, b, cfg, regression, gen, momentum)
+        return _smart_loss(model, b, cfg, regression, gen, momentum, parts)
 
+    parts: list[tuple[float, float]] = []
     after_step = (lambda: momentum.update(model)) if momentum is not None else None
-    return train_loop(model, train, dev, kind, cfg, compute_loss=compute_loss, seed=seed,
-                      pad_id=pad_id, dev_metric=dev_metric, desc=desc, after_step=after_step,
-                      checkpoint=checkpoint, saved_generators=[gen],
-                      saved_modules=[momentum.model] if momentum is not None else [])
+    result = train_loop(model, train, dev, kind, cfg, compute_loss=compute_loss, seed=seed,
+                        pad_id=pad_id, dev_metric=dev_metric, desc=desc, after_step=after_step,
+                        checkpoint=checkpoint, saved_generators=[gen],
+                        saved_modules=[momentum.model] if momentum is not None else [])
+    result.smart_terms = smart_terms(parts)
+    return result
 
 
 def train_loop(model: SequenceModel, train: Encoded, dev: Encoded, kind: str, cfg: TrainConfig, *,

@@ -230,3 +230,19 @@ def test_the_final_pages_prose_names_a_task_whose_runs_are_not_computed_yet(tmp_
     view = views.table1_final(tasks=["tc", "reg"], **kw)
     assert view.values["final_majority_reg_pearson"] == "(not computed yet)"
     assert view.values["final_majority_tc_acc"] not in ("(not computed yet)", "-")
+
+
+def test_run_smart_runs_the_variant_it_names(tmp_path, ran, capsys):
+    """``run --method student_ft_smart --smart bregman``: the SMART page's Bregman run
+    (the adversarial variant without ``--smart``); ``--smart`` on a method without SMART
+    is refused with the reason."""
+    args = ["--results-dir", str(tmp_path), "run", "--task", "reg", "--method",
+            "student_ft_smart", "--seeds", "0", "--final"]
+    assert main(args + ["--smart", "bregman"]) == 0
+    assert main(args) == 0
+    bregman, adversarial = (c.hash() for c in ran)
+    assert bregman == make_config("reg", "student_ft_smart", 0, final=True, smart="bregman").hash()
+    assert adversarial == make_config("reg", "student_ft_smart", 0, final=True).hash() != bregman
+    assert main(["--results-dir", str(tmp_path), "run", "--task", "reg", "--method", "student_ft",
+                 "--seeds", "0", "--smart", "bregman"]) == 2
+    assert "only *_smart methods take it" in capsys.readouterr().err

@@ -176,7 +176,15 @@ def test_the_smart_page_pairs_each_variant_with_the_method_without_smart(tmp_pat
     monkeypatch.setenv("L2A_CACHE_DIR", str(tmp_path / "cache"))
     page = views.smart(profile="smoke", tasks=["tc"], seeds=[0], allow_training=True,
                        results_dir=tmp_path / "results", data_dir=data_dir)
+    from matplotlib.figure import Figure
     tests = page["tests"].data
     assert len(tests) == 4  # (Student-FT, L2A) x (adversarial, bregman)
     assert set(tests["SMART"]) == {"adversarial", "bregman"}
     assert set(tests["verdict"]) <= {"better", "worse", "no clear difference"}
+    assert isinstance(page["plot"], Figure)
+    assert len(page["scores"].data) == 6  # (Student-FT, L2A) x (none, adversarial, bregman)
+    # what SMART added to the training loss, read from each SMART run's record
+    terms = page["terms"].data[["task loss", "SMART term", "share"]].astype(float)
+    assert len(terms) == 4 and (terms["SMART term"] > 0).all() and (terms["share"] > 0).all(), terms
+    for variant in ("adversarial", "bregman"):
+        assert page.values[f"smart_share_{variant}"].endswith("%")
