@@ -156,6 +156,8 @@ _FINAL_PAGES = [] if FINAL_GRID else [
                                       "methods": list(FINAL_TABLE1_METHODS), "final": True},
          _FINAL_NEEDS, partial=True,
          title="Robustness under noisy input"),
+    Page("attention", "attention", {"tasks": list(FINAL_TABLE1_TASKS), "final": True},
+         partial=True, title="What L_att transfers"),
     # the SMART page reads its runs of the final grid's settings from the first (they are
     # not in the workflow until they are all cached, as above)
     Page("smart_results", "smart_results", {"tasks": list(FINAL_TABLE1_TASKS), "final": True},

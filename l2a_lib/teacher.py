@@ -302,22 +302,36 @@ def attention_scores(model, prep: Prepared, config: ExperimentConfig, train_cfg)
 MAP_EXAMPLES, MAP_TOKENS = 2, (6, 16)  # the attention page's heatmaps: two short test inputs
 
 
+def map_inputs(lengths: list[int]) -> tuple[list[int], bool]:
+    """The inputs the heatmaps show, and whether their maps are cropped: the first
+    ``MAP_EXAMPLES`` of ``MAP_TOKENS`` tokens; where a task has fewer (sentence pairs and
+    reviews are longer), its shortest inputs of at least ``MAP_TOKENS[0]`` tokens, whose
+    maps are cropped to their first ``MAP_TOKENS[1]`` tokens (rows and columns)."""
+    low, high = MAP_TOKENS
+    picked = [i for i, n in enumerate(lengths) if low <= n <= high][:MAP_EXAMPLES]
+    if len(picked) == MAP_EXAMPLES:
+        return picked, False
+    longer = sorted((n, i) for i, n in enumerate(lengths) if n > high)
+    return picked + [i for _, i in longer[:MAP_EXAMPLES - len(picked)]], bool(longer)
+
+
 @torch.no_grad()
 def attention_maps(model, teacher, enc: Encoded, prep: Prepared) -> list[dict]:
-    """The head-averaged last-layer attention of student and teacher on the first
-    ``MAP_EXAMPLES`` test inputs of ``MAP_TOKENS`` tokens (3 decimals), with their
-    tokens: the attention page draws them."""
-    picked = [i for i, ids in enumerate(enc.input_ids)
-              if MAP_TOKENS[0] <= len(ids) <= MAP_TOKENS[1]][:MAP_EXAMPLES]
-    out = []
+    """The head-averaged last-layer attention of student and teacher (3 decimals) on the
+    inputs of :func:`map_inputs`, with their tokens and ``cropped`` (the map is the
+    window of the first ``MAP_TOKENS[1]`` tokens of a longer input, computed on all of
+    it): the attention page draws them."""
+    picked, _ = map_inputs([len(ids) for ids in enc.input_ids])
+    out, keep = [], MAP_TOKENS[1]
     for i in picked:
         b = on_device(collate(enc, [i], prep.pad_id, prep.task.spec.kind == "regression"))
         maps = {}
         for who, m in (("student", model), ("teacher", teacher)):
             att = m(b["input_ids"], b["attention_mask"], b["token_type_ids"],
                     output_hidden=True).attentions[-1][0].float().mean(0)  # (T, T)
-            maps[who] = att.cpu().numpy().round(3).tolist()
-        out.append({"tokens": prep.tokenizer.convert_ids_to_tokens(enc.input_ids[i]), **maps})
+            maps[who] = att[:keep, :keep].cpu().numpy().round(3).tolist()
+        tokens = prep.tokenizer.convert_ids_to_tokens(enc.input_ids[i])
+        out.append({"tokens": tokens[:keep], "cropped": len(tokens) > keep, **maps})
     return out
 
 

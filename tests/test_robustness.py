@@ -170,3 +170,28 @@ def test_the_robustness_page_compares_like_with_like():
     assert cmp.loc["tc", "student_ft"] == pytest.approx(-0.10)
     assert cmp.loc["tc", "difference"] == pytest.approx(0.05)
     assert cmp.loc["tc", "seeds losing less"] == "2 of 2"
+
+
+def test_the_attention_maps_fall_back_to_a_window_of_the_shortest_inputs():
+    """Sentence pairs and reviews have no input of 6-16 tokens: the heatmaps then show the
+    shortest inputs, cropped to their first tokens (said on the plot), not nothing."""
+    from l2a_lib.teacher import MAP_EXAMPLES, MAP_TOKENS, map_inputs
+    low, high = MAP_TOKENS
+    short = [3, high, low, high + 1, 9]
+    assert map_inputs(short) == ([1, 2], False)  # enough inputs in the range: those, whole
+    long = [high + 40, 2, high + 5, high + 1, high + 90]
+    assert map_inputs(long) == ([3, 2][:MAP_EXAMPLES], True)
+    assert map_inputs([high, high + 7]) == ([0, 1], True)  # one in range, one cropped
+    assert map_inputs([1, 2]) == ([], False)
+
+
+def test_the_attention_page_renders_without_runs(tmp_path, data_dir):
+    """A page of the final grid before its runs: a note, and tables that say so, where
+    the old view raised KeyError on its first cell."""
+    from l2a_lib import views
+    page = views.attention(profile="smoke", tasks=["nli"], methods=["student_ft", "l2a"],
+                           seeds=[0], results_dir=tmp_path, data_dir=data_dir, final=True)
+    for item in ("attention", "maps"):
+        assert "the runs it needs are not computed" in page[item].to_html()
+    assert any("No run of this page has attention scores yet" in n for n in page.notes)
+    assert page.values["attention_examples"] == f"{robustness.ATTENTION_EXAMPLES:,}"

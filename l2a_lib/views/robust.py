@@ -10,7 +10,7 @@ from ..config import TABLE1_METHODS
 from ..tasks import HEADLINE_METRICS
 from ..profiles import make_config
 from ..records import cache_path, read_record, record_to_frame
-from ..robustness import ATTENTION_SAMPLE, MAX_EXAMPLES, NOISE, SAMPLE
+from ..robustness import ATTENTION_EXAMPLES, ATTENTION_SAMPLE, MAX_EXAMPLES, NOISE, SAMPLE
 from ..runs import Context
 from .base import View
 from .results import page_runs
@@ -181,6 +181,8 @@ def plot_attention_maps(maps_by_method: dict):
             sns.heatmap(panel, ax=ax, cbar=False, vmin=0, vmax=top, cmap="viridis", square=True,
                         xticklabels=ex["tokens"], yticklabels=ex["tokens"] if j == 0 else False)
             ax.tick_params(labelsize=6)
+            if j == 0 and ex.get("cropped"):  # a longer input: the window of its first tokens
+                ax.set_ylabel(f"first {len(ex['tokens'])} tokens", fontsize=8)
             if i == 0:
                 ax.set_title("Teacher (last layer)" if who == "teacher"
                              else report.METHOD_LABELS.get(who, who), fontsize=9)
@@ -230,6 +232,8 @@ def attention(profile="cpu", tasks=tuple(HEADLINE), methods=ATTENTION_METHODS, s
     grid's runs): the mean KL and L_att per method, and the heatmaps of one run each."""
     tasks, methods, seeds = list(tasks), list(methods), list(seeds)
     view = View()
+    view.value("attention_tasks", ", ".join(report.TASK_LABELS[t] for t in tasks) or "none")
+    view.value("attention_examples", f"{ATTENTION_EXAMPLES:,}")
     page_runs(view, tasks, methods, seeds, profile, allow_training, allow_missing, results_dir,
               data_dir, final=final)
     df = extra_frame(tasks, methods, seeds, profile, results_dir, final=final)
@@ -237,18 +241,26 @@ def attention(profile="cpu", tasks=tuple(HEADLINE), methods=ATTENTION_METHODS, s
     att = scored(df, "test_attention")
     if att.empty:
         view.note("**No run of this page has attention scores yet.**")
-        return view
+    view.show_when("attention", len(att), lambda: attention_table(att).round(4))
+    ctx = Context(results_dir=results_dir)
+    maps = {}  # one run per method: the first task and seed whose run has maps of this draw
+    for m in methods:
+        for task in tasks:
+            ok = att[(att.task == task) & (att.method == m)] if len(att) else att
+            path = cache_path(make_config(task, m, seeds[0], profile=profile, final=final), ctx)
+            if len(ok) and seeds[0] in set(ok.seed) and path.is_file():
+                maps[m] = read_record(path)["extra"].get("attention_maps")
+                break
+    figure = plot_attention_maps(maps)
+    view.show_when("maps", figure is not None, lambda: figure)
+    return view
+
+
+def attention_table(att: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over the seeds of each (task, method)'s attention
+    scores (the KL to the teacher's last layer and L_att), with the seeds counted."""
     table = (att.groupby(["task", "method", "metric"])["value"].agg(["mean", "std"])
              .unstack("metric"))
     table.columns = [f"{m} ({s})" for s, m in table.columns]
-    view.show("attention", table.round(4))
-    ctx = Context(results_dir=results_dir)
-    maps = {}
-    for m in methods:  # one task and seed: the first of each
-        path = cache_path(make_config(tasks[0], m, seeds[0], profile=profile, final=final), ctx)
-        if path.is_file():
-            maps[m] = read_record(path)["extra"].get("attention_maps")
-    figure = plot_attention_maps(maps)
-    if figure is not None:
-        view.show("maps", figure)
-    return view
+    seeds = att.groupby(["task", "method"]).seed.nunique().rename("seeds")
+    return table.join(seeds).reset_index()
