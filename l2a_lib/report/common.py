@@ -28,6 +28,7 @@ METHOD_LABELS = {
     "l2a_credit": "L2A, per-sample credit (ours)",
     "l2a_credit_cal": "L2A, calibrated credit (ours)",
     "l2a_credit_eq": "L2A, equal-weight credit (ours)",
+    "student_ft_smart": "Student-FT + SMART", "l2a_smart": "L2A + SMART",
 }
 TASK_LABELS = {"nli": "NLI", "pi": "PI", "tc": "TC", "reg": "Reg"}
 # the metric every paired test and verdict reads, where it is not ACC (classification) or
