@@ -243,14 +243,18 @@ def attention(profile="cpu", tasks=tuple(HEADLINE), methods=ATTENTION_METHODS, s
         view.note("**No run of this page has attention scores yet.**")
     view.show_when("attention", len(att), lambda: attention_table(att).round(4))
     ctx = Context(results_dir=results_dir)
-    maps = {}  # one run per method: the first task and seed whose run has maps of this draw
-    for m in methods:
-        for task in tasks:
+    maps = {}  # the first task whose runs of the first seed have maps: the same inputs for all
+    for task in tasks:
+        for m in methods:
             ok = att[(att.task == task) & (att.method == m)] if len(att) else att
             path = cache_path(make_config(task, m, seeds[0], profile=profile, final=final), ctx)
             if len(ok) and seeds[0] in set(ok.seed) and path.is_file():
                 maps[m] = read_record(path)["extra"].get("attention_maps")
-                break
+        if any(maps.values()):
+            view.value("attention_maps_task", report.TASK_LABELS[task])
+            break
+        maps = {}
+    view.values.setdefault("attention_maps_task", "(not computed yet)")
     figure = plot_attention_maps(maps)
     view.show_when("maps", figure is not None, lambda: figure)
     return view
