@@ -188,3 +188,15 @@ def test_the_smart_page_pairs_each_variant_with_the_method_without_smart(tmp_pat
     assert len(terms) == 4 and (terms["SMART term"] > 0).all() and (terms["share"] > 0).all(), terms
     for variant in ("adversarial", "bregman"):
         assert page.values[f"smart_share_{variant}"].endswith("%")
+
+
+def test_l2a_smart_share_is_the_smart_term_over_l_kd_of_the_logged_episodes():
+    from l2a_lib.views.smart_page import l2a_terms
+    episodes = [{"aug_att": 1.0, "aug_hidden": 2.0, "aug_dark": 1.0, "aug_smart": 0.2},
+                {"aug_att": 2.0, "aug_hidden": 1.0, "aug_dark": 3.0, "aug_smart": 0.8},
+                {"aug_att": 9.0}]  # an episode that logged no SMART term is not counted
+    terms = l2a_terms(episodes)
+    assert terms["steps"] == 2
+    assert terms["task_loss"] == pytest.approx(5.0) and terms["smart"] == pytest.approx(0.5)
+    assert terms["share"] == pytest.approx(0.1)
+    assert l2a_terms([{"aug_att": 1.0}]) is None

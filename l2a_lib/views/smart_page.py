@@ -15,6 +15,7 @@ from ..profiles import final_grid, make_config
 from ..records import cache_path, load_test_labels, read_record
 from ..report.significance import decode_predictions, metric_name, paired_comparison, verdict
 from ..runs import Context
+from ..train import smart_terms
 from .base import View
 
 PAIRS = (("student_ft_smart", "student_ft"), ("l2a_smart", "l2a"))
@@ -50,14 +51,10 @@ KD_TERMS = ("att", "hidden", "dark")
 
 
 def l2a_terms(episodes: list[dict]) -> dict | None:
-    """L2A's loss and SMART term over its episodes: each episode logs the terms of L_KD
-    and SMART's on one step of augmented samples (``aug_*``)."""
-    steps = [e for e in episodes if "aug_smart" in e]
-    if not steps:
-        return None
-    kd = float(np.mean([sum(e.get(f"aug_{k}", 0.0) for k in KD_TERMS) for e in steps]))
-    extra = float(np.mean([e["aug_smart"] for e in steps]))
-    return {"task_loss": kd, "smart": extra, "share": extra / kd if kd > 0 else float("nan")}
+    """L2A's loss and SMART term over its episodes (``train.smart_terms``): each episode
+    logs the terms of L_KD and SMART's on one step of augmented samples (``aug_*``)."""
+    return smart_terms([(sum(e.get(f"aug_{k}", 0.0) for k in KD_TERMS), e["aug_smart"])
+                        for e in episodes if "aug_smart" in e])
 
 
 def terms_table(pairs, ctx: Context) -> pd.DataFrame:
