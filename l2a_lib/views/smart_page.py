@@ -83,14 +83,16 @@ def plot_differences(tests: pd.DataFrame):
     """One panel per task: each (method, variant)'s paired difference to the method
     without SMART, with its 95% interval over test items; a line at no change."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     tasks = list(dict.fromkeys(tests.task))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 2.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 2.6), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         g = tests[tests.task == task].reset_index(drop=True)
         y = np.arange(len(g))
         ax.errorbar(g["difference"], y, xerr=[g["difference"] - g["ci_low"], g["ci_high"] - g["difference"]],
                     fmt="o", color="tab:blue", capsize=3)
         ax.axvline(0, color="grey", lw=1, ls="--")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=3))  # narrow intervals: few, legible ticks
         ax.set_yticks(y, [f"{m} + SMART ({v})" for m, v in zip(g["method"], g["SMART"])], fontsize=8)
         ax.set_xlabel(f"{g['metric'].iloc[0]}: with SMART - without")
         ax.set_title(task, fontsize=10)
