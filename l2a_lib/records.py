@@ -141,15 +141,26 @@ def load_results(results_dir=None) -> pd.DataFrame:
     return df[CORE_COLUMNS + [c for c in df.columns if c not in CORE_COLUMNS]]
 
 
-def teacher_conflicts(records) -> dict[str, set[str]]:
+def teacher_conflicts(records, by_processor: bool = False) -> dict[str, set[str]]:
     """Teachers that runs say they share but that differ: {teacher key: the sha256
     sums recorded under it} wherever one key has more than one. Empty when every run
     that records its teacher's sha256 agrees with every other run of the same key
     (same task, seed and teacher settings). Records without a sha256 (older runs) are
-    not counted."""
+    not counted.
+
+    ``by_processor``: only runs computed on one kind of processor (``machine_kind``)
+    must agree; the key is then ``"<key> on <processor>"``. A teacher fine-tuned again
+    on another processor kind has other weights under the same key (floating-point
+    sums differ between processors' kernels, bf16 ones most), and a grid recomputed
+    there distils those. Runs that are compared with each other (one page's) must
+    agree whatever their processor: call this on them without ``by_processor``."""
     seen: dict[str, set[str]] = {}
     for rec in records:
         used = rec.get("teacher") or {}
         if used.get("sha256"):
-            seen.setdefault(used["key"], set()).add(used["sha256"])
+            key = used["key"]
+            if by_processor:
+                env = rec.get("environment") or {}
+                key = f"{key} on {machine_kind(env.get('cpu'), env.get('bf16')) or 'an unrecorded processor'}"
+            seen.setdefault(key, set()).add(used["sha256"])
     return {k: v for k, v in seen.items() if len(v) > 1}

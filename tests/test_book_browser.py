@@ -161,13 +161,30 @@ def test_the_claims_and_the_ablation_table_agree():
 # ------------------------------------------------------------------ one teacher
 def test_runs_of_one_task_and_seed_that_record_their_teacher_share_it():
     """Over the committed cache: every run that records its teacher's sha256 agrees
-    with the other runs of the same teacher key (runs made by the workflow; older
-    records carry no sha256 and the pages say so)."""
-    from l2a_lib.records import read_record, teacher_conflicts
+    with the other runs of the same teacher key computed on the same processor kind
+    (runs made by the workflow; older records carry no sha256 and the pages say so),
+    and the runs that one page compares agree whatever their processor."""
+    from l2a_lib import candidates, pages
+    from l2a_lib.records import cache_path, read_record, teacher_conflicts
+    from l2a_lib.runs import Context
     records = [read_record(p) for p in sorted((REPO / "results" / "runs").glob("*.json"))]
     assert len(records) > 100
-    assert teacher_conflicts(records) == {}
-    # the control: two runs of one key with different weights are found
-    a = {"teacher": {"key": "k1", "sha256": "aa"}}
-    b = {"teacher": {"key": "k1", "sha256": "bb"}}
-    assert teacher_conflicts([a, b, {"teacher": {"key": "k2", "sha256": "cc"}}]) == {"k1": {"aa", "bb"}}
+    assert teacher_conflicts(records, by_processor=True) == {}
+    ctx = Context(results_dir=REPO / "results")
+    groups = {p.name: p.configs("cpu") for p in pages.PAGES}
+    groups["the final grid's Table 1"] = pages.FINAL_TABLE1_NEEDS.configs("cpu")
+    groups["the candidate settings"] = [c for x in candidates.CANDIDATES + candidates.FIXES
+                                        for c in x.configs("cpu", seeds=(0, 1, 2))]
+    for name, configs in groups.items():
+        paths = [cache_path(c, ctx) for c in configs]
+        assert teacher_conflicts([read_record(p) for p in paths if p.is_file()]) == {}, name
+    # the controls: two runs of one key with different weights are found, on one
+    # processor kind or, where not grouped by processor, on two
+    a = {"teacher": {"key": "k1", "sha256": "aa"}, "environment": {"cpu": "X", "bf16": True}}
+    b = {"teacher": {"key": "k1", "sha256": "bb"}, "environment": {"cpu": "X", "bf16": True}}
+    c = {"teacher": {"key": "k1", "sha256": "cc"}, "environment": {"cpu": "Y", "bf16": True}}
+    other = {"teacher": {"key": "k2", "sha256": "dd"}}
+    assert teacher_conflicts([a, b, other]) == {"k1": {"aa", "bb"}}
+    assert teacher_conflicts([a, b, c, other], by_processor=True) == {"k1 on X": {"aa", "bb"}}
+    assert teacher_conflicts([a, c], by_processor=True) == {}
+    assert teacher_conflicts([a, c]) == {"k1": {"aa", "cc"}}
