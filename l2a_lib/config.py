@@ -315,7 +315,7 @@ class L2AConfig:
             choose("l2a.reward", self.reward, ("dev_loglik", "dev_metric"))
         if self.generator_weighting is not None:
             choose("l2a.generator_weighting", self.generator_weighting,
-                   ("advantage", "positive", "centered", "literal"))
+                   ("advantage", "advantage_positive", "positive", "centered", "literal"))
         for name, value, kw in (("hard_weight", self.hard_weight, dict(integer=False, allow_zero=True)),
                                 ("generator_epochs", self.generator_epochs, {})):
             _positive(name, value, **kw) if value is not None else None

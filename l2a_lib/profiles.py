@@ -87,6 +87,9 @@ PARTS_PROBE_TASKS = {L2A_PROBE[0]: ("tc", "pi"), L2A_PROBE[1]: ("tc",), L2A_PROB
 # L2A version 2's settings (see L2AConfig and l2a_lib.l2a.algorithm)
 L2A_V2 = dict(version=2, reward="dev_loglik", hard_weight=1.0, generator_weighting="advantage",
               generator_epochs=2, gamma=0.0)
+# ... and in the final grid, the generator's bounded update (l2a_lib.l2a.generator: the
+# standardised one collapsed the generator on NLI's and regression's long inputs)
+FINAL_GENERATOR_WEIGHTING = "advantage_positive"
 L2A_PART_SETTINGS = {"l2a_selector_off": dict(selector=False),
                      "l2a_selector_random": dict(selector_random=True),
                      "l2a_generator_off": dict(generator=False),
@@ -168,6 +171,8 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
         l2a = L2AConfig(source_share={"l2a_wo_src": 0.0, "l2a_wo_tgt": 1.0}.get(method, 0.5))
         if (version or l2a_version(task, method, table, final)) == 2:
             l2a = dataclasses.replace(l2a, **L2A_V2, **L2A_PART_SETTINGS.get(method, {}))
+            if final_grid(final):
+                l2a = dataclasses.replace(l2a, generator_weighting=FINAL_GENERATOR_WEIGHTING)
         elif method in V2_ONLY:
             raise ConfigError(f"{method} exists in L2A version 2 only")
         distill = dataclasses.replace(distill, att=method != "l2a_wo_att",

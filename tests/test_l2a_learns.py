@@ -258,8 +258,13 @@ def _fill_probability(g, probe, favoured: torch.Tensor) -> tuple[float, float]:
 SKIP = 50
 
 
-def run_toy_generator(tokenizer, base, *, weighting="advantage", update=True, episodes=20, seed=0):
-    """(P_G(favoured) before, after, KL to the masked LM after)."""
+def run_toy_generator(tokenizer, base, *, weighting="advantage", update=True, episodes=20, seed=0,
+                      keep="favoured"):
+    """(P_G(favoured) before, after, KL to the masked LM after). ``keep``: the selector
+    keeps a sample by the share of its fills in the favoured set (``"favoured"``), or
+    by its number of edited positions, which no fill can change (``"edits"``: a
+    consistent preference that G cannot meet, as a selector that learnt something
+    other than the fills gives)."""
     from l2a_lib.l2a import generator as gen_mod
     from l2a_lib.l2a import static
     torch.manual_seed(seed)
@@ -286,9 +291,14 @@ def run_toy_generator(tokenizer, base, *, weighting="advantage", update=True, ep
         ps = static.StaticDistribution(g.provider(), alpha)
         samples = [s for s in ps.sample(SENTENCES, 16, rng, tgen) if s.positions]
         # the selector's keep probability: the share of a sample's fills in the favoured set
-        keep = np.array([np.mean([s.input_ids[i] in fav for i in s.positions]) for s in samples])
+        if keep == "edits":
+            d = np.array([len(s.positions) for s in samples], dtype=float)
+            keep_prob = 0.5 + 0.05 * (d - d.mean()) / (d.std() + 1e-9)
+        else:
+            keep_prob = np.array([np.mean([s.input_ids[i] in fav for i in s.positions])
+                                  for s in samples])
         if update:
-            g.update(samples, keep, rng, epochs=2, dropout=weighting != "advantage")
+            g.update(samples, keep_prob, rng, epochs=2, dropout=not weighting.startswith("advantage"))
     after, kl = _fill_probability(g, probe, favoured)
     return before, after, kl
 
@@ -296,6 +306,27 @@ def run_toy_generator(tokenizer, base, *, weighting="advantage", update=True, ep
 def test_the_generator_follows_the_selector(tokenizer, tiny_mlm):
     before, after, kl = run_toy_generator(tokenizer, tiny_mlm)
     assert after >= 2 * before and kl < 0.5, (before, after, kl)
+
+
+def test_the_final_grids_bounded_update_follows_the_selector_too(tokenizer, tiny_mlm):
+    before, after, kl = run_toy_generator(tokenizer, tiny_mlm, weighting="advantage_positive")
+    assert after >= 2 * before and kl < 0.5, (before, after, kl)
+
+
+def test_a_preference_no_fill_can_meet_moves_the_bounded_generator_far_less(tokenizer, tiny_mlm):
+    """The selector prefers samples with more edited positions, which G cannot change:
+    the standardised A(z) still drives G away from the masked LM (its negative part is
+    unbounded, and any spread becomes weights of size 1); the bounded A+(z) leaves G
+    close to it. On the real runs' long inputs the first collapsed G."""
+    from l2a_lib.profiles import make_config
+    _, _, kl_standardised = run_toy_generator(tokenizer, tiny_mlm, keep="edits")
+    _, _, kl_bounded = run_toy_generator(tokenizer, tiny_mlm, weighting="advantage_positive",
+                                         keep="edits")
+    assert kl_bounded < 0.02 and kl_standardised > 0.06, (kl_bounded, kl_standardised)
+    assert kl_standardised > 5 * kl_bounded
+    # the final grid's L2A uses the bounded update; the first settings' version 2 keeps A(z)
+    assert make_config("reg", "l2a", 0, final=True).l2a.generator_weighting == "advantage_positive"
+    assert make_config("tc", "l2a", 0, version=2, final=False).l2a.generator_weighting == "advantage"
 
 
 def test_control_without_the_generator_update_the_check_fails(tokenizer, tiny_mlm):
@@ -354,3 +385,28 @@ def test_a_version_2_run_weights_its_generator_by_the_selector(tmp_path, data_di
         terms[method] = [e["generator_loss"] for e in load_record(config, results)["extra"]["episodes"]]
     assert all(t == 0.0 for t in terms["l2a_selector_off"]), terms
     assert any(t != 0.0 for t in terms["l2a"]), terms
+
+
+def test_the_diagnostics_page_counts_collapsed_generators_and_shows_the_worst_runs_samples():
+    """The final-settings section: a run counts as collapsed when its generator's KL
+    passed COLLAPSE_KL at any episode; the gallery shows the standardised run whose KL
+    went highest, beside the bounded run of the same seed."""
+    from l2a_lib.views import final_generator as fg
+    std, bounded = list(fg.UPDATES)
+
+    def rec(kls, sample):
+        return {"extra": {"episodes": [{"episode": i, "generator_kl": k, "dev_metric": 0.5}
+                                       for i, k in enumerate(kls)],
+                          "gallery": [{"from": "P_s (static masked LM)", "original": "x", "sample": "static"},
+                                      {"from": "G_theta (trained)", "original": "x", "sample": sample}]}}
+    records = {("reg", std, 0): rec([0.2, 40.0, 12.0], "a have a"),
+               ("reg", std, 1): rec([0.2, 1.5, 2.0], "fine"),
+               ("reg", bounded, 0): rec([0.0, 0.1, 0.2], "bounded seed 0"),
+               ("reg", bounded, 1): rec([0.0, 0.1, 0.1], "bounded seed 1")}
+    table = fg.kl_table(fg.kl_frame(records))
+    assert table.loc[("Reg", std), f"runs past {fg.COLLAPSE_KL:g} nats"] == "1 of 2"
+    assert table.loc[("Reg", bounded), f"runs past {fg.COLLAPSE_KL:g} nats"] == "0 of 2"
+    assert table.loc[("Reg", std), "largest KL, max"] == 40.0
+    shown = fg.gallery(records)
+    assert list(shown["generator's sample"]) == ["a have a", "bounded seed 0"]
+    assert set(shown.seed) == {0}

@@ -13,6 +13,7 @@ from ..profiles import PARTS_FEWER_SEEDS, PARTS_PROBE_TASKS, PARTS_SEEDS
 from ..records import load_records, load_test_labels
 from ..report import diagnostics as diag
 from .base import View, pending
+from .final_generator import CONTROL_TASKS, final_generator
 
 TASK_METRICS = report.HEADLINE  # PI's target is imbalanced: the tests compare F1 there
 
@@ -26,9 +27,13 @@ def cached(view: View, tasks, methods, seeds, **kw) -> dict:
 
 
 def l2a_diagnostics(profile="cpu", tasks=("tc", "pi"), seeds=PARTS_SEEDS, allow_training=False,
-                    allow_missing=True, results_dir=None, data_dir=None) -> View:
-    """Version 2's episode logs: the reward and its noise, the selector, the loss terms."""
+                    allow_missing=True, results_dir=None, data_dir=None,
+                    final_tasks=CONTROL_TASKS, final_seeds=(0, 1, 2)) -> View:
+    """Version 2's episode logs: the reward and its noise, the selector, the loss terms;
+    and on the final grid's settings (``final_tasks``), the generator under its two
+    updates (``views.final_generator``)."""
     view = View()
+    final_generator(view, final_tasks, final_seeds, profile, results_dir, data_dir)
     records = cached(view, tasks, ["l2a"], seeds, profile=profile, allow_training=allow_training,
                      results_dir=results_dir, data_dir=data_dir, allow_missing=allow_missing)
     frame = diag.diagnostics_frame(records)
