@@ -264,7 +264,8 @@ def run_toy_generator(tokenizer, base, *, weighting="advantage", update=True, ep
     keeps a sample by the share of its fills in the favoured set (``"favoured"``), or
     by its number of edited positions, which no fill can change (``"edits"``: a
     consistent preference that G cannot meet, as a selector that learnt something
-    other than the fills gives)."""
+    other than the fills gives), or at random around one half (``"noise"``: a selector
+    with no preference)."""
     from l2a_lib.l2a import generator as gen_mod
     from l2a_lib.l2a import static
     torch.manual_seed(seed)
@@ -287,6 +288,7 @@ def run_toy_generator(tokenizer, base, *, weighting="advantage", update=True, ep
     favoured = order[: int((mean_p[order].cumsum(0) < 0.05).sum()) + 1]
     fav = set(favoured.tolist())
     before, _ = _fill_probability(g, probe, favoured)
+    noise = np.random.default_rng(1000 + seed)
     for _ in range(episodes):
         ps = static.StaticDistribution(g.provider(), alpha)
         samples = [s for s in ps.sample(SENTENCES, 16, rng, tgen) if s.positions]
@@ -294,6 +296,8 @@ def run_toy_generator(tokenizer, base, *, weighting="advantage", update=True, ep
         if keep == "edits":
             d = np.array([len(s.positions) for s in samples], dtype=float)
             keep_prob = 0.5 + 0.05 * (d - d.mean()) / (d.std() + 1e-9)
+        elif keep == "noise":
+            keep_prob = 0.5 + 0.01 * noise.standard_normal(len(samples))
         else:
             keep_prob = np.array([np.mean([s.input_ids[i] in fav for i in s.positions])
                                   for s in samples])
@@ -317,13 +321,19 @@ def test_a_preference_no_fill_can_meet_moves_the_bounded_generator_far_less(toke
     """The selector prefers samples with more edited positions, which G cannot change:
     the standardised A(z) still drives G away from the masked LM (its negative part is
     unbounded, and any spread becomes weights of size 1); the bounded A+(z) leaves G
-    close to it. On the real runs' long inputs the first collapsed G."""
+    close to it. On the real runs' long inputs the first collapsed G. The same with
+    keep probabilities that differ by noise alone."""
     from l2a_lib.profiles import make_config
     _, _, kl_standardised = run_toy_generator(tokenizer, tiny_mlm, keep="edits")
     _, _, kl_bounded = run_toy_generator(tokenizer, tiny_mlm, weighting="advantage_positive",
                                          keep="edits")
     assert kl_bounded < 0.02 and kl_standardised > 0.06, (kl_bounded, kl_standardised)
     assert kl_standardised > 5 * kl_bounded
+    # a selector with no preference: keep probabilities that differ by noise alone
+    _, _, kl_standardised = run_toy_generator(tokenizer, tiny_mlm, keep="noise")
+    _, _, kl_bounded = run_toy_generator(tokenizer, tiny_mlm, weighting="advantage_positive",
+                                         keep="noise")
+    assert kl_bounded < 0.005 and kl_standardised > 0.01, (kl_bounded, kl_standardised)
     # the final grid's L2A uses the bounded update; the first settings' version 2 keeps A(z)
     assert make_config("reg", "l2a", 0, final=True).l2a.generator_weighting == "advantage_positive"
     assert make_config("tc", "l2a", 0, version=2, final=False).l2a.generator_weighting == "advantage"

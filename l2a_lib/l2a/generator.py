@@ -76,7 +76,8 @@ nats from the masked LM in some seeds, and its samples filled most edited positi
 with "a", "have" or "has" (the run's gallery; the diagnostics page). ``A+`` is
 bounded (L >= 0 before the anchor): G only raises the probability of the samples the
 selector keeps more often than average, by as much as the selector's keep
-probabilities differ. A selector with no preference leaves G at the masked LM, and
+probabilities differ. A selector with no preference leaves G at (keep
+probabilities all equal) or within a few thousandths of a nat of the masked LM, and
 one with a consistent preference moves it (``tests/test_l2a_learns.py``: on the toy,
 the favoured fills' probability rises 2.2x, against 2.4x with ``A``, while a
 preference that no fill can meet moves G less than a twentieth as far).
