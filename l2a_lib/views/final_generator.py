@@ -77,8 +77,10 @@ def plot_kl(frame: pd.DataFrame):
         ax.set_xlabel("episode")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0][0].set_ylabel("KL(masked LM || G), nats")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    uniq = dict(zip(labels, handles))
+    uniq = {}  # one legend entry per update, from whichever panel has its runs
+    for ax in axes[0]:
+        handles, labels = ax.get_legend_handles_labels()
+        uniq.update({k: v for k, v in zip(labels, handles) if k not in uniq})
     fig.legend(uniq.values(), uniq.keys(), loc="upper center", ncol=len(uniq), fontsize=8,
                bbox_to_anchor=(0.5, 1.06))
     fig.tight_layout()
