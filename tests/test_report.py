@@ -28,6 +28,19 @@ def test_paired_bootstrap_detects_a_real_difference_and_not_a_null_one():
     assert same["difference"] == 0 and same["p_value"] == 1.0
 
 
+def test_a_metric_is_named_by_the_tasks_headline_and_a_name_that_does_not_fit_the_task_is_refused():
+    from l2a_lib.report.significance import metric_of
+    labels, preds = np.array([1, 0, 1, 1]), np.array([1, 1, 1, 0])
+    assert metric_of("classification", labels, preds, "acc") == metric_of("classification", labels, preds) == 0.5
+    assert metric_of("classification", labels, preds, "f1") == pytest.approx(2 / 3)
+    y, p = np.array([0.1, 0.4, 0.2, 0.9]), np.array([0.2, 0.3, 0.1, 0.8])
+    assert metric_of("regression", y, p, "pearson") == metric_of("regression", y, p)
+    for kind, bad in (("regression", "acc"), ("regression", "f1"), ("classification", "pearson"),
+                      ("classification", "F1")):
+        with pytest.raises(ValueError, match="no metric"):
+            metric_of(kind, labels, preds, bad)
+
+
 def test_results_table_has_ours_and_paper_rows():
     df = pd.DataFrame([{"task": "tc", "method": "student_ft", "metric": "acc", "split": "test",
                         "value": v, "seed": s} for s, v in enumerate([0.6, 0.7])])

@@ -127,8 +127,7 @@ def means_table(records: dict, labels: dict, kinds: dict, methods, task_metrics:
             if not preds:
                 continue
             for metric in metrics_:
-                v = [metric_of(kinds[task], labels[task], p, None if metric in ("acc", "pearson")
-                                else metric) for p in preds.values()]
+                v = [metric_of(kinds[task], labels[task], p, metric) for p in preds.values()]
                 rows.setdefault(METHOD_LABELS.get(m, m), {})[
                     (TASK_LABELS.get(task, task), metric)] = fmt(np.mean(v), np.std(v, ddof=1)
                                                                if len(v) > 1 else np.nan) + f" ({len(v)})"

@@ -58,10 +58,17 @@ def decode_predictions(kind: str, compact) -> np.ndarray:
 
 
 def metric_of(kind: str, labels, preds, metric: str | None = None) -> float:
-    if metric == "f1":
+    """``metric`` ("acc", "f1" of the positive class, "pearson"; default by ``kind``,
+    :func:`metric_name`) of ``preds`` against ``labels``."""
+    metric = metric_name(kind, metric)
+    if metric == "f1" and kind == "classification":
         return metrics.f1_positive(labels, preds)
-    return (metrics.accuracy(labels, preds) if kind == "classification"
-            else metrics.pearson(labels, preds))
+    if metric == "acc" and kind == "classification":
+        return metrics.accuracy(labels, preds)
+    if metric == "pearson" and kind == "regression":
+        return metrics.pearson(labels, preds)
+    raise ValueError(f"no metric {metric!r} for a {kind} task (classification: acc, f1; "
+                     "regression: pearson)")
 
 
 def metric_name(kind: str, metric: str | None = None) -> str:
@@ -203,7 +210,7 @@ def ablation_tests(records: dict, labels: dict, kinds: dict, variants, reference
             metric = metric_name(kind, task_metrics.get(task))
             res = paired_comparison(labels[task], kind, ref,
                                     seed_predictions(records, task, variant, kind), n_boot,
-                                    metric=None if metric in ("acc", "pearson") else metric)
+                                    metric=metric)
             if not res:
                 continue
             # a variant that answers one class tells nothing about the removed part

@@ -12,7 +12,7 @@ from .. import report
 from ..profiles import FINAL_GENERATOR_WEIGHTING, make_config
 from ..records import cache_path, load_test_labels, read_record
 from ..report import diagnostics as diag
-from ..report.significance import decode_predictions, metric_name, paired_comparison, verdict
+from ..report.significance import metric_name, paired_comparison, seed_predictions, verdict
 from ..runs import Context
 from ..tasks import HEADLINE_METRICS
 from .base import View
@@ -47,15 +47,21 @@ def kl_frame(records: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def kl_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per task and update: runs, the largest KL a run reached (median and maximum
-    over the runs), and how many runs went past ``COLLAPSE_KL``."""
+def peaks(frame: pd.DataFrame) -> pd.Series:
+    """The largest KL each run's generator reached, indexed by (task, update, seed)."""
+    if frame.empty:
+        return pd.Series(dtype=float)
+    return frame.groupby(["task", "update", "seed"], sort=False).generator_kl.max()
+
+
+def kl_table(peak: pd.Series) -> pd.DataFrame:
+    """Per task and update, from each run's largest KL (:func:`peaks`): runs, the median
+    and maximum over the runs, and how many runs went past ``COLLAPSE_KL``."""
     rows = []
-    for (task, update), g in frame.groupby(["task", "update"], sort=False):
-        peak = g.groupby("seed").generator_kl.max()
-        rows.append({"task": task, "update": update, "runs": len(peak),
-                     "largest KL, median over runs": peak.median(), "largest KL, max": peak.max(),
-                     f"runs past {COLLAPSE_KL:g} nats": f"{int((peak > COLLAPSE_KL).sum())} of {len(peak)}"})
+    for (task, update), p in peak.groupby(level=["task", "update"], sort=False):
+        rows.append({"task": task, "update": update, "runs": len(p),
+                     "largest KL, median over runs": p.median(), "largest KL, max": p.max(),
+                     f"runs past {COLLAPSE_KL:g} nats": f"{int((p > COLLAPSE_KL).sum())} of {len(p)}"})
     return pd.DataFrame(rows).set_index(["task", "update"]) if rows else pd.DataFrame()
 
 
@@ -113,12 +119,10 @@ def score_tests(records: dict, tasks, profile="cpu", data_dir=None) -> pd.DataFr
     rows = []
     first, final = list(UPDATES)
     for task in tasks:
-        preds = {u: {s: decode_predictions(kinds[task], r["extra"]["test_predictions"])
-                     for (t, uu, s), r in records.items() if t == task and uu == u}
-                 for u in UPDATES}
         metric = metric_name(kinds[task], HEADLINE_METRICS[task])
-        res = paired_comparison(labels[task], kinds[task], preds[final], preds[first],
-                                metric=None if metric in ("acc", "pearson") else metric)
+        res = paired_comparison(labels[task], kinds[task],
+                                seed_predictions(records, task, final, kinds[task]),
+                                seed_predictions(records, task, first, kinds[task]), metric=metric)
         if res:
             rows.append({"task": report.TASK_LABELS.get(task, task), "metric": metric,
                          final: res["a"], first: res["b"], "difference": res["difference"],
@@ -133,13 +137,14 @@ def final_generator(view: View, tasks, seeds, profile="cpu", results_dir=None, d
     records = final_records(tasks, seeds, profile, results_dir)
     frame = kl_frame(records)
     view.value("diag_final_tasks", ", ".join(report.TASK_LABELS.get(t, t) for t in tasks) or "none")
+    peak = peaks(frame)
     for key, update in (("standardised", list(UPDATES)[0]), ("bounded", list(UPDATES)[1])):
-        runs = frame[frame["update"] == update].groupby(["task", "seed"]).generator_kl.max() if len(frame) else pd.Series()
+        runs = peak[peak.index.get_level_values("update") == update]
         view.value(f"diag_final_runs_{key}", str(len(runs)))
         view.value(f"diag_final_collapsed_{key}", f"{int((runs > COLLAPSE_KL).sum())} of {len(runs)}")
         view.value(f"diag_final_kl_max_{key}", f"{runs.max():.1f}" if len(runs) else "-")
     view.value("diag_collapse_kl", f"{COLLAPSE_KL:g}")
-    view.show_when("final_kl", len(frame), lambda: kl_table(frame).round(2))
+    view.show_when("final_kl", len(frame), lambda: kl_table(peak).round(2))
     view.show_when("final_kl_plot", len(frame), lambda: plot_kl(frame))
     view.show_when("final_gallery", len(frame), lambda: gallery(records))
     tests = score_tests(records, tasks, profile, data_dir) if len(frame) else pd.DataFrame()

@@ -129,8 +129,7 @@ def smart(profile="cpu", tasks=tuple(HEADLINE), seeds=(0, 1, 2), allow_training=
         for _, base in PAIRS:
             for variant in SMART_VARIANTS:
                 a, b = preds.get((task, base, variant), {}), preds.get((task, base, "none"), {})
-                res = paired_comparison(labels[task], kinds[task], a, b,
-                                        metric=None if metric in ("acc", "pearson") else metric)
+                res = paired_comparison(labels[task], kinds[task], a, b, metric=metric)
                 if res:
                     rows.append({"task": report.TASK_LABELS.get(task, task),
                                  "method": report.METHOD_LABELS.get(base, base),
