@@ -22,7 +22,8 @@ import papermill
 from .errors import UnknownPage
 from . import paths
 from .candidates import CANDIDATES, FIXES
-from .config import L2A_PARTS, SAME_STUDENT_METHODS, TABLE1_METHODS, TASKS, ExperimentConfig
+from .config import (L2A_PARTS, SAME_STUDENT_METHODS, SMART_VARIANTS, TABLE1_METHODS, TASKS,
+                     ExperimentConfig)
 from .profiles import (FINAL_GRID, PAGES_V1, PARTS_FEWER_SEEDS, PARTS_PROBE_TASKS, PARTS_SEEDS,
                        make_config)
 from .paths import atomic_write_text
@@ -112,6 +113,37 @@ class CandidateNeeds:
         return [c for x in CANDIDATES + FIXES for c in x.configs(profile, seeds=seeds)]
 
 
+# the SMART page's pairs: (the method with SMART, the same method without)
+SMART_PAIRS = (("student_ft_smart", "student_ft"), ("l2a_smart", "l2a"))
+
+
+def smart_configs(tasks, seeds, profile: str, final: bool | None = None) -> list[tuple[str, ExperimentConfig]]:
+    """(variant, config) of every run the SMART page reads; the variant is "none" for the
+    method without SMART (L2A in version 2, as its SMART runs). ``final``: the final
+    grid's settings (default ``profiles.FINAL_GRID``)."""
+    out = []
+    for t in tasks:
+        for s in seeds:
+            for smart_m, base in SMART_PAIRS:
+                out.append(("none", make_config(t, base, s, profile=profile, final=final,
+                                                version=2 if base == "l2a" else None)))
+                out += [(v, make_config(t, smart_m, s, profile=profile, smart=v, final=final))
+                        for v in SMART_VARIANTS]
+    return out
+
+
+@dataclass(frozen=True)
+class SmartNeeds:
+    """The SMART page's runs (:func:`smart_configs`) at the profile's seeds."""
+    tasks: tuple[str, ...] = TASKS
+    final: bool | None = None
+    seeds: tuple[int, ...] | None = None  # None: the profile's seeds
+
+    def configs(self, profile: str) -> list[ExperimentConfig]:
+        return [c for _, c in smart_configs(self.tasks, self.seeds or PROFILE_SEEDS[profile],
+                                            profile, self.final)]
+
+
 def _study(name: str, title: str) -> Page:
     return Page(name, name, {"study": name, "values": list(STUDY_VALUES[name]),
                                 "methods": list(STUDY_METHODS[name])},
@@ -137,17 +169,23 @@ NEW_TABLE1_ROWS = FINAL_GRID
 _T1_ALL = ("nlpaug_ctx",) if NEW_TABLE1_ROWS else ()
 _T1_EXTRA = SAME_STUDENT_METHODS if NEW_TABLE1_ROWS else ()
 
-# Table 1 on the final grid's settings (issue 35) and the robustness of its runs (issue
-# 36), task by task while the grid is computed. Their runs join the workflow once they
-# are all in the committed cache (FINAL_TABLE1_CACHED; the committed cache must hold
-# every run of every page); until then the pages show those cached and list the others.
-# The pages go once the final grid is on (Table 1 then shows these runs itself).
-FINAL_TABLE1_TASKS = ("nli", "reg")
+# Table 1 on the final grid's settings (issue 35) and the pages of issue 36 that read
+# the final grid's runs (robustness, attention, SMART). Before the final grid is on,
+# they cover FINAL_TABLE1_TASKS, task by task while the grid is computed: they show the
+# runs cached and list the others, and Table 1's runs join the workflow once they are
+# all cached (FINAL_TABLE1_CACHED; the committed cache must hold every run of every
+# page). With the final grid on, they cover every task and all their runs are in the
+# workflow (Table 1 then shows the same runs; its final page adds the old-vs-new table).
+FINAL_TABLE1_TASKS = TASKS if FINAL_GRID else ("nli", "reg")
 FINAL_TABLE1_METHODS = TABLE1_METHODS + ("nlpaug_ctx",)
 FINAL_TABLE1_NEEDS = Needs(FINAL_TABLE1_METHODS, tasks=FINAL_TABLE1_TASKS, final=True)
 FINAL_TABLE1_CACHED = False
-_FINAL_NEEDS = (FINAL_TABLE1_NEEDS,) if FINAL_TABLE1_CACHED else ()
-_FINAL_PAGES = [] if FINAL_GRID else [
+# the attention page's methods (its control: L2A without L_att) and the SMART page's runs
+ATTENTION_METHODS = ("student_ft", "minilm", "tinybert", "eda", "l2a", "l2a_wo_att")
+ATTENTION_NEEDS = Needs(ATTENTION_METHODS, tasks=FINAL_TABLE1_TASKS, final=True)
+SMART_NEEDS = SmartNeeds(FINAL_TABLE1_TASKS, final=True)
+_FINAL_NEEDS = (FINAL_TABLE1_NEEDS,) if FINAL_GRID or FINAL_TABLE1_CACHED else ()
+_FINAL_PAGES = [
     Page("table1_final", "table1_final", {"tasks": list(FINAL_TABLE1_TASKS),
                                           "methods": list(FINAL_TABLE1_METHODS)},
          _FINAL_NEEDS, partial=True,
@@ -157,11 +195,9 @@ _FINAL_PAGES = [] if FINAL_GRID else [
          _FINAL_NEEDS, partial=True,
          title="Robustness under noisy input"),
     Page("attention", "attention", {"tasks": list(FINAL_TABLE1_TASKS), "final": True},
-         partial=True, title="What L_att transfers"),
-    # the SMART page reads its runs of the final grid's settings from the first (they are
-    # not in the workflow until they are all cached, as above)
+         (ATTENTION_NEEDS,) if FINAL_GRID else (), partial=True, title="What L_att transfers"),
     Page("smart_results", "smart_results", {"tasks": list(FINAL_TABLE1_TASKS), "final": True},
-         partial=True, title="SMART, measured")]
+         (SMART_NEEDS,) if FINAL_GRID else (), partial=True, title="SMART, measured")]
 
 # the candidate settings' runs join the workflow once they are all cached (the committed
 # cache must hold every run of every page); until then the page shows those cached and

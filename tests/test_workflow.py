@@ -289,6 +289,28 @@ def test_the_random_selector_run_waits_for_the_full_l2a_run_of_its_seed():
 
 
 # ------------------------------------------------------------------ the final grid
+def test_every_executed_page_of_the_books_contents_is_a_page_of_either_grid(env):
+    """The table of contents lists the same executed pages whether the final grid is on
+    or off, and with it on, the pages of issue 36 read all four tasks: the attention
+    page's control (L2A w/o L_att) and the SMART page's runs are in the workflow."""
+    toc = re.findall(r"file: (\w+)", (REPO / "book" / "_toc.yml").read_text())
+    executed = {name for name in toc if not (REPO / "book" / f"{name}.md").is_file()}
+    probe = ("import json; from l2a_lib import pages; print(json.dumps({'pages': [p.name for p in "
+             "pages.PAGES], 'runs': sorted({(p.name, c.task, c.method) for p in pages.PAGES "
+             "for c in p.configs('cpu')})}))")
+    for final in ("0", "1"):
+        out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
+                             text=True, env=dict(env, L2A_FINAL_GRID=final))
+        assert out.returncode == 0, out.stderr[-2000:]
+        listed = json.loads(out.stdout)
+        assert executed <= set(listed["pages"]), (final, executed - set(listed["pages"]))
+        runs = {tuple(r) for r in listed["runs"]}
+        for page, method in (("attention", "l2a_wo_att"), ("smart_results", "l2a_smart"),
+                             ("smart_results", "student_ft_smart"), ("robustness", "l2a")):
+            tasks = {t for p, t, m in runs if p == page and m == method}
+            assert tasks == ({"tc", "pi", "nli", "reg"} if final == "1" else set()), (final, page, method)
+
+
 def test_the_final_grids_runs_are_one_target_and_the_book_follows_the_code(env):
     """``--config final=1 runs`` lists the final grid's missing runs (each job inherits
     L2A_FINAL_GRID=1, so ``run --hash`` finds them); the book, whose table of contents

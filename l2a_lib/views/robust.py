@@ -7,6 +7,7 @@ import pandas as pd
 
 from .. import report
 from ..config import TABLE1_METHODS
+from ..pages import ATTENTION_METHODS
 from ..tasks import HEADLINE_METRICS
 from ..profiles import make_config
 from ..records import cache_path, read_record, record_to_frame
@@ -18,7 +19,6 @@ from .results import page_runs
 HEADLINE = HEADLINE_METRICS
 MID_LEVEL = sorted(NOISE["typos"])[1]  # the middle noise level: the page's headline
 ROBUST_METHODS = tuple(m for m in TABLE1_METHODS if m != "majority")
-ATTENTION_METHODS = ("student_ft", "minilm", "tinybert", "eda", "l2a", "l2a_wo_att")
 
 
 def extra_frame(tasks, methods, seeds, profile: str, results_dir=None,

@@ -11,30 +11,16 @@ from .. import report
 from ..config import SMART_VARIANTS
 from ..tasks import HEADLINE_METRICS
 from ..experiment import gather
-from ..profiles import final_grid, make_config
+from ..pages import SMART_PAIRS, smart_configs
+from ..profiles import final_grid
 from ..records import cache_path, load_test_labels, read_record
 from ..report.significance import decode_predictions, metric_name, paired_comparison, verdict
 from ..runs import Context
 from ..train import smart_terms
 from .base import View
 
-PAIRS = (("student_ft_smart", "student_ft"), ("l2a_smart", "l2a"))
+PAIRS = SMART_PAIRS
 HEADLINE = HEADLINE_METRICS
-
-
-def smart_configs(tasks, seeds, profile: str, final: bool | None = None) -> list[tuple[str, object]]:
-    """(variant, config) of every run the page reads; the variant is "none" for the
-    method without SMART (L2A in version 2, as its SMART runs). ``final``: the final
-    grid's settings (default ``profiles.FINAL_GRID``)."""
-    out = []
-    for t in tasks:
-        for s in seeds:
-            for smart_m, base in PAIRS:
-                out.append(("none", make_config(t, base, s, profile=profile, final=final,
-                                                version=2 if base == "l2a" else None)))
-                out += [(v, make_config(t, smart_m, s, profile=profile, smart=v, final=final))
-                        for v in SMART_VARIANTS]
-    return out
 
 
 def score_table(df: pd.DataFrame) -> pd.DataFrame:
