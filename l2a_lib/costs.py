@@ -148,6 +148,55 @@ def hours_by_method(profile: str = "cpu", ctx: Context | None = None) -> pd.Data
     return hours.reindex(index=order, columns=[t for t in TASKS if t in hours.columns]).fillna(0.0)
 
 
+def run_seconds(rec: dict, config) -> float:
+    """A run's own wall seconds: its record's, less the fine-tuning of its teacher
+    (a Teacher-FT run's fine-tuning is the teacher's job, counted once per teacher)."""
+    teacher = float((rec.get("teacher") or {}).get("seconds") or 0.0)
+    if config.method == "teacher_ft":
+        teacher = float((rec.get("extra") or {}).get("fine_tune", {}).get("seconds", 0.0))
+    return max(float(rec.get("wall_seconds") or 0.0) - teacher, 0.0)
+
+
+def grid_status(profile: str = "cpu", ctx: Context | None = None) -> dict:
+    """The grid of this process's settings (``profiles.FINAL_GRID``) against the cache:
+    its runs; those cached and their recorded hours (the sum of each cached run's wall
+    seconds, a teacher's fine-tuning included where the run did it); the missing ones,
+    those whose configuration has a cached seed-0 run and their hours projected from it
+    (its own time, without a teacher), and those with no measurement yet."""
+    ctx = ctx or Context()
+    plan = Plan(profile, ctx.results_dir)
+    cached, recorded, projected, measured, unmeasured = 0, 0.0, 0.0, 0, 0
+    for h, c in plan.runs.items():
+        if plan.result(h).is_file():
+            cached += 1
+            recorded += float(read_record(plan.result(h)).get("wall_seconds") or 0.0)
+            continue
+        seed0 = plan.result(dataclasses.replace(c, seed=0).hash())
+        if seed0.is_file():
+            measured += 1
+            projected += run_seconds(read_record(seed0), c)
+        else:
+            unmeasured += 1
+    return {"runs": len(plan.runs), "cached": cached, "recorded_hours": round(recorded / 3600, 2),
+            "missing": len(plan.runs) - cached, "missing_measured": measured,
+            "missing_projected_hours": round(projected / 3600, 2), "missing_unmeasured": unmeasured}
+
+
+def final_grid_status(profile: str = "cpu") -> dict:
+    """:func:`grid_status` of the final grid (issue 35), whatever this process's grid: the
+    grid is a setting of the process (``L2A_FINAL_GRID``), so it is read in a child."""
+    import os
+    import subprocess
+    import sys
+    probe = ("import json; from l2a_lib.costs import grid_status; "
+             f"print(json.dumps(grid_status({profile!r})))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env=dict(os.environ, L2A_FINAL_GRID="1"))
+    if out.returncode != 0:
+        raise RuntimeError(f"the final grid's status failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def grid_projection(profile: str = "cpu", ctx: Context | None = None) -> dict:
     """The whole grid's compute (every run of every page, all seeds), projected from
     measurement: each run costs the measured wall time of its configuration's seed-0
@@ -174,14 +223,8 @@ def grid_projection(profile: str = "cpu", ctx: Context | None = None) -> dict:
         if c0.hash() in measured:
             continue
         rec = record_of(c0)
-        if rec is None:
-            measured[c0.hash()] = None
-            continue
-        teacher = float((rec.get("teacher") or {}).get("seconds") or 0.0)
-        if c0.method == "teacher_ft":  # its fine-tuning is the teacher's job
-            teacher = float((rec.get("extra") or {}).get("fine_tune", {}).get("seconds", 0.0))
-        measured[c0.hash()] = max(float(rec.get("wall_seconds") or 0.0) - teacher, 0.0)
-        shared += ((rec.get("environment") or {}).get("threads") or 2) != 2
+        measured[c0.hash()] = None if rec is None else run_seconds(rec, c0)
+        shared += rec is not None and ((rec.get("environment") or {}).get("threads") or 2) != 2
     teacher_s = {}
     for c in runs:
         if c.method == "teacher_ft" and c.seed == 0:

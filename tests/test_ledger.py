@@ -66,6 +66,34 @@ def test_an_empty_cache_projects_nothing_and_says_every_configuration_is_unmeasu
     assert out["grid_unmeasured"] == out["grid_configurations"] > 0
 
 
+def test_the_grid_status_sums_the_cached_runs_and_projects_a_missing_seed_from_its_seed_0(tmp_path):
+    import dataclasses
+    import json
+    from l2a_lib import costs
+    from l2a_lib.runs import Context
+    from l2a_lib.workflow import Plan
+    plan = Plan("cpu", tmp_path)
+    l2a = next(c for c in plan.runs.values() if c.method == "l2a" and c.seed == 0)
+    teacher = next(c for c in plan.runs.values() if c.method == "teacher_ft" and c.seed == 0)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for c, wall, extra in ((l2a, 7200.0, {}), (teacher, 900.0, {"fine_tune": {"seconds": 600.0}})):
+        (runs / f"{c.hash()}.json").write_text(json.dumps({
+            "config": c.to_dict(), "config_hash": c.hash(), "rows": [], "wall_seconds": wall,
+            "teacher": {"seconds": 1800.0 if c is l2a else 0.0}, "extra": extra}))
+    out = costs.grid_status("cpu", Context(results_dir=tmp_path))
+    assert out["runs"] == len(plan.runs) and out["cached"] == 2
+    assert out["recorded_hours"] == round((7200 + 900) / 3600, 2)  # wall time as recorded
+    siblings = [h for h, c in plan.runs.items() if c.seed != 0 and
+                dataclasses.replace(c, seed=0).hash() in (l2a.hash(), teacher.hash())]
+    assert out["missing_measured"] == len(siblings) > 0
+    n_l2a = sum(plan.runs[h].method == "l2a" for h in siblings)
+    # each sibling costs its seed-0 run less the teacher's fine-tuning (L2A: 7200 - 1800)
+    expected = n_l2a * 5400 + (len(siblings) - n_l2a) * 300
+    assert out["missing_projected_hours"] == round(expected / 3600, 2)
+    assert out["missing"] == out["missing_measured"] + out["missing_unmeasured"] == len(plan.runs) - 2
+
+
 def test_the_committed_grid_is_measured_and_its_critical_path_is_a_chain_within_it():
     import json
     from l2a_lib import costs, pages

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import audit, costs, paths, reliability as reliability_mod, report
+from .. import audit, costs, paths, profiles, reliability as reliability_mod, report
 from ..experiment import run
 from ..profiles import make_config
 from ..records import is_cached, load_record
@@ -137,6 +137,26 @@ def widest_phases(frame: pd.DataFrame, keep: int = 5) -> pd.DataFrame:
     return frame[top].assign(other=frame.drop(columns=top).sum(axis=1))
 
 
+GRID_COLUMNS = {"runs": "runs", "cached": "cached", "recorded_hours": "recorded hours",
+                "missing": "missing", "missing_measured": "missing, measured configuration",
+                "missing_projected_hours": "their projected hours",
+                "missing_unmeasured": "missing, not measured yet"}
+
+
+def grids_table(profile: str, view: View) -> pd.DataFrame:
+    """The grid the book shows and the final grid (issue 35), against the cache: runs
+    cached and their recorded hours, runs missing and what is known of their cost
+    (``costs.grid_status``); the final grid's figures are glued (``final_grid_*``)."""
+    rows = {"the book's grid": costs.grid_status(profile)}
+    if not profiles.FINAL_GRID:
+        rows["the final grid (issue 35)"] = costs.final_grid_status(profile)
+    final = rows.get("the final grid (issue 35)", rows["the book's grid"])
+    for key in ("runs", "cached", "recorded_hours", "missing_unmeasured"):
+        view.value(f"final_grid_{key}", f"{final[key]:.1f}" if key.endswith("hours") else f"{final[key]:,}")
+    return pd.DataFrame({name: {GRID_COLUMNS[k]: f"{v:.1f}" if k.endswith("hours") else f"{v:,}"
+                                for k, v in row.items()} for name, row in rows.items()}).T
+
+
 def compute(profile="cpu", results_file=None) -> View:
     """What the study costs, from the cache: hours per page and per method and task, the
     phases of an L2A run (the benchmark's, and any cached run that records them), the
@@ -167,6 +187,7 @@ def compute(profile="cpu", results_file=None) -> View:
     for key in ("grid_runs", "grid_configurations", "grid_teachers"):
         view.value(key, f"{grid[key]:,}")
     view.value("grid_shared", f"{grid['grid_shared_measurements']} of {grid['grid_sample_runs']}")
+    view.show("grids", grids_table(profile, view))
     # the phases of an L2A run: the benchmark's (benchmarks/run.py --only l2a_phases)
     path = Path(results_file or paths.REPO_ROOT / "benchmarks" / "results.json")
     bench = json.loads(path.read_text()) if path.is_file() else {}
