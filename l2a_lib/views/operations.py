@@ -137,6 +137,7 @@ def widest_phases(frame: pd.DataFrame, keep: int = 5) -> pd.DataFrame:
     return frame[top].assign(other=frame.drop(columns=top).sum(axis=1))
 
 
+GRID_BUDGET_HOURS = 12.0  # the final grid's budget of recorded compute (issue 35)
 GRID_COLUMNS = {"runs": "runs", "cached": "cached", "recorded_hours": "recorded hours",
                 "missing": "missing", "missing_measured": "missing, measured configuration",
                 "missing_projected_hours": "their projected hours",
@@ -153,6 +154,12 @@ def grids_table(profile: str, view: View) -> pd.DataFrame:
     final = rows.get("the final grid (issue 35)", rows["the book's grid"])
     for key in ("runs", "cached", "recorded_hours", "missing_unmeasured"):
         view.value(f"final_grid_{key}", f"{final[key]:.1f}" if key.endswith("hours") else f"{final[key]:,}")
+    over = final["recorded_hours"] > GRID_BUDGET_HOURS
+    view.value("final_grid_budget", (
+        f"the runs cached already recorded more than {GRID_BUDGET_HOURS:g} hours, so the whole "
+        "grid cannot fit in that budget" if over else
+        f"the runs cached recorded less than {GRID_BUDGET_HOURS:g} hours so far; whether the "
+        "rest fits is not known until the missing runs are measured"))
     return pd.DataFrame({name: {GRID_COLUMNS[k]: f"{v:.1f}" if k.endswith("hours") else f"{v:,}"
                                 for k, v in row.items()} for name, row in rows.items()}).T
 
