@@ -92,8 +92,41 @@ def test_claims_with_missing_runs_are_pending_or_interim():
     assert r.loc[("tc", "L2A - L2A w/o tgt"), "verdict"] == "pending"
     assert r.loc[("pi", "L2A - L2A w/o src"), "verdict"] == "pending"
     assert report.claim_summary(rows).loc[report.claim_summary(rows).index[2], "pi"] == "pending"
+    assert "wait for runs not computed yet" in report.outcome(report.claim_summary(rows))
     # without missing runs nothing is pending
     assert "pending" not in report.claims(records, labels_of, kinds, n_boot=200).verdict.tolist()
+    # a verdict made while a baseline's seed is missing is marked interim, and so counted
+    rows = report.claims(records, labels_of, kinds, [("pi", "eda", 1)], n_boot=200)
+    summary = report.claim_summary(rows)
+    assert summary.loc[summary.index[0], "pi"] == "supported (interim)"
+    assert summary.loc[summary.index[0], "tc"] == "supported"
+    assert "1 of these verdicts are interim" in report.outcome(summary)
+    # a check is a cell with a claim: PI has no claim 2 and no ablation run here (3, 4)
+    assert summary["pi"].isna().sum() == 3
+    assert report.outcome(summary).startswith(f"Of {int(summary.notna().sum().sum())} claim-and-task checks")
+    assert "Supported: claim 1 on PI" in report.outcome(summary)
+
+
+def test_claims_wait_for_l2a_and_skip_a_variant_the_task_does_not_run():
+    """L2A not computed yet: claim 2 is pending (not "not tested", which means a side
+    stores no predictions); an ablation run on another task only has no row here."""
+    labels = np.random.default_rng(2).integers(0, 2, 500)
+    records = {**_records("nli", {"teacher_ft": 0.8, "eda": 0.7}, labels),
+               **_records("tc", {"l2a": 0.8, "l2a_wo_hidden": 0.7}, labels)}
+    missing = [("nli", "l2a", s) for s in (0, 1, 2)] + [("nli", "l2a_wo_att", s) for s in (0, 1, 2)]
+    rows = report.claims(records, {"nli": labels, "tc": labels},
+                         {"nli": "classification", "tc": "classification"}, missing, n_boot=100)
+    r = rows.set_index(["task", "comparison"])
+    assert r.loc[("nli", "L2A - Teacher-FT"), "verdict"] == "pending"
+    assert r.loc[("nli", "L2A - Teacher-FT"), "note"] == "3 run(s) not computed yet"
+    assert r.loc[("nli", "L2A - w/o L_att"), "verdict"] == "pending"   # its runs are missing
+    assert ("nli", "L2A - w/o L_hidden") not in r.index               # run on TC only
+    assert r.loc[("tc", "L2A - w/o L_hidden"), "verdict"] == "supported"
+    # the control: Teacher-FT and L2A computed but without stored predictions: not tested
+    bare = {k: {"extra": {}} for k in records if k[0] == "nli"}
+    bare.update({("nli", "l2a", s): {"extra": {}} for s in (0, 1, 2)})
+    rows = report.claims(bare, {"nli": labels}, {"nli": "classification"}, n_boot=100)
+    assert rows.set_index("comparison").loc["L2A - Teacher-FT", "verdict"] == "not tested"
 
 
 def test_teacher_consistency_compares_retrained_with_committed(tmp_path):

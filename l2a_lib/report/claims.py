@@ -46,7 +46,8 @@ def claims(records: dict, labels: dict, kinds: dict, missing=(), tolerance: floa
     supported where the 95% interval of L2A minus Teacher-FT lies above ``-tolerance``.
     A variant whose predictions are constant on some seed (``degenerate_seeds``) supports
     nothing: its row says "degenerate". "not tested": a side has no stored test
-    predictions; "pending": runs not computed yet (``missing``: (task, method, seed)).
+    predictions; "pending": runs not computed yet (``missing``: (task, method, seed)); an
+    ablation whose variant has no run on a task, cached or missing, has no row there.
 
     records: {(task, method, seed): record}; labels: {task: test labels};
     kinds: {task: "classification" | "regression"}; ``table2_records``: the runs claim 3
@@ -88,6 +89,9 @@ def claims(records: dict, labels: dict, kinds: dict, missing=(), tolerance: floa
                 rows.append(_row(2, task, "L2A - Teacher-FT", kind, res, sig.verdict(sign, "claim"),
                                  f"matches: 95% CI above -{tolerance}" if res["sign"] == 0 and sign
                                  else ""))
+            elif gap(task, ["l2a", "teacher_ft"]):
+                rows.append({**_row(2, task, "L2A - Teacher-FT", kind, {}, ""), "verdict": "pending",
+                             "note": f"{gap(task, ['l2a', 'teacher_ft'])} run(s) not computed yet"})
             else:
                 rows.append(_row(2, task, "L2A - Teacher-FT", kind, {}, "",
                                  "the Teacher-FT records store no test predictions (they predate "
@@ -100,8 +104,9 @@ def claims(records: dict, labels: dict, kinds: dict, missing=(), tolerance: floa
             for v in variants:
                 label = f"L2A - {METHOD_LABELS[v]}"
                 waiting = gap(task, ["l2a", v])
+                ran = gap(task, [v]) or any(k[:2] == (task, v) for k in by_claim.get(claim, records))
                 if v not in tests.index:
-                    if waiting:
+                    if waiting and ran:  # a variant not run on this task is no comparison
                         rows.append({**_row(claim, task, label, kind, {}, ""),
                                      "note": f"{waiting} run(s) not computed yet", "verdict": "pending"})
                     continue
@@ -132,7 +137,8 @@ def claim_summary(rows: pd.DataFrame) -> pd.DataFrame:
     """One verdict per claim and task from :func:`claims`' rows: "supported" when every
     comparison of the claim on the task is, "contradicted" when one is, "not shown"
     otherwise (a degenerate comparison counts as not shown), "not tested" when none
-    was tested. Rows: the four claims; columns: the tasks."""
+    was tested; " (interim)" is added where a comparison's runs are not all computed
+    yet. Rows: the four claims; columns: the tasks."""
     out = {}
     for claim, text in CLAIMS.items():
         cells = {}
@@ -145,6 +151,8 @@ def claim_summary(rows: pd.DataFrame) -> pd.DataFrame:
                            "pending" if "pending" in v else
                            "not tested" if v == {"not tested"} else
                            "supported" if v == {"supported"} else "not shown")
+            if cells[task] not in ("pending", "not tested") and r.note.str.contains("interim").any():
+                cells[task] += " (interim)"
         out[f"{claim}. {text}"] = cells
     return pd.DataFrame.from_dict(out, orient="index").reindex(
         columns=[t for t in TASK_ORDER if any(t in c for c in out.values())])
@@ -153,6 +161,9 @@ def claim_summary(rows: pd.DataFrame) -> pd.DataFrame:
 def outcome(summary: pd.DataFrame) -> str:
     """The reproduction in one sentence, from :func:`claim_summary`."""
     cells = summary.stack()
+    cells = cells[cells.notna() & (cells != "–")]  # a dash: the paper makes no such claim there
+    interim = int(cells.str.endswith(" (interim)").sum())
+    cells = cells.str.removesuffix(" (interim)")
     counts = cells.value_counts()
     supported = [f"claim {c.split('.')[0]} on {TASK_LABELS[t]}" for (c, t), v in cells.items()
                  if v == "supported"]
@@ -160,8 +171,11 @@ def outcome(summary: pd.DataFrame) -> str:
                     if v == "contradicted"]
     head = (f"Of {len(cells)} claim-and-task checks, {counts.get('supported', 0)} are supported, "
             f"{counts.get('contradicted', 0)} contradicted, {counts.get('not shown', 0)} not shown "
-            f"(no clear difference) and {counts.get('not tested', 0)} not tested.")
-    more = []
+            f"(no clear difference) and {counts.get('not tested', 0)} not tested"
+            + (f"; {counts['pending']} wait for runs not computed yet." if counts.get("pending")
+               else "."))
+    more = [f"{interim} of these verdicts are interim: some of their runs are not computed "
+            "yet."] if interim else []
     if supported:
         more.append("Supported: " + ", ".join(supported) + ".")
     if contradicted:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import pages, report
-from ..config import TABLE1_METHODS
+from ..config import TABLE1_METHODS, TASKS
 from ..experiment import run_many, run_study
 from ..l2a.static import edit_rate
 from ..profiles import PAGES_V1, l2a_version
@@ -131,7 +131,40 @@ def claims(profile="cpu", tasks=("tc", "pi", "nli", "reg"), seeds=(0, 1, 2),
     shape["study"] = shape["study"].map(STUDY_TITLES)
     view.show("shapes", shape.drop(columns=["change", "ci_low", "ci_high"]))
     _settings_changes(view, profile, results_dir, data_dir)
+    _final_claims(view, profile, seeds, results_dir, data_dir)
     return view
+
+
+# the ablations of claims 3 and 4 on the final grid, by task (Table 3's other variants: TC)
+FINAL_ABLATIONS = {"l2a_wo_src": TASKS, "l2a_wo_tgt": TASKS, "l2a_wo_att": TASKS,
+                   "l2a_wo_hidden": ("tc",), "l2a_wo_dark": ("tc",)}
+
+
+def _final_claims(view: View, profile, seeds, results_dir, data_dir) -> None:
+    """The four claims decided on the chosen settings (the final grid's runs), for the
+    tasks whose final Table 1 is shown, by the same function as above; a claim whose
+    runs are not all computed is "pending" or its comparison "interim". Glued:
+    ``final_claims_tasks``, ``final_claims_runs`` (cached of all), ``final_claims_outcome``."""
+    tasks = list(pages.FINAL_TABLE1_TASKS)
+    kw = dict(profile=profile, results_dir=results_dir, final=True)
+    frames = [run_many(tasks, list(TABLE1_METHODS), seeds, data_dir=data_dir,
+                       allow_missing=True, **kw)]
+    frames += [run_many([t for t in tasks if t in on], [m], seeds, data_dir=data_dir,
+                        allow_missing=True, **kw)
+               for m, on in FINAL_ABLATIONS.items() if any(t in on for t in tasks)]
+    missing = [x for f in frames for x in f.attrs.get("missing", [])]
+    records = load_records(tasks, list(TABLE1_METHODS), seeds, **kw)
+    for m, on in FINAL_ABLATIONS.items():
+        records.update(load_records([t for t in tasks if t in on], [m], seeds, **kw))
+    labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
+    rows = report.claims(records, labels, kinds, missing)
+    n_runs = sum(f.attrs.get("n_runs", 0) for f in frames)
+    view.value("final_claims_tasks", ", ".join(report.TASK_LABELS[t] for t in tasks))
+    view.value("final_claims_runs", f"{n_runs - len(missing)} of {n_runs}")
+    summary = report.claim_summary(rows)
+    view.value("final_claims_outcome", report.outcome(summary))
+    view.show("final_summary", summary.rename(columns=report.TASK_LABELS).rename_axis("claim"))
+    view.show("final_verdicts", rows)
 
 
 def _settings_changes(view: View, profile, results_dir, data_dir) -> None:
