@@ -185,10 +185,16 @@ ATTENTION_METHODS = ("student_ft", "minilm", "tinybert", "eda", "l2a", "l2a_wo_a
 ATTENTION_NEEDS = Needs(ATTENTION_METHODS, tasks=FINAL_TABLE1_TASKS, final=True)
 SMART_NEEDS = SmartNeeds(FINAL_TABLE1_TASKS, final=True)
 _FINAL_NEEDS = (FINAL_TABLE1_NEEDS,) if FINAL_GRID or FINAL_TABLE1_CACHED else ()
+# the final Table 1's control for what L2A's learning adds: L2A with its learned parts off
+# (the selector keeps at random, at the learned selector's keep rate of each episode; with
+# one keep probability for all the generator's bounded update takes no step), on every
+# task of the page, beside the parts page's five seeds on TC and PI
+LEARNING_CONTROL = "l2a_selector_random"
+LEARNING_NEEDS = Needs((LEARNING_CONTROL,), tasks=FINAL_TABLE1_TASKS, final=True)
 _FINAL_PAGES = [
     Page("table1_final", "table1_final", {"tasks": list(FINAL_TABLE1_TASKS),
                                           "methods": list(FINAL_TABLE1_METHODS)},
-         _FINAL_NEEDS, partial=True,
+         _FINAL_NEEDS + ((LEARNING_NEEDS,) if FINAL_GRID else ()), partial=True,
          title="Table 1 on the chosen settings"),
     Page("robustness", "robustness", {"tasks": list(FINAL_TABLE1_TASKS),
                                       "methods": list(FINAL_TABLE1_METHODS), "final": True},

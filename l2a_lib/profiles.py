@@ -243,7 +243,11 @@ METHOD_DISTILL = {
 
 def learned_reference(config: ExperimentConfig) -> ExperimentConfig:
     """The full L2A run whose selector an ``l2a_selector_random`` run copies (its keep
-    rate per episode): the same task, seed, settings and version."""
+    rate per episode): the same task, seed, settings and version. Whether it is the
+    final grid's is read off the run itself (only the final grid's L2A uses the bounded
+    generator update), not off this process's grid: ``run --final`` computes final runs
+    in a process whose grid is the first one."""
+    final = config.l2a.generator_weighting == FINAL_GENERATOR_WEIGHTING
     return dataclasses.replace(config, method="l2a", table="table1",
-                               extra_scores=extra_scores(config.profile, "l2a", "table1"),
+                               extra_scores=extra_scores(config.profile, "l2a", "table1", final),
                                l2a=dataclasses.replace(config.l2a, selector_random=None))

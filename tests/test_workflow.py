@@ -286,6 +286,11 @@ def test_the_random_selector_run_waits_for_the_full_l2a_run_of_its_seed():
     assert ref.hash() == make_config("pi", "l2a", 3, version=2).hash()
     assert depends_on(make_config("pi", "l2a", 3)) is None
     assert depends_on(make_config("pi", "l2a_selector_off", 3)) is None
+    # a final-grid run waits for the final grid's L2A, whatever the process's grid
+    # (``run --final`` computes final runs in a process of the first grid)
+    final = make_config("reg", "l2a_selector_random", 1, final=True)
+    assert depends_on(final).hash() == make_config("reg", "l2a", 1, final=True).hash()
+    assert depends_on(final).extra_scores  # the final Table 1's L2A records its extra scores
 
 
 # ------------------------------------------------------------------ the final grid

@@ -127,5 +127,23 @@ def table1_final(profile="cpu", tasks=("nli",), methods=("teacher_ft", "student_
     sig_ft = report.significance_table(records, labels, kinds, baselines=["student_ft"])
     glue_verdicts(view, sig_ft, f"{PREFIX}_l2a_better_ft")
     view.show("paired_student_ft", report.paired_table(sig_ft))
+    _learning_control(view, records, labels, kinds, tasks, seeds, profile, results_dir)
     glue_constant_methods(view, records, labels, kinds, name=f"{PREFIX}_constant_methods")
     return view
+
+
+def _learning_control(view, records, labels, kinds, tasks, seeds, profile, results_dir) -> None:
+    """L2A against L2A with its learned parts off (``pages.LEARNING_CONTROL``: the
+    selector keeps at random, as many samples per episode as the learned selector of
+    the same seed kept, and with one keep probability for all the generator's bounded
+    update takes no step): the same augmentation budget and KD, no learning. Shown: the
+    paired test per task and the number of control runs cached."""
+    from ..pages import LEARNING_CONTROL
+    control = load_records(tasks, [LEARNING_CONTROL], seeds, profile=profile,
+                           results_dir=results_dir, final=True)
+    view.value(f"{PREFIX}_parts_off_runs", f"{len(control)} of {len(tasks) * len(seeds)}")
+    sig = report.significance_table({**records, **control}, labels, kinds,
+                                    baselines=[LEARNING_CONTROL])
+    glue_verdicts(view, sig, f"{PREFIX}_l2a_better_parts_off")
+    view.show("paired_parts_off", report.paired_table(sig) if len(sig) else pd.DataFrame(
+        {"runs": ["none of the control's runs is computed yet"]}))
