@@ -160,16 +160,22 @@ def run_seconds(rec: dict, config) -> float:
 def grid_status(profile: str = "cpu", ctx: Context | None = None) -> dict:
     """The grid of this process's settings (``profiles.FINAL_GRID``) against the cache:
     its runs; those cached and their recorded hours (the sum of each cached run's wall
-    seconds, a teacher's fine-tuning included where the run did it); the missing ones,
+    seconds, a teacher's fine-tuning included where the run did it) and, per task, how
+    many were computed on each processor kind (``processors``); the missing ones,
     those whose configuration has a cached seed-0 run and their hours projected from it
     (its own time, without a teacher), and those with no measurement yet."""
     ctx = ctx or Context()
     plan = Plan(profile, ctx.results_dir)
     cached, recorded, projected, measured, unmeasured = 0, 0.0, 0.0, 0, 0
+    processors: dict[str, dict[str, int]] = {}
     for h, c in plan.runs.items():
         if plan.result(h).is_file():
             cached += 1
-            recorded += float(read_record(plan.result(h)).get("wall_seconds") or 0.0)
+            record = read_record(plan.result(h))
+            recorded += float(record.get("wall_seconds") or 0.0)
+            cpu = (record.get("environment") or {}).get("cpu") or "not recorded"
+            processors.setdefault(c.task, {}).setdefault(cpu, 0)
+            processors[c.task][cpu] += 1
             continue
         seed0 = plan.result(dataclasses.replace(c, seed=0).hash())
         if seed0.is_file():
@@ -179,7 +185,8 @@ def grid_status(profile: str = "cpu", ctx: Context | None = None) -> dict:
             unmeasured += 1
     return {"runs": len(plan.runs), "cached": cached, "recorded_hours": round(recorded / 3600, 2),
             "missing": len(plan.runs) - cached, "missing_measured": measured,
-            "missing_projected_hours": round(projected / 3600, 2), "missing_unmeasured": unmeasured}
+            "missing_projected_hours": round(projected / 3600, 2), "missing_unmeasured": unmeasured,
+            "processors": processors}
 
 
 def final_grid_status(profile: str = "cpu") -> dict:

@@ -77,12 +77,19 @@ def test_the_grid_status_sums_the_cached_runs_and_projects_a_missing_seed_from_i
     teacher = next(c for c in plan.runs.values() if c.method == "teacher_ft" and c.seed == 0)
     runs = tmp_path / "runs"
     runs.mkdir()
-    for c, wall, extra in ((l2a, 7200.0, {}), (teacher, 900.0, {"fine_tune": {"seconds": 600.0}})):
+    for c, wall, extra, cpu in ((l2a, 7200.0, {}, "CPU A"),
+                                (teacher, 900.0, {"fine_tune": {"seconds": 600.0}}, None)):
         (runs / f"{c.hash()}.json").write_text(json.dumps({
             "config": c.to_dict(), "config_hash": c.hash(), "rows": [], "wall_seconds": wall,
-            "teacher": {"seconds": 1800.0 if c is l2a else 0.0}, "extra": extra}))
+            "teacher": {"seconds": 1800.0 if c is l2a else 0.0}, "extra": extra,
+            **({"environment": {"cpu": cpu}} if cpu else {})}))
     out = costs.grid_status("cpu", Context(results_dir=tmp_path))
     assert out["runs"] == len(plan.runs) and out["cached"] == 2
+    # each cached run counted under its task and the processor kind it records
+    expected_kinds = {}
+    for c, cpu in ((l2a, "CPU A"), (teacher, "not recorded")):
+        expected_kinds.setdefault(c.task, {})[cpu] = expected_kinds.get(c.task, {}).get(cpu, 0) + 1
+    assert out["processors"] == expected_kinds
     assert out["recorded_hours"] == round((7200 + 900) / 3600, 2)  # wall time as recorded
     siblings = [h for h, c in plan.runs.items() if c.seed != 0 and
                 dataclasses.replace(c, seed=0).hash() in (l2a.hash(), teacher.hash())]

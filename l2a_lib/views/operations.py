@@ -160,8 +160,14 @@ def grids_table(profile: str, view: View) -> pd.DataFrame:
         "grid cannot fit in that budget" if over else
         f"the runs cached recorded less than {GRID_BUDGET_HOURS:g} hours so far; whether the "
         "rest fits is not known until the missing runs are measured"))
+    # where the final grid's runs were computed: a task's runs share its teachers, which
+    # differ by processor kind (the reproduce page), so a task goes on where it started
+    kinds = pd.DataFrame(final["processors"]).fillna(0).astype(int)
+    view.show("final_grid_processors", kinds.rename(columns=report.TASK_LABELS).rename_axis(
+        "processor") if len(kinds) else pd.DataFrame({"runs": ["none cached yet"]}))
     return pd.DataFrame({name: {GRID_COLUMNS[k]: f"{v:.1f}" if k.endswith("hours") else f"{v:,}"
-                                for k, v in row.items()} for name, row in rows.items()}).T
+                                for k, v in row.items() if k in GRID_COLUMNS}
+                         for name, row in rows.items()}).T
 
 
 def compute(profile="cpu", results_file=None) -> View:
