@@ -162,6 +162,10 @@ PARTS_NEEDS = (Needs(("l2a",) + tuple(m for m in L2A_PARTS if m not in PARTS_FEW
                *(Needs((m,), tasks=("tc", "pi") if m in L2A_PARTS else PARTS_PROBE_TASKS[m],
                        seeds=PARTS_SEEDS[:n], version=2) for m, n in PARTS_FEWER_SEEDS.items()))
 
+# the front page's sentence on L2A's learned parts (views.parts.learned_parts_words)
+LEARNED_PARTS_NEEDS = Needs(("l2a", "l2a_selector_random", "l2a_generator_off"),
+                            tasks=("tc", "pi"), seeds=PARTS_SEEDS, version=2)
+
 # Table 1's rows of issue 36 join the page with the final grid (profiles.FINAL_GRID; the
 # committed cache must hold every run of every page): nlpaug's augmenter on every task,
 # the same-student controls on TC and PI
@@ -237,7 +241,8 @@ PAGES: list[Page] = [
     _study("sensitivity_alpha", "Sensitivity to the edit-distance temperature alpha"),
     # the summaries read the runs of the pages above (each run's cost is booked to the
     # first page that reads it: the reproduce page's cost table)
-    Page("intro", "intro", needs=CLAIM_NEEDS, partial=True, title="L2A, reproduced on a CPU"),
+    Page("intro", "intro", needs=CLAIM_NEEDS + (LEARNED_PARTS_NEEDS,), partial=True,
+         title="L2A, reproduced on a CPU"),
     Page("claims", "claims", needs=(*CLAIM_NEEDS,
                                     # the shapes of Figure 2 and the sensitivity study
                                     *(StudyNeeds(s) for s in STUDY_VALUES)),

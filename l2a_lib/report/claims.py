@@ -169,7 +169,8 @@ def outcome(summary: pd.DataFrame) -> str:
                  if v == "supported"]
     contradicted = [f"claim {c.split('.')[0]} on {TASK_LABELS[t]}" for (c, t), v in cells.items()
                     if v == "contradicted"]
-    head = (f"Of {len(cells)} claim-and-task checks, {counts.get('supported', 0)} are supported, "
+    head = (f"Of {len(cells)} claim-and-task checks, {counts.get('supported', 0)} "
+            f"{'is' if counts.get('supported', 0) == 1 else 'are'} supported, "
             f"{counts.get('contradicted', 0)} contradicted, {counts.get('not shown', 0)} not shown "
             f"(no clear difference) and {counts.get('not tested', 0)} not tested"
             + (f"; {counts['pending']} wait for runs not computed yet." if counts.get("pending")

@@ -114,6 +114,38 @@ def l2a_parts(profile="cpu", tasks=("tc", "pi"), seeds=PARTS_SEEDS, allow_traini
     return view
 
 
+# the question a reader asks first of L2A's learning: does what it learns matter? Its
+# selector against one that keeps at random at the same rate, its trained generator
+# against the static masked LM
+LEARNED_PARTS = {"l2a_selector_random": "the learned selector (against keeping at random "
+                                        "at its rate)",
+                 "l2a_generator_off": "the trained generator (against the static masked LM)"}
+
+
+def learned_parts_words(profile="cpu", tasks=("tc", "pi"), seeds=PARTS_SEEDS, results_dir=None,
+                        data_dir=None) -> str:
+    """The parts page's verdicts on L2A's two learned parts in one sentence, per part and
+    task: the ablation test's word, the difference (L2A minus the variant) with its 95%
+    interval and the seeds in which L2A is higher."""
+    tasks, parts = list(tasks), list(LEARNED_PARTS)
+    records = load_records(tasks, ["l2a", *parts], list(seeds), profile=profile,
+                           results_dir=results_dir, version=2)
+    labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
+    tests = report.ablation_tests(records, labels, kinds, parts, task_metrics=TASK_METRICS)
+    if not len(tests):
+        return "not computed yet"
+    words = []
+    for m in parts:
+        rows = tests[tests.method == m]
+        if len(rows):
+            words.append(f"{LEARNED_PARTS[m][0].upper()}{LEARNED_PARTS[m][1:]}: " + "; ".join(
+                f"{r['removed part']} on {report.TASK_LABELS[r['task']]} "
+                f"({report.number(r['difference'], signed=True)} "
+                f"[{report.number(r['ci_low'], signed=True)}, {report.number(r['ci_high'], signed=True)}], "
+                f"L2A higher in {r['seeds L2A higher']} seeds)" for r in rows.to_dict("records")))
+    return ". ".join(words) + "."
+
+
 # our extension's probes (l2a.credit), as the probe table names them
 PROBE_OURS = {L2A_CREDIT[3]: ("calibrated credit (ours)", "cal"),
               L2A_CREDIT[5]: ("equal-weight credit (ours)", "eq")}
