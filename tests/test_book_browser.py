@@ -158,6 +158,29 @@ def test_the_claims_and_the_ablation_table_agree():
     assert table.loc[table.variant == "L2A w/o src", "removed part"].item() == "hurts"
 
 
+def test_the_front_pages_sentence_on_the_learned_parts_is_the_parts_pages_test():
+    """The front page quotes the parts page's paired tests of L2A's learned selector and
+    generator (committed cache): one clause per part and task, with the test's word and
+    its difference and interval, so the two pages cannot disagree."""
+    from l2a_lib.profiles import PARTS_SEEDS
+    from l2a_lib.records import load_records, load_test_labels
+    from l2a_lib.views.parts import LEARNED_PARTS, TASK_METRICS, learned_parts_words
+    words = learned_parts_words()
+    records = load_records(["tc", "pi"], ["l2a", *LEARNED_PARTS], list(PARTS_SEEDS), version=2)
+    labels, kinds = load_test_labels(["tc", "pi"])
+    tests = report.ablation_tests(records, labels, kinds, list(LEARNED_PARTS),
+                                  task_metrics=TASK_METRICS)
+    assert len(tests) == 4  # two parts on two tasks, all in the committed cache
+    for r in tests.to_dict("records"):
+        clause = (f"{r['removed part']} on {report.TASK_LABELS[r['task']]} "
+                  f"({report.number(r['difference'], signed=True)} "
+                  f"[{report.number(r['ci_low'], signed=True)}, "
+                  f"{report.number(r['ci_high'], signed=True)}], "
+                  f"L2A higher in {r['seeds L2A higher']} seeds)")
+        assert clause in words
+    assert words.count("(against") == 2
+
+
 # ------------------------------------------------------------------ one teacher
 def test_runs_of_one_task_and_seed_that_record_their_teacher_share_it():
     """Over the committed cache: every run that records its teacher's sha256 agrees
