@@ -174,13 +174,13 @@ _T1_ALL = ("nlpaug_ctx",) if NEW_TABLE1_ROWS else ()
 _T1_EXTRA = SAME_STUDENT_METHODS if NEW_TABLE1_ROWS else ()
 
 # Table 1 on the final grid's settings (issue 35) and the pages of issue 36 that read
-# the final grid's runs (robustness, attention, SMART). Before the final grid is on,
-# they cover FINAL_TABLE1_TASKS, task by task while the grid is computed: they show the
-# runs cached and list the others, and Table 1's runs join the workflow once they are
-# all cached (FINAL_TABLE1_CACHED; the committed cache must hold every run of every
-# page). With the final grid on, they cover every task and all their runs are in the
-# workflow (Table 1 then shows the same runs; its final page adds the old-vs-new table).
-FINAL_TABLE1_TASKS = TASKS if FINAL_GRID else ("nli", "reg")
+# the final grid's runs (robustness, attention, SMART). They cover every task. Before
+# the final grid is on, they show the runs cached while the grid is computed and list
+# the others, and Table 1's runs join the workflow once they are all cached
+# (FINAL_TABLE1_CACHED; the committed cache must hold every run of every page). With
+# the final grid on, all their runs are in the workflow (Table 1 then shows the same
+# runs; its final page adds the old-vs-new table).
+FINAL_TABLE1_TASKS = ("nli", "reg", "tc", "pi")
 FINAL_TABLE1_METHODS = TABLE1_METHODS + ("nlpaug_ctx",)
 FINAL_TABLE1_NEEDS = Needs(FINAL_TABLE1_METHODS, tasks=FINAL_TABLE1_TASKS, final=True)
 FINAL_TABLE1_CACHED = False
