@@ -475,3 +475,38 @@ def test_the_change_table_sets_first_and_final_settings_side_by_side():
     assert t.loc["best other method", "first settings"] == f"EDA {report.number(0.53)}"
     assert t.loc["best other method", "final settings"] == f"TinyBERT {report.number(0.56)}"
     assert set(t.metric) == {"acc"}
+
+
+def test_a_run_computed_again_is_paired_with_its_first_computation_and_no_other(tmp_path):
+    """The final Table 1's "same runs computed twice": a final run whose configuration
+    is a first-settings run's but for the extra scores is paired with it (difference,
+    epochs, where each ran); a final run of a task whose settings changed, or one whose
+    first run is not cached, has no pair."""
+    import dataclasses
+    import json
+    from l2a_lib.profiles import make_config
+    from l2a_lib.views.final import recomputed_pairs
+    runs = tmp_path / "runs"
+    runs.mkdir()
+
+    def write(cfg, acc, epoch, env):
+        (runs / f"{cfg.hash()}.json").write_text(json.dumps({
+            "config": cfg.to_dict(), "rows": [{"split": "test", "metric": "acc", "value": acc}],
+            "extra": {"fine_tune": {"best_epoch": epoch}}, "environment": env}))
+    final = make_config("tc", "student_ft", 0, final=True)
+    assert final.extra_scores  # the final grid's runs score more after training
+    write(dataclasses.replace(final, extra_scores=None), 0.60, 3, {"threads": 2})
+    write(final, 0.625, 9, {"cpu": "CPU B", "threads": 1, "transformers": "9.9"})
+    # NLI's final teacher sees the source first: its first-settings run is another run
+    write(make_config("nli", "teacher_ft", 0, final=True), 0.6, 1, {})
+    write(make_config("nli", "teacher_ft", 0, final=False), 0.5, 1, {})
+    write(make_config("tc", "student_ft", 1, final=True), 0.7, 1, {})  # no first run cached
+    pairs = recomputed_pairs(["tc", "nli"], ["student_ft", "teacher_ft"], [0, 1],
+                             results_dir=tmp_path)
+    assert len(pairs) == 1
+    row = pairs.iloc[0]
+    assert (row.task, row.seed, row.first, row.again) == ("TC", 0, 0.60, 0.625)
+    assert row.difference == pytest.approx(0.025)
+    assert row["dev-chosen epoch"] == "3 -> 9"
+    assert row["first computed on"].startswith("processor not recorded, 2 thread(s)")
+    assert row["again on"] == "CPU B, 1 thread(s), transformers 9.9"

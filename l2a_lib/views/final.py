@@ -10,6 +10,8 @@ quantity on every page.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 
 from .. import report
@@ -58,6 +60,46 @@ def change_table(old: pd.DataFrame, new: pd.DataFrame, tasks) -> pd.DataFrame:
                                    else report.number(cells[(m, side)])
                                    if cells[(m, side)] is not None else "-")
                             for side in ("first settings", "final settings")}})
+    return pd.DataFrame(rows)
+
+
+def recomputed_pairs(tasks, methods, seeds, profile="cpu", results_dir=None) -> pd.DataFrame:
+    """The final grid's runs whose configuration is a first-settings run's but for the
+    extra scores (``extra_scores``: noisy copies and attention, which are read after
+    training), where both are cached: the same training computed twice, on the
+    machines and library versions of two sessions. Per run: the headline test score of
+    each, their difference, the epoch each chose on the dev set (fine-tuned runs), and
+    where each was computed."""
+    from ..profiles import make_config
+    from ..records import read_record
+    from ..runs import Context
+    runs = Context(results_dir=results_dir).runs
+    rows = []
+    for task in tasks:
+        metric = headline(task)
+        for m in methods:
+            for seed in seeds:
+                final = make_config(task, m, seed, profile=profile, final=True)
+                first = dataclasses.replace(final, extra_scores=None)
+                pair = [runs / f"{c.hash()}.json" for c in (first, final)]
+                if first.hash() == final.hash() or not all(p.is_file() for p in pair):
+                    continue
+                recs = [read_record(p) for p in pair]
+                score = [next((r["value"] for r in rec["rows"] if r["split"] == "test"
+                               and r["metric"] == metric), float("nan")) for rec in recs]
+                epoch = [(rec.get("extra") or {}).get("fine_tune", {}).get("best_epoch") for rec in recs]
+                where = [", ".join(str(x) for x in ((rec.get("environment") or {}).get("cpu") or
+                                                    "processor not recorded",
+                                                    f"{(rec.get('environment') or {}).get('threads', '?')} thread(s)",
+                                                    "transformers " + str((rec.get("environment") or {})
+                                                                          .get("transformers", "?"))))
+                         for rec in recs]
+                rows.append({"task": report.TASK_LABELS[task], "method": report.METHOD_LABELS.get(m, m),
+                             "seed": seed, "metric": metric, "first": score[0], "again": score[1],
+                             "difference": score[1] - score[0],
+                             "dev-chosen epoch": (f"{epoch[0]} -> {epoch[1]}"
+                                                  if None not in epoch else "-"),
+                             "first computed on": where[0], "again on": where[1]})
     return pd.DataFrame(rows)
 
 
@@ -120,6 +162,7 @@ def table1_final(profile="cpu", tasks=("nli",), methods=("teacher_ft", "student_
     old = run_many(tasks, [m for m in CHANGE_ROWS if m in methods], seeds, profile=profile,
                    results_dir=results_dir, data_dir=data_dir, allow_missing=True, final=False)
     view.show("changes", change_table(old, df, tasks))
+    _recomputed(view, tasks, methods, seeds, profile, results_dir)
     records = load_records(tasks, [m for m in methods if m != "teacher_ft"], seeds,
                            profile=profile, results_dir=results_dir, final=True)
     labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
@@ -130,6 +173,20 @@ def table1_final(profile="cpu", tasks=("nli",), methods=("teacher_ft", "student_
     _learning_control(view, records, labels, kinds, tasks, seeds, profile, results_dir)
     glue_constant_methods(view, records, labels, kinds, name=f"{PREFIX}_constant_methods")
     return view
+
+
+def _recomputed(view, tasks, methods, seeds, profile, results_dir) -> None:
+    """The table of :func:`recomputed_pairs` and its summary: how many pairs, how many
+    agree within 0.001, the largest difference."""
+    pairs = recomputed_pairs(tasks, methods, seeds, profile, results_dir)
+    same = int((pairs.difference.abs() < 1e-3).sum()) if len(pairs) else 0
+    view.value(f"{PREFIX}_recomputed_pairs", str(len(pairs)))
+    view.value(f"{PREFIX}_recomputed_same", str(same))
+    view.value(f"{PREFIX}_recomputed_largest", report.number(pairs.difference.abs().max())
+               if len(pairs) else "-")
+    shown = pairs.round({"first": 4, "again": 4, "difference": 4}) if len(pairs) else pd.DataFrame(
+        {"runs": ["no run of the first settings is computed again yet"]})
+    view.show("recomputed", shown)
 
 
 def _learning_control(view, records, labels, kinds, tasks, seeds, profile, results_dir) -> None:
