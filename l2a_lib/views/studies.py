@@ -75,8 +75,9 @@ def _claim_tests(profile, tasks, seeds, allow_training, allow_missing, results_d
 def outcome(profile="cpu", tasks=("tc", "pi", "nli", "reg"), seeds=(0, 1, 2), allow_training=False,
             allow_missing=True, results_dir=None, data_dir=None) -> View:
     """The front page's summary: each claim's verdict per task and the comparisons
-    behind it (effect and 95% interval), the outcome in one sentence, and the parts
-    page's verdicts on L2A's learned parts (``learned_parts``)."""
+    behind it (effect and 95% interval), the outcome in one sentence, the same claims
+    on the chosen settings so far (``final_claims_outcome``, ``final_summary``), and the
+    parts page's verdicts on L2A's learned parts (``learned_parts``)."""
     tasks, seeds = list(tasks), list(seeds)
     view = View()
     df, _, _, _, rows = _claim_tests(profile, tasks, seeds, allow_training, allow_missing,
@@ -86,6 +87,7 @@ def outcome(profile="cpu", tasks=("tc", "pi", "nli", "reg"), seeds=(0, 1, 2), al
     view.value("outcome", report.outcome(summary))
     view.show("summary", summary.rename(columns=report.TASK_LABELS).rename_axis("claim"))
     view.show("tests", rows.drop(columns=["note"]))
+    _final_claims(view, profile, seeds, results_dir, data_dir)
     from .parts import learned_parts_words
     view.value("learned_parts", learned_parts_words(profile, results_dir=results_dir,
                                                     data_dir=data_dir))
