@@ -28,7 +28,7 @@ import transformers
 from . import ledger
 from .checkpoint import EpisodeCheckpoint
 from .config import CODE_VERSION, L2A_METHODS, METHODS, ExperimentConfig
-from .profiles import make_config
+from .profiles import make_config, runs_on
 from .errors import MissingResults
 from .l2a.algorithm import run_l2a
 from .machine import cpu_name, peak_rss_mb
@@ -105,7 +105,7 @@ def run_many(tasks, methods, seeds, *, profile: str = "cpu", table: str | None =
     configs = [make_config(t, m, s, profile=profile, table=table,
                            l2a_overrides=l2a_overrides if m.startswith("l2a") else None,
                            version=version, final=final, **data_overrides)
-               for t in tasks for m in methods for s in seeds]
+               for t in tasks for m in methods if runs_on(t, m) for s in seeds]
     return gather([(None, c) for c in configs], Context(data_dir, results_dir, cache_dir),
                    allow_training, allow_missing)
 

@@ -22,10 +22,10 @@ import papermill
 from .errors import UnknownPage
 from . import paths
 from .candidates import CANDIDATES, FIXES
-from .config import (L2A_PARTS, SAME_STUDENT_METHODS, SMART_VARIANTS, TABLE1_METHODS, TASKS,
-                     ExperimentConfig)
+from .config import (L2A_PARTS, SAME_STUDENT_METHODS, SAME_STUDENT_TASKS, SMART_VARIANTS,
+                     TABLE1_METHODS, TASKS, ExperimentConfig)
 from .profiles import (FINAL_GRID, PAGES_V1, PARTS_FEWER_SEEDS, PARTS_PROBE_TASKS, PARTS_SEEDS,
-                       make_config)
+                       make_config, runs_on)
 from .paths import atomic_write_text
 from .records import is_cached
 from .runs import Context
@@ -56,7 +56,8 @@ class Needs:
 
     def configs(self, profile: str) -> list[ExperimentConfig]:
         return [make_config(t, m, s, profile=profile, version=self.version, final=self.final)
-                for t in self.tasks for m in self.methods for s in self.seeds or PROFILE_SEEDS[profile]]
+                for t in self.tasks for m in self.methods if runs_on(t, m)
+                for s in self.seeds or PROFILE_SEEDS[profile]]
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ _T1_EXTRA = SAME_STUDENT_METHODS if NEW_TABLE1_ROWS else ()
 # the final grid on, all their runs are in the workflow (Table 1 then shows the same
 # runs; its final page adds the old-vs-new table).
 FINAL_TABLE1_TASKS = ("nli", "reg", "tc", "pi")
-FINAL_TABLE1_METHODS = TABLE1_METHODS + ("nlpaug_ctx",)
+FINAL_TABLE1_METHODS = TABLE1_METHODS + ("nlpaug_ctx",) + SAME_STUDENT_METHODS
 FINAL_TABLE1_NEEDS = Needs(FINAL_TABLE1_METHODS, tasks=FINAL_TABLE1_TASKS, final=True)
 FINAL_TABLE1_CACHED = False
 # the attention page's methods (its control: L2A without L_att) and the SMART page's runs
@@ -223,7 +224,7 @@ PAGES: list[Page] = [
          partial=True, title="Choosing the settings"),
     Page("table1", "table1", {"methods": list(TABLE1_METHODS + _T1_ALL + _T1_EXTRA)},
          (Needs(TABLE1_METHODS + _T1_ALL),)
-         + ((Needs(_T1_EXTRA, tasks=("tc", "pi")),) if _T1_EXTRA else ()), partial=True),
+         + ((Needs(_T1_EXTRA, tasks=SAME_STUDENT_TASKS),) if _T1_EXTRA else ()), partial=True),
     *_FINAL_PAGES,
     Page("table2", "table2", needs=(Needs(TABLE2_METHODS, version=PAGES_V1),), partial=True,
          title="Table 2: cross-domain augmentation"),

@@ -7,7 +7,7 @@ import dataclasses
 import os
 
 from .config import (AUGMENTERS, L2A_CREDIT, L2A_METHODS, L2A_PARTS, L2A_PROBE, L2A_PROBE_LONG, METHODS,
-                     PROFILES, SMART_VARIANTS, TABLE1_METHODS,
+                     PROFILES, SAME_STUDENT_METHODS, SAME_STUDENT_TASKS, SMART_VARIANTS, TABLE1_METHODS,
                      AugmentConfig, DataConfig, DistillConfig, ExperimentConfig, L2AConfig,
                      ModelConfig, SmartConfig, TrainConfig, choose)
 from .tasks import USER_TASKS, base_task, check_task
@@ -239,6 +239,13 @@ METHOD_DISTILL = {
     "bert_pkd_same": dict(temperature=10.0, alpha_hard=0.5, pkd_beta=100.0, train=_SMALL_DATA),
     "tinybert": dict(temperature=1.0, stage1_epochs=5),
 }
+
+
+def runs_on(task: str, method: str) -> bool:
+    """Whether the study runs ``method`` on ``task`` (the same-student controls run on
+    TC and PI only): a page that lists methods and tasks reads only these pairs, and
+    counts no other as missing."""
+    return method not in SAME_STUDENT_METHODS or task in SAME_STUDENT_TASKS
 
 
 def learned_reference(config: ExperimentConfig) -> ExperimentConfig:

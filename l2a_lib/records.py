@@ -9,7 +9,7 @@ import pandas as pd
 
 from . import data as data_mod
 from .config import ExperimentConfig
-from .profiles import make_config
+from .profiles import make_config, runs_on
 from .errors import CorruptResult, MissingResults
 from .machine import machine_kind
 from .runs import Context
@@ -111,7 +111,7 @@ def load_records(tasks, methods, seeds, profile: str = "cpu", results_dir=None,
     ctx = Context(results_dir=results_dir)
     out = {}
     for t in tasks:
-        for m in methods:
+        for m in (m for m in methods if runs_on(t, m)):
             for s in seeds:
                 path = cache_path(make_config(t, m, s, profile=profile, version=version,
                                                final=final), ctx)

@@ -137,3 +137,23 @@ def test_the_chosen_settings_page_reads_the_final_grids_runs_of_its_tasks():
     assert teachers and all(c.teacher_train.source_epochs == 2 for c in teachers if c.task in ("nli", "reg"))
     first = {c.hash() for c in pages.page("table1").configs("cpu")}
     assert not first & {c.hash() for c in runs if c.method != "majority"}
+
+
+def test_the_same_student_controls_run_on_tc_and_pi_only_and_are_never_missing_elsewhere(tmp_path):
+    """A page listing Table 1's methods on every task reads the same-student controls on
+    TC and PI only: no run of them is planned, read or counted as missing on NLI or
+    regression (the final grid's Table 1 lists them beside the other methods)."""
+    from l2a_lib import pages
+    from l2a_lib.config import SAME_STUDENT_METHODS
+    from l2a_lib.experiment import run_many
+    from l2a_lib.profiles import runs_on
+    assert all(runs_on(t, m) == (t in ("tc", "pi")) for t in ("tc", "pi", "nli", "reg")
+               for m in SAME_STUDENT_METHODS)
+    assert runs_on("nli", "l2a") and runs_on("reg", "eda")
+    planned = {(c.task, c.method) for c in pages.FINAL_TABLE1_NEEDS.configs("cpu")}
+    assert {t for t, m in planned if m in SAME_STUDENT_METHODS} == {"tc", "pi"}
+    assert {t for t, m in planned if m == "l2a"} == {"tc", "pi", "nli", "reg"}
+    df = run_many(["nli", "tc"], ["bert_pkd_same", "l2a"], [0], results_dir=tmp_path,
+                  allow_missing=True, final=True)
+    assert sorted(df.attrs["missing"]) == [("nli", "l2a", 0), ("tc", "bert_pkd_same", 0),
+                                           ("tc", "l2a", 0)]
