@@ -510,3 +510,23 @@ def test_a_run_computed_again_is_paired_with_its_first_computation_and_no_other(
     assert row["dev-chosen epoch"] == "3 -> 9"
     assert row["first computed on"].startswith("processor not recorded, 2 thread(s)")
     assert row["again on"] == "CPU B, 1 thread(s), transformers 9.9"
+
+
+def test_each_method_is_tested_against_the_majority_baseline_on_classification_only():
+    """The final Table 1's sanity check: a method that learnt the task is "better" than
+    answering the majority class, one at chance is not; regression has no such row."""
+    from l2a_lib.views.final import majority_tests
+    labels = np.random.default_rng(3).integers(0, 2, 800)
+    records = _records("nli", {"teacher_ft": 0.8, "student_ft": 0.5}, labels)
+    majority = int(np.bincount(labels).argmax())
+    records.update({("nli", "majority", s): {"extra": {"test_predictions": str(majority) * len(labels)}}
+                    for s in (0, 1, 2)})
+    y = np.random.default_rng(4).random(50)
+    reg = {("reg", m, s): {"extra": {"test_predictions": y.tolist()}}
+           for m in ("majority", "teacher_ft") for s in (0, 1, 2)}
+    out = majority_tests({**records, **reg}, {"nli": labels, "reg": y},
+                         {"nli": "classification", "reg": "regression"}, ["nli", "reg"],
+                         ["majority", "teacher_ft", "student_ft"], n_boot=200)
+    v = out.set_index("method")["verdict"]
+    assert list(out.task.unique()) == ["NLI"] and len(out) == 2   # no row for majority itself
+    assert v["Teacher-FT"] == "better" and v["Student-FT"] == "no clear difference"

@@ -171,6 +171,17 @@ def table1_final(profile="cpu", tasks=("nli",), methods=("teacher_ft", "student_
     glue_verdicts(view, sig_ft, f"{PREFIX}_l2a_better_ft")
     view.show("paired_student_ft", report.paired_table(sig_ft))
     _learning_control(view, records, labels, kinds, tasks, seeds, profile, results_dir)
+    every = {**records, **load_records(tasks, ["teacher_ft"], seeds, profile=profile,
+                                       results_dir=results_dir, final=True)}
+    above = majority_tests(every, labels, kinds, tasks, methods)
+    for t in tasks:
+        if kinds[t] == "classification":
+            label = report.TASK_LABELS[t]
+            better = above[(above.task == label) & (above.verdict == "better")].method.tolist() \
+                if len(above) else []
+            view.value(f"{PREFIX}_above_majority_{t}", ", ".join(better) or "none")
+    view.show("above_majority", above if len(above) else pd.DataFrame(
+        {"runs": ["no classification run is computed yet"]}))
     glue_constant_methods(view, records, labels, kinds, name=f"{PREFIX}_constant_methods")
     return view
 
@@ -187,6 +198,33 @@ def _recomputed(view, tasks, methods, seeds, profile, results_dir) -> None:
     shown = pairs.round({"first": 4, "again": 4, "difference": 4}) if len(pairs) else pd.DataFrame(
         {"runs": ["no run of the first settings is computed again yet"]})
     view.show("recomputed", shown)
+
+
+def majority_tests(records, labels, kinds, tasks, methods, n_boot: int = 2000) -> pd.DataFrame:
+    """Every method against the majority baseline on each classification task's headline
+    metric, paired by seed and test item (the reader's first sanity check: a method no
+    better than answering the majority class has learnt nothing a page can compare).
+    Regression has no such row: the mean baseline's Pearson is 0 by definition."""
+    from ..report import significance as sig
+    rows = []
+    for task in tasks:
+        kind = kinds[task]
+        if kind != "classification":
+            continue
+        base = sig.seed_predictions(records, task, "majority", kind)
+        for m in methods:
+            preds = sig.seed_predictions(records, task, m, kind) if m != "majority" else {}
+            res = sig.paired_comparison(labels[task], kind, preds, base, n_boot,
+                                        metric=headline(task)) if preds and base else None
+            if res:
+                rows.append({"task": report.TASK_LABELS[task], "method": report.METHOD_LABELS.get(m, m),
+                             "metric": headline(task),
+                             "above majority": report.number(res["difference"], signed=True),
+                             "95% CI": f"[{report.number(res['ci_low'], signed=True)}, "
+                                       f"{report.number(res['ci_high'], signed=True)}]",
+                             "seeds higher": res["seeds a higher"],
+                             "verdict": sig.verdict(res["sign"])})
+    return pd.DataFrame(rows)
 
 
 def _learning_control(view, records, labels, kinds, tasks, seeds, profile, results_dir) -> None:
