@@ -530,3 +530,20 @@ def test_each_method_is_tested_against_the_majority_baseline_on_classification_o
     v = out.set_index("method")["verdict"]
     assert list(out.task.unique()) == ["NLI"] and len(out) == 2   # no row for majority itself
     assert v["Teacher-FT"] == "better" and v["Student-FT"] == "no clear difference"
+
+
+def test_a_verdict_made_with_runs_missing_is_named_interim():
+    """Table 1's paired tests: a task with runs of the compared methods still missing
+    gets a "runs missing" count and is named "(interim)" in the glued task list; a task
+    with all its runs, or a page with none missing, is named plainly."""
+    from l2a_lib.views.base import View
+    from l2a_lib.views.results import glue_verdicts, with_missing
+    sig = pd.DataFrame({"task": ["reg", "tc"], "verdict": ["better", "better"]})
+    missing = [("tc", "eda", 1), ("tc", "teacher_ft", 0), ("nli", "l2a", 0)]
+    marked = with_missing(sig, missing, ["l2a", "eda"])
+    assert marked["runs missing"].tolist() == [0, 1]      # Teacher-FT is not compared here
+    view = View()
+    glue_verdicts(view, marked, "x_l2a_better")
+    assert view.values["x_l2a_better"] == "2 of 2"
+    assert view.values["x_l2a_better_tasks"] == "Reg, TC (interim)"
+    assert with_missing(sig, [], ["l2a"]) is sig            # nothing missing: unchanged

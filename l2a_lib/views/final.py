@@ -20,7 +20,7 @@ from ..records import load_records, load_test_labels
 from ..tasks import HEADLINE_METRICS
 from .base import View
 from .results import (glue_constant_methods, glue_means, glue_verdicts, page_runs,
-                      paired_sections)
+                      paired_sections, with_missing)
 
 PREFIX = "final"
 # the rows of the change table: what a reader checks first on a new setting
@@ -167,7 +167,8 @@ def table1_final(profile="cpu", tasks=("nli",), methods=("teacher_ft", "student_
                            profile=profile, results_dir=results_dir, final=True)
     labels, kinds = load_test_labels(tasks, profile=profile, data_dir=data_dir)
     paired_sections(view, df, records, labels, kinds, tasks, PREFIX)
-    sig_ft = report.significance_table(records, labels, kinds, baselines=["student_ft"])
+    sig_ft = with_missing(report.significance_table(records, labels, kinds, baselines=["student_ft"]),
+                          df.attrs.get("missing", []), ["l2a", "student_ft"])
     glue_verdicts(view, sig_ft, f"{PREFIX}_l2a_better_ft")
     view.show("paired_student_ft", report.paired_table(sig_ft))
     _learning_control(view, records, labels, kinds, tasks, seeds, profile, results_dir)

@@ -35,11 +35,25 @@ def page_runs(view: View, tasks, methods, seeds, profile, allow_training, allow_
 
 
 def glue_verdicts(view: View, sig: pd.DataFrame, prefix: str) -> None:
-    """How many tasks L2A is better / worse on, and which (the words of the test)."""
+    """How many tasks L2A is better / worse on, and which (the words of the test); a
+    task whose test was made while some of its runs are missing (``with_missing``) is
+    named "(interim)"."""
     for word, key in (("better", prefix), ("worse", prefix.replace("better", "worse"))):
-        at = sig[sig.verdict == word].task.tolist() if len(sig) else []
+        rows = sig[sig.verdict == word] if len(sig) else sig
+        at = [report.TASK_LABELS[r["task"]] + (" (interim)" if r.get("runs missing") else "")
+              for r in rows.to_dict("records")] if len(rows) else []
         view.value(key, f"{len(at)} of {len(sig)}")
-        view.value(key + "_tasks", ", ".join(report.TASK_LABELS[t] for t in at) or "none")
+        view.value(key + "_tasks", ", ".join(at) or "none")
+
+
+def with_missing(sig: pd.DataFrame, missing, methods) -> pd.DataFrame:
+    """``sig`` with a column "runs missing": per task, how many runs of ``methods``
+    (those a test compares, L2A included) are not computed yet (``missing``:
+    ``df.attrs["missing"]``); its verdict can still change where that is not 0."""
+    if not len(sig) or not missing:
+        return sig
+    return sig.assign(**{"runs missing": [report.not_computed(list(missing), t, list(methods))
+                                          for t in sig.task]})
 
 
 def table1(profile="cpu", tasks=("tc", "pi", "nli", "reg"), methods=("teacher_ft", "student_ft"),
@@ -80,13 +94,16 @@ def paired_sections(view, df, records, labels, kinds, tasks, prefix) -> dict[str
     distils into L2A's own student (``paired_same_student``), each with its verdict
     counts glued as ``{prefix}_l2a_better[_same]``; returns {task: the same-student
     methods}."""
-    sig = report.significance_table(records, labels, kinds)
+    missing = df.attrs.get("missing", [])
+    compared = ["l2a", *report.BASELINES]
+    sig = with_missing(report.significance_table(records, labels, kinds), missing, compared)
     glue_verdicts(view, sig, f"{prefix}_l2a_better")
     view.show("paired", report.paired_table(sig))
     same = {t: report.same_student(df, t) if len(df) else [] for t in tasks}
     frames = [report.significance_table(records, {t: labels[t]}, {t: kinds[t]}, baselines=same[t])
               for t in tasks if same[t]]
-    sig_same = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    sig_same = with_missing(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(),
+                            missing, compared)
     glue_verdicts(view, sig_same, f"{prefix}_l2a_better_same")
     view.show("paired_same_student", report.paired_table(sig_same))
     return same
