@@ -101,6 +101,11 @@ def test_claims_with_missing_runs_are_pending_or_interim():
     assert summary.loc[summary.index[0], "pi"] == "supported (interim)"
     assert summary.loc[summary.index[0], "tc"] == "supported"
     assert "1 of these verdicts are interim" in report.outcome(summary)
+    # claim 2 made with an L2A seed missing is interim too
+    both = _records("tc", {"l2a": 0.8, "teacher_ft": 0.7}, labels, seeds=(0, 1))
+    rows = report.claims(both, {"tc": labels}, {"tc": "classification"}, [("tc", "l2a", 2)], n_boot=200)
+    assert "interim: 1 run(s)" in rows.set_index("comparison").loc["L2A - Teacher-FT", "note"]
+    assert report.claim_summary(rows).loc[report.claim_summary(rows).index[1], "tc"] == "supported (interim)"
     # a check is a cell with a claim: PI has no claim 2 and no ablation run here (3, 4)
     assert summary["pi"].isna().sum() == 3
     assert report.outcome(summary).startswith(f"Of {int(summary.notna().sum().sum())} claim-and-task checks")

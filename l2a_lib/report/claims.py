@@ -86,9 +86,12 @@ def claims(records: dict, labels: dict, kinds: dict, missing=(), tolerance: floa
             res = compare(task, "l2a", "teacher_ft")
             if res:
                 sign = res["sign"] if res["sign"] else (1 if res["ci_low"] > -tolerance else 0)
-                rows.append(_row(2, task, "L2A - Teacher-FT", kind, res, sig.verdict(sign, "claim"),
-                                 f"matches: 95% CI above -{tolerance}" if res["sign"] == 0 and sign
-                                 else ""))
+                row = _row(2, task, "L2A - Teacher-FT", kind, res, sig.verdict(sign, "claim"),
+                           f"matches: 95% CI above -{tolerance}" if res["sign"] == 0 and sign else "")
+                if gap(task, ["l2a", "teacher_ft"]):
+                    row["note"] = "; ".join(x for x in (row["note"], f"interim: {gap(task, ['l2a', 'teacher_ft'])} "
+                                                        "run(s) not computed yet") if x)
+                rows.append(row)
             elif gap(task, ["l2a", "teacher_ft"]):
                 rows.append({**_row(2, task, "L2A - Teacher-FT", kind, {}, ""), "verdict": "pending",
                              "note": f"{gap(task, ['l2a', 'teacher_ft'])} run(s) not computed yet"})
