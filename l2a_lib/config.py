@@ -36,7 +36,6 @@ L2A_METHODS = ("l2a", "l2a_wo_src", "l2a_wo_tgt", "l2a_wo_att", "l2a_wo_hidden",
                "l2a_smart", "l2a_pkd6_student") + L2A_PARTS + L2A_PROBE + L2A_PROBE_LONG + L2A_CREDIT
 # Table 1's same-student controls: layer KD with L2A's student, L2A with BERT6-PKD's
 SAME_STUDENT_METHODS = ("bert_pkd_same", "distilbert_same", "l2a_pkd6_student")
-SAME_STUDENT_TASKS = ("tc", "pi")  # ... which run on these tasks only (profiles.runs_on)
 SMART_VARIANTS = ("adversarial", "bregman")  # the SMART page's methods: the term alone, + BPP
 # Table 1's methods in its row order (the pages, the claims and the reports read this list)
 TABLE1_METHODS = ("majority", "teacher_ft", "student_ft", "bilstm_soft", "distilbert", "bert_pkd4",

@@ -22,10 +22,10 @@ import papermill
 from .errors import UnknownPage
 from . import paths
 from .candidates import CANDIDATES, FIXES
-from .config import (L2A_PARTS, SAME_STUDENT_METHODS, SAME_STUDENT_TASKS, SMART_VARIANTS,
+from .config import (L2A_PARTS, SAME_STUDENT_METHODS, SMART_VARIANTS,
                      TABLE1_METHODS, TASKS, ExperimentConfig)
 from .profiles import (FINAL_GRID, PAGES_V1, PARTS_FEWER_SEEDS, PARTS_PROBE_TASKS, PARTS_SEEDS,
-                       make_config, runs_on)
+                       SAME_STUDENT_TASKS, make_config, runs_on)
 from .paths import atomic_write_text
 from .records import is_cached
 from .runs import Context

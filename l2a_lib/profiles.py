@@ -7,7 +7,7 @@ import dataclasses
 import os
 
 from .config import (AUGMENTERS, L2A_CREDIT, L2A_METHODS, L2A_PARTS, L2A_PROBE, L2A_PROBE_LONG, METHODS,
-                     PROFILES, SAME_STUDENT_METHODS, SAME_STUDENT_TASKS, SMART_VARIANTS, TABLE1_METHODS,
+                     PROFILES, SAME_STUDENT_METHODS, SMART_VARIANTS, TABLE1_METHODS,
                      AugmentConfig, DataConfig, DistillConfig, ExperimentConfig, L2AConfig,
                      ModelConfig, SmartConfig, TrainConfig, choose)
 from .tasks import USER_TASKS, base_task, check_task
@@ -239,6 +239,9 @@ METHOD_DISTILL = {
     "bert_pkd_same": dict(temperature=10.0, alpha_hard=0.5, pkd_beta=100.0, train=_SMALL_DATA),
     "tinybert": dict(temperature=1.0, stage1_epochs=5),
 }
+
+
+SAME_STUDENT_TASKS = ("tc", "pi")  # the same-student controls run on these tasks only
 
 
 def runs_on(task: str, method: str) -> bool:
