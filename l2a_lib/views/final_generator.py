@@ -49,8 +49,9 @@ def kl_frame(records: dict) -> pd.DataFrame:
 
 def peaks(frame: pd.DataFrame) -> pd.Series:
     """The largest KL each run's generator reached, indexed by (task, update, seed)."""
-    if frame.empty:
-        return pd.Series(dtype=float)
+    if frame.empty:  # no run yet: the same index levels, no rows
+        return pd.Series(dtype=float, index=pd.MultiIndex.from_arrays(
+            [[], [], []], names=["task", "update", "seed"]), name="generator_kl")
     return frame.groupby(["task", "update", "seed"], sort=False).generator_kl.max()
 
 
