@@ -32,7 +32,9 @@ pages: $(STAMP)              ## execute every page from the committed result cac
 	$(SNAKEMAKE) --cores $(CORES) --config profile=cpu cached_only=1 -- pages
 
 book: $(STAMP)               ## build the HTML book offline from the committed results (computes nothing)
-	$(SNAKEMAKE) --cores $(CORES) --config profile=cpu cached_only=1 $(if $(STRICT),strict=1) -- book
+	$(SNAKEMAKE) --cores $(CORES) --config profile=cpu cached_only=1 $(if $(STRICT),strict=1) -- book \
+	  || { for f in logs/pages/*.log; do p=$$(basename $$f .log); test -f book/$$p.ipynb \
+	       || { echo "== page $$p failed; the end of $$f:"; tail -n 30 $$f; }; done; exit 1; }
 	@echo "book: book/_build/html/index.html"
 
 results: $(STAMP)            ## compute every cpu-profile run not yet cached, then the pages and the book (hours; resumable)
