@@ -15,6 +15,11 @@ the teacher and are 3-4 times larger). Where the student is narrower than the te
 (384 vs 768), the hidden-state terms need a map between the widths; as for L2A's
 L_hidden and TinyBERT, it is a learned linear map W (H_s, H_t) trained with the
 student (``l2a.kd.projection``). DistilBERT's and PKD's papers need none (same width).
+W starts where FitNets' first stage (Romero et al. 2015: train the hint regressor
+before the student) would leave it, in closed form (:func:`fit_width_map`): from a
+random W, PKD's patience term starts near its maximum and, weighted by beta = 100
+under a gradient clipped to norm 1, takes all of the few dozen updates that 80
+examples allow, so the student barely learns its task (measured: :func:`fit_width_map`).
 """
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ import torch
 
 from . import losses, models
 from .config import ExperimentConfig
+from .device import on_device
+from .encoding import collate
 from .l2a.kd import projection
 from .runs import prepare, score
 from .teacher import TeacherCache, TeacherNeeds, get_teacher
@@ -61,6 +68,46 @@ def layer_student(config: ExperimentConfig, ctx, prep, teacher, layers: tuple[in
     return student, None, []
 
 
+RIDGE = 0.1  # of the width map's least-squares fit (unit-norm rows: X^T X has trace n)
+
+
+@torch.no_grad()
+def fit_width_map(W: torch.nn.Parameter, pairs) -> dict:
+    """Set W (H_s, H_t) to the ridge least-squares map from the student's states to the
+    teacher's, both scaled to unit norm (the patience and cosine terms compare
+    directions): W = (X^T X + RIDGE I)^-1 X^T Y over the ``pairs`` (X (n, H_s),
+    Y (n, H_t)) of the target training set. Returns the mean cosine between W x and y
+    before and after, which the run records."""
+    X = torch.cat([torch.nn.functional.normalize(x.float(), dim=-1) for x, _ in pairs]).cpu()
+    Y = torch.cat([torch.nn.functional.normalize(y.float(), dim=-1) for _, y in pairs]).cpu()
+
+    def cos(M):
+        return float(torch.nn.functional.cosine_similarity(X @ M, Y, dim=-1).mean())
+
+    before = cos(W.detach().float().cpu())
+    A = X.T @ X + RIDGE * torch.eye(X.shape[1])
+    fitted = torch.linalg.solve(A, X.T @ Y)
+    W.data.copy_(fitted.to(W.device, W.dtype))
+    return {"rows": int(X.shape[0]), "cos_before": round(before, 4), "cos_after": round(cos(fitted), 4)}
+
+
+@torch.no_grad()
+def state_pairs(student, cache, prep, states, batch_size: int = 64) -> list:
+    """(student state, teacher state) pairs on the target training set, the student in
+    eval mode: ``states(student_output, teacher_batch, attention_mask)`` returns them
+    for one batch (pooled layers for PKD, real tokens of the last layer for DistilBERT)."""
+    enc, was_training = prep.train, student.training
+    student.eval()
+    pairs = []
+    for start in range(0, len(enc), batch_size):
+        idx = list(range(start, min(start + batch_size, len(enc))))
+        b = on_device(collate(enc, idx, prep.pad_id, regression=prep.task.spec.kind == REGRESSION))
+        s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
+        pairs += states(s, cache.batch(enc, idx), b["attention_mask"])
+    student.train(was_training)
+    return pairs
+
+
 def teacher_outputs(teacher, needs: TeacherNeeds, prep, d):
     """The teacher's outputs ``needs`` on the target training set, computed once."""
     cache = TeacherCache(teacher, needs, prep.pad_id, bf16=d.train.bf16)
@@ -94,6 +141,12 @@ def run_distilbert(config: ExperimentConfig, ctx) -> dict:
     student, W, extra = layer_student(config, ctx, prep, teacher, tuple(range(0, N, 2)))
     cache, enc = teacher_outputs(teacher, TeacherNeeds(hidden_layers=(N,)), prep, d), prep.train
     regression = spec.kind == REGRESSION
+    record = {}
+    if W is not None:
+        def last_tokens(s, t, mask):
+            real = mask.bool().cpu()
+            return [(s.hidden_states[-1].float().cpu()[real], t[f"hidden{N}"].float().cpu()[real])]
+        record["width_map_fit"] = fit_width_map(W, state_pairs(student, cache, prep, last_tokens))
 
     def compute_loss(b, idx):
         s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
@@ -103,7 +156,7 @@ def run_distilbert(config: ExperimentConfig, ctx) -> dict:
                 + d.cos_weight * losses.cosine_hidden(_mapped(s.hidden_states[-1], W),
                                                       t[f"hidden{N}"], b["attention_mask"]))
 
-    return distilled(config, prep, student, compute_loss, extra,
+    return distilled(config, prep, student, compute_loss, extra, **record,
                      teacher_forward_passes=cache.forward_passes, unique_inputs=len(cache))
 
 
@@ -124,19 +177,27 @@ def run_bert_pkd(config: ExperimentConfig, ctx) -> dict:
     cache = teacher_outputs(teacher, TeacherNeeds(pooled_layers=tuple(teacher_layers)), prep, d)
     enc, regression = prep.train, spec.kind == REGRESSION
 
+    def pooled(s, mask):
+        m = mask.unsqueeze(-1).float()
+        return [(s.hidden_states[j + 1].float() * m).sum(1) / m.sum(1) for j in range(k - 1)]
+
+    record = {}
+    if W is not None:
+        def layer_pairs(s, t, mask):
+            return list(zip(pooled(s, mask), [t[f"pooled{g}"] for g in teacher_layers]))
+        record["width_map_fit"] = fit_width_map(W, state_pairs(student, cache, prep, layer_pairs))
+
     def compute_loss(b, idx):
         s = student(b["input_ids"], b["attention_mask"], b["token_type_ids"], output_hidden=True)
         t = cache.batch(enc, idx)
-        m = b["attention_mask"].unsqueeze(-1).float()
-        s_pooled = [_mapped((s.hidden_states[j + 1].float() * m).sum(1) / m.sum(1), W)
-                    for j in range(k - 1)]
+        s_pooled = [_mapped(h, W) for h in pooled(s, b["attention_mask"])]
         t_pooled = [t[f"pooled{g}"] for g in teacher_layers]
         soft = losses.prediction_loss(s.logits, t["logits"], d.temperature, regression)
         return (d.alpha_hard * task_loss(s.logits, b["labels"], regression)
                 + (1 - d.alpha_hard) * soft + d.pkd_beta * losses.pkd_patience(s_pooled, t_pooled))
 
     return distilled(config, prep, student, compute_loss, extra, teacher_layers=teacher_layers,
-                     teacher_forward_passes=cache.forward_passes)
+                     teacher_forward_passes=cache.forward_passes, **record)
 
 
 def run_minilm(config: ExperimentConfig, ctx) -> dict:

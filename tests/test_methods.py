@@ -55,6 +55,31 @@ def test_same_student_controls_train_the_other_methods_students(smoke_dirs):
     assert size["l2a_pkd6_student"] == teacher_layers.n_params()
 
 
+def test_the_width_map_starts_at_its_least_squares_fit():
+    """FitNets' first stage in closed form: on states related by a linear map, the
+    fitted W maps the student's directions onto the teacher's (cosine near 1 from a
+    random start near 0), and it is the ridge solution, not just any good map."""
+    from l2a_lib.layer_kd import RIDGE, fit_width_map
+    g = torch.Generator().manual_seed(0)
+    X, M = torch.randn(200, 8, generator=g), torch.randn(8, 12, generator=g)
+    W = torch.nn.Parameter(torch.randn(8, 12, generator=g))
+    fit = fit_width_map(W, [(X[:120], X[:120] @ M), (X[120:], X[120:] @ M)])
+    assert fit["rows"] == 200 and abs(fit["cos_before"]) < 0.3 and fit["cos_after"] > 0.99
+    Xn = torch.nn.functional.normalize(X, dim=-1)
+    Yn = torch.nn.functional.normalize(X @ M, dim=-1)
+    ridge = torch.linalg.solve(Xn.T @ Xn + RIDGE * torch.eye(8), Xn.T @ Yn)
+    assert torch.allclose(W.data, ridge, atol=1e-5)
+
+
+def test_the_same_student_controls_record_their_width_maps_fit(smoke_dirs):
+    for method in ("distilbert_same", "bert_pkd_same"):
+        cfg = make_config("tc", method, seed=0, profile="smoke")
+        experiment.run(cfg, **smoke_dirs)
+        fit = json.loads(records.cache_path(cfg, runs.Context(
+            smoke_dirs["data_dir"], smoke_dirs["results_dir"])).read_text())["extra"]["width_map_fit"]
+        assert fit["rows"] > 0 and fit["cos_after"] > fit["cos_before"], (method, fit)
+
+
 def test_pair_task_augments_both_sides(smoke_dirs):
     cfg = make_config("pi", "eda", seed=0, profile="smoke")
     experiment.run(cfg, **smoke_dirs)
