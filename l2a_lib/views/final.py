@@ -63,6 +63,14 @@ def change_table(old: pd.DataFrame, new: pd.DataFrame, tasks) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _where(record: dict) -> str:
+    """Where a run was computed: processor, torch threads, transformers version."""
+    env = record.get("environment") or {}
+    return ", ".join((env.get("cpu") or "processor not recorded",
+                      f"{env.get('threads', '?')} thread(s)",
+                      f"transformers {env.get('transformers', '?')}"))
+
+
 def recomputed_pairs(tasks, methods, seeds, profile="cpu", results_dir=None) -> pd.DataFrame:
     """The final grid's runs whose configuration is a first-settings run's but for the
     extra scores (``extra_scores``: noisy copies and attention, which are read after
@@ -88,12 +96,7 @@ def recomputed_pairs(tasks, methods, seeds, profile="cpu", results_dir=None) -> 
                 score = [next((r["value"] for r in rec["rows"] if r["split"] == "test"
                                and r["metric"] == metric), float("nan")) for rec in recs]
                 epoch = [(rec.get("extra") or {}).get("fine_tune", {}).get("best_epoch") for rec in recs]
-                where = [", ".join(str(x) for x in ((rec.get("environment") or {}).get("cpu") or
-                                                    "processor not recorded",
-                                                    f"{(rec.get('environment') or {}).get('threads', '?')} thread(s)",
-                                                    "transformers " + str((rec.get("environment") or {})
-                                                                          .get("transformers", "?"))))
-                         for rec in recs]
+                where = [_where(rec) for rec in recs]
                 rows.append({"task": report.TASK_LABELS[task], "method": report.METHOD_LABELS.get(m, m),
                              "seed": seed, "metric": metric, "first": score[0], "again": score[1],
                              "difference": score[1] - score[0],
