@@ -321,6 +321,11 @@ def for_the_book(nb) -> None:
             tags.append("hide-input")
 
 
+# papermill waits 60 s for a kernel by default; two pages starting at once on a loaded
+# two-core machine (CI, just after installing) can take longer
+KERNEL_START_SECONDS = 300
+
+
 def execute(name: str, profile: str, out: Path, results_dir=None) -> str:
     """Execute page ``name`` into ``out`` with papermill, through a temporary file
     renamed when complete (a good page is only ever replaced by a complete one).
@@ -341,7 +346,8 @@ def execute(name: str, profile: str, out: Path, results_dir=None) -> str:
     started = time.time()
     try:
         papermill.execute_notebook(_relative(source), _relative(tmp), parameters=p.parameters(profile),
-                                   kernel_name="python3", progress_bar=False, log_output=False)
+                                   kernel_name="python3", progress_bar=False, log_output=False,
+                                   start_timeout=KERNEL_START_SECONDS)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
