@@ -247,5 +247,6 @@ def _learning_control(view, records, labels, kinds, tasks, seeds, profile, resul
     sig = report.significance_table({**records, **control}, labels, kinds,
                                     baselines=[LEARNING_CONTROL])
     glue_verdicts(view, sig, f"{PREFIX}_l2a_better_parts_off")
-    view.show("paired_parts_off", report.paired_table(sig) if len(sig) else pd.DataFrame(
+    view.show("paired_parts_off", report.paired_table(sig).rename(
+        columns={"best baseline": "control"}) if len(sig) else pd.DataFrame(
         {"runs": ["none of the control's runs is computed yet"]}))
