@@ -537,6 +537,32 @@ def test_each_method_is_tested_against_the_majority_baseline_on_classification_o
     assert v["Teacher-FT"] == "better" and v["Student-FT"] == "no clear difference"
 
 
+def test_l2a_is_tested_against_its_learned_parts_off_control_per_task(tmp_path):
+    """The control of the final Table 1 (and its sentence on the front page and the
+    claims page): L2A against the cached runs of the learned-parts-off control, paired;
+    a task without control runs has no row, and none at all says so."""
+    import json
+    from l2a_lib.pages import LEARNING_CONTROL
+    from l2a_lib.profiles import make_config
+    from l2a_lib.records import cache_path
+    from l2a_lib.runs import Context
+    from l2a_lib.views.final import learning_control, learning_control_words
+    labels = np.random.default_rng(5).integers(0, 2, 2000)
+    records = _records("tc", {"l2a": 0.70, LEARNING_CONTROL: 0.80}, labels)
+    for (t, m, s), rec in records.items():
+        if m == LEARNING_CONTROL:
+            path = cache_path(make_config(t, m, s, final=True), Context(results_dir=tmp_path))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"config": {}, "rows": [], **rec}))
+    l2a = {k: v for k, v in records.items() if k[1] == "l2a"}
+    sig, n = learning_control(l2a, {"tc": labels}, {"tc": "classification"}, ["tc", "pi"],
+                              [0, 1, 2], results_dir=tmp_path)
+    assert n == 3 and sig.task.tolist() == ["tc"]
+    words = learning_control_words(sig)
+    assert words.startswith("worse on TC (-0.1") and words.endswith("L2A higher in 0 of 3 seeds)")
+    assert learning_control_words(sig.iloc[:0]) == "not computed yet on any task"
+
+
 def test_a_verdict_made_with_runs_missing_is_named_interim():
     """Table 1's paired tests: a task with runs of the compared methods still missing
     gets a "runs missing" count and is named "(interim)" in the glued task list; a task

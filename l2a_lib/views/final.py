@@ -234,18 +234,37 @@ def majority_tests(records, labels, kinds, tasks, methods, n_boot: int = 2000) -
     return pd.DataFrame(rows)
 
 
-def _learning_control(view, records, labels, kinds, tasks, seeds, profile, results_dir) -> None:
-    """L2A against L2A with its learned parts off (``pages.LEARNING_CONTROL``: the
-    selector keeps at random, as many samples per episode as the learned selector of
-    the same seed kept, and with one keep probability for all the generator's bounded
-    update takes no step): the same augmentation budget and KD, no learning. Shown: the
-    paired test per task and the number of control runs cached."""
+def learning_control(records, labels, kinds, tasks, seeds, profile="cpu",
+                     results_dir=None) -> tuple[pd.DataFrame, int]:
+    """(tests, control runs cached): L2A (in ``records``) against L2A with its learned
+    parts off (``pages.LEARNING_CONTROL``: the selector keeps at random, as many samples
+    per episode as the learned selector of the same seed kept, and with one keep
+    probability for all the generator's bounded update takes no step), the same
+    augmentation budget and KD with no learning; paired per task."""
     from ..pages import LEARNING_CONTROL
     control = load_records(tasks, [LEARNING_CONTROL], seeds, profile=profile,
                            results_dir=results_dir, final=True)
-    view.value(f"{PREFIX}_parts_off_runs", f"{len(control)} of {len(tasks) * len(seeds)}")
-    sig = report.significance_table({**records, **control}, labels, kinds,
-                                    baselines=[LEARNING_CONTROL])
+    return (report.significance_table({**records, **control}, labels, kinds,
+                                      baselines=[LEARNING_CONTROL]), len(control))
+
+
+def learning_control_words(sig: pd.DataFrame) -> str:
+    """The control's verdict per task in words: the test's word, L2A minus the control
+    with its 95% interval, and the seeds in which L2A is higher."""
+    if not len(sig):
+        return "not computed yet on any task"
+    return "; ".join(
+        f"{r['verdict']} on {report.TASK_LABELS[r['task']]} "
+        f"({report.number(r['difference'], signed=True)} [{report.number(r['ci_low'], signed=True)}, "
+        f"{report.number(r['ci_high'], signed=True)}], L2A higher in {r['seeds L2A higher']} seeds)"
+        for r in sig.to_dict("records"))
+
+
+def _learning_control(view, records, labels, kinds, tasks, seeds, profile, results_dir) -> None:
+    """:func:`learning_control` on the page: the paired test per task, its words and
+    the number of control runs cached."""
+    sig, n = learning_control(records, labels, kinds, tasks, seeds, profile, results_dir)
+    view.value(f"{PREFIX}_parts_off_runs", f"{n} of {len(tasks) * len(seeds)}")
     glue_verdicts(view, sig, f"{PREFIX}_l2a_better_parts_off")
     view.show("paired_parts_off", report.paired_table(sig).rename(
         columns={"best baseline": "control"}) if len(sig) else pd.DataFrame(

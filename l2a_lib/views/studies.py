@@ -150,7 +150,8 @@ def _final_claims(view: View, profile, seeds, results_dir, data_dir) -> None:
     """The four claims decided on the chosen settings (the final grid's runs), for the
     tasks whose final Table 1 is shown, by the same function as above; a claim whose
     runs are not all computed is "pending" or its comparison "interim". Glued:
-    ``final_claims_tasks``, ``final_claims_runs`` (cached of all), ``final_claims_outcome``."""
+    ``final_claims_tasks``, ``final_claims_runs`` (cached of all), ``final_claims_outcome``,
+    and L2A against its learned-parts-off control (``final_learning_control``)."""
     tasks = list(pages.FINAL_TABLE1_TASKS)
     kw = dict(profile=profile, results_dir=results_dir, final=True)
     frames = [run_many(tasks, list(TABLE1_METHODS), seeds, data_dir=data_dir,
@@ -171,6 +172,9 @@ def _final_claims(view: View, profile, seeds, results_dir, data_dir) -> None:
     view.value("final_claims_outcome", report.outcome(summary))
     view.show("final_summary", summary.rename(columns=report.TASK_LABELS).rename_axis("claim"))
     view.show("final_verdicts", rows)
+    from .final import learning_control, learning_control_words
+    control, _ = learning_control(records, labels, kinds, tasks, seeds, profile, results_dir)
+    view.value("final_learning_control", learning_control_words(control))
 
 
 def _settings_changes(view: View, profile, results_dir, data_dir) -> None:
