@@ -144,8 +144,8 @@ def run_distilbert(config: ExperimentConfig, ctx) -> dict:
     record = {}
     if W is not None:
         def last_tokens(s, t, mask):
-            real = mask.bool().cpu()
-            return [(s.hidden_states[-1].float().cpu()[real], t[f"hidden{N}"].float().cpu()[real])]
+            real = mask.bool()  # fit_width_map takes them to the CPU in float
+            return [(s.hidden_states[-1][real], t[f"hidden{N}"][real])]
         record["width_map_fit"] = fit_width_map(W, state_pairs(student, cache, prep, last_tokens))
 
     def compute_loss(b, idx):

@@ -227,8 +227,7 @@ def majority_tests(records, labels, kinds, tasks, methods, n_boot: int = 2000) -
                 rows.append({"task": report.TASK_LABELS[task], "method": report.METHOD_LABELS.get(m, m),
                              "metric": headline(task),
                              "above majority": report.number(res["difference"], signed=True),
-                             "95% CI": f"[{report.number(res['ci_low'], signed=True)}, "
-                                       f"{report.number(res['ci_high'], signed=True)}]",
+                             "95% CI": report.interval(res["ci_low"], res["ci_high"]),
                              "seeds higher": res["seeds a higher"],
                              "verdict": sig.verdict(res["sign"])})
     return pd.DataFrame(rows)
@@ -255,8 +254,8 @@ def learning_control_words(sig: pd.DataFrame) -> str:
         return "not computed yet on any task"
     return "; ".join(
         f"{r['verdict']} on {report.TASK_LABELS[r['task']]} "
-        f"({report.number(r['difference'], signed=True)} [{report.number(r['ci_low'], signed=True)}, "
-        f"{report.number(r['ci_high'], signed=True)}], L2A higher in {r['seeds L2A higher']} seeds)"
+        f"({report.number(r['difference'], signed=True)} {report.interval(r['ci_low'], r['ci_high'])}, "
+        f"L2A higher in {r['seeds L2A higher']} seeds)"
         for r in sig.to_dict("records"))
 
 
