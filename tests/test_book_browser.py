@@ -174,8 +174,7 @@ def test_the_front_pages_sentence_on_the_learned_parts_is_the_parts_pages_test()
     for r in tests.to_dict("records"):
         clause = (f"{r['removed part']} on {report.TASK_LABELS[r['task']]} "
                   f"({report.number(r['difference'], signed=True)} "
-                  f"[{report.number(r['ci_low'], signed=True)}, "
-                  f"{report.number(r['ci_high'], signed=True)}], "
+                  f"{report.interval(r['ci_low'], r['ci_high'])}, "
                   f"L2A higher in {r['seeds L2A higher']} seeds)")
         assert clause in words
     assert words.count("(against") == 2

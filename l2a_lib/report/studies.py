@@ -8,6 +8,7 @@ import pandas as pd
 from ..studies import STUDIES
 from .common import METHOD_LABELS, METRICS, PALETTE, TASK_LABELS, VALUE_NAMES, fmt, set_style
 from . import significance
+from .display import interval
 
 
 AXIS_NAMES = {"train_per_class": "target examples per class", "T": "fill temperature T",
@@ -178,7 +179,7 @@ def study_shape(df: pd.DataFrame, study: str, task: str = "tc", split: str = "te
             fit = _paired_mean(y.to_numpy())
             where = f" at {VALUE_NAMES.get(column, column)} = {at:g}" if at is not None else ""
             change = fit
-            evidence = (f"{quantity}{where}: {fit[0]:+.3f} [{fit[1]:+.3f}, {fit[2]:+.3f}], "
+            evidence = (f"{quantity}{where}: {fit[0]:+.3f} {interval(fit[1], fit[2])}, "
                         f"higher in {int((y > 0).sum())} of {len(y)} seeds") if fit else None
         else:
             x = np.log2(v) if scale == "log2" else v
@@ -186,7 +187,7 @@ def study_shape(df: pd.DataFrame, study: str, task: str = "tc", split: str = "te
             span = (x.max() - x.min()) if len(x) else 0.0
             change = tuple(f * span for f in fit) if fit else None
             evidence = (f"{quantity}, {VALUE_NAMES.get(column, column)} {v.min():g} -> {v.max():g}: {change[0]:+.3f} "
-                        f"[{change[1]:+.3f}, {change[2]:+.3f}] ({len(y)} runs)") if fit else None
+                        f"{interval(change[1], change[2])} ({len(y)} runs)") if fit else None
         if change is None:
             verdict = "pending"
             evidence = f"{gap} run(s) not computed yet" if gap else "too few runs to fit"

@@ -127,7 +127,7 @@ def score_tests(records: dict, tasks, profile="cpu", data_dir=None) -> pd.DataFr
         if res:
             rows.append({"task": report.TASK_LABELS.get(task, task), "metric": metric,
                          final: res["a"], first: res["b"], "difference": res["difference"],
-                         "95% CI": f"[{res['ci_low']:+.3f}, {res['ci_high']:+.3f}]",
+                         "95% CI": report.interval(res["ci_low"], res["ci_high"]),
                          "seeds higher, bounded": res["seeds a higher"], "verdict": verdict(res["sign"])})
     return pd.DataFrame(rows).set_index("task") if rows else pd.DataFrame()
 

@@ -141,7 +141,7 @@ def learned_parts_words(profile="cpu", tasks=("tc", "pi"), seeds=PARTS_SEEDS, re
             words.append(f"{LEARNED_PARTS[m][0].upper()}{LEARNED_PARTS[m][1:]}: " + "; ".join(
                 f"{r['removed part']} on {report.TASK_LABELS[r['task']]} "
                 f"({report.number(r['difference'], signed=True)} "
-                f"[{report.number(r['ci_low'], signed=True)}, {report.number(r['ci_high'], signed=True)}], "
+                f"{report.interval(r['ci_low'], r['ci_high'])}, "
                 f"L2A higher in {r['seeds L2A higher']} seeds)" for r in rows.to_dict("records")))
     return ". ".join(words) + "."
 
@@ -217,7 +217,7 @@ def probe_verdict(keep: pd.DataFrame, test: pd.DataFrame) -> str:
     if len(test):
         r = test.iloc[0]
         words += (f"; its student minus the keep-all student: {r['difference']:+.3f} "
-                  f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] on {r['metric']}")
+                  f"{report.interval(r['ci_low'], r['ci_high'])} on {r['metric']}")
     return words
 
 

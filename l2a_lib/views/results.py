@@ -243,7 +243,7 @@ def table3(profile="cpu", tasks=("tc",), methods=("l2a", "l2a_wo_att", "l2a_wo_h
     for r in tests.to_dict("records"):
         m = method_of[r["variant"]]
         view.value(f"t3_{m}_diff", f"{r['difference']:+.3f}")
-        view.value(f"t3_{m}_ci", f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]")
+        view.value(f"t3_{m}_ci", report.interval(r["ci_low"], r["ci_high"]))
         view.value(f"t3_{m}_verdict", {"no clear effect": "has no clear effect"}.get(
             r["removed part"], r["removed part"]))
         gap = -r["difference"]  # the variant minus full L2A
