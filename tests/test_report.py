@@ -578,3 +578,33 @@ def test_a_verdict_made_with_runs_missing_is_named_interim():
     assert view.values["x_l2a_better"] == "2 of 2"
     assert view.values["x_l2a_better_tasks"] == "Reg, TC (interim)"
     assert with_missing(sig, [], ["l2a"]) is sig            # nothing missing: unchanged
+
+
+def test_the_positive_class_table_splits_f1_into_share_precision_and_recall():
+    """Final Table 1's PI section: per method, the share of test items predicted
+    positive, precision and recall of that class (means over seeds), the seeds under
+    the test set's positive share; a method that never calls an item positive has no
+    precision and recall 0, and the page glues the methods under the share at every seed."""
+    from l2a_lib.views.base import View
+    from l2a_lib.views.final import _positive_class, positive_class
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0])            # positive share 0.2
+    preds = {"teacher_ft": ["1100000000", "1010000000"],     # 0.2 called; precision 1, 0.5
+             "l2a": ["1000000000", "1000000000"],            # 0.1 called; precision 1; recall 0.5
+             "majority": ["0000000000", "0000000000"]}       # nothing called positive
+    records = {("pi", m, s): {"extra": {"test_predictions": p}}
+               for m, ps in preds.items() for s, p in enumerate(ps)}
+    kinds = {"pi": "classification"}
+    table = positive_class(records, {"pi": y}, kinds, ["teacher_ft", "l2a", "majority", "eda"]).set_index("method")
+    assert table.index.tolist() == ["test labels", "teacher_ft", "l2a", "majority"]  # eda: no runs
+    assert table.loc["test labels", "predicted positive"] == pytest.approx(0.2)
+    assert table.loc["teacher_ft", ["predicted positive", "precision", "recall"]].tolist() == \
+        pytest.approx([0.2, 0.75, 0.75])
+    assert table.loc["l2a", ["predicted positive", "precision", "recall"]].tolist() == pytest.approx([0.1, 1.0, 0.5])
+    assert np.isnan(table.loc["majority", "precision"]) and table.loc["majority", "recall"] == 0
+    under = "seeds under the test's share"
+    assert table.loc["teacher_ft", under] == "0 of 2" and table.loc["l2a", under] == "2 of 2"
+    view = View()
+    _positive_class(view, records, {"pi": y}, kinds, ["teacher_ft", "l2a", "majority"])
+    assert view.values["final_pi_positive_share"] == "0.200"
+    assert view.values["final_pi_under_every_seed"] == \
+        f"{report.METHOD_LABELS['l2a']}, {report.METHOD_LABELS['majority']}"  # not Teacher-FT

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 import pandas as pd
 
 from .. import report
@@ -190,7 +192,55 @@ def table1_final(profile="cpu", tasks=("nli",), methods=("teacher_ft", "student_
     view.show("above_majority", above if len(above) else pd.DataFrame(
         {"runs": ["no classification run is computed yet"]}))
     glue_constant_methods(view, records, labels, kinds, name=f"{PREFIX}_constant_methods")
+    _positive_class(view, every, labels, kinds, methods)
     return view
+
+
+UNDER = "seeds under the test's share"  # positive_class's column
+
+
+def positive_class(records, labels, kinds, methods, task="pi") -> pd.DataFrame:
+    """Where a binary task's F1 comes from, per method: the share of test items it
+    predicts positive, the positive class's precision and recall (each the mean over
+    seeds) and the seeds at which it predicts fewer positives than the test set holds.
+    The first row is the test labels themselves."""
+    y = np.asarray(labels[task]).astype(int)
+    rows = [{"method": "test labels", "predicted positive": y.mean(),
+             "precision": None, "recall": None, UNDER: None}]
+    for m in methods:
+        preds = report.seed_predictions(records, task, m, kinds[task])
+        if not preds:
+            continue
+        got = []
+        for p in preds.values():
+            p = np.asarray(p).astype(int)
+            hit = int(((p == 1) & (y == 1)).sum())
+            got.append((p.mean(), hit / p.sum() if p.sum() else np.nan, hit / max(y.sum(), 1)))
+        arr = np.array(got, dtype=float)
+        called = arr[~np.isnan(arr[:, 1]), 1]  # precision is undefined where nothing is called positive
+        share, recall = arr[:, 0].mean(), arr[:, 2].mean()
+        precision = called.mean() if len(called) else np.nan
+        rows.append({"method": m, "predicted positive": share,
+                     "precision": precision, "recall": recall,
+                     UNDER: f"{sum(g[0] < y.mean() for g in got)} of {len(got)}"})
+    return pd.DataFrame(rows)
+
+
+def _positive_class(view, records, labels, kinds, methods, task="pi") -> None:
+    """:func:`positive_class` on the page, with the test set's positive share and the
+    methods under it at every seed glued."""
+    if task not in labels:  # the task is not on this page
+        view.value(f"{PREFIX}_{task}_positive_share", "(not on this page)")
+        view.value(f"{PREFIX}_{task}_under_every_seed", "(not on this page)")
+        view.show(f"positive_class_{task}", pd.DataFrame({"runs": [f"{report.TASK_LABELS[task]} is not on this page"]}))
+        return
+    table = positive_class(records, labels, kinds, methods, task)
+    view.value(f"{PREFIX}_{task}_positive_share", report.number(table["predicted positive"].iloc[0]))
+    under = [report.METHOD_LABELS.get(r["method"], r["method"]) for r in table.iloc[1:].to_dict("records")
+             if len(set(r[UNDER].split(" of "))) == 1]  # "3 of 3"
+    view.value(f"{PREFIX}_{task}_under_every_seed", ", ".join(under) or "none")
+    view.show(f"positive_class_{task}", table if len(table) > 1 else pd.DataFrame(
+        {"runs": [f"no {report.TASK_LABELS[task]} run is computed yet"]}))
 
 
 def _recomputed(view, tasks, methods, seeds, profile, results_dir) -> None:
