@@ -435,7 +435,7 @@ def test_the_probe_verdict_counts_the_seeds_where_the_corrupted_are_kept_less():
     words = probe_verdict(keep, pd.DataFrame())
     assert "at 2 of 3 seeds" in words and "0.30 corrupted, 0.50 clean" in words
     test = pd.DataFrame([{"difference": 0.012, "ci_low": -0.004, "ci_high": 0.03, "metric": "acc"}])
-    assert probe_verdict(keep, test).endswith("+0.012 [-0.004, +0.030] on acc")
+    assert probe_verdict(keep, test).endswith("+0.012 [-0.004,\u00a0+0.030] on acc")  # report.interval
     assert probe_verdict(pd.DataFrame(), test) == "not computed yet"
 
 
