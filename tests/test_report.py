@@ -100,7 +100,9 @@ def test_claims_with_missing_runs_are_pending_or_interim():
     summary = report.claim_summary(rows)
     assert summary.loc[summary.index[0], "pi"] == "supported (interim)"
     assert summary.loc[summary.index[0], "tc"] == "supported"
-    assert "1 of these verdicts are interim" in report.outcome(summary)
+    assert "1 of these verdicts is interim" in report.outcome(summary)
+    two = pd.DataFrame({"tc": ["supported (interim)", "contradicted (interim)"]}, index=["1. a", "2. b"])
+    assert "2 of these verdicts are interim" in report.outcome(two)
     # claim 2 made with an L2A seed missing is interim too
     both = _records("tc", {"l2a": 0.8, "teacher_ft": 0.7}, labels, seeds=(0, 1))
     rows = report.claims(both, {"tc": labels}, {"tc": "classification"}, [("tc", "l2a", 2)], n_boot=200)
@@ -603,6 +605,7 @@ def test_the_positive_class_table_splits_f1_into_share_precision_and_recall():
     assert np.isnan(table.loc["majority", "precision"]) and table.loc["majority", "recall"] == 0
     under = "seeds under the test's share"
     assert table.loc["teacher_ft", under] == "0 of 2" and table.loc["l2a", under] == "2 of 2"
+    assert table.attrs["under_every_seed"] == ["l2a", "majority"]
     view = View()
     _positive_class(view, records, {"pi": y}, kinds, ["teacher_ft", "l2a", "majority"])
     assert view.values["final_pi_positive_share"] == "0.200"

@@ -178,8 +178,8 @@ def outcome(summary: pd.DataFrame) -> str:
             f"(no clear difference) and {counts.get('not tested', 0)} not tested"
             + (f"; {counts['pending']} wait for runs not computed yet." if counts.get("pending")
                else "."))
-    more = [f"{interim} of these verdicts are interim: some of their runs are not computed "
-            "yet."] if interim else []
+    more = [f"{interim} of these verdicts {'is' if interim == 1 else 'are'} interim: some of "
+            "their runs are not computed yet."] if interim else []
     if supported:
         more.append("Supported: " + ", ".join(supported) + ".")
     if contradicted:

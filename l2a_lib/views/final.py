@@ -203,10 +203,12 @@ def positive_class(records, labels, kinds, methods, task="pi") -> pd.DataFrame:
     """Where a binary task's F1 comes from, per method: the share of test items it
     predicts positive, the positive class's precision and recall (each the mean over
     seeds) and the seeds at which it predicts fewer positives than the test set holds.
-    The first row is the test labels themselves."""
+    The first row is the test labels themselves; ``attrs["under_every_seed"]`` lists the
+    methods under the test's share at every seed they have."""
     y = np.asarray(labels[task]).astype(int)
     rows = [{"method": "test labels", "predicted positive": y.mean(),
              "precision": None, "recall": None, UNDER: None}]
+    under_all = []
     for m in methods:
         preds = report.seed_predictions(records, task, m, kinds[task])
         if not preds:
@@ -220,10 +222,15 @@ def positive_class(records, labels, kinds, methods, task="pi") -> pd.DataFrame:
         called = arr[~np.isnan(arr[:, 1]), 1]  # precision is undefined where nothing is called positive
         share, recall = arr[:, 0].mean(), arr[:, 2].mean()
         precision = called.mean() if len(called) else np.nan
+        under = sum(g[0] < y.mean() for g in got)
+        if under == len(got):
+            under_all.append(m)
         rows.append({"method": m, "predicted positive": share,
                      "precision": precision, "recall": recall,
-                     UNDER: f"{sum(g[0] < y.mean() for g in got)} of {len(got)}"})
-    return pd.DataFrame(rows)
+                     UNDER: f"{under} of {len(got)}"})
+    table = pd.DataFrame(rows)
+    table.attrs["under_every_seed"] = under_all
+    return table
 
 
 def _positive_class(view, records, labels, kinds, methods, task="pi") -> None:
@@ -236,8 +243,7 @@ def _positive_class(view, records, labels, kinds, methods, task="pi") -> None:
         return
     table = positive_class(records, labels, kinds, methods, task)
     view.value(f"{PREFIX}_{task}_positive_share", report.number(table["predicted positive"].iloc[0]))
-    under = [report.METHOD_LABELS.get(r["method"], r["method"]) for r in table.iloc[1:].to_dict("records")
-             if len(set(r[UNDER].split(" of "))) == 1]  # "3 of 3"
+    under = [report.METHOD_LABELS.get(m, m) for m in table.attrs["under_every_seed"]]
     view.value(f"{PREFIX}_{task}_under_every_seed", ", ".join(under) or "none")
     view.show(f"positive_class_{task}", table if len(table) > 1 else pd.DataFrame(
         {"runs": [f"no {report.TASK_LABELS[task]} run is computed yet"]}))
