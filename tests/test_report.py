@@ -260,10 +260,42 @@ def test_significance_table_picks_the_best_baseline_and_needs_every_seed():
 
 
 def test_same_student_is_chosen_by_parameter_count():
-    df = pd.DataFrame({"task": ["tc"] * 4 + ["pi"], "n_params": [19, 19, 66, 19, 7],
-                       "method": ["l2a", "eda", "bert_pkd6", "student_ft", "l2a"]})
-    assert report.same_student(df, "tc") == ["eda", "student_ft"]
+    df = pd.DataFrame({"task": ["tc"] * 5 + ["pi"], "n_params": [19, 19, 66, 19, 19, 7],
+                       "method": ["l2a", "eda", "bert_pkd6", "student_ft", "l2a_wo_att", "l2a"]})
+    assert report.same_student(df, "tc") == ["eda", "student_ft"]  # not L2A's own variant
     assert report.same_student(df, "pi") == [] and report.same_student(df, "nli") == []
+
+
+def test_l2a_on_the_larger_student_is_compared_with_the_baselines_of_that_size_only():
+    """Table 1's size-matched test at BERT6-PKD's size: L2A on that student against the
+    best baseline with its parameter count (not the larger-scoring baseline of another
+    size), glued as ``{prefix}_l2a6_better``; with no such run the section says so. And
+    L2A's own best-baseline test does not take L2A on the larger student as a baseline."""
+    from l2a_lib.views.base import View
+    from l2a_lib.views.results import paired_sections
+    labels = np.random.default_rng(1).integers(0, 2, 1500)
+    records = _records("tc", {"l2a": 0.70, "bert_pkd_same": 0.66, "l2a_pkd6_student": 0.95,
+                              "bert_pkd6": 0.74, "distilbert": 0.72, "eda": 0.90}, labels)
+    size = {"l2a": 19, "bert_pkd_same": 19, "l2a_pkd6_student": 66, "bert_pkd6": 66,
+            "distilbert": 66, "eda": 7}  # EDA scores highest but has another size
+    df = pd.DataFrame({"task": "tc", "method": list(size), "n_params": list(size.values())})
+    view = View()
+    paired_sections(view, df, records, {"tc": labels}, {"tc": "classification"}, ["tc"], "x")
+    six = view["paired_pkd6_student"].data
+    assert six["best baseline"].tolist() == [report.METHOD_LABELS["bert_pkd6"]]
+    assert six.verdict.tolist() == ["better"] and float(six.difference.iloc[0]) > 0
+    assert report.METHOD_LABELS["l2a_pkd6_student"] not in six.columns
+    assert view.values["x_l2a6_better"] == "1 of 1" and view.values["x_l2a6_worse"] == "0 of 1"
+    assert view.values["x_l2a6_better_tasks"] == "TC"
+    # L2A on another student is no baseline of L2A's, however high it scores
+    assert view["paired"].data["best baseline"].tolist() == [report.METHOD_LABELS["eda"]]
+    del records[("tc", "l2a_pkd6_student", 0)], records[("tc", "l2a_pkd6_student", 1)], \
+        records[("tc", "l2a_pkd6_student", 2)]
+    view = View()
+    paired_sections(view, df[df.method != "l2a_pkd6_student"], records, {"tc": labels},
+                    {"tc": "classification"}, ["tc"], "x")
+    assert "runs" in view["paired_pkd6_student"].data.columns
+    assert view.values["x_l2a6_better"] == "0 of 0"
 
 
 def test_within_seed_trend_removes_seed_offsets_and_matches_a_hand_fit():
@@ -465,7 +497,8 @@ def test_the_probe_by_class_averages_the_last_episodes_and_leaves_out_runs_witho
 def test_the_change_table_sets_first_and_final_settings_side_by_side():
     """views.final.change_table: per task, on its headline metric, the rows on the first
     and on the final settings; a row missing on one side reads '-', and the best other
-    method is named with its score (Teacher-FT, majority and L2A are not candidates)."""
+    method is named with its score (Teacher-FT, majority and L2A, on any student, are
+    not candidates)."""
     from l2a_lib.views.final import change_table
 
     def rows(scores):
@@ -474,7 +507,7 @@ def test_the_change_table_sets_first_and_final_settings_side_by_side():
                              for m, v in scores.items() for s in (0, 1, 2)])
     old = rows({"majority": 0.49, "teacher_ft": 0.50, "student_ft": 0.50, "eda": 0.52})
     new = rows({"majority": 0.49, "teacher_ft": 0.60, "student_ft": 0.50, "eda": 0.52,
-                "l2a": 0.58, "tinybert": 0.55})
+                "l2a": 0.58, "tinybert": 0.55, "l2a_pkd6_student": 0.57})
     t = change_table(old, new, ["nli"]).set_index("row")
     assert t.loc["Teacher-FT", "first settings"] == report.number(0.51)
     assert t.loc["Teacher-FT", "final settings"] == report.number(0.61)

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics
+from ..config import L2A_METHODS
 from .common import HEADLINE, METHOD_LABELS, paper_rows
 
 
@@ -130,7 +131,9 @@ def significance_table(records: dict, labels: dict, kinds: dict, method: str = "
     "worse" where the interval and every seed agree, else "no clear difference".
 
     records: {(task, method, seed): record}; labels: {task: test labels};
-    kinds: {task: "classification" | "regression"}.
+    kinds: {task: "classification" | "regression"}. Without ``baselines`` every method
+    in ``records`` but the teacher, the majority baseline and L2A's own variants
+    (``config.L2A_METHODS``: L2A on another student is not a baseline) is one.
     """
     task_metrics = HEADLINE if task_metrics is None else task_metrics
     label = METHOD_LABELS.get(method, method)
@@ -138,7 +141,7 @@ def significance_table(records: dict, labels: dict, kinds: dict, method: str = "
     for task in labels:
         kind = kinds[task]
         have = {m for (t, m, _) in records if t == task}
-        cands = [m for m in (baselines or have) if m in have and m != method
+        cands = [m for m in (baselines or sorted(have - set(L2A_METHODS))) if m in have and m != method
                  and m not in ("teacher_ft", "majority")]
         metric = task_metrics.get(task)
         preds = {m: seed_predictions(records, task, m, kind) for m in cands + [method]}
@@ -162,11 +165,12 @@ def significance_table(records: dict, labels: dict, kinds: dict, method: str = "
 def same_student(df: pd.DataFrame, task: str, method: str = "l2a") -> list[str]:
     """The methods whose model on ``task`` has exactly ``method``'s parameter count:
     the baselines that distil into the same student (not the larger PKD / DistilBERT
-    students built from teacher layers, nor the BiLSTM)."""
+    students built from teacher layers, nor the BiLSTM, nor L2A's own variants)."""
     sizes = df[df.task == task].groupby("method")["n_params"].first().dropna()
     if method not in sizes:
         return []
-    return [m for m in sizes.index if m != method and sizes[m] == sizes[method]]
+    return [m for m in sizes.index if m != method and sizes[m] == sizes[method]
+            and m not in L2A_METHODS]
 
 
 def seed_predictions(records: dict, task: str, method: str, kind: str) -> dict[int, np.ndarray]:

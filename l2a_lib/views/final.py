@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import report
+from ..config import L2A_METHODS
 from ..experiment import run_many
 from ..records import load_records, load_test_labels
 from ..tasks import HEADLINE_METRICS
@@ -36,9 +37,9 @@ def headline(task: str) -> str:
 
 def change_table(old: pd.DataFrame, new: pd.DataFrame, tasks) -> pd.DataFrame:
     """Per task and headline metric: majority, Teacher-FT, Student-FT, L2A and the best
-    other method (the highest mean, Teacher-FT and majority excluded) on the first
-    settings and on the final ones (mean over seeds on the test set; seeds in
-    brackets where a side has fewer than the other)."""
+    other method (the highest mean; Teacher-FT, majority and L2A on any student
+    excluded) on the first settings and on the final ones (mean over seeds on the test
+    set; seeds in brackets where a side has fewer than the other)."""
     rows = []
     for task in tasks:
         metric = headline(task)
@@ -49,8 +50,8 @@ def change_table(old: pd.DataFrame, new: pd.DataFrame, tasks) -> pd.DataFrame:
             agg = agg[agg.metric == metric].set_index("method") if len(agg) else agg
             for m in CHANGE_ROWS:
                 cells[(m, side)] = agg["mean"].get(m) if len(agg) else None
-            others = agg.drop(index=[m for m in ("teacher_ft", "majority", "l2a") if m in agg.index],
-                              errors="ignore") if len(agg) else agg
+            others = agg.drop(index=[m for m in agg.index if m in ("teacher_ft", "majority")
+                                     or m in L2A_METHODS]) if len(agg) else agg
             best = others["mean"].idxmax() if len(others) else None
             cells[("best other", side)] = (f"{report.METHOD_LABELS.get(best, best)} "
                                            f"{report.number(others['mean'][best])}" if best else "-")

@@ -90,10 +90,12 @@ def table1(profile="cpu", tasks=("tc", "pi", "nli", "reg"), methods=("teacher_ft
 
 
 def paired_sections(view, df, records, labels, kinds, tasks, prefix) -> dict[str, list[str]]:
-    """L2A against the best baseline (``paired``) and against the best baseline that
-    distils into L2A's own student (``paired_same_student``), each with its verdict
-    counts glued as ``{prefix}_l2a_better[_same]``; returns {task: the same-student
-    methods}."""
+    """L2A against the best baseline (``paired``), against the best baseline that
+    distils into L2A's own student (``paired_same_student``) and, where L2A also ran
+    on BERT6-PKD's larger student, that run against the best baseline of its size
+    (``paired_pkd6_student``), each with its verdict counts glued as
+    ``{prefix}_l2a_better[_same]`` / ``{prefix}_l2a6_better``; returns {task: the
+    same-student methods}."""
     missing = df.attrs.get("missing", [])
     compared = ["l2a", *report.BASELINES]
     sig = with_missing(report.significance_table(records, labels, kinds), missing, compared)
@@ -106,7 +108,25 @@ def paired_sections(view, df, records, labels, kinds, tasks, prefix) -> dict[str
                             missing, compared)
     glue_verdicts(view, sig_same, f"{prefix}_l2a_better_same")
     view.show("paired_same_student", report.paired_table(sig_same))
+    _paired_larger_student(view, df, records, labels, kinds, tasks, prefix)
     return same
+
+
+LARGER = "l2a_pkd6_student"  # L2A distilling into BERT6-PKD's student
+
+
+def _paired_larger_student(view, df, records, labels, kinds, tasks, prefix) -> None:
+    """L2A on BERT6-PKD's student against the best baseline whose model has the same
+    parameter count (BERT6-PKD, DistilBERT): the size-matched comparison at that size."""
+    six = {t: report.same_student(df, t, LARGER) if len(df) else [] for t in tasks}
+    frames = [report.significance_table(records, {t: labels[t]}, {t: kinds[t]}, method=LARGER,
+                                        baselines=six[t]) for t in tasks if six[t]]
+    sig = with_missing(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(),
+                       df.attrs.get("missing", []), [LARGER, *report.BASELINES])
+    glue_verdicts(view, sig, f"{prefix}_l2a6_better")
+    label = report.METHOD_LABELS[LARGER]
+    view.show("paired_pkd6_student", report.paired_table(sig).drop(columns=[label], errors="ignore")
+              if len(sig) else pd.DataFrame({"runs": [f"no run of {label} is computed yet"]}))
 
 
 def glue_constant_methods(view, records, labels, kinds, name="constant_methods"):
