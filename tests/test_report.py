@@ -289,6 +289,19 @@ def test_l2a_on_the_larger_student_is_compared_with_the_baselines_of_that_size_o
     assert view.values["x_l2a6_better_tasks"] == "TC"
     # L2A on another student is no baseline of L2A's, however high it scores
     assert view["paired"].data["best baseline"].tolist() == [report.METHOD_LABELS["eda"]]
+    # the same test in words, for the front page; a missing run makes it interim
+    from l2a_lib.views.results import size_matched_tests, size_matched_words
+    sig = size_matched_tests(df, records, {"tc": labels}, {"tc": "classification"}, ["tc"],
+                             "l2a_pkd6_student")
+    words = size_matched_words(sig, "l2a_pkd6_student")
+    assert words.startswith(f"better on TC than {report.METHOD_LABELS['bert_pkd6']} (+")
+    assert words.endswith("higher in 3 of 3 seeds)")
+    df.attrs["missing"] = [("tc", "bert_pkd6", 3)]
+    words = size_matched_words(size_matched_tests(df, records, {"tc": labels}, {"tc": "classification"},
+                                                  ["tc"], "l2a_pkd6_student"), "l2a_pkd6_student")
+    assert words.endswith("; interim, 1 run(s) not computed yet)")
+    df.attrs["missing"] = []
+    assert size_matched_words(pd.DataFrame()) == "not computed yet on any task"
     del records[("tc", "l2a_pkd6_student", 0)], records[("tc", "l2a_pkd6_student", 1)], \
         records[("tc", "l2a_pkd6_student", 2)]
     view = View()

@@ -97,36 +97,49 @@ def paired_sections(view, df, records, labels, kinds, tasks, prefix) -> dict[str
     ``{prefix}_l2a_better[_same]`` / ``{prefix}_l2a6_better``; returns {task: the
     same-student methods}."""
     missing = df.attrs.get("missing", [])
-    compared = ["l2a", *report.BASELINES]
-    sig = with_missing(report.significance_table(records, labels, kinds), missing, compared)
+    sig = with_missing(report.significance_table(records, labels, kinds), missing,
+                       ["l2a", *report.BASELINES])
     glue_verdicts(view, sig, f"{prefix}_l2a_better")
     view.show("paired", report.paired_table(sig))
-    same = {t: report.same_student(df, t) if len(df) else [] for t in tasks}
-    frames = [report.significance_table(records, {t: labels[t]}, {t: kinds[t]}, baselines=same[t])
-              for t in tasks if same[t]]
-    sig_same = with_missing(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(),
-                            missing, compared)
+    sig_same = size_matched_tests(df, records, labels, kinds, tasks)
     glue_verdicts(view, sig_same, f"{prefix}_l2a_better_same")
     view.show("paired_same_student", report.paired_table(sig_same))
-    _paired_larger_student(view, df, records, labels, kinds, tasks, prefix)
-    return same
+    sig_six = size_matched_tests(df, records, labels, kinds, tasks, LARGER)
+    glue_verdicts(view, sig_six, f"{prefix}_l2a6_better")
+    label = report.METHOD_LABELS[LARGER]
+    view.show("paired_pkd6_student", report.paired_table(sig_six).drop(columns=[label], errors="ignore")
+              if len(sig_six) else pd.DataFrame({"runs": [f"no run of {label} is computed yet"]}))
+    return {t: report.same_student(df, t) if len(df) else [] for t in tasks}
 
 
 LARGER = "l2a_pkd6_student"  # L2A distilling into BERT6-PKD's student
 
 
-def _paired_larger_student(view, df, records, labels, kinds, tasks, prefix) -> None:
-    """L2A on BERT6-PKD's student against the best baseline whose model has the same
-    parameter count (BERT6-PKD, DistilBERT): the size-matched comparison at that size."""
-    six = {t: report.same_student(df, t, LARGER) if len(df) else [] for t in tasks}
-    frames = [report.significance_table(records, {t: labels[t]}, {t: kinds[t]}, method=LARGER,
-                                        baselines=six[t]) for t in tasks if six[t]]
-    sig = with_missing(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(),
-                       df.attrs.get("missing", []), [LARGER, *report.BASELINES])
-    glue_verdicts(view, sig, f"{prefix}_l2a6_better")
-    label = report.METHOD_LABELS[LARGER]
-    view.show("paired_pkd6_student", report.paired_table(sig).drop(columns=[label], errors="ignore")
-              if len(sig) else pd.DataFrame({"runs": [f"no run of {label} is computed yet"]}))
+def size_matched_tests(df, records, labels, kinds, tasks, method="l2a") -> pd.DataFrame:
+    """``method`` against the best baseline whose model has its parameter count
+    (``report.same_student``: for L2A the layer-KD baselines run on its student, for
+    L2A on BERT6-PKD's student BERT6-PKD and DistilBERT), per task where one ran, with
+    the runs missing counted (``with_missing``)."""
+    same = {t: report.same_student(df, t, method) if len(df) else [] for t in tasks}
+    frames = [report.significance_table(records, {t: labels[t]}, {t: kinds[t]}, method=method,
+                                        baselines=same[t]) for t in tasks if same[t]]
+    return with_missing(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(),
+                        df.attrs.get("missing", []), [method, *report.BASELINES])
+
+
+def size_matched_words(sig: pd.DataFrame, method: str = "l2a") -> str:
+    """:func:`size_matched_tests` in words, per task: the verdict, the difference with
+    its 95% interval, the baseline, the seeds in which ``method`` is higher and, where
+    runs are missing, that the verdict is interim."""
+    if not len(sig):
+        return "not computed yet on any task"
+    label = report.METHOD_LABELS.get(method, method)
+    return "; ".join(
+        f"{r['verdict']} on {report.TASK_LABELS[r['task']]} than {r['best baseline']} "
+        f"({report.number(r['difference'], signed=True)} {report.interval(r['ci_low'], r['ci_high'])}, "
+        f"higher in {r[f'seeds {label} higher']} seeds"
+        + (f"; interim, {r['runs missing']} run(s) not computed yet" if r.get("runs missing") else "")
+        + ")" for r in sig.to_dict("records"))
 
 
 def glue_constant_methods(view, records, labels, kinds, name="constant_methods"):
