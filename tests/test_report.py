@@ -302,6 +302,9 @@ def test_l2a_on_the_larger_student_is_compared_with_the_baselines_of_that_size_o
     assert words.endswith("; interim, 1 run(s) not computed yet)")
     df.attrs["missing"] = []
     assert size_matched_words(pd.DataFrame()) == "not computed yet on any task"
+    even = sig.assign(verdict="no clear difference")
+    assert size_matched_words(even, "l2a_pkd6_student").startswith(
+        f"no clear difference on TC from {report.METHOD_LABELS['bert_pkd6']} (")
     del records[("tc", "l2a_pkd6_student", 0)], records[("tc", "l2a_pkd6_student", 1)], \
         records[("tc", "l2a_pkd6_student", 2)]
     view = View()

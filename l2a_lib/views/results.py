@@ -135,7 +135,8 @@ def size_matched_words(sig: pd.DataFrame, method: str = "l2a") -> str:
         return "not computed yet on any task"
     label = report.METHOD_LABELS.get(method, method)
     return "; ".join(
-        f"{r['verdict']} on {report.TASK_LABELS[r['task']]} than {r['best baseline']} "
+        f"{r['verdict']} on {report.TASK_LABELS[r['task']]} "
+        f"{'than' if r['verdict'] in ('better', 'worse') else 'from'} {r['best baseline']} "
         f"({report.number(r['difference'], signed=True)} {report.interval(r['ci_low'], r['ci_high'])}, "
         f"higher in {r[f'seeds {label} higher']} seeds"
         + (f"; interim, {r['runs missing']} run(s) not computed yet" if r.get("runs missing") else "")
