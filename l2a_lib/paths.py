@@ -8,16 +8,19 @@
 
 It also holds the file-system helpers every writer uses: :func:`atomic_write_text`
 and :func:`atomic_torch_save` (a temporary file in the same folder, then a rename:
-a reader never sees half a file) and :func:`publish_state` /
+a reader never sees half a file), :func:`file_lock` (one process at a time in a block,
+such as a teacher's fine-tuning that two runs need at once) and :func:`publish_state` /
 :func:`load_published_state` (a state dict committed with the results in parts
 of at most ``PART_BYTES``, each with its sha256).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -104,6 +107,33 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike, what: str = ""):
+    """Hold an exclusive lock on the file ``path`` (created if missing) for the block:
+    another process that asks for the same lock (a second run started beside this one, a
+    Snakemake job on the same machine) waits until the block ends, after saying what it
+    waits for (``what``) on stderr. POSIX ``flock``; where ``fcntl`` does not exist
+    (Windows) the block runs without a lock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another process{': ' + what if what else ''} ({path.name})",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> None:

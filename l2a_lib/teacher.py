@@ -85,14 +85,27 @@ def get_teacher(config: ExperimentConfig, ctx: Context, prep: Prepared):
         ctx.teacher_used = teacher_summary(key, info, trained_here=False)
         return teacher, info
     weights, meta = teacher_files(config, ctx.cache_dir)
-    if weights.is_file() and meta.is_file():
-        with phase("loading weights"):
-            teacher.load_state_dict(torch.load(weights, map_location="cpu"))
-        info = json.loads(meta.read_text())
-        if "sha256" not in info:  # a teacher saved before its content hash was recorded
-            info["sha256"] = paths.file_sha256(weights)
-        ctx.teacher_used = teacher_summary(key, info, trained_here=False)
-        return teacher, info
+    if not (weights.is_file() and meta.is_file()):
+        # one process fine-tunes a teacher; another run that needs it meanwhile waits,
+        # then loads it (two fine-tunings at once would share, and break, one checkpoint)
+        with paths.file_lock(weights.with_suffix(".lock"), f"it fine-tunes teacher {key}"):
+            if not (weights.is_file() and meta.is_file()):
+                info = _fine_tune_teacher(teacher, config, ctx, prep, weights, meta)
+                ctx.teacher_used = teacher_summary(key, info, trained_here=True)
+                return teacher, info
+    with phase("loading weights"):
+        teacher.load_state_dict(torch.load(weights, map_location="cpu"))
+    info = json.loads(meta.read_text())
+    if "sha256" not in info:  # a teacher saved before its content hash was recorded
+        info["sha256"] = paths.file_sha256(weights)
+    ctx.teacher_used = teacher_summary(key, info, trained_here=False)
+    return teacher, info
+
+
+def _fine_tune_teacher(teacher, config: ExperimentConfig, ctx: Context, prep: Prepared,
+                       weights: Path, meta: Path) -> dict:
+    """Fine-tune ``teacher`` (resuming its checkpoint), save it and its record; the record."""
+    spec = prep.task.spec
     ckpt = teacher_checkpoint(config, ctx.cache_dir)
     ctx.seconds_before += (read_progress(ckpt.folder) or {}).get("seconds", 0.0)
     with phase("teacher fine-tuning", whole=True):
@@ -111,8 +124,7 @@ def get_teacher(config: ExperimentConfig, ctx: Context, prep: Prepared):
             **({"source": source_result} if source_result else {})}
     paths.atomic_write_text(meta, json.dumps(info))
     ckpt.clear()
-    ctx.teacher_used = teacher_summary(key, info, trained_here=True)
-    return teacher, info
+    return info
 
 
 SOURCE_CAP = 2000  # source examples a teacher's source stage reads (source_epochs)

@@ -193,3 +193,55 @@ def test_episode_states_are_saved_after_the_first_episode_then_at_most_every_int
             [((2,), {"v": torch.ones(1)}), ((3,), {"v": torch.ones(1)})], shard=1)
     state, entries = ck.load()
     assert state["episode"] == 4 and [k for k, _ in entries] == [(1,), (2,), (3,)]
+
+
+_ONE_RUN = """
+import json, sys, time
+from pathlib import Path
+from l2a_lib import experiment
+from l2a_lib.profiles import make_config
+data, root, me, other = sys.argv[1:5]
+Path(root, f"ready-{me}").touch()
+while not Path(root, f"ready-{other}").exists():  # both start fine-tuning together
+    time.sleep(0.05)
+experiment.run(make_config("tc", "teacher_ft", seed=0, profile="smoke"), data_dir=data,
+               results_dir=Path(root, me), cache_dir=Path(root, "cache"))
+"""
+
+
+def test_two_runs_that_need_one_teacher_at_once_fine_tune_it_once(data_dir, tmp_path):
+    """The second run waits for the first's teacher (a lock beside the teacher's files),
+    then loads it: no second fine-tuning on the same checkpoint."""
+    import subprocess
+    import sys
+    procs = [subprocess.Popen([sys.executable, "-c", _ONE_RUN, str(data_dir), str(tmp_path), me,
+                               other], stderr=subprocess.PIPE, text=True)
+             for me, other in (("a", "b"), ("b", "a"))]
+    errs = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    cfg = make_config("tc", "teacher_ft", seed=0, profile="smoke")
+    used = [records.load_record(cfg, tmp_path / me)["teacher"] for me in ("a", "b")]
+    assert sorted(u["trained_here"] for u in used) == [False, True]
+    assert used[0]["sha256"] == used[1]["sha256"]
+    assert sum("waiting for another process" in e for e in errs) == 1
+
+
+def test_a_file_lock_lets_one_holder_in_at_a_time(tmp_path):
+    import threading
+    import time
+    from l2a_lib.paths import file_lock
+    events = []
+
+    def hold(name):
+        with file_lock(tmp_path / "x.lock"):
+            events.append(f"{name} in")
+            time.sleep(0.3)
+            events.append(f"{name} out")
+
+    threads = [threading.Thread(target=hold, args=(n,)) for n in "ab"]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join()
+    assert events == ["a in", "a out", "b in", "b out"]
