@@ -99,7 +99,8 @@ def run_many(tasks, methods, seeds, *, profile: str = "cpu", table: str | None =
     are trained when ``allow_training``; otherwise ``MissingResults`` names them (so a
     book build never starts hours of training by accident), unless ``allow_missing``:
     then they are left out and listed in ``df.attrs["missing"]`` as (task, method,
-    seed) with the total in ``df.attrs["n_runs"]`` (see ``report.coverage_note``).
+    seed) (empty when none is) with the total in ``df.attrs["n_runs"]`` (see
+    ``report.coverage_note``).
     ``version``: L2A's, for the L2A methods (default: each page's). ``final``: the final
     grid's configurations or the first ones (default ``profiles.FINAL_GRID``)."""
     configs = [make_config(t, m, s, profile=profile, table=table,
@@ -128,8 +129,9 @@ def gather(pairs: list, ctx: Context, allow_training: bool, allow_missing: bool,
               for v, c in pairs if c.hash() not in missing]
     df = (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["task", "method", "seed", "split", "metric", "value"] + ([column] if column else [])))
-    if missing:
-        df.attrs.update(missing=names, n_runs=len(pairs), **({"column": column} if column else {}))
+    # the total is there whether or not some are missing: a caller adding up several
+    # frames' runs counts the complete ones too
+    df.attrs.update(missing=names, n_runs=len(pairs), **({"column": column} if column else {}))
     return df
 
 

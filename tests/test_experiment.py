@@ -120,7 +120,8 @@ def test_study_with_missing_runs_shows_the_others_and_lists_the_rest(dirs, monke
     assert by_seed.loc[32, "Student-FT acc (seeds 0 / 1)"] == f"{acc[(32, 0)]:.3f} / -"
     complete = experiment.run_study("length", [24], ["tc"], ["student_ft"], [0, 1],
                                     allow_missing=True, **kw)
-    assert coverage_note(complete) == "" and "missing" not in complete.attrs
+    assert coverage_note(complete) == "" and complete.attrs["missing"] == []
+    assert complete.attrs["n_runs"] == 2  # counted when none is missing too
 
 
 def test_random_selector_without_its_reference_run_is_one_clear_error(dirs):
