@@ -198,9 +198,14 @@ def test_episode_states_are_saved_after_the_first_episode_then_at_most_every_int
 _ONE_RUN = """
 import json, sys, time
 from pathlib import Path
-from l2a_lib import experiment
+from l2a_lib import experiment, teacher
 from l2a_lib.profiles import make_config
 data, root, me, other = sys.argv[1:5]
+real = teacher.fine_tune
+def slow(*a, **k):  # the first fine-tuning lasts long enough for the other run to arrive
+    time.sleep(5)
+    return real(*a, **k)
+teacher.fine_tune = slow
 Path(root, f"ready-{me}").touch()
 while not Path(root, f"ready-{other}").exists():  # both start fine-tuning together
     time.sleep(0.05)
