@@ -58,9 +58,8 @@ def _claim_tests(profile, tasks, seeds, allow_training, allow_missing, results_d
     if any(l2a_version(t, "l2a", "table1") == 2 for t in tasks):  # Table 2's own reference
         frames.append(run_many(tasks, ["l2a"], seeds, version=PAGES_V1, **kw))
     df = pd.concat(frames, ignore_index=True)
-    df.attrs = {"missing": [x for f in frames for x in f.attrs.get("missing", [])],
-                "n_runs": sum(f.attrs.get("n_runs", f[["task", "method", "seed"]]
-                                          .drop_duplicates().shape[0]) for f in frames)}
+    df.attrs = {"missing": [x for f in frames for x in f.attrs["missing"]],
+                "n_runs": sum(f.attrs["n_runs"] for f in frames)}  # set by run_many
     records = load_records(tasks, table1, seeds, profile=profile, results_dir=results_dir)
     records.update(load_records(["tc"], ["l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark"], seeds,
                                 profile=profile, results_dir=results_dir))
