@@ -19,21 +19,21 @@ from .tasks import TASKS, USER_TEACHERS, check_task  # TASKS re-exported
 CODE_VERSION = "2"
 
 PROFILES = ("smoke", "cpu", "paper")
-METHODS = ("majority", "teacher_ft", "student_ft", "eda", "cbert", "tinybert", "bilstm_soft",
-           "distilbert", "bert_pkd4", "bert_pkd6", "minilm", "mlm", "l2a", "l2a_wo_src", "l2a_wo_tgt",
-           "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark", "l2a_selector_off", "l2a_selector_random",
-           "l2a_generator_off", "l2a_originals_off", "kd_only", "nlpaug_ctx", "student_ft_smart",
-           "l2a_smart", "bert_pkd_same", "distilbert_same", "l2a_pkd6_student", "l2a_corrupted",
+METHODS = ("majority", "teacher_ft", "student_ft", "eda", "cbert", "tinybert", "bilstm_soft", "distilbert",
+           "bert_pkd4", "bert_pkd6", "minilm", "mlm", "l2a", "l2a_wo_src", "l2a_wo_tgt", "l2a_wo_att",
+           "l2a_wo_hidden", "l2a_wo_dark", "l2a_selector_off", "l2a_selector_random", "l2a_generator_off",
+           "l2a_originals_off", "kd_only", "nlpaug_ctx", "student_ft_smart", "l2a_smart", "bert_pkd_same",
+           "distilbert_same", "l2a_pkd6_student", "l2a_pkd6_control", "l2a_corrupted",
            "l2a_corrupted_keep_all", "l2a_corrupted_long", "l2a_credit", "l2a_credit_corrupted",
            "l2a_credit_cal", "l2a_credit_cal_corrupted", "l2a_credit_eq", "l2a_credit_eq_corrupted")
 # L2A's learned parts switched off one at a time, and the same KD without augmentation
-L2A_PARTS = ("l2a_selector_off", "l2a_selector_random", "l2a_generator_off", "l2a_originals_off",
-             "kd_only")
+L2A_PARTS = ("l2a_selector_off", "l2a_selector_random", "l2a_generator_off", "l2a_originals_off", "kd_only")
 L2A_PROBE = ("l2a_corrupted", "l2a_corrupted_keep_all")  # half the pool with wrong targets
 L2A_PROBE_LONG = ("l2a_corrupted_long",)  # the probe over 60 episodes, generator off
 L2A_CREDIT = tuple(m for m in METHODS if m.startswith("l2a_credit"))  # ours (l2a.credit)
+PKD6_STUDENT_METHODS = ("l2a_pkd6_student", "l2a_pkd6_control")  # on BERT6-PKD's student; parts off
 L2A_METHODS = ("l2a", "l2a_wo_src", "l2a_wo_tgt", "l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark",
-               "l2a_smart", "l2a_pkd6_student") + L2A_PARTS + L2A_PROBE + L2A_PROBE_LONG + L2A_CREDIT
+               "l2a_smart") + PKD6_STUDENT_METHODS + L2A_PARTS + L2A_PROBE + L2A_PROBE_LONG + L2A_CREDIT
 # Table 1's same-student controls: layer KD with L2A's student, L2A with BERT6-PKD's
 SAME_STUDENT_METHODS = ("bert_pkd_same", "distilbert_same", "l2a_pkd6_student")
 SMART_VARIANTS = ("adversarial", "bregman")  # the SMART page's methods: the term alone, + BPP

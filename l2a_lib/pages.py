@@ -195,11 +195,14 @@ _FINAL_NEEDS = (FINAL_TABLE1_NEEDS,) if FINAL_GRID or FINAL_TABLE1_CACHED else (
 # one keep probability for all the generator's bounded update takes no step), on every
 # task of the page, beside the parts page's five seeds on TC and PI
 LEARNING_CONTROL = "l2a_selector_random"
-LEARNING_NEEDS = Needs((LEARNING_CONTROL,), tasks=FINAL_TABLE1_TASKS, final=True)
+# ... and the same control for L2A on BERT6-PKD's student, on the tasks that student runs
+LEARNING_CONTROLS = {"l2a": LEARNING_CONTROL, "l2a_pkd6_student": "l2a_pkd6_control"}
+LEARNING_NEEDS = (Needs((LEARNING_CONTROL,), tasks=FINAL_TABLE1_TASKS, final=True),
+                  Needs(("l2a_pkd6_control",), tasks=SAME_STUDENT_TASKS, final=True))
 _FINAL_PAGES = [
     Page("table1_final", "table1_final", {"tasks": list(FINAL_TABLE1_TASKS),
                                           "methods": list(FINAL_TABLE1_METHODS)},
-         _FINAL_NEEDS + ((LEARNING_NEEDS,) if FINAL_GRID else ()), partial=True,
+         _FINAL_NEEDS + (LEARNING_NEEDS if FINAL_GRID else ()), partial=True,
          title="Table 1 on the chosen settings"),
     Page("robustness", "robustness", {"tasks": list(FINAL_TABLE1_TASKS),
                                       "methods": list(FINAL_TABLE1_METHODS), "final": True},

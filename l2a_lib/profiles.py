@@ -7,7 +7,7 @@ import dataclasses
 import os
 
 from .config import (AUGMENTERS, L2A_CREDIT, L2A_METHODS, L2A_PARTS, L2A_PROBE, L2A_PROBE_LONG, METHODS,
-                     PROFILES, SAME_STUDENT_METHODS, SMART_VARIANTS, TABLE1_METHODS,
+                     PKD6_STUDENT_METHODS, PROFILES, SAME_STUDENT_METHODS, SMART_VARIANTS, TABLE1_METHODS,
                      AugmentConfig, DataConfig, DistillConfig, ExperimentConfig, L2AConfig,
                      ModelConfig, SmartConfig, TrainConfig, choose)
 from .tasks import USER_TASKS, base_task, check_task
@@ -55,8 +55,9 @@ def final_grid(final: bool | None = None) -> bool:
 HOME_TABLE = {"l2a_wo_src": "table2", "l2a_wo_tgt": "table2", "l2a_wo_att": "table3",
               "l2a_wo_hidden": "table3", "l2a_wo_dark": "table3", "mlm": "mlm",
               "student_ft_smart": "smart", "l2a_smart": "smart",
-              **{m: "l2a_parts" for m in L2A_PARTS + L2A_PROBE + L2A_PROBE_LONG + L2A_CREDIT}}
-V2_ONLY = L2A_PARTS + L2A_PROBE + L2A_PROBE_LONG + L2A_CREDIT  # methods of L2A version 2 only
+              **{m: "l2a_parts" for m in L2A_PARTS + L2A_PROBE + L2A_PROBE_LONG + L2A_CREDIT},
+              "l2a_pkd6_control": "l2a_parts"}
+V2_ONLY = L2A_PARTS + L2A_PROBE + L2A_PROBE_LONG + L2A_CREDIT + ("l2a_pkd6_control",)  # version 2 only
 
 
 def l2a_version(task: str, method: str, table: str, final: bool | None = None) -> int:
@@ -65,7 +66,7 @@ def l2a_version(task: str, method: str, table: str, final: bool | None = None) -
     1's L2A on text classification and PI; 1 elsewhere (Table 2's ablations, the
     studies, Table 1's L2A on NLI and regression), whose committed runs it computed.
     Version 2 everywhere in the final grid (:data:`FINAL_GRID`)."""
-    if (final_grid(final) or method in V2_ONLY or method in ("l2a_smart", "l2a_pkd6_student")
+    if (final_grid(final) or method in V2_ONLY or method in ("l2a_smart",) + PKD6_STUDENT_METHODS
             or (table, task) in V2_PAGES or task in USER_TASKS):
         return 2  # a user's own task: the version whose learned parts are tested
     return 1
@@ -109,7 +110,9 @@ L2A_PART_SETTINGS = {"l2a_selector_off": dict(selector=False),
                      "l2a_credit_cal_corrupted": dict(selector_credit="calibrated", corrupt_share=0.5),
                      # ... the equal-weight credit (l2a.credit): every dev example weighs the same
                      "l2a_credit_eq": dict(selector_credit="equal"),
-                     "l2a_credit_eq_corrupted": dict(selector_credit="equal", corrupt_share=0.5)}
+                     "l2a_credit_eq_corrupted": dict(selector_credit="equal", corrupt_share=0.5),
+                     # the learning control of L2A on BERT6-PKD's student
+                     "l2a_pkd6_control": dict(selector_random=True)}
 
 
 def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
@@ -180,7 +183,7 @@ def make_config(task: str, method: str, seed: int = 0, profile: str = "cpu",
         mlm_steps = 20 if profile == "smoke" else MLM_STEPS
         if profile == "smoke":
             l2a = dataclasses.replace(l2a, episodes=2, pool_size=32)
-        if method == "l2a_pkd6_student":  # BERT6-PKD's student and learning rate
+        if method in PKD6_STUDENT_METHODS:  # BERT6-PKD's student and learning rate
             model = dataclasses.replace(model, student="teacher", student_layers=tuple(
                 range(2 if profile == "smoke" else 6)))
             distill = dataclasses.replace(distill, train=dataclasses.replace(
@@ -248,16 +251,18 @@ def runs_on(task: str, method: str) -> bool:
     """Whether the study runs ``method`` on ``task`` (the same-student controls run on
     TC and PI only): a page that lists methods and tasks reads only these pairs, and
     counts no other as missing."""
-    return method not in SAME_STUDENT_METHODS or task in SAME_STUDENT_TASKS
+    return method not in SAME_STUDENT_METHODS + PKD6_STUDENT_METHODS or task in SAME_STUDENT_TASKS
 
 
 def learned_reference(config: ExperimentConfig) -> ExperimentConfig:
     """The full L2A run whose selector an ``l2a_selector_random`` run copies (its keep
-    rate per episode): the same task, seed, settings and version. Whether it is the
+    rate per episode): the same task, seed, settings and version (for ``l2a_pkd6_control``,
+    ``l2a_pkd6_student``: the same student). Whether it is the
     final grid's is read off the run itself (only the final grid's L2A uses the bounded
     generator update), not off this process's grid: ``run --final`` computes final runs
     in a process whose grid is the first one."""
     final = config.l2a.generator_weighting == FINAL_GENERATOR_WEIGHTING
-    return dataclasses.replace(config, method="l2a", table="table1",
-                               extra_scores=extra_scores(config.profile, "l2a", "table1", final),
+    method = "l2a_pkd6_student" if config.method == "l2a_pkd6_control" else "l2a"
+    return dataclasses.replace(config, method=method, table="table1",
+                               extra_scores=extra_scores(config.profile, method, "table1", final),
                                l2a=dataclasses.replace(config.l2a, selector_random=None))

@@ -53,6 +53,13 @@ def test_same_student_controls_train_the_other_methods_students(smoke_dirs):
     teacher_layers = models.build_student_from_teacher(
         pkd6.model, pkd6.model.student_layers, 2, models.load_tokenizer(pkd6.model))
     assert size["l2a_pkd6_student"] == teacher_layers.n_params()
+    # its learned-parts-off control: the same student, keeping at the learned run's rates
+    control = make_config("tc", "l2a_pkd6_control", seed=0, profile="smoke")
+    assert int(experiment.run(control, **smoke_dirs)["n_params"].iloc[0]) == size["l2a_pkd6_student"]
+    from l2a_lib.l2a.reference import keep_rates_of_learned_selector
+    learned = [e["keep_rate"] for e in records.load_record(pkd6, smoke_dirs["results_dir"])["extra"]["episodes"]]
+    ctx = runs.Context(smoke_dirs["data_dir"], smoke_dirs["results_dir"])
+    assert keep_rates_of_learned_selector(control, ctx) == learned  # not the small student's L2A
 
 
 def test_the_width_map_starts_at_its_least_squares_fit():

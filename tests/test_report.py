@@ -612,6 +612,17 @@ def test_l2a_is_tested_against_its_learned_parts_off_control_per_task(tmp_path):
     words = learning_control_words(sig)
     assert words.startswith("worse on TC (-0.1") and words.endswith("L2A higher in 0 of 3 seeds)")
     assert learning_control_words(sig.iloc[:0]) == "not computed yet on any task"
+    # L2A on BERT6-PKD's student against its own control (not the small student's)
+    six = _records("tc", {"l2a_pkd6_student": 0.85, "l2a_pkd6_control": 0.75}, labels)
+    path = cache_path(make_config("tc", "l2a_pkd6_control", 0, final=True), Context(results_dir=tmp_path))
+    path.write_text(json.dumps({"config": {}, "rows": [], **six[("tc", "l2a_pkd6_control", 0)]}))
+    mine = {k: v for k, v in six.items() if k[1] == "l2a_pkd6_student"}
+    sig6, n6 = learning_control({**l2a, **mine}, {"tc": labels}, {"tc": "classification"}, ["tc"],
+                                [0, 1, 2], results_dir=tmp_path, method="l2a_pkd6_student")
+    assert n6 == 1 and sig6["best baseline"].tolist() == ["L2A parts off, BERT6-PKD's student"]
+    assert learning_control_words(sig6, "l2a_pkd6_student").startswith("better on TC (+0.1")
+    assert learning_control_words(sig6, "l2a_pkd6_student").endswith(
+        "L2A, BERT6-PKD's student higher in 1 of 1 seeds)")
 
 
 def test_a_verdict_made_with_runs_missing_is_named_interim():

@@ -293,6 +293,22 @@ def test_the_random_selector_run_waits_for_the_full_l2a_run_of_its_seed():
     assert depends_on(final).extra_scores  # the final Table 1's L2A records its extra scores
 
 
+
+
+def test_the_larger_students_control_copies_l2a_on_that_student():
+    """``l2a_pkd6_control``: L2A on BERT6-PKD's student with its learned parts off. Its
+    reference is the cached ``l2a_pkd6_student`` run of its seed (same student, same
+    learning rate), not L2A on the small student; it runs on TC and PI only."""
+    from l2a_lib.profiles import runs_on
+    from l2a_lib.workflow import depends_on
+    control = make_config("tc", "l2a_pkd6_control", 2, final=True)
+    six = make_config("tc", "l2a_pkd6_student", 2, final=True)
+    assert control.l2a.selector_random and not six.l2a.selector_random
+    assert control.model == six.model and control.distill == six.distill
+    assert control.table == "l2a_parts" and six.table == "table1"
+    assert depends_on(control).hash() == six.hash()
+    assert depends_on(control).hash() != make_config("tc", "l2a", 2, final=True).hash()
+    assert runs_on("pi", "l2a_pkd6_control") and not runs_on("nli", "l2a_pkd6_control")
 # ------------------------------------------------------------------ the final grid
 def test_every_executed_page_of_the_books_contents_is_a_page_of_either_grid(env):
     """The table of contents lists the same executed pages whether the final grid is on

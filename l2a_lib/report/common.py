@@ -25,6 +25,7 @@ METHOD_LABELS = {
     "kd_only": "KD on the originals only",
     "distilbert_same": "DistilBERT, L2A's student", "bert_pkd_same": "BERT-PKD, L2A's student",
     "l2a_pkd6_student": "L2A, BERT6-PKD's student", "nlpaug_ctx": "nlpaug (contextual)",
+    "l2a_pkd6_control": "L2A parts off, BERT6-PKD's student",
     "l2a_credit": "L2A, per-sample credit (ours)",
     "l2a_credit_cal": "L2A, calibrated credit (ours)",
     "l2a_credit_eq": "L2A, equal-weight credit (ours)",

@@ -19,6 +19,7 @@ import pandas as pd
 from .. import report
 from ..config import L2A_METHODS
 from ..experiment import run_many
+from ..profiles import runs_on
 from ..records import load_records, load_test_labels
 from ..tasks import HEADLINE_METRICS
 from .base import View, pending
@@ -291,37 +292,44 @@ def majority_tests(records, labels, kinds, tasks, methods, n_boot: int = 2000) -
 
 
 def learning_control(records, labels, kinds, tasks, seeds, profile="cpu",
-                     results_dir=None) -> tuple[pd.DataFrame, int]:
-    """(tests, control runs cached): L2A (in ``records``) against L2A with its learned
-    parts off (``pages.LEARNING_CONTROL``: the selector keeps at random, as many samples
-    per episode as the learned selector of the same seed kept, and with one keep
-    probability for all the generator's bounded update takes no step), the same
-    augmentation budget and KD with no learning; paired per task."""
-    from ..pages import LEARNING_CONTROL
-    control = load_records(tasks, [LEARNING_CONTROL], seeds, profile=profile,
-                           results_dir=results_dir, final=True)
-    return (report.significance_table({**records, **control}, labels, kinds,
-                                      baselines=[LEARNING_CONTROL]), len(control))
+                     results_dir=None, method="l2a") -> tuple[pd.DataFrame, int]:
+    """(tests, control runs cached): ``method`` (in ``records``) against the same run with
+    its learned parts off (``pages.LEARNING_CONTROLS``: the selector keeps at random, as
+    many samples per episode as the learned selector of the same seed kept, and with one
+    keep probability for all the generator's bounded update takes no step), the same
+    augmentation budget and KD with no learning; paired per task where it runs."""
+    from ..pages import LEARNING_CONTROLS
+    control = LEARNING_CONTROLS[method]
+    cached = load_records([t for t in tasks if runs_on(t, control)], [control], seeds,
+                          profile=profile, results_dir=results_dir, final=True)
+    return (report.significance_table({**records, **cached}, labels, kinds, method=method,
+                                      baselines=[control]), len(cached))
 
 
-def learning_control_words(sig: pd.DataFrame) -> str:
-    """The control's verdict per task in words: the test's word, L2A minus the control
-    with its 95% interval, and the seeds in which L2A is higher."""
+def learning_control_words(sig: pd.DataFrame, method: str = "l2a") -> str:
+    """The control's verdict per task in words: the test's word, ``method`` minus the
+    control with its 95% interval, and the seeds in which ``method`` is higher."""
     if not len(sig):
         return "not computed yet on any task"
+    label = report.METHOD_LABELS.get(method, method)
     return "; ".join(
         f"{r['verdict']} on {report.TASK_LABELS[r['task']]} "
         f"({report.number(r['difference'], signed=True)} {report.interval(r['ci_low'], r['ci_high'])}, "
-        f"L2A higher in {r['seeds L2A higher']} seeds)"
+        f"{label} higher in {r[f'seeds {label} higher']} seeds)"
         for r in sig.to_dict("records"))
 
 
 def _learning_control(view, records, labels, kinds, tasks, seeds, profile, results_dir) -> None:
-    """:func:`learning_control` on the page: the paired test per task, its words and
-    the number of control runs cached."""
-    sig, n = learning_control(records, labels, kinds, tasks, seeds, profile, results_dir)
-    view.value(f"{PREFIX}_parts_off_runs", f"{n} of {len(tasks) * len(seeds)}")
-    glue_verdicts(view, sig, f"{PREFIX}_l2a_better_parts_off")
-    view.show("paired_parts_off", report.paired_table(sig).rename(
-        columns={"best baseline": "control"}) if len(sig) else pd.DataFrame(
-        {"runs": ["none of the control's runs is computed yet"]}))
+    """:func:`learning_control` on the page, for L2A and (suffix ``_6``) for L2A on
+    BERT6-PKD's student: the paired test per task, its verdicts glued and the number of
+    control runs cached."""
+    from ..pages import LEARNING_CONTROLS
+    for method, suffix in (("l2a", ""), ("l2a_pkd6_student", "_6")):
+        on = [t for t in tasks if runs_on(t, LEARNING_CONTROLS[method])]
+        sig, n = learning_control(records, labels, kinds, on, seeds, profile, results_dir, method)
+        view.value(f"{PREFIX}_parts_off_runs{suffix}", f"{n} of {len(on) * len(seeds)}")
+        glue_verdicts(view, sig, f"{PREFIX}_l2a_better_parts_off{suffix}")
+        label = report.METHOD_LABELS[method]
+        view.show(f"paired_parts_off{suffix}", report.paired_table(sig).drop(
+            columns=[label], errors="ignore").rename(columns={"best baseline": "control"})
+            if len(sig) else pd.DataFrame({"runs": ["none of the control's runs is computed yet"]}))

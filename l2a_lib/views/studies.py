@@ -181,7 +181,8 @@ def _final_claims(view: View, profile, seeds, results_dir, data_dir) -> None:
 def _final_sizes(view: View, tasks, seeds, labels, kinds, data_dir, kw) -> None:
     """The final Table 1's size-matched tests in words: L2A against the best baseline
     that distils into its own student (``final_size_matched``), and L2A on BERT6-PKD's
-    student against the best baseline of that size (``final_size_matched_6``)."""
+    student against the best baseline of that size (``final_size_matched_6``) and against
+    its own learned-parts-off control (``final_learning_control_6``)."""
     from .results import LARGER, size_matched_tests, size_matched_words
     methods = list(pages.FINAL_TABLE1_METHODS)
     df = run_many(tasks, methods, seeds, data_dir=data_dir, allow_missing=True, **kw)
@@ -189,6 +190,10 @@ def _final_sizes(view: View, tasks, seeds, labels, kinds, data_dir, kw) -> None:
     for name, method in (("final_size_matched", "l2a"), ("final_size_matched_6", LARGER)):
         view.value(name, size_matched_words(size_matched_tests(df, records, labels, kinds, tasks,
                                                                method), method))
+    from .final import learning_control, learning_control_words
+    control, _ = learning_control(records, labels, kinds, tasks, seeds, kw["profile"],
+                                  kw["results_dir"], LARGER)
+    view.value("final_learning_control_6", learning_control_words(control, LARGER))
 
 
 def _settings_changes(view: View, profile, results_dir, data_dir) -> None:
