@@ -183,7 +183,10 @@ def make_user_config(task: str, method: str, seed: int, profile: str, settings: 
         raise ConfigError(f"--method {method} cannot be saved as a Hugging Face model "
                           f"({NOT_EXPORTABLE[method]}): choose one of {', '.join(EXPORTABLE)}")
     if method not in EXPORTABLE:
-        raise ConfigError(f"--method {method!r} is not a method; choose one of {', '.join(EXPORTABLE)}")
+        from .config import METHODS
+        what = ("is a variant of the study's pages that distill does not offer" if method in METHODS
+                else "is not a method")
+        raise ConfigError(f"--method {method!r} {what}; choose one of {', '.join(EXPORTABLE)}")
     config = make_config(task, method, seed, profile=profile, **settings)
     if pooling not in POOLINGS:
         raise ConfigError(f"--pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")

@@ -104,6 +104,8 @@ def test_the_command_line_distils_and_reports(isolated, capsys):
     (["--method", "bilstm_soft"], r"bilstm_soft cannot be saved.*BiLSTM.*choose one of"),
     (["--method", "teacher_ft"], r"teacher_ft cannot be saved.*MPNet teacher"),
     (["--method", "nonsense"], r"'nonsense' is not a method"),
+    (["--method", "l2a_pkd6_control"], r"'l2a_pkd6_control' is a variant of the study's pages that "
+                                       r"distill does not offer; choose one of student_ft"),
     (["--label-column", "rating"], r"no column 'rating'.*--label-column"),
     (["--few-negatives"], r"only 5 of 'neg'.*--train-per-class"),
 ])
