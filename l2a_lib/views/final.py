@@ -297,13 +297,16 @@ def learning_control(records, labels, kinds, tasks, seeds, profile="cpu",
     its learned parts off (``pages.LEARNING_CONTROLS``: the selector keeps at random, as
     many samples per episode as the learned selector of the same seed kept, and with one
     keep probability for all the generator's bounded update takes no step), the same
-    augmentation budget and KD with no learning; paired per task where it runs."""
+    augmentation budget and KD with no learning; paired per task where it runs, with
+    the runs of either still missing counted (``with_missing``: the verdict is interim)."""
     from ..pages import LEARNING_CONTROLS
     control = LEARNING_CONTROLS[method]
-    cached = load_records([t for t in tasks if runs_on(t, control)], [control], seeds,
-                          profile=profile, results_dir=results_dir, final=True)
-    return (report.significance_table({**records, **cached}, labels, kinds, method=method,
-                                      baselines=[control]), len(cached))
+    on = [t for t in tasks if runs_on(t, control)]
+    cached = load_records(on, [control], seeds, profile=profile, results_dir=results_dir, final=True)
+    every = {**records, **cached}
+    missing = [(t, m, s) for t in on for m in (method, control) for s in seeds if (t, m, s) not in every]
+    sig = report.significance_table(every, labels, kinds, method=method, baselines=[control])
+    return with_missing(sig, missing, [method, control]), len(cached)
 
 
 def learning_control_words(sig: pd.DataFrame, method: str = "l2a") -> str:
@@ -315,8 +318,9 @@ def learning_control_words(sig: pd.DataFrame, method: str = "l2a") -> str:
     return "; ".join(
         f"{r['verdict']} on {report.TASK_LABELS[r['task']]} "
         f"({report.number(r['difference'], signed=True)} {report.interval(r['ci_low'], r['ci_high'])}, "
-        f"{label} higher in {r[f'seeds {label} higher']} seeds)"
-        for r in sig.to_dict("records"))
+        f"{label} higher in {r[f'seeds {label} higher']} seeds"
+        + (f"; interim, {r['runs missing']} run(s) not computed yet" if r.get("runs missing") else "")
+        + ")" for r in sig.to_dict("records"))
 
 
 def _learning_control(view, records, labels, kinds, tasks, seeds, profile, results_dir) -> None:
