@@ -20,7 +20,7 @@ import nbformat
 import papermill
 
 from .errors import UnknownPage
-from . import paths
+from . import paths, profiles
 from .candidates import CANDIDATES, FIXES
 from .config import (L2A_PARTS, SAME_STUDENT_METHODS, SMART_VARIANTS,
                      TABLE1_METHODS, TASKS, ExperimentConfig)
@@ -194,11 +194,11 @@ _FINAL_NEEDS = (FINAL_TABLE1_NEEDS,) if FINAL_GRID or FINAL_TABLE1_CACHED else (
 # (the selector keeps at random, at the learned selector's keep rate of each episode; with
 # one keep probability for all the generator's bounded update takes no step), on every
 # task of the page, beside the parts page's five seeds on TC and PI
-LEARNING_CONTROL = "l2a_selector_random"
-# ... and the same control for L2A on BERT6-PKD's student, on the tasks that student runs
-LEARNING_CONTROLS = {"l2a": LEARNING_CONTROL, "l2a_pkd6_student": "l2a_pkd6_control"}
-LEARNING_NEEDS = (Needs((LEARNING_CONTROL,), tasks=FINAL_TABLE1_TASKS, final=True),
-                  Needs(("l2a_pkd6_control",), tasks=SAME_STUDENT_TASKS, final=True))
+# ... and the same control for L2A on BERT6-PKD's student, on the tasks that student
+# runs: each L2A method and its control (``profiles.LEARNING_CONTROLS`` pairs them)
+LEARNING_CONTROLS = {learned: control for control, learned in profiles.LEARNING_CONTROLS.items()}
+LEARNING_CONTROL = LEARNING_CONTROLS["l2a"]
+LEARNING_NEEDS = (Needs(tuple(LEARNING_CONTROLS.values()), tasks=FINAL_TABLE1_TASKS, final=True),)
 _FINAL_PAGES = [
     Page("table1_final", "table1_final", {"tasks": list(FINAL_TABLE1_TASKS),
                                           "methods": list(FINAL_TABLE1_METHODS)},

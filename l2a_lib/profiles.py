@@ -52,12 +52,18 @@ def final_grid(final: bool | None = None) -> bool:
     return FINAL_GRID if final is None else bool(final)
 
 
+# The learning controls (the selector keeps at random, at the keep rate of each episode
+# of the learned run it copies) and the L2A method each copies: the one place that pairs
+# them (``learned_reference``, ``pages.LEARNING_CONTROLS`` and the pages derive from it)
+LEARNING_CONTROLS = {"l2a_selector_random": "l2a", "l2a_pkd6_control": "l2a_pkd6_student"}
+# ... those the parts page does not show (their runs are still filed under its table)
+OFF_PAGE_PARTS = tuple(c for c in LEARNING_CONTROLS if c not in L2A_PARTS)
 HOME_TABLE = {"l2a_wo_src": "table2", "l2a_wo_tgt": "table2", "l2a_wo_att": "table3",
               "l2a_wo_hidden": "table3", "l2a_wo_dark": "table3", "mlm": "mlm",
               "student_ft_smart": "smart", "l2a_smart": "smart",
-              **{m: "l2a_parts" for m in L2A_PARTS + L2A_PROBE + L2A_PROBE_LONG + L2A_CREDIT},
-              "l2a_pkd6_control": "l2a_parts"}
-V2_ONLY = L2A_PARTS + L2A_PROBE + L2A_PROBE_LONG + L2A_CREDIT + ("l2a_pkd6_control",)  # version 2 only
+              **{m: "l2a_parts" for m in L2A_PARTS + OFF_PAGE_PARTS + L2A_PROBE + L2A_PROBE_LONG
+                 + L2A_CREDIT}}
+V2_ONLY = L2A_PARTS + OFF_PAGE_PARTS + L2A_PROBE + L2A_PROBE_LONG + L2A_CREDIT  # version 2 only
 
 
 def l2a_version(task: str, method: str, table: str, final: bool | None = None) -> int:
@@ -255,14 +261,15 @@ def runs_on(task: str, method: str) -> bool:
 
 
 def learned_reference(config: ExperimentConfig) -> ExperimentConfig:
-    """The full L2A run whose selector an ``l2a_selector_random`` run copies (its keep
-    rate per episode): the same task, seed, settings and version (for ``l2a_pkd6_control``,
-    ``l2a_pkd6_student``: the same student). Whether it is the
+    """The full L2A run whose selector a learning control copies (its keep rate per
+    episode): the same task, seed, settings and version, of the method
+    :data:`LEARNING_CONTROLS` pairs with the control (``l2a`` for any other run whose
+    selector keeps at random). Whether it is the
     final grid's is read off the run itself (only the final grid's L2A uses the bounded
     generator update), not off this process's grid: ``run --final`` computes final runs
     in a process whose grid is the first one."""
     final = config.l2a.generator_weighting == FINAL_GENERATOR_WEIGHTING
-    method = "l2a_pkd6_student" if config.method == "l2a_pkd6_control" else "l2a"
+    method = LEARNING_CONTROLS.get(config.method, "l2a")
     return dataclasses.replace(config, method=method, table="table1",
                                extra_scores=extra_scores(config.profile, method, "table1", final),
                                l2a=dataclasses.replace(config.l2a, selector_random=None))

@@ -606,9 +606,9 @@ def test_l2a_is_tested_against_its_learned_parts_off_control_per_task(tmp_path):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"config": {}, "rows": [], **rec}))
     l2a = {k: v for k, v in records.items() if k[1] == "l2a"}
-    sig, n = learning_control(l2a, {"tc": labels}, {"tc": "classification"}, ["tc", "pi"],
-                              [0, 1, 2], results_dir=tmp_path)
-    assert n == 3 and sig.task.tolist() == ["tc"]
+    sig, n, asked = learning_control(l2a, {"tc": labels}, {"tc": "classification"}, ["tc", "pi"],
+                                     [0, 1, 2], results_dir=tmp_path)
+    assert (n, asked) == (3, 6) and sig.task.tolist() == ["tc"]
     words = learning_control_words(sig)
     assert words.startswith("worse on TC (-0.1") and words.endswith("L2A higher in 0 of 3 seeds)")
     assert learning_control_words(sig.iloc[:0]) == "not computed yet on any task"
@@ -617,9 +617,10 @@ def test_l2a_is_tested_against_its_learned_parts_off_control_per_task(tmp_path):
     path = cache_path(make_config("tc", "l2a_pkd6_control", 0, final=True), Context(results_dir=tmp_path))
     path.write_text(json.dumps({"config": {}, "rows": [], **six[("tc", "l2a_pkd6_control", 0)]}))
     mine = {k: v for k, v in six.items() if k[1] == "l2a_pkd6_student"}
-    sig6, n6 = learning_control({**l2a, **mine}, {"tc": labels}, {"tc": "classification"}, ["tc"],
-                                [0, 1, 2], results_dir=tmp_path, method="l2a_pkd6_student")
-    assert n6 == 1 and sig6["best baseline"].tolist() == ["L2A parts off, BERT6-PKD's student"]
+    sig6, n6, asked6 = learning_control({**l2a, **mine}, {"tc": labels}, {"tc": "classification"},
+                                        ["tc", "nli"], [0, 1, 2], results_dir=tmp_path,
+                                        method="l2a_pkd6_student")  # that student: TC and PI only
+    assert (n6, asked6) == (1, 3) and sig6["best baseline"].tolist() == ["L2A parts off, BERT6-PKD's student"]
     assert learning_control_words(sig6, "l2a_pkd6_student").startswith("better on TC (+0.1")
     assert learning_control_words(sig6, "l2a_pkd6_student").endswith(  # 2 control seeds missing
         "L2A, BERT6-PKD's student higher in 1 of 1 seeds; interim, 2 run(s) not computed yet)")

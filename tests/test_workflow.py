@@ -309,6 +309,30 @@ def test_the_larger_students_control_copies_l2a_on_that_student():
     assert depends_on(control).hash() == six.hash()
     assert depends_on(control).hash() != make_config("tc", "l2a", 2, final=True).hash()
     assert runs_on("pi", "l2a_pkd6_control") and not runs_on("nli", "l2a_pkd6_control")
+
+
+def test_every_learning_control_copies_its_own_l2a_run_and_is_on_the_final_page():
+    """``profiles.LEARNING_CONTROLS`` is the one table pairing a learned-parts-off control
+    with the L2A run it copies: each control is that run (same data, student, training,
+    augmentation and KD) with its selector at random, its job waits for that run, the
+    final Table 1 page asks for it on every task where it runs and glues its verdicts."""
+    import dataclasses
+    from l2a_lib import pages
+    from l2a_lib.profiles import LEARNING_CONTROLS, runs_on
+    from l2a_lib.views.final import CONTROL_GLUE_SUFFIX
+    from l2a_lib.workflow import depends_on
+    asked = {(c.task, c.method) for n in pages.LEARNING_NEEDS for c in n.configs("cpu")}
+    assert {m for _, m in asked} == set(LEARNING_CONTROLS)
+    for control, learned in LEARNING_CONTROLS.items():
+        c, ref = (make_config("tc", m, 1, final=True) for m in (control, learned))
+        assert c.l2a.selector_random and not ref.l2a.selector_random
+        same = ("data", "model", "student_train", "augment", "distill", "mlm_steps")
+        assert all(getattr(c, f) == getattr(ref, f) for f in same), control
+        assert dataclasses.replace(c.l2a, selector_random=None) == ref.l2a, control
+        assert depends_on(c).hash() == ref.hash()
+        assert pages.LEARNING_CONTROLS[learned] == control and learned in CONTROL_GLUE_SUFFIX
+        assert ({t for t, m in asked if m == control}
+                == {t for t in pages.FINAL_TABLE1_TASKS if runs_on(t, control)})
 # ------------------------------------------------------------------ the final grid
 def test_every_executed_page_of_the_books_contents_is_a_page_of_either_grid(env):
     """The table of contents lists the same executed pages whether the final grid is on

@@ -292,8 +292,9 @@ def majority_tests(records, labels, kinds, tasks, methods, n_boot: int = 2000) -
 
 
 def learning_control(records, labels, kinds, tasks, seeds, profile="cpu",
-                     results_dir=None, method="l2a") -> tuple[pd.DataFrame, int]:
-    """(tests, control runs cached): ``method`` (in ``records``) against the same run with
+                     results_dir=None, method="l2a") -> tuple[pd.DataFrame, int, int]:
+    """(tests, control runs cached, control runs asked): ``method`` (in ``records``) on
+    the ``tasks`` where its control runs, against the same run with
     its learned parts off (``pages.LEARNING_CONTROLS``: the selector keeps at random, as
     many samples per episode as the learned selector of the same seed kept, and with one
     keep probability for all the generator's bounded update takes no step), the same
@@ -306,7 +307,7 @@ def learning_control(records, labels, kinds, tasks, seeds, profile="cpu",
     every = {**records, **cached}
     missing = [(t, m, s) for t in on for m in (method, control) for s in seeds if (t, m, s) not in every]
     sig = report.significance_table(every, labels, kinds, method=method, baselines=[control])
-    return with_missing(sig, missing, [method, control]), len(cached)
+    return with_missing(sig, missing, [method, control]), len(cached), len(on) * len(seeds)
 
 
 def learning_control_words(sig: pd.DataFrame, method: str = "l2a") -> str:
@@ -323,15 +324,20 @@ def learning_control_words(sig: pd.DataFrame, method: str = "l2a") -> str:
         + ")" for r in sig.to_dict("records"))
 
 
+# the suffix of the glue names of each L2A method's learning control on the page
+CONTROL_GLUE_SUFFIX = {"l2a": "", "l2a_pkd6_student": "_6"}
+
+
 def _learning_control(view, records, labels, kinds, tasks, seeds, profile, results_dir) -> None:
     """:func:`learning_control` on the page, for L2A and (suffix ``_6``) for L2A on
     BERT6-PKD's student: the paired test per task, its verdicts glued and the number of
     control runs cached."""
     from ..pages import LEARNING_CONTROLS
-    for method, suffix in (("l2a", ""), ("l2a_pkd6_student", "_6")):
-        on = [t for t in tasks if runs_on(t, LEARNING_CONTROLS[method])]
-        sig, n = learning_control(records, labels, kinds, on, seeds, profile, results_dir, method)
-        view.value(f"{PREFIX}_parts_off_runs{suffix}", f"{n} of {len(on) * len(seeds)}")
+    for method in LEARNING_CONTROLS:
+        suffix = CONTROL_GLUE_SUFFIX[method]
+        sig, n, asked = learning_control(records, labels, kinds, tasks, seeds, profile,
+                                         results_dir, method)
+        view.value(f"{PREFIX}_parts_off_runs{suffix}", f"{n} of {asked}")
         glue_verdicts(view, sig, f"{PREFIX}_l2a_better_parts_off{suffix}")
         label = report.METHOD_LABELS[method]
         view.show(f"paired_parts_off{suffix}", report.paired_table(sig).drop(

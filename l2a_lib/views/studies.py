@@ -173,7 +173,7 @@ def _final_claims(view: View, profile, seeds, results_dir, data_dir) -> None:
     view.show("final_summary", summary.rename(columns=report.TASK_LABELS).rename_axis("claim"))
     view.show("final_verdicts", rows)
     from .final import learning_control, learning_control_words
-    control, _ = learning_control(records, labels, kinds, tasks, seeds, profile, results_dir)
+    control, *_ = learning_control(records, labels, kinds, tasks, seeds, profile, results_dir)
     view.value("final_learning_control", learning_control_words(control))
     _final_sizes(view, tasks, seeds, labels, kinds, data_dir, kw)
 
@@ -191,7 +191,7 @@ def _final_sizes(view: View, tasks, seeds, labels, kinds, data_dir, kw) -> None:
         view.value(name, size_matched_words(size_matched_tests(df, records, labels, kinds, tasks,
                                                                method), method))
     from .final import learning_control, learning_control_words
-    control, _ = learning_control(records, labels, kinds, tasks, seeds, kw["profile"],
+    control, *_ = learning_control(records, labels, kinds, tasks, seeds, kw["profile"],
                                   kw["results_dir"], LARGER)
     view.value("final_learning_control_6", learning_control_words(control, LARGER))
 
