@@ -20,12 +20,13 @@ import nbformat
 import papermill
 
 from .errors import UnknownPage
-from . import paths, profiles
+from . import paths
 from .candidates import CANDIDATES, FIXES
 from .config import (L2A_PARTS, SAME_STUDENT_METHODS, SMART_VARIANTS,
                      TABLE1_METHODS, TASKS, ExperimentConfig)
 from .profiles import (FINAL_GRID, PAGES_V1, PARTS_FEWER_SEEDS, PARTS_PROBE_TASKS, PARTS_SEEDS,
                        SAME_STUDENT_TASKS, make_config, runs_on)
+from .profiles import LEARNING_CONTROLS as LEARNED_RUN_OF
 from .paths import atomic_write_text
 from .records import is_cached
 from .runs import Context
@@ -195,8 +196,9 @@ _FINAL_NEEDS = (FINAL_TABLE1_NEEDS,) if FINAL_GRID or FINAL_TABLE1_CACHED else (
 # one keep probability for all the generator's bounded update takes no step), on every
 # task of the page, beside the parts page's five seeds on TC and PI
 # ... and the same control for L2A on BERT6-PKD's student, on the tasks that student
-# runs: each L2A method and its control (``profiles.LEARNING_CONTROLS`` pairs them)
-LEARNING_CONTROLS = {learned: control for control, learned in profiles.LEARNING_CONTROLS.items()}
+# runs: each L2A method and its control (``profiles.LEARNING_CONTROLS``, read here as
+# ``LEARNED_RUN_OF``, pairs them; this is its inverse)
+LEARNING_CONTROLS = {learned: control for control, learned in LEARNED_RUN_OF.items()}
 LEARNING_CONTROL = LEARNING_CONTROLS["l2a"]
 LEARNING_NEEDS = (Needs(tuple(LEARNING_CONTROLS.values()), tasks=FINAL_TABLE1_TASKS, final=True),)
 _FINAL_PAGES = [

@@ -620,10 +620,18 @@ def test_l2a_is_tested_against_its_learned_parts_off_control_per_task(tmp_path):
     sig6, n6, asked6 = learning_control({**l2a, **mine}, {"tc": labels}, {"tc": "classification"},
                                         ["tc", "nli"], [0, 1, 2], results_dir=tmp_path,
                                         method="l2a_pkd6_student")  # that student: TC and PI only
-    assert (n6, asked6) == (1, 3) and sig6["best baseline"].tolist() == ["L2A parts off, BERT6-PKD's student"]
+    assert (n6, asked6) == (1, 3)
+    assert sig6["best baseline"].tolist() == ["L2A parts off, BERT6-PKD's student"]
     assert learning_control_words(sig6, "l2a_pkd6_student").startswith("better on TC (+0.1")
     assert learning_control_words(sig6, "l2a_pkd6_student").endswith(  # 2 control seeds missing
         "L2A, BERT6-PKD's student higher in 1 of 1 seeds; interim, 2 run(s) not computed yet)")
+    # the pages' one loop: each L2A method against its own control, with its glue suffix
+    from l2a_lib.views.final import learning_controls
+    verdicts = {(m, suffix): learning_control_words(sig, m).split(" on ")[0]
+                for m, suffix, sig, *_ in learning_controls({**l2a, **mine}, {"tc": labels},
+                                                            {"tc": "classification"}, ["tc"],
+                                                            [0, 1, 2], "cpu", tmp_path)}
+    assert verdicts == {("l2a", ""): "worse", ("l2a_pkd6_student", "_6"): "better"}
 
 
 def test_a_verdict_made_with_runs_missing_is_named_interim():

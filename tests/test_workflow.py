@@ -333,6 +333,8 @@ def test_every_learning_control_copies_its_own_l2a_run_and_is_on_the_final_page(
         assert pages.LEARNING_CONTROLS[learned] == control and learned in CONTROL_GLUE_SUFFIX
         assert ({t for t, m in asked if m == control}
                 == {t for t in pages.FINAL_TABLE1_TASKS if runs_on(t, control)})
+
+
 # ------------------------------------------------------------------ the final grid
 def test_every_executed_page_of_the_books_contents_is_a_page_of_either_grid(env):
     """The table of contents lists the same executed pages whether the final grid is on

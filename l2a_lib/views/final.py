@@ -328,15 +328,21 @@ def learning_control_words(sig: pd.DataFrame, method: str = "l2a") -> str:
 CONTROL_GLUE_SUFFIX = {"l2a": "", "l2a_pkd6_student": "_6"}
 
 
-def _learning_control(view, records, labels, kinds, tasks, seeds, profile, results_dir) -> None:
-    """:func:`learning_control` on the page, for L2A and (suffix ``_6``) for L2A on
-    BERT6-PKD's student: the paired test per task, its verdicts glued and the number of
-    control runs cached."""
+def learning_controls(records, labels, kinds, tasks, seeds, profile, results_dir):
+    """:func:`learning_control` for each L2A method that has a control
+    (``pages.LEARNING_CONTROLS``): (method, its glue suffix, tests, cached, asked)."""
     from ..pages import LEARNING_CONTROLS
     for method in LEARNING_CONTROLS:
-        suffix = CONTROL_GLUE_SUFFIX[method]
-        sig, n, asked = learning_control(records, labels, kinds, tasks, seeds, profile,
-                                         results_dir, method)
+        yield (method, CONTROL_GLUE_SUFFIX[method],
+               *learning_control(records, labels, kinds, tasks, seeds, profile, results_dir, method))
+
+
+def _learning_control(view, records, labels, kinds, tasks, seeds, profile, results_dir) -> None:
+    """:func:`learning_controls` on the page, for L2A and (suffix ``_6``) for L2A on
+    BERT6-PKD's student: the paired test per task, its verdicts glued and the number of
+    control runs cached."""
+    for method, suffix, sig, n, asked in learning_controls(records, labels, kinds, tasks, seeds,
+                                                           profile, results_dir):
         view.value(f"{PREFIX}_parts_off_runs{suffix}", f"{n} of {asked}")
         glue_verdicts(view, sig, f"{PREFIX}_l2a_better_parts_off{suffix}")
         label = report.METHOD_LABELS[method]

@@ -150,8 +150,8 @@ def _final_claims(view: View, profile, seeds, results_dir, data_dir) -> None:
     tasks whose final Table 1 is shown, by the same function as above; a claim whose
     runs are not all computed is "pending" or its comparison "interim". Glued:
     ``final_claims_tasks``, ``final_claims_runs`` (cached of all), ``final_claims_outcome``,
-    L2A against its learned-parts-off control (``final_learning_control``) and the
-    size-matched tests of the final Table 1 (``final_size_matched``, ``_6``)."""
+    and the size-matched tests and learning controls of the final Table 1
+    (:func:`_final_sizes`)."""
     tasks = list(pages.FINAL_TABLE1_TASKS)
     kw = dict(profile=profile, results_dir=results_dir, final=True)
     frames = [run_many(tasks, list(TABLE1_METHODS), seeds, data_dir=data_dir,
@@ -172,17 +172,15 @@ def _final_claims(view: View, profile, seeds, results_dir, data_dir) -> None:
     view.value("final_claims_outcome", report.outcome(summary))
     view.show("final_summary", summary.rename(columns=report.TASK_LABELS).rename_axis("claim"))
     view.show("final_verdicts", rows)
-    from .final import learning_control, learning_control_words
-    control, *_ = learning_control(records, labels, kinds, tasks, seeds, profile, results_dir)
-    view.value("final_learning_control", learning_control_words(control))
     _final_sizes(view, tasks, seeds, labels, kinds, data_dir, kw)
 
 
 def _final_sizes(view: View, tasks, seeds, labels, kinds, data_dir, kw) -> None:
     """The final Table 1's size-matched tests in words: L2A against the best baseline
     that distils into its own student (``final_size_matched``), and L2A on BERT6-PKD's
-    student against the best baseline of that size (``final_size_matched_6``) and against
-    its own learned-parts-off control (``final_learning_control_6``)."""
+    student against the best baseline of that size (``final_size_matched_6``); and each
+    L2A method against its own learned-parts-off control (``final_learning_control``,
+    ``_6``: the suffixes of ``views.final.CONTROL_GLUE_SUFFIX``)."""
     from .results import LARGER, size_matched_tests, size_matched_words
     methods = list(pages.FINAL_TABLE1_METHODS)
     df = run_many(tasks, methods, seeds, data_dir=data_dir, allow_missing=True, **kw)
@@ -190,10 +188,10 @@ def _final_sizes(view: View, tasks, seeds, labels, kinds, data_dir, kw) -> None:
     for name, method in (("final_size_matched", "l2a"), ("final_size_matched_6", LARGER)):
         view.value(name, size_matched_words(size_matched_tests(df, records, labels, kinds, tasks,
                                                                method), method))
-    from .final import learning_control, learning_control_words
-    control, *_ = learning_control(records, labels, kinds, tasks, seeds, kw["profile"],
-                                  kw["results_dir"], LARGER)
-    view.value("final_learning_control_6", learning_control_words(control, LARGER))
+    from .final import learning_control_words, learning_controls
+    for method, suffix, control, *_ in learning_controls(records, labels, kinds, tasks, seeds,
+                                                         kw["profile"], kw["results_dir"]):
+        view.value(f"final_learning_control{suffix}", learning_control_words(control, method))
 
 
 def _settings_changes(view: View, profile, results_dir, data_dir) -> None:
