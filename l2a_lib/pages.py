@@ -201,10 +201,14 @@ _FINAL_NEEDS = (FINAL_TABLE1_NEEDS,) if FINAL_GRID or FINAL_TABLE1_CACHED else (
 LEARNING_CONTROLS = {learned: control for control, learned in LEARNED_RUN_OF.items()}
 LEARNING_CONTROL = LEARNING_CONTROLS["l2a"]
 LEARNING_NEEDS = (Needs(tuple(LEARNING_CONTROLS.values()), tasks=FINAL_TABLE1_TASKS, final=True),)
+# ... and what L2A's augmentation adds at all: L2A against the same KD on the original
+# target examples only (the parts page's ``kd_only``, its first three seeds), every task
+AUGMENT_CONTROL = "kd_only"
+AUGMENT_NEEDS = (Needs((AUGMENT_CONTROL,), tasks=FINAL_TABLE1_TASKS, final=True),)
 _FINAL_PAGES = [
     Page("table1_final", "table1_final", {"tasks": list(FINAL_TABLE1_TASKS),
                                           "methods": list(FINAL_TABLE1_METHODS)},
-         _FINAL_NEEDS + (LEARNING_NEEDS if FINAL_GRID else ()), partial=True,
+         _FINAL_NEEDS + (LEARNING_NEEDS + AUGMENT_NEEDS if FINAL_GRID else ()), partial=True,
          title="Table 1 on the chosen settings"),
     Page("robustness", "robustness", {"tasks": list(FINAL_TABLE1_TASKS),
                                       "methods": list(FINAL_TABLE1_METHODS), "final": True},

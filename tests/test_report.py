@@ -632,6 +632,15 @@ def test_l2a_is_tested_against_its_learned_parts_off_control_per_task(tmp_path):
                                                             {"tc": "classification"}, ["tc"],
                                                             [0, 1, 2], "cpu", tmp_path)}
     assert verdicts == {("l2a", ""): "worse", ("l2a_pkd6_student", "_6"): "better"}
+    # any other run paired the same way: L2A against the same KD with no augmentation
+    kd = _records("tc", {"kd_only": 0.60}, labels, seeds=(1,))
+    path = cache_path(make_config("tc", "kd_only", 1, final=True), Context(results_dir=tmp_path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"config": {}, "rows": [], **kd[("tc", "kd_only", 1)]}))
+    sig_kd, n_kd, asked_kd = learning_control(l2a, {"tc": labels}, {"tc": "classification"}, ["tc"],
+                                              [0, 1, 2], results_dir=tmp_path, control="kd_only")
+    assert (n_kd, asked_kd) == (1, 3) and sig_kd["runs missing"].tolist() == [2]
+    assert learning_control_words(sig_kd).startswith("better on TC (+0.1")
 
 
 def test_a_verdict_made_with_runs_missing_is_named_interim():

@@ -335,6 +335,22 @@ def test_every_learning_control_copies_its_own_l2a_run_and_is_on_the_final_page(
                 == {t for t in pages.FINAL_TABLE1_TASKS if runs_on(t, control)})
 
 
+def test_the_final_page_asks_for_l2a_with_no_augmentation_on_every_task():
+    """What L2A's augmentation adds (the final Table 1 page's "KD on the originals
+    only"): the same run as L2A (data, student, training, KD) with no augmented input,
+    asked on every task of the page at the seeds of its other rows."""
+    from l2a_lib import pages
+    configs = [c for n in pages.AUGMENT_NEEDS for c in n.configs("cpu")]
+    assert {c.method for c in configs} == {pages.AUGMENT_CONTROL}
+    assert {c.task for c in configs} == set(pages.FINAL_TABLE1_TASKS)
+    assert {c.seed for c in configs} == set(pages.PROFILE_SEEDS["cpu"])
+    for c in configs:
+        ref = make_config(c.task, "l2a", c.seed, final=True)
+        same = ("data", "model", "student_train", "augment", "distill", "mlm_steps")
+        assert all(getattr(c, f) == getattr(ref, f) for f in same), c.task
+        assert c.l2a.augment is False and ref.l2a.augment is not False
+
+
 # ------------------------------------------------------------------ the final grid
 def test_every_executed_page_of_the_books_contents_is_a_page_of_either_grid(env):
     """The table of contents lists the same executed pages whether the final grid is on

@@ -292,16 +292,18 @@ def majority_tests(records, labels, kinds, tasks, methods, n_boot: int = 2000) -
 
 
 def learning_control(records, labels, kinds, tasks, seeds, profile="cpu",
-                     results_dir=None, method="l2a") -> tuple[pd.DataFrame, int, int]:
+                     results_dir=None, method="l2a", control=None) -> tuple[pd.DataFrame, int, int]:
     """(tests, control runs cached, control runs asked): ``method`` (in ``records``) on
     the ``tasks`` where its control runs, against the same run with
     its learned parts off (``pages.LEARNING_CONTROLS``: the selector keeps at random, as
     many samples per episode as the learned selector of the same seed kept, and with one
     keep probability for all the generator's bounded update takes no step), the same
     augmentation budget and KD with no learning; paired per task where it runs, with
-    the runs of either still missing counted (``with_missing``: the verdict is interim)."""
+    the runs of either still missing counted (``with_missing``: the verdict is interim).
+    ``control``: another run to pair ``method`` with the same way (``pages.AUGMENT_CONTROL``:
+    the same KD with no augmentation)."""
     from ..pages import LEARNING_CONTROLS
-    control = LEARNING_CONTROLS[method]
+    control = control or LEARNING_CONTROLS[method]
     on = [t for t in tasks if runs_on(t, control)]
     cached = load_records(on, [control], seeds, profile=profile, results_dir=results_dir, final=True)
     every = {**records, **cached}
@@ -339,13 +341,23 @@ def learning_controls(records, labels, kinds, tasks, seeds, profile, results_dir
 
 def _learning_control(view, records, labels, kinds, tasks, seeds, profile, results_dir) -> None:
     """:func:`learning_controls` on the page, for L2A and (suffix ``_6``) for L2A on
-    BERT6-PKD's student: the paired test per task, its verdicts glued and the number of
-    control runs cached."""
+    BERT6-PKD's student; and L2A against the same KD with no augmentation at all
+    (``pages.AUGMENT_CONTROL``): what its augmentation adds, learned or not."""
+    from ..pages import AUGMENT_CONTROL
     for method, suffix, sig, n, asked in learning_controls(records, labels, kinds, tasks, seeds,
                                                            profile, results_dir):
-        view.value(f"{PREFIX}_parts_off_runs{suffix}", f"{n} of {asked}")
-        glue_verdicts(view, sig, f"{PREFIX}_l2a_better_parts_off{suffix}")
-        label = report.METHOD_LABELS[method]
-        view.show(f"paired_parts_off{suffix}", report.paired_table(sig).drop(
-            columns=[label], errors="ignore").rename(columns={"best baseline": "control"})
-            if len(sig) else pd.DataFrame({"runs": ["none of the control's runs is computed yet"]}))
+        _glue_control(view, "parts_off", suffix, sig, n, asked, method)
+    _glue_control(view, "kd_only", "", *learning_control(
+        records, labels, kinds, tasks, seeds, profile, results_dir, control=AUGMENT_CONTROL))
+
+
+def _glue_control(view, key, suffix, sig, n, asked, method="l2a") -> None:
+    """One control's paired test on the page: its runs cached (``final_{key}_runs``), the
+    verdicts (``final_l2a_better_{key}``) and the table (``paired_{key}``), each name
+    ending in ``suffix``."""
+    view.value(f"{PREFIX}_{key}_runs{suffix}", f"{n} of {asked}")
+    glue_verdicts(view, sig, f"{PREFIX}_l2a_better_{key}{suffix}")
+    label = report.METHOD_LABELS[method]
+    view.show(f"paired_{key}{suffix}", report.paired_table(sig).drop(
+        columns=[label], errors="ignore").rename(columns={"best baseline": "control"})
+        if len(sig) else pd.DataFrame({"runs": ["none of the control's runs is computed yet"]}))
