@@ -597,7 +597,7 @@ def test_l2a_is_tested_against_its_learned_parts_off_control_per_task(tmp_path):
     from l2a_lib.profiles import make_config
     from l2a_lib.records import cache_path
     from l2a_lib.runs import Context
-    from l2a_lib.views.final import learning_control, learning_control_words
+    from l2a_lib.views.final import control_words, paired_control
     labels = np.random.default_rng(5).integers(0, 2, 2000)
     records = _records("tc", {"l2a": 0.70, LEARNING_CONTROL: 0.80}, labels)
     for (t, m, s), rec in records.items():
@@ -606,41 +606,46 @@ def test_l2a_is_tested_against_its_learned_parts_off_control_per_task(tmp_path):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"config": {}, "rows": [], **rec}))
     l2a = {k: v for k, v in records.items() if k[1] == "l2a"}
-    sig, n, asked = learning_control(l2a, {"tc": labels}, {"tc": "classification"}, ["tc", "pi"],
+    sig, n, asked = paired_control(l2a, {"tc": labels}, {"tc": "classification"}, ["tc", "pi"],
                                      [0, 1, 2], results_dir=tmp_path)
     assert (n, asked) == (3, 6) and sig.task.tolist() == ["tc"]
-    words = learning_control_words(sig)
+    words = control_words(sig)
     assert words.startswith("worse on TC (-0.1") and words.endswith("L2A higher in 0 of 3 seeds)")
-    assert learning_control_words(sig.iloc[:0]) == "not computed yet on any task"
+    assert control_words(sig.iloc[:0]) == "not computed yet on any task"
     # L2A on BERT6-PKD's student against its own control (not the small student's)
     six = _records("tc", {"l2a_pkd6_student": 0.85, "l2a_pkd6_control": 0.75}, labels)
     path = cache_path(make_config("tc", "l2a_pkd6_control", 0, final=True), Context(results_dir=tmp_path))
     path.write_text(json.dumps({"config": {}, "rows": [], **six[("tc", "l2a_pkd6_control", 0)]}))
     mine = {k: v for k, v in six.items() if k[1] == "l2a_pkd6_student"}
-    sig6, n6, asked6 = learning_control({**l2a, **mine}, {"tc": labels}, {"tc": "classification"},
+    sig6, n6, asked6 = paired_control({**l2a, **mine}, {"tc": labels}, {"tc": "classification"},
                                         ["tc", "nli"], [0, 1, 2], results_dir=tmp_path,
                                         method="l2a_pkd6_student")  # that student: TC and PI only
     assert (n6, asked6) == (1, 3)
     assert sig6["best baseline"].tolist() == ["L2A parts off, BERT6-PKD's student"]
-    assert learning_control_words(sig6, "l2a_pkd6_student").startswith("better on TC (+0.1")
-    assert learning_control_words(sig6, "l2a_pkd6_student").endswith(  # 2 control seeds missing
+    assert control_words(sig6, "l2a_pkd6_student").startswith("better on TC (+0.1")
+    assert control_words(sig6, "l2a_pkd6_student").endswith(  # 2 control seeds missing
         "L2A, BERT6-PKD's student higher in 1 of 1 seeds; interim, 2 run(s) not computed yet)")
-    # the pages' one loop: each L2A method against its own control, with its glue suffix
-    from l2a_lib.views.final import learning_controls
-    verdicts = {(m, suffix): learning_control_words(sig, m).split(" on ")[0]
-                for m, suffix, sig, *_ in learning_controls({**l2a, **mine}, {"tc": labels},
-                                                            {"tc": "classification"}, ["tc"],
-                                                            [0, 1, 2], "cpu", tmp_path)}
-    assert verdicts == {("l2a", ""): "worse", ("l2a_pkd6_student", "_6"): "better"}
     # any other run paired the same way: L2A against the same KD with no augmentation
     kd = _records("tc", {"kd_only": 0.60}, labels, seeds=(1,))
     path = cache_path(make_config("tc", "kd_only", 1, final=True), Context(results_dir=tmp_path))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"config": {}, "rows": [], **kd[("tc", "kd_only", 1)]}))
-    sig_kd, n_kd, asked_kd = learning_control(l2a, {"tc": labels}, {"tc": "classification"}, ["tc"],
-                                              [0, 1, 2], results_dir=tmp_path, control="kd_only")
+    sig_kd, n_kd, asked_kd = paired_control(l2a, {"tc": labels}, {"tc": "classification"}, ["tc"],
+                                            [0, 1, 2], results_dir=tmp_path, control="kd_only")
     assert (n_kd, asked_kd) == (1, 3) and sig_kd["runs missing"].tolist() == [2]
-    assert learning_control_words(sig_kd).startswith("better on TC (+0.1")
+    assert control_words(sig_kd).startswith("better on TC (+0.1")
+    # the pages' one loop: each L2A method against each of its controls, each row with
+    # its own glue names (both pages read it)
+    from l2a_lib.views.final import paired_controls
+    verdicts = {(row.method, row.control, row.key + row.suffix, row.words):
+                control_words(sig, row.method).split(" on ")[0]
+                for row, sig, *_ in paired_controls({**l2a, **mine}, {"tc": labels},
+                                                    {"tc": "classification"}, ["tc"],
+                                                    [0, 1, 2], "cpu", tmp_path)}
+    assert verdicts == {
+        ("l2a", LEARNING_CONTROL, "parts_off", "final_learning_control"): "worse",
+        ("l2a_pkd6_student", "l2a_pkd6_control", "parts_off_6", "final_learning_control_6"): "better",
+        ("l2a", "kd_only", "kd_only", "final_augment_control"): "better"}
 
 
 def test_a_verdict_made_with_runs_missing_is_named_interim():

@@ -319,7 +319,7 @@ def test_every_learning_control_copies_its_own_l2a_run_and_is_on_the_final_page(
     import dataclasses
     from l2a_lib import pages
     from l2a_lib.profiles import LEARNING_CONTROLS, runs_on
-    from l2a_lib.views.final import CONTROL_GLUE_SUFFIX
+    from l2a_lib.views.final import PAIRED_CONTROLS
     from l2a_lib.workflow import depends_on
     asked = {(c.task, c.method) for n in pages.LEARNING_NEEDS for c in n.configs("cpu")}
     assert {m for _, m in asked} == set(LEARNING_CONTROLS)
@@ -330,7 +330,9 @@ def test_every_learning_control_copies_its_own_l2a_run_and_is_on_the_final_page(
         assert all(getattr(c, f) == getattr(ref, f) for f in same), control
         assert dataclasses.replace(c.l2a, selector_random=None) == ref.l2a, control
         assert depends_on(c).hash() == ref.hash()
-        assert pages.LEARNING_CONTROLS[learned] == control and learned in CONTROL_GLUE_SUFFIX
+        assert pages.LEARNING_CONTROLS[learned] == control
+        assert [r.key for r in PAIRED_CONTROLS if (r.method, r.control) == (learned, control)] == [
+            "parts_off"]
         assert ({t for t, m in asked if m == control}
                 == {t for t in pages.FINAL_TABLE1_TASKS if runs_on(t, control)})
 
@@ -342,6 +344,9 @@ def test_the_final_page_asks_for_l2a_with_no_augmentation_on_every_task():
     from l2a_lib import pages
     configs = [c for n in pages.AUGMENT_NEEDS for c in n.configs("cpu")]
     assert {c.method for c in configs} == {pages.AUGMENT_CONTROL}
+    from l2a_lib.views.final import PAIRED_CONTROLS
+    paired = {(r.method, r.control, r.key) for r in PAIRED_CONTROLS}
+    assert ("l2a", pages.AUGMENT_CONTROL, "kd_only") in paired
     assert {c.task for c in configs} == set(pages.FINAL_TABLE1_TASKS)
     assert {c.seed for c in configs} == set(pages.PROFILE_SEEDS["cpu"])
     for c in configs:

@@ -11,6 +11,7 @@ quantity on every page.
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,6 +20,7 @@ import pandas as pd
 from .. import report
 from ..config import L2A_METHODS
 from ..experiment import run_many
+from ..pages import AUGMENT_CONTROL, LEARNING_CONTROLS
 from ..profiles import runs_on
 from ..records import load_records, load_test_labels
 from ..tasks import HEADLINE_METRICS
@@ -181,7 +183,7 @@ def table1_final(profile="cpu", tasks=("nli",), methods=("teacher_ft", "student_
                           df.attrs.get("missing", []), ["l2a", "student_ft"])
     glue_verdicts(view, sig_ft, f"{PREFIX}_l2a_better_ft")
     view.show("paired_student_ft", report.paired_table(sig_ft))
-    _learning_control(view, records, labels, kinds, tasks, seeds, profile, results_dir)
+    _paired_controls(view, records, labels, kinds, tasks, seeds, profile, results_dir)
     every = {**records, **load_records(tasks, ["teacher_ft"], seeds, profile=profile,
                                        results_dir=results_dir, final=True)}
     above = majority_tests(every, labels, kinds, tasks, methods)
@@ -291,18 +293,36 @@ def majority_tests(records, labels, kinds, tasks, methods, n_boot: int = 2000) -
     return pd.DataFrame(rows)
 
 
-def learning_control(records, labels, kinds, tasks, seeds, profile="cpu",
-                     results_dir=None, method="l2a", control=None) -> tuple[pd.DataFrame, int, int]:
-    """(tests, control runs cached, control runs asked): ``method`` (in ``records``) on
-    the ``tasks`` where its control runs, against the same run with
-    its learned parts off (``pages.LEARNING_CONTROLS``: the selector keeps at random, as
-    many samples per episode as the learned selector of the same seed kept, and with one
-    keep probability for all the generator's bounded update takes no step), the same
-    augmentation budget and KD with no learning; paired per task where it runs, with
-    the runs of either still missing counted (``with_missing``: the verdict is interim).
-    ``control``: another run to pair ``method`` with the same way (``pages.AUGMENT_CONTROL``:
-    the same KD with no augmentation)."""
-    from ..pages import LEARNING_CONTROLS
+class PairedControl(NamedTuple):
+    """A control the final Table 1 pairs an L2A method with: on that page, ``key`` and
+    ``suffix`` name its glue and table (``final_{key}_runs{suffix}``,
+    ``paired_{key}{suffix}``); ``words`` is the name of the sentence the claims and
+    front pages glue."""
+    method: str
+    control: str
+    key: str
+    suffix: str
+    words: str
+
+
+# what L2A's learning adds (each L2A method against its own learned-parts-off control,
+# ``pages.LEARNING_CONTROLS``) and what its augmentation adds (L2A against the same KD
+# with no augmentation, ``pages.AUGMENT_CONTROL``): the one table both pages read
+_SUFFIX = {"l2a": "", "l2a_pkd6_student": "_6"}
+PAIRED_CONTROLS = tuple(
+    PairedControl(method, control, "parts_off", _SUFFIX[method],
+                  f"final_learning_control{_SUFFIX[method]}")
+    for method, control in LEARNING_CONTROLS.items()) + (
+    PairedControl("l2a", AUGMENT_CONTROL, "kd_only", "", "final_augment_control"),)
+
+
+def paired_control(records, labels, kinds, tasks, seeds, profile="cpu", results_dir=None,
+                   method="l2a", control=None) -> tuple[pd.DataFrame, int, int]:
+    """(tests, control runs cached, control runs asked): ``method`` (in ``records``)
+    against ``control`` (by default its learned-parts-off control,
+    ``pages.LEARNING_CONTROLS``) on the ``tasks`` where the control runs; paired per
+    task, with the runs of either still missing counted (``with_missing``: the verdict
+    is interim). The control runs are read from the cache here."""
     control = control or LEARNING_CONTROLS[method]
     on = [t for t in tasks if runs_on(t, control)]
     cached = load_records(on, [control], seeds, profile=profile, results_dir=results_dir, final=True)
@@ -312,8 +332,8 @@ def learning_control(records, labels, kinds, tasks, seeds, profile="cpu",
     return with_missing(sig, missing, [method, control]), len(cached), len(on) * len(seeds)
 
 
-def learning_control_words(sig: pd.DataFrame, method: str = "l2a") -> str:
-    """The control's verdict per task in words: the test's word, ``method`` minus the
+def control_words(sig: pd.DataFrame, method: str = "l2a") -> str:
+    """A control's verdict per task in words: the test's word, ``method`` minus the
     control with its 95% interval, and the seeds in which ``method`` is higher."""
     if not len(sig):
         return "not computed yet on any task"
@@ -326,29 +346,20 @@ def learning_control_words(sig: pd.DataFrame, method: str = "l2a") -> str:
         + ")" for r in sig.to_dict("records"))
 
 
-# the suffix of the glue names of each L2A method's learning control on the page
-CONTROL_GLUE_SUFFIX = {"l2a": "", "l2a_pkd6_student": "_6"}
+def paired_controls(records, labels, kinds, tasks, seeds, profile, results_dir):
+    """:func:`paired_control` for each row of :data:`PAIRED_CONTROLS`:
+    (that row, tests, control runs cached, asked)."""
+    for row in PAIRED_CONTROLS:
+        yield (row, *paired_control(records, labels, kinds, tasks, seeds, profile, results_dir,
+                                    row.method, row.control))
 
 
-def learning_controls(records, labels, kinds, tasks, seeds, profile, results_dir):
-    """:func:`learning_control` for each L2A method that has a control
-    (``pages.LEARNING_CONTROLS``): (method, its glue suffix, tests, cached, asked)."""
-    from ..pages import LEARNING_CONTROLS
-    for method in LEARNING_CONTROLS:
-        yield (method, CONTROL_GLUE_SUFFIX[method],
-               *learning_control(records, labels, kinds, tasks, seeds, profile, results_dir, method))
-
-
-def _learning_control(view, records, labels, kinds, tasks, seeds, profile, results_dir) -> None:
-    """:func:`learning_controls` on the page, for L2A and (suffix ``_6``) for L2A on
-    BERT6-PKD's student; and L2A against the same KD with no augmentation at all
-    (``pages.AUGMENT_CONTROL``): what its augmentation adds, learned or not."""
-    from ..pages import AUGMENT_CONTROL
-    for method, suffix, sig, n, asked in learning_controls(records, labels, kinds, tasks, seeds,
-                                                           profile, results_dir):
-        _glue_control(view, "parts_off", suffix, sig, n, asked, method)
-    _glue_control(view, "kd_only", "", *learning_control(
-        records, labels, kinds, tasks, seeds, profile, results_dir, control=AUGMENT_CONTROL))
+def _paired_controls(view, records, labels, kinds, tasks, seeds, profile, results_dir) -> None:
+    """Each control of :data:`PAIRED_CONTROLS` on the page: what L2A's (and the larger
+    student's L2A's) learning adds, and what its augmentation adds, learned or not."""
+    for row, sig, n, asked in paired_controls(records, labels, kinds, tasks, seeds,
+                                              profile, results_dir):
+        _glue_control(view, row.key, row.suffix, sig, n, asked, row.method)
 
 
 def _glue_control(view, key, suffix, sig, n, asked, method="l2a") -> None:

@@ -180,8 +180,8 @@ def _final_sizes(view: View, tasks, seeds, labels, kinds, data_dir, kw) -> None:
     that distils into its own student (``final_size_matched``), and L2A on BERT6-PKD's
     student against the best baseline of that size (``final_size_matched_6``); and each
     L2A method against its own learned-parts-off control (``final_learning_control``,
-    ``_6``: the suffixes of ``views.final.CONTROL_GLUE_SUFFIX``), and L2A against the
-    same KD with no augmentation (``final_augment_control``)."""
+    ``_6``), and L2A against the same KD with no augmentation (``final_augment_control``):
+    the rows of ``views.final.PAIRED_CONTROLS``."""
     from .results import LARGER, size_matched_tests, size_matched_words
     methods = list(pages.FINAL_TABLE1_METHODS)
     df = run_many(tasks, methods, seeds, data_dir=data_dir, allow_missing=True, **kw)
@@ -189,15 +189,10 @@ def _final_sizes(view: View, tasks, seeds, labels, kinds, data_dir, kw) -> None:
     for name, method in (("final_size_matched", "l2a"), ("final_size_matched_6", LARGER)):
         view.value(name, size_matched_words(size_matched_tests(df, records, labels, kinds, tasks,
                                                                method), method))
-    from .final import learning_control_words, learning_controls
-    for method, suffix, control, *_ in learning_controls(records, labels, kinds, tasks, seeds,
-                                                         kw["profile"], kw["results_dir"]):
-        view.value(f"final_learning_control{suffix}", learning_control_words(control, method))
-    from ..pages import AUGMENT_CONTROL
-    from .final import learning_control
-    control, *_ = learning_control(records, labels, kinds, tasks, seeds, kw["profile"],
-                                  kw["results_dir"], control=AUGMENT_CONTROL)
-    view.value("final_augment_control", learning_control_words(control))
+    from .final import control_words, paired_controls
+    for row, sig, *_ in paired_controls(records, labels, kinds, tasks, seeds, kw["profile"],
+                                        kw["results_dir"]):
+        view.value(row.words, control_words(sig, row.method))
 
 
 def _settings_changes(view: View, profile, results_dir, data_dir) -> None:
