@@ -607,7 +607,7 @@ def test_l2a_is_tested_against_its_learned_parts_off_control_per_task(tmp_path):
             path.write_text(json.dumps({"config": {}, "rows": [], **rec}))
     l2a = {k: v for k, v in records.items() if k[1] == "l2a"}
     sig, n, asked = paired_control(l2a, {"tc": labels}, {"tc": "classification"}, ["tc", "pi"],
-                                     [0, 1, 2], results_dir=tmp_path)
+                                   [0, 1, 2], "l2a", LEARNING_CONTROL, results_dir=tmp_path)
     assert (n, asked) == (3, 6) and sig.task.tolist() == ["tc"]
     words = control_words(sig)
     assert words.startswith("worse on TC (-0.1") and words.endswith("L2A higher in 0 of 3 seeds)")
@@ -618,8 +618,8 @@ def test_l2a_is_tested_against_its_learned_parts_off_control_per_task(tmp_path):
     path.write_text(json.dumps({"config": {}, "rows": [], **six[("tc", "l2a_pkd6_control", 0)]}))
     mine = {k: v for k, v in six.items() if k[1] == "l2a_pkd6_student"}
     sig6, n6, asked6 = paired_control({**l2a, **mine}, {"tc": labels}, {"tc": "classification"},
-                                        ["tc", "nli"], [0, 1, 2], results_dir=tmp_path,
-                                        method="l2a_pkd6_student")  # that student: TC and PI only
+                                        ["tc", "nli"], [0, 1, 2], "l2a_pkd6_student",
+                                        "l2a_pkd6_control", results_dir=tmp_path)  # TC and PI only
     assert (n6, asked6) == (1, 3)
     assert sig6["best baseline"].tolist() == ["L2A parts off, BERT6-PKD's student"]
     assert control_words(sig6, "l2a_pkd6_student").startswith("better on TC (+0.1")
@@ -631,7 +631,7 @@ def test_l2a_is_tested_against_its_learned_parts_off_control_per_task(tmp_path):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"config": {}, "rows": [], **kd[("tc", "kd_only", 1)]}))
     sig_kd, n_kd, asked_kd = paired_control(l2a, {"tc": labels}, {"tc": "classification"}, ["tc"],
-                                            [0, 1, 2], results_dir=tmp_path, control="kd_only")
+                                            [0, 1, 2], "l2a", "kd_only", results_dir=tmp_path)
     assert (n_kd, asked_kd) == (1, 3) and sig_kd["runs missing"].tolist() == [2]
     assert control_words(sig_kd).startswith("better on TC (+0.1")
     # the pages' one loop: each L2A method against each of its controls, each row with

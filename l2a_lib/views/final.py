@@ -25,7 +25,7 @@ from ..profiles import runs_on
 from ..records import load_records, load_test_labels
 from ..tasks import HEADLINE_METRICS
 from .base import View, pending
-from .results import (glue_constant_methods, glue_means, glue_verdicts, page_runs,
+from .results import (LARGER, glue_constant_methods, glue_means, glue_verdicts, page_runs,
                       paired_sections, with_missing)
 
 PREFIX = "final"
@@ -308,7 +308,7 @@ class PairedControl(NamedTuple):
 # what L2A's learning adds (each L2A method against its own learned-parts-off control,
 # ``pages.LEARNING_CONTROLS``) and what its augmentation adds (L2A against the same KD
 # with no augmentation, ``pages.AUGMENT_CONTROL``): the one table both pages read
-_SUFFIX = {"l2a": "", "l2a_pkd6_student": "_6"}
+_SUFFIX = {"l2a": "", LARGER: "_6"}
 PAIRED_CONTROLS = tuple(
     PairedControl(method, control, "parts_off", _SUFFIX[method],
                   f"final_learning_control{_SUFFIX[method]}")
@@ -316,14 +316,13 @@ PAIRED_CONTROLS = tuple(
     PairedControl("l2a", AUGMENT_CONTROL, "kd_only", "", "final_augment_control"),)
 
 
-def paired_control(records, labels, kinds, tasks, seeds, profile="cpu", results_dir=None,
-                   method="l2a", control=None) -> tuple[pd.DataFrame, int, int]:
+def paired_control(records, labels, kinds, tasks, seeds, method, control, profile="cpu",
+                   results_dir=None) -> tuple[pd.DataFrame, int, int]:
     """(tests, control runs cached, control runs asked): ``method`` (in ``records``)
-    against ``control`` (by default its learned-parts-off control,
-    ``pages.LEARNING_CONTROLS``) on the ``tasks`` where the control runs; paired per
-    task, with the runs of either still missing counted (``with_missing``: the verdict
-    is interim). The control runs are read from the cache here."""
-    control = control or LEARNING_CONTROLS[method]
+    against ``control`` (a row of :data:`PAIRED_CONTROLS`) on the ``tasks`` where the
+    control runs; paired per task, with the runs of either still missing counted
+    (``with_missing``: the verdict is interim). The control runs are read from the
+    cache here."""
     on = [t for t in tasks if runs_on(t, control)]
     cached = load_records(on, [control], seeds, profile=profile, results_dir=results_dir, final=True)
     every = {**records, **cached}
@@ -350,8 +349,8 @@ def paired_controls(records, labels, kinds, tasks, seeds, profile, results_dir):
     """:func:`paired_control` for each row of :data:`PAIRED_CONTROLS`:
     (that row, tests, control runs cached, asked)."""
     for row in PAIRED_CONTROLS:
-        yield (row, *paired_control(records, labels, kinds, tasks, seeds, profile, results_dir,
-                                    row.method, row.control))
+        yield (row, *paired_control(records, labels, kinds, tasks, seeds, row.method,
+                                    row.control, profile, results_dir))
 
 
 def _paired_controls(view, records, labels, kinds, tasks, seeds, profile, results_dir) -> None:
