@@ -379,6 +379,21 @@ def test_every_executed_page_of_the_books_contents_is_a_page_of_either_grid(env)
             assert tasks == ({"tc", "pi", "nli", "reg"} if final == "1" else set()), (final, page, method)
 
 
+def test_the_parts_page_asks_three_seeds_without_originals_on_the_final_grid(env):
+    """The variant without labelled originals was the best single run on both tasks at
+    one seed: the final grid's parts page asks three seeds of it on TC and PI (the
+    first settings' committed page keeps its one)."""
+    probe = ("import json; from l2a_lib import pages; print(json.dumps(sorted({(c.task, c.seed) "
+             "for p in pages.PAGES if p.name == 'l2a_parts' for c in p.configs('cpu') "
+             "if c.method == 'l2a_originals_off'})))")
+    for final, seeds in (("0", {0}), ("1", {0, 1, 2})):
+        out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
+                             text=True, env=dict(env, L2A_FINAL_GRID=final))
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert {tuple(r) for r in json.loads(out.stdout)} == {(t, s) for t in ("tc", "pi")
+                                                               for s in seeds}, final
+
+
 def test_the_final_grids_runs_are_one_target_and_the_book_follows_the_code(env):
     """``--config final=1 runs`` lists the final grid's missing runs (each job inherits
     L2A_FINAL_GRID=1, so ``run --hash`` finds them); the book, whose table of contents
