@@ -90,8 +90,11 @@ V2_PAGES: tuple = (("table1", "tc"), ("table1", "pi"), ("table3", "tc"))
 PARTS_SEEDS = (0, 1, 2, 3, 4)
 PARTS_FEWER_SEEDS = {"l2a_originals_off": 3 if FINAL_GRID else 1, **dict.fromkeys(L2A_PROBE, 1),
                      **dict.fromkeys(L2A_PROBE_LONG, 1), L2A_CREDIT[3]: 1, L2A_CREDIT[5]: 1}
-# the tasks of each probe of the parts page (the parts themselves run on TC and PI)
-PARTS_PROBE_TASKS = {L2A_PROBE[0]: ("tc", "pi"), L2A_PROBE[1]: ("tc",), L2A_PROBE_LONG[0]: ("tc",),
+# the tasks of each probe of the parts page (the parts themselves run on TC and PI); on
+# the final grid PI's probe has its keep-all student too (there the selector separated
+# the corrupted samples: does its student gain from that?)
+PARTS_PROBE_TASKS = {L2A_PROBE[0]: ("tc", "pi"), L2A_PROBE[1]: ("tc", "pi") if FINAL_GRID else ("tc",),
+                     L2A_PROBE_LONG[0]: ("tc",),
                      L2A_CREDIT[3]: ("tc",), L2A_CREDIT[5]: ("tc", "pi")}
 # L2A version 2's settings (see L2AConfig and l2a_lib.l2a.algorithm)
 L2A_V2 = dict(version=2, reward="dev_loglik", hard_weight=1.0, generator_weighting="advantage",

@@ -381,17 +381,19 @@ def test_every_executed_page_of_the_books_contents_is_a_page_of_either_grid(env)
 
 def test_the_parts_page_asks_three_seeds_without_originals_on_the_final_grid(env):
     """The variant without labelled originals was the best single run on both tasks at
-    one seed: the final grid's parts page asks three seeds of it on TC and PI (the
-    first settings' committed page keeps its one)."""
-    probe = ("import json; from l2a_lib import pages; print(json.dumps(sorted({(c.task, c.seed) "
-             "for p in pages.PAGES if p.name == 'l2a_parts' for c in p.configs('cpu') "
-             "if c.method == 'l2a_originals_off'})))")
-    for final, seeds in (("0", {0}), ("1", {0, 1, 2})):
+    one seed: the final grid's parts page asks three seeds of it on TC and PI, and PI's
+    probe gets its keep-all student (the first settings' committed page keeps its
+    runs: one seed, the keep-all probe on TC only)."""
+    probe = ("import json; from l2a_lib import pages; print(json.dumps(sorted({(c.method, c.task, "
+             "c.seed) for p in pages.PAGES if p.name == 'l2a_parts' for c in p.configs('cpu') "
+             "if c.method in ('l2a_originals_off', 'l2a_corrupted_keep_all')})))")
+    for final, seeds, keep_all in (("0", {0}, {"tc"}), ("1", {0, 1, 2}, {"tc", "pi"})):
         out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
                              text=True, env=dict(env, L2A_FINAL_GRID=final))
         assert out.returncode == 0, out.stderr[-2000:]
-        assert {tuple(r) for r in json.loads(out.stdout)} == {(t, s) for t in ("tc", "pi")
-                                                               for s in seeds}, final
+        assert {tuple(r) for r in json.loads(out.stdout)} == {
+            ("l2a_originals_off", t, s) for t in ("tc", "pi") for s in seeds} | {
+            ("l2a_corrupted_keep_all", t, 0) for t in keep_all}, final
 
 
 def test_the_final_grids_runs_are_one_target_and_the_book_follows_the_code(env):
