@@ -379,7 +379,7 @@ def test_every_executed_page_of_the_books_contents_is_a_page_of_either_grid(env)
             assert tasks == ({"tc", "pi", "nli", "reg"} if final == "1" else set()), (final, page, method)
 
 
-def test_the_parts_page_asks_three_seeds_without_originals_on_the_final_grid(env):
+def test_the_final_parts_page_asks_three_seeds_without_originals_and_a_pi_keep_all_probe(env):
     """The variant without labelled originals was the best single run on both tasks at
     one seed: the final grid's parts page asks three seeds of it on TC and PI, and PI's
     probe gets its keep-all student (the first settings' committed page keeps its
