@@ -357,43 +357,50 @@ def test_the_final_page_asks_for_l2a_with_no_augmentation_on_every_task():
 
 
 # ------------------------------------------------------------------ the final grid
-def test_every_executed_page_of_the_books_contents_is_a_page_of_either_grid(env):
+@pytest.fixture(scope="module")
+def grid_runs(data_dir, tmp_path_factory):
+    """Each grid's pages and runs, ``{"0": ..., "1": ...}`` (``L2A_FINAL_GRID`` is read at
+    import, so each grid is listed by a child interpreter, once for this module)."""
+    env = dict(os.environ, L2A_DATA_DIR=str(data_dir), L2A_PROGRESS="0",
+               L2A_CACHE_DIR=str(tmp_path_factory.mktemp("cache")))
+    probe = ("import json; from l2a_lib import pages; print(json.dumps({'pages': [p.name for p in "
+             "pages.PAGES], 'runs': sorted({(p.name, c.task, c.method, c.seed) for p in pages.PAGES "
+             "for c in p.configs('cpu')})}))")
+    listed = {}
+    for final in ("0", "1"):
+        out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
+                             text=True, env=dict(env, L2A_FINAL_GRID=final))
+        assert out.returncode == 0, out.stderr[-2000:]
+        got = json.loads(out.stdout)
+        listed[final] = {"pages": set(got["pages"]), "runs": {tuple(r) for r in got["runs"]}}
+    return listed
+
+
+def test_every_executed_page_of_the_books_contents_is_a_page_of_either_grid(grid_runs):
     """The table of contents lists the same executed pages whether the final grid is on
     or off, and with it on, the pages of issue 36 read all four tasks: the attention
     page's control (L2A w/o L_att) and the SMART page's runs are in the workflow."""
     toc = re.findall(r"file: (\w+)", (REPO / "book" / "_toc.yml").read_text())
     executed = {name for name in toc if not (REPO / "book" / f"{name}.md").is_file()}
-    probe = ("import json; from l2a_lib import pages; print(json.dumps({'pages': [p.name for p in "
-             "pages.PAGES], 'runs': sorted({(p.name, c.task, c.method) for p in pages.PAGES "
-             "for c in p.configs('cpu')})}))")
-    for final in ("0", "1"):
-        out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
-                             text=True, env=dict(env, L2A_FINAL_GRID=final))
-        assert out.returncode == 0, out.stderr[-2000:]
-        listed = json.loads(out.stdout)
-        assert executed <= set(listed["pages"]), (final, executed - set(listed["pages"]))
-        runs = {tuple(r) for r in listed["runs"]}
+    for final, listed in grid_runs.items():
+        assert executed <= listed["pages"], (final, executed - listed["pages"])
         for page, method in (("attention", "l2a_wo_att"), ("smart_results", "l2a_smart"),
                              ("smart_results", "student_ft_smart"), ("robustness", "l2a")):
-            tasks = {t for p, t, m in runs if p == page and m == method}
+            tasks = {t for p, t, m, _ in listed["runs"] if p == page and m == method}
             assert tasks == ({"tc", "pi", "nli", "reg"} if final == "1" else set()), (final, page, method)
 
 
-def test_the_final_parts_page_asks_three_seeds_without_originals_and_a_pi_keep_all_probe(env):
+def test_the_final_parts_page_asks_three_seeds_of_the_variants_that_one_seed_cannot_decide(grid_runs):
     """The variant without labelled originals was the best single run on both tasks at
-    one seed: the final grid's parts page asks three seeds of it on TC and PI, and PI's
-    probe gets its keep-all student (the first settings' committed page keeps its
-    runs: one seed, the keep-all probe on TC only)."""
-    probe = ("import json; from l2a_lib import pages; print(json.dumps(sorted({(c.method, c.task, "
-             "c.seed) for p in pages.PAGES if p.name == 'l2a_parts' for c in p.configs('cpu') "
-             "if c.method in ('l2a_originals_off', 'l2a_corrupted_keep_all')})))")
+    one seed, and on PI one seed of the probe's learned selector separated the corrupted
+    samples: the final grid's parts page asks three seeds of each, on TC and PI, with the
+    probe's keep-all student and the equal-weight credit's probe (the first settings'
+    committed page keeps its runs: one seed, the keep-all probe on TC only)."""
+    asked = ("l2a_originals_off", "l2a_corrupted", "l2a_corrupted_keep_all", "l2a_credit_eq_corrupted")
     for final, seeds, keep_all in (("0", {0}, {"tc"}), ("1", {0, 1, 2}, {"tc", "pi"})):
-        out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
-                             text=True, env=dict(env, L2A_FINAL_GRID=final))
-        assert out.returncode == 0, out.stderr[-2000:]
-        assert {tuple(r) for r in json.loads(out.stdout)} == {
-            ("l2a_originals_off", t, s) for t in ("tc", "pi") for s in seeds} | {
-            ("l2a_corrupted_keep_all", t, 0) for t in keep_all}, final
+        runs = {(m, t, s) for p, t, m, s in grid_runs[final]["runs"] if p == "l2a_parts" and m in asked}
+        assert runs == {(m, t, s) for m in asked for t in ("tc", "pi") for s in seeds
+                        if m != "l2a_corrupted_keep_all" or t in keep_all}, final
 
 
 def test_the_final_grids_runs_are_one_target_and_the_book_follows_the_code(env):
