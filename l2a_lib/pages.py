@@ -158,7 +158,7 @@ CLAIM_NEEDS = (Needs(TABLE1_METHODS + ("l2a_wo_src", "l2a_wo_tgt")),
                Needs(TABLE3_METHODS[1:], tasks=("tc",)), Needs(("l2a",), version=PAGES_V1))
 
 # the learned parts of L2A (version 2) and its diagnostics: five seeds on TC and PI, the
-# first n for some variants and for the probe of l2a.corrupt (TC only)
+# first n for some variants and for the probes of l2a.corrupt (profiles.PARTS_PROBE_TASKS)
 PARTS_NEEDS = (Needs(("l2a",) + tuple(m for m in L2A_PARTS if m not in PARTS_FEWER_SEEDS),
                      tasks=("tc", "pi"), seeds=PARTS_SEEDS, version=2),
                *(Needs((m,), tasks=("tc", "pi") if m in L2A_PARTS else PARTS_PROBE_TASKS[m],
