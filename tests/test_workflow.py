@@ -42,10 +42,14 @@ def _job_counts(stdout: str) -> dict[str, int]:
     return counts
 
 
+def _env(data_dir, cache_dir):
+    return dict(os.environ, L2A_DATA_DIR=str(data_dir), L2A_CACHE_DIR=str(cache_dir),
+                L2A_PROGRESS="0")
+
+
 @pytest.fixture
 def env(tmp_path, data_dir):
-    return dict(os.environ, L2A_DATA_DIR=str(data_dir), L2A_CACHE_DIR=str(tmp_path / "cache"),
-                L2A_PROGRESS="0")
+    return _env(data_dir, tmp_path / "cache")
 
 
 # ------------------------------------------------------------------ the page list
@@ -361,8 +365,7 @@ def test_the_final_page_asks_for_l2a_with_no_augmentation_on_every_task():
 def grid_runs(data_dir, tmp_path_factory):
     """Each grid's pages and runs, ``{"0": ..., "1": ...}`` (``L2A_FINAL_GRID`` is read at
     import, so each grid is listed by a child interpreter, once for this module)."""
-    env = dict(os.environ, L2A_DATA_DIR=str(data_dir), L2A_PROGRESS="0",
-               L2A_CACHE_DIR=str(tmp_path_factory.mktemp("cache")))
+    env = _env(data_dir, tmp_path_factory.mktemp("cache"))
     probe = ("import json; from l2a_lib import pages; print(json.dumps({'pages': [p.name for p in "
              "pages.PAGES], 'runs': sorted({(p.name, c.task, c.method, c.seed) for p in pages.PAGES "
              "for c in p.configs('cpu')})}))")
