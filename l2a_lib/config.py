@@ -23,12 +23,12 @@ METHODS = ("majority", "teacher_ft", "student_ft", "eda", "cbert", "tinybert", "
            "bert_pkd4", "bert_pkd6", "minilm", "mlm", "l2a", "l2a_wo_src", "l2a_wo_tgt", "l2a_wo_att",
            "l2a_wo_hidden", "l2a_wo_dark", "l2a_selector_off", "l2a_selector_random", "l2a_generator_off",
            "l2a_originals_off", "kd_only", "nlpaug_ctx", "student_ft_smart", "l2a_smart", "bert_pkd_same",
-           "distilbert_same", "l2a_pkd6_student", "l2a_pkd6_control", "l2a_corrupted",
-           "l2a_corrupted_keep_all", "l2a_corrupted_long", "l2a_credit", "l2a_credit_corrupted",
-           "l2a_credit_cal", "l2a_credit_cal_corrupted", "l2a_credit_eq", "l2a_credit_eq_corrupted")
+           "distilbert_same", "l2a_pkd6_student", "l2a_pkd6_control", "l2a_corrupted", "l2a_corrupted_keep_all",
+           "l2a_corrupted_random", "l2a_corrupted_long", "l2a_credit", "l2a_credit_corrupted", "l2a_credit_cal",
+           "l2a_credit_cal_corrupted", "l2a_credit_eq", "l2a_credit_eq_corrupted")
 # L2A's learned parts switched off one at a time, and the same KD without augmentation
 L2A_PARTS = ("l2a_selector_off", "l2a_selector_random", "l2a_generator_off", "l2a_originals_off", "kd_only")
-L2A_PROBE = ("l2a_corrupted", "l2a_corrupted_keep_all")  # half the pool with wrong targets
+L2A_PROBE = ("l2a_corrupted", "l2a_corrupted_keep_all", "l2a_corrupted_random")  # see l2a.corrupt
 L2A_PROBE_LONG = ("l2a_corrupted_long",)  # the probe over 60 episodes, generator off
 L2A_CREDIT = tuple(m for m in METHODS if m.startswith("l2a_credit"))  # ours (l2a.credit)
 PKD6_STUDENT_METHODS = ("l2a_pkd6_student", "l2a_pkd6_control")  # on BERT6-PKD's student; parts off

@@ -56,6 +56,9 @@ def final_grid(final: bool | None = None) -> bool:
 # of the learned run it copies) and the L2A method each copies: the one place that pairs
 # them (``learned_reference``, ``pages.LEARNING_CONTROLS`` and the pages derive from it)
 LEARNING_CONTROLS = {"l2a_selector_random": "l2a", "l2a_pkd6_control": "l2a_pkd6_student"}
+# ... and the probe's (l2a.corrupt): does the learned selector's student beat one that
+# keeps as many samples, picked at random? (The probe's keep-all student keeps more.)
+PROBE_CONTROLS = {"l2a_corrupted_random": "l2a_corrupted"}
 # ... those the parts page does not show (their runs are still filed under its table)
 OFF_PAGE_PARTS = tuple(c for c in LEARNING_CONTROLS if c not in L2A_PARTS)
 HOME_TABLE = {"l2a_wo_src": "table2", "l2a_wo_tgt": "table2", "l2a_wo_att": "table3",
@@ -96,8 +99,10 @@ PARTS_FEWER_SEEDS = {"l2a_originals_off": _FINAL_3, **dict.fromkeys(L2A_PROBE, _
                      **dict.fromkeys(L2A_PROBE_LONG, 1), L2A_CREDIT[3]: 1, L2A_CREDIT[5]: _FINAL_3}
 # the tasks of each probe of the parts page (the parts themselves run on TC and PI); on
 # the final grid PI's probe has its keep-all student too (there the selector separated
-# the corrupted samples: does its student gain from that?)
+# the corrupted samples: does its student gain from that?), and both tasks the student
+# that keeps at random at the learned selector's rate (the first settings have none)
 PARTS_PROBE_TASKS = {L2A_PROBE[0]: ("tc", "pi"), L2A_PROBE[1]: ("tc", "pi") if FINAL_GRID else ("tc",),
+                     L2A_PROBE[2]: ("tc", "pi") if FINAL_GRID else (),
                      L2A_PROBE_LONG[0]: ("tc",),
                      L2A_CREDIT[3]: ("tc",), L2A_CREDIT[5]: ("tc", "pi")}
 # L2A version 2's settings (see L2AConfig and l2a_lib.l2a.algorithm)
@@ -114,6 +119,8 @@ L2A_PART_SETTINGS = {"l2a_selector_off": dict(selector=False),
                      # the probe of l2a.corrupt: half the augmented samples with wrong targets
                      "l2a_corrupted": dict(corrupt_share=0.5),
                      "l2a_corrupted_keep_all": dict(corrupt_share=0.5, selector=False),
+                     # ... keeping at random at the learned selector's keep rate (PROBE_CONTROLS)
+                     "l2a_corrupted_random": dict(corrupt_share=0.5, selector_random=True),
                      # the same probe with three times the selector's updates (l2a.toy's
                      # budget study: at 20 episodes the toy's selector mostly fails too)
                      "l2a_corrupted_long": dict(corrupt_share=0.5, generator=False, episodes=60),
@@ -272,13 +279,15 @@ def runs_on(task: str, method: str) -> bool:
 def learned_reference(config: ExperimentConfig) -> ExperimentConfig:
     """The full L2A run whose selector a learning control copies (its keep rate per
     episode): the same task, seed, settings and version, of the method
-    :data:`LEARNING_CONTROLS` pairs with the control (``l2a`` for any other run whose
-    selector keeps at random). Whether it is the
+    :data:`LEARNING_CONTROLS` or :data:`PROBE_CONTROLS` pairs with the control (``l2a``
+    for any other run whose selector keeps at random), filed under that method's home
+    table. Whether it is the
     final grid's is read off the run itself (only the final grid's L2A uses the bounded
     generator update), not off this process's grid: ``run --final`` computes final runs
     in a process whose grid is the first one."""
     final = config.l2a.generator_weighting == FINAL_GENERATOR_WEIGHTING
-    method = LEARNING_CONTROLS.get(config.method, "l2a")
-    return dataclasses.replace(config, method=method, table="table1",
-                               extra_scores=extra_scores(config.profile, method, "table1", final),
+    method = {**LEARNING_CONTROLS, **PROBE_CONTROLS}.get(config.method, "l2a")
+    table = HOME_TABLE.get(method, "table1")
+    return dataclasses.replace(config, method=method, table=table,
+                               extra_scores=extra_scores(config.profile, method, table, final),
                                l2a=dataclasses.replace(config.l2a, selector_random=None))

@@ -12,7 +12,9 @@ their attention maps and hidden states stay the teacher's. Each episode then rec
 the keep rate of the corrupted and of the clean samples (``keep_corrupted``,
 ``keep_clean``), and the same split by the class of the target
 (``keep_corrupted_by_class``, ``keep_clean_by_class``). Methods ``l2a_corrupted`` (the learned selector) and
-``l2a_corrupted_keep_all`` (every sample kept) compare what the selection is worth.
+``l2a_corrupted_keep_all`` (every sample kept) compare what the selection is worth;
+``l2a_corrupted_random`` keeps as many samples as the learned selector, at random, so its
+student tells what the choice of samples is worth apart from their number.
 
 Which inputs are corrupted is a function of the input's token ids and the run's seed
 (a hash), so a resumed run corrupts the same ones without any state.

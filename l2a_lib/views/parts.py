@@ -106,7 +106,7 @@ def l2a_parts(profile="cpu", tasks=("tc", "pi"), seeds=PARTS_SEEDS, allow_traini
             sfx = "" if task == "tc" else f"_{task}"
             for key in ("probe_means", "probe_keep", "probe_plot", "probe_by_class"):
                 view.show(key + sfx, pending())
-            for m in ("",) + tuple(f"_{PROBE_OURS[m][1]}" for m in PROBE_OURS):
+            for m in ("", "_random") + tuple(f"_{PROBE_OURS[m][1]}" for m in PROBE_OURS):
                 view.value(f"probe{m}_verdict{sfx}", "not computed yet")
             if task in PARTS_PROBE_TASKS[L2A_PROBE_LONG[0]]:
                 view.show("probe_long_plot", pending())
@@ -195,6 +195,9 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
     test = report.ablation_tests(probe, *one, [keep_all], reference=L2A_PROBE[0],
                                  task_metrics=TASK_METRICS)
     view.value(f"probe_verdict{sfx}", probe_verdict(keep["20 episodes"], test))
+    view.value(f"probe_random_verdict{sfx}", random_verdict(report.ablation_tests(
+        probe, *one, [L2A_PROBE[2]], reference=L2A_PROBE[0], task_metrics=TASK_METRICS))
+        if task in PARTS_PROBE_TASKS[L2A_PROBE[2]] else "run on the final settings only")
     for m in mine:
         vs_all = report.ablation_tests({**ours[m], **probe}, *one, [keep_all], reference=m,
                                        task_metrics=TASK_METRICS)
@@ -219,6 +222,19 @@ def probe_verdict(keep: pd.DataFrame, test: pd.DataFrame) -> str:
         words += (f"; its student minus the keep-all student: {r['difference']:+.3f} "
                   f"{report.interval(r['ci_low'], r['ci_high'])} on {r['metric']}")
     return words
+
+
+def random_verdict(test: pd.DataFrame) -> str:
+    """The learned selector's student against the student whose selector keeps as many
+    samples at random (the same keep rate in each episode), in a sentence."""
+    if not len(test):
+        return "not computed yet"
+    r = test.iloc[0]
+    higher = next(v for k, v in r.items() if k.startswith("seeds ") and k.endswith(" higher"))
+    return (f"its student minus the student that keeps as many samples at random: "
+            f"{r['difference']:+.3f} {report.interval(r['ci_low'], r['ci_high'])} on {r['metric']}, "
+            f"higher at {higher} seeds: the learned selection "
+            f"{'has no clear effect' if r['removed part'] == 'no clear effect' else r['removed part']}")
 
 
 def _key(label: str) -> str:
