@@ -179,6 +179,8 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
         runs[f"{longer.episode.max() + 1 if len(longer) else 60} episodes, generator off"] = longer
         view.show_when("probe_long_plot", len(longer), lambda: diag.plot_diagnostics(longer, "probe"))
         view.value("probe_long_verdict", probe_verdict(diag.probe_summary(longer), pd.DataFrame()))
+    if task in PARTS_PROBE_TASKS[L2A_PROBE[2]]:  # the control: the same rate, at random
+        runs["20 episodes, at random at the learned rate"] = diag.diagnostics_frame(probe, L2A_PROBE[2])
     for m in mine:
         runs[f"20 episodes, {PROBE_OURS[m][0]}"] = diag.diagnostics_frame(ours[m], m)
     keep = {k: diag.probe_summary(f) for k, f in runs.items()}
