@@ -194,12 +194,12 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
     by_class = {k: v for k, v in by_class.items() if len(v)}
     view.show_when(f"probe_by_class{sfx}", by_class, lambda: pd.concat(by_class, names=["selector"]))
     one = {task: labels[task]}, {task: kinds[task]}
-    test = report.ablation_tests(probe, *one, [keep_all], reference=L2A_PROBE[0],
-                                 task_metrics=TASK_METRICS)
-    view.value(f"probe_verdict{sfx}", probe_verdict(keep["20 episodes"], test))
-    view.value(f"probe_random_verdict{sfx}", random_verdict(report.ablation_tests(
-        probe, *one, [L2A_PROBE[2]], reference=L2A_PROBE[0], task_metrics=TASK_METRICS))
-        if task in PARTS_PROBE_TASKS[L2A_PROBE[2]] else "run on the final settings only")
+    # the learned selector's student against keeping all and against keeping at random
+    tests = report.ablation_tests(probe, *one, [keep_all, L2A_PROBE[2]], reference=L2A_PROBE[0],
+                                  task_metrics=TASK_METRICS)
+    view.value(f"probe_verdict{sfx}", probe_verdict(keep["20 episodes"], tests[tests.method == keep_all]))
+    view.value(f"probe_random_verdict{sfx}", random_verdict(tests[tests.method == L2A_PROBE[2]])
+               if task in PARTS_PROBE_TASKS[L2A_PROBE[2]] else "run on the final settings only")
     for m in mine:
         vs_all = report.ablation_tests({**ours[m], **probe}, *one, [keep_all], reference=m,
                                        task_metrics=TASK_METRICS)
@@ -231,11 +231,10 @@ def random_verdict(test: pd.DataFrame) -> str:
     samples at random (the same keep rate in each episode), in a sentence."""
     if not len(test):
         return "not computed yet"
-    r = test.iloc[0]
-    higher = next(v for k, v in r.items() if k.startswith("seeds ") and k.endswith(" higher"))
+    r, learned = test.iloc[0], report.METHOD_LABELS.get(L2A_PROBE[0], L2A_PROBE[0])
     return (f"its student minus the student that keeps as many samples at random: "
             f"{r['difference']:+.3f} {report.interval(r['ci_low'], r['ci_high'])} on {r['metric']}, "
-            f"higher at {higher} seeds: the learned selection "
+            f"higher at {r[f'seeds {learned} higher']} seeds: the learned selection "
             f"{'has no clear effect' if r['removed part'] == 'no clear effect' else r['removed part']}")
 
 
