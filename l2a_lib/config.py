@@ -25,7 +25,7 @@ METHODS = ("majority", "teacher_ft", "student_ft", "eda", "cbert", "tinybert", "
            "l2a_originals_off", "kd_only", "nlpaug_ctx", "student_ft_smart", "l2a_smart", "bert_pkd_same",
            "distilbert_same", "l2a_pkd6_student", "l2a_pkd6_control", "l2a_corrupted", "l2a_corrupted_keep_all",
            "l2a_corrupted_random", "l2a_corrupted_long", "l2a_credit", "l2a_credit_corrupted", "l2a_credit_cal",
-           "l2a_credit_cal_corrupted", "l2a_credit_eq", "l2a_credit_eq_corrupted")
+           "l2a_credit_cal_corrupted", "l2a_credit_eq", "l2a_credit_eq_corrupted", "l2a_credit_eq_corrupted_random")
 # L2A's learned parts switched off one at a time, and the same KD without augmentation
 L2A_PARTS = ("l2a_selector_off", "l2a_selector_random", "l2a_generator_off", "l2a_originals_off", "kd_only")
 L2A_PROBE = ("l2a_corrupted", "l2a_corrupted_keep_all", "l2a_corrupted_random")  # see l2a.corrupt

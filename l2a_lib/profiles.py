@@ -58,7 +58,9 @@ def final_grid(final: bool | None = None) -> bool:
 LEARNING_CONTROLS = {"l2a_selector_random": "l2a", "l2a_pkd6_control": "l2a_pkd6_student"}
 # ... and the probe's (l2a.corrupt): does the learned selector's student beat one that
 # keeps as many samples, picked at random? (The probe's keep-all student keeps more.)
-PROBE_CONTROLS = {"l2a_corrupted_random": "l2a_corrupted"}
+# The same for our equal-weight credit's probe.
+PROBE_CONTROLS = {"l2a_corrupted_random": "l2a_corrupted",
+                  "l2a_credit_eq_corrupted_random": "l2a_credit_eq_corrupted"}
 # ... those the parts page does not show (their runs are still filed under its table)
 OFF_PAGE_PARTS = tuple(c for c in LEARNING_CONTROLS if c not in L2A_PARTS)
 HOME_TABLE = {"l2a_wo_src": "table2", "l2a_wo_tgt": "table2", "l2a_wo_att": "table3",
@@ -96,15 +98,18 @@ V2_PAGES: tuple = (("table1", "tc"), ("table1", "pi"), ("table3", "tc"))
 PARTS_SEEDS = (0, 1, 2, 3, 4)
 _FINAL_3 = 3 if FINAL_GRID else 1
 PARTS_FEWER_SEEDS = {"l2a_originals_off": _FINAL_3, **dict.fromkeys(L2A_PROBE, _FINAL_3),
-                     **dict.fromkeys(L2A_PROBE_LONG, 1), L2A_CREDIT[3]: 1, L2A_CREDIT[5]: _FINAL_3}
+                     **dict.fromkeys(L2A_PROBE_LONG, 1), L2A_CREDIT[3]: 1, L2A_CREDIT[5]: _FINAL_3,
+                     L2A_CREDIT[6]: _FINAL_3}
 # the tasks of each probe of the parts page (the parts themselves run on TC and PI); on
 # the final grid PI's probe has its keep-all student too (there the selector separated
 # the corrupted samples: does its student gain from that?), and both tasks the student
-# that keeps at random at the learned selector's rate (the first settings have none)
+# that keeps at random at the learned selector's rate, and at the equal-weight credit's
+# (the first settings have neither)
 PARTS_PROBE_TASKS = {L2A_PROBE[0]: ("tc", "pi"), L2A_PROBE[1]: ("tc", "pi") if FINAL_GRID else ("tc",),
                      L2A_PROBE[2]: ("tc", "pi") if FINAL_GRID else (),
                      L2A_PROBE_LONG[0]: ("tc",),
-                     L2A_CREDIT[3]: ("tc",), L2A_CREDIT[5]: ("tc", "pi")}
+                     L2A_CREDIT[3]: ("tc",), L2A_CREDIT[5]: ("tc", "pi"),
+                     L2A_CREDIT[6]: ("tc", "pi") if FINAL_GRID else ()}
 # L2A version 2's settings (see L2AConfig and l2a_lib.l2a.algorithm)
 L2A_V2 = dict(version=2, reward="dev_loglik", hard_weight=1.0, generator_weighting="advantage",
               generator_epochs=2, gamma=0.0)
@@ -133,6 +138,8 @@ L2A_PART_SETTINGS = {"l2a_selector_off": dict(selector=False),
                      # ... the equal-weight credit (l2a.credit): every dev example weighs the same
                      "l2a_credit_eq": dict(selector_credit="equal"),
                      "l2a_credit_eq_corrupted": dict(selector_credit="equal", corrupt_share=0.5),
+                     # ... keeping at random at its keep rate (PROBE_CONTROLS; no credit, no selector)
+                     "l2a_credit_eq_corrupted_random": dict(corrupt_share=0.5, selector_random=True),
                      # the learning control of L2A on BERT6-PKD's student
                      "l2a_pkd6_control": dict(selector_random=True)}
 
@@ -280,8 +287,8 @@ def learned_reference(config: ExperimentConfig) -> ExperimentConfig:
     """The full L2A run whose selector a learning control copies (its keep rate per
     episode): the same task, seed, settings and version, of the method
     :data:`LEARNING_CONTROLS` or :data:`PROBE_CONTROLS` pairs with the control (``l2a``
-    for any other run whose selector keeps at random), filed under that method's home
-    table. Whether it is the
+    for any other run whose selector keeps at random), with that method's settings
+    (the equal-weight credit's, say), filed under its home table. Whether it is the
     final grid's is read off the run itself (only the final grid's L2A uses the bounded
     generator update), not off this process's grid: ``run --final`` computes final runs
     in a process whose grid is the first one."""
@@ -290,4 +297,5 @@ def learned_reference(config: ExperimentConfig) -> ExperimentConfig:
     table = HOME_TABLE.get(method, "table1")
     return dataclasses.replace(config, method=method, table=table,
                                extra_scores=extra_scores(config.profile, method, table, final),
-                               l2a=dataclasses.replace(config.l2a, selector_random=None))
+                               l2a=dataclasses.replace(config.l2a, selector_random=None,
+                                                       **L2A_PART_SETTINGS.get(method, {})))
