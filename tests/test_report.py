@@ -489,6 +489,24 @@ def test_the_probe_verdict_counts_the_seeds_where_the_corrupted_are_kept_less():
     assert probe_verdict(pd.DataFrame(), test) == "not computed yet"
 
 
+def test_the_random_control_verdict_reads_the_seeds_of_the_selector_it_names():
+    """Each learned selector of the probe has its student that keeps at random at its
+    rate (``PROBE_CONTROLS``); the sentence reads the paired test's seeds column of the
+    selector it is given (L2A's or our equal-weight credit's)."""
+    import pandas as pd
+    from l2a_lib.views.parts import RANDOM_OF, random_verdict
+    assert RANDOM_OF == {"l2a_corrupted": "l2a_corrupted_random",
+                         "l2a_credit_eq_corrupted": "l2a_credit_eq_corrupted_random"}
+    for learned, wins in (("l2a_corrupted", "1 of 3"), ("l2a_credit_eq_corrupted", "3 of 3")):
+        label = report.METHOD_LABELS.get(learned, learned)
+        test = pd.DataFrame([{"difference": 0.031, "ci_low": 0.004, "ci_high": 0.06, "metric": "F1",
+                              f"seeds {label} higher": wins, "removed part": "helps"}])
+        words = random_verdict(test, learned)
+        assert words.startswith("its student minus the student that keeps as many samples at random: +0.031")
+        assert f"higher at {wins} seeds: the learned selection helps" in words
+    assert random_verdict(pd.DataFrame(), "l2a_credit_eq_corrupted") == "not computed yet"
+
+
 def test_the_probe_by_class_averages_the_last_episodes_and_leaves_out_runs_without_the_split():
     """The PI probe's per-class table: keep rates of corrupted and clean samples within
     each class of the target, last episodes only; a run logged before the split is not

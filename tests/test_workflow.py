@@ -315,23 +315,31 @@ def test_the_larger_students_control_copies_l2a_on_that_student():
     assert runs_on("pi", "l2a_pkd6_control") and not runs_on("nli", "l2a_pkd6_control")
 
 
-def test_the_probes_random_student_copies_the_learned_selectors_run_of_its_seed():
+@pytest.mark.parametrize("random, learned, credit", [("l2a_corrupted_random", "l2a_corrupted", None),
+                                                      ("l2a_credit_eq_corrupted_random",
+                                                       "l2a_credit_eq_corrupted", "equal")])
+def test_the_probes_random_student_copies_the_learned_selectors_run_of_its_seed(random, learned, credit):
     """``l2a_corrupted_random``: the probe of ``l2a.corrupt`` (same corrupted share) with
     its selector at random, at the keep rates of the ``l2a_corrupted`` run of the same
     task and seed, which is filed under the parts page, not Table 1; its job waits for
-    that run."""
+    that run. ``l2a_credit_eq_corrupted_random`` is the same for the equal-weight
+    credit's probe: it computes no credit (no selector learns) and waits for the credit
+    run, whose settings its reference carries."""
     import dataclasses
     from l2a_lib.profiles import PROBE_CONTROLS
     from l2a_lib.workflow import depends_on
-    assert PROBE_CONTROLS == {"l2a_corrupted_random": "l2a_corrupted"}
+    assert PROBE_CONTROLS[random] == learned
     for task, seed in (("tc", 1), ("pi", 2)):
-        c, ref = (make_config(task, m, seed, final=True) for m in ("l2a_corrupted_random", "l2a_corrupted"))
+        c, ref = (make_config(task, m, seed, final=True) for m in (random, learned))
         assert c.l2a.selector_random and not ref.l2a.selector_random
         assert c.l2a.corrupt_share == ref.l2a.corrupt_share == 0.5
-        assert dataclasses.replace(c.l2a, selector_random=None) == ref.l2a
+        assert c.l2a.selector_credit is None and ref.l2a.selector_credit == credit
+        assert dataclasses.replace(c.l2a, selector_random=None, selector_credit=credit) == ref.l2a
         assert c.table == ref.table == "l2a_parts"
         assert depends_on(c).hash() == ref.hash()
-        assert depends_on(c).hash() != make_config(task, "l2a", seed, final=True).hash()
+        others = ("l2a", "l2a_corrupted", "l2a_credit_eq_corrupted")
+        assert depends_on(c).hash() not in {make_config(task, m, seed, final=True).hash()
+                                            for m in others if m != learned}
 
 
 def test_every_learning_control_copies_its_own_l2a_run_and_is_on_the_final_page():
@@ -416,15 +424,16 @@ def test_the_final_parts_page_asks_three_seeds_of_the_variants_that_one_seed_can
     """The variant without labelled originals was the best single run on both tasks at
     one seed, and on PI one seed of the probe's learned selector separated the corrupted
     samples: the final grid's parts page asks three seeds of each, on TC and PI, with the
-    probe's keep-all student, the student that keeps at random at the learned selector's
-    rate and the equal-weight credit's probe (the first settings' committed page keeps
+    probe's keep-all student, the equal-weight credit's probe and the students that
+    keep at random at each selector's rate (the first settings' committed page keeps
     its runs: one seed, the keep-all probe on TC only, no random one)."""
     asked = ("l2a_originals_off", "l2a_corrupted", "l2a_corrupted_keep_all", "l2a_corrupted_random",
-             "l2a_credit_eq_corrupted")
+             "l2a_credit_eq_corrupted", "l2a_credit_eq_corrupted_random")
     for final, seeds, keep_all, random in (("0", {0}, {"tc"}, set()), ("1", {0, 1, 2}, {"tc", "pi"},
                                                                        {"tc", "pi"})):
         runs = {(m, t, s) for p, t, m, s in grid_runs[final]["runs"] if p == "l2a_parts" and m in asked}
-        only = {"l2a_corrupted_keep_all": keep_all, "l2a_corrupted_random": random}
+        only = {"l2a_corrupted_keep_all": keep_all, "l2a_corrupted_random": random,
+                "l2a_credit_eq_corrupted_random": random}
         assert runs == {(m, t, s) for m in asked for t in ("tc", "pi") for s in seeds
                         if t in only.get(m, {"tc", "pi"})}, final
 

@@ -14,7 +14,8 @@ the keep rate of the corrupted and of the clean samples (``keep_corrupted``,
 (``keep_corrupted_by_class``, ``keep_clean_by_class``). Methods ``l2a_corrupted`` (the learned selector) and
 ``l2a_corrupted_keep_all`` (every sample kept) compare what the selection is worth;
 ``l2a_corrupted_random`` keeps as many samples as the learned selector, at random, so its
-student tells what the choice of samples is worth apart from their number.
+student tells what the choice of samples is worth apart from their number
+(``l2a_credit_eq_corrupted_random`` is the same control for ``l2a_credit_eq_corrupted``).
 
 Which inputs are corrupted is a function of the input's token ids and the run's seed
 (a hash), so a resumed run corrupts the same ones without any state.

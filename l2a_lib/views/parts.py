@@ -9,7 +9,7 @@ from ..config import L2A_CREDIT, L2A_PARTS, L2A_PROBE, L2A_PROBE_LONG
 from ..data import get_task
 from ..experiment import run_many
 from ..l2a import toy
-from ..profiles import PARTS_FEWER_SEEDS, PARTS_PROBE_TASKS, PARTS_SEEDS
+from ..profiles import PARTS_FEWER_SEEDS, PARTS_PROBE_TASKS, PARTS_SEEDS, PROBE_CONTROLS
 from ..records import load_records, load_test_labels
 from ..report import diagnostics as diag
 from .base import View, pending
@@ -106,7 +106,8 @@ def l2a_parts(profile="cpu", tasks=("tc", "pi"), seeds=PARTS_SEEDS, allow_traini
             sfx = "" if task == "tc" else f"_{task}"
             for key in ("probe_means", "probe_keep", "probe_plot", "probe_by_class"):
                 view.show(key + sfx, pending())
-            for m in ("", "_random") + tuple(f"_{PROBE_OURS[m][1]}" for m in PROBE_OURS):
+            for m in ("", "_random") + tuple(f"_{PROBE_OURS[m][1]}{r}" for m in PROBE_OURS
+                                             for r in ("", "_random")[:1 + (m in RANDOM_OF)]):
                 view.value(f"probe{m}_verdict{sfx}", "not computed yet")
             if task in PARTS_PROBE_TASKS[L2A_PROBE_LONG[0]]:
                 view.show("probe_long_plot", pending())
@@ -149,6 +150,8 @@ def learned_parts_words(profile="cpu", tasks=("tc", "pi"), seeds=PARTS_SEEDS, re
 # our extension's probes (l2a.credit), as the probe table names them
 PROBE_OURS = {L2A_CREDIT[3]: ("calibrated credit (ours)", "cal"),
               L2A_CREDIT[5]: ("equal-weight credit (ours)", "eq")}
+# each learned selector of a probe -> its student that keeps as many samples at random
+RANDOM_OF = {learned: control for control, learned in PROBE_CONTROLS.items()}
 
 
 def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
@@ -169,9 +172,13 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
     both = {**{k: v for k, v in records.items() if k[0] == task and k[2] in probe_seeds}, **probe}
     mine = [m for m in PROBE_OURS if task in PARTS_PROBE_TASKS[m]]
     ours = {m: probe_runs(m) for m in mine}
+    # ... and the students that keep at random at their selectors' rates
+    at_random = {m: RANDOM_OF[m] for m in mine if task in PARTS_PROBE_TASKS.get(RANDOM_OF.get(m), ())}
+    ours_random = {m: probe_runs(c) for m, c in at_random.items()}
     view.show(f"probe_means{sfx}", diag.means_table(
-        {**both, **{k: v for r in ours.values() for k, v in r.items()}}, {task: labels[task]},
-        {task: kinds[task]}, ["l2a", *shared, *mine], TASK_METRICS))
+        {**both, **{k: v for r in [*ours.values(), *ours_random.values()] for k, v in r.items()}},
+        {task: labels[task]}, {task: kinds[task]}, ["l2a", *shared, *mine, *at_random.values()],
+        TASK_METRICS))
     frame = diag.diagnostics_frame(probe, L2A_PROBE[0])
     runs = {"20 episodes": frame}
     if task in PARTS_PROBE_TASKS[L2A_PROBE_LONG[0]]:
@@ -183,6 +190,9 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
         runs["20 episodes, at random at the learned rate"] = diag.diagnostics_frame(probe, L2A_PROBE[2])
     for m in mine:
         runs[f"20 episodes, {PROBE_OURS[m][0]}"] = diag.diagnostics_frame(ours[m], m)
+        if m in at_random:
+            runs[f"20 episodes, at random at the {PROBE_OURS[m][0]}'s rate"] = diag.diagnostics_frame(
+                ours_random[m], at_random[m])
     keep = {k: diag.probe_summary(f) for k, f in runs.items()}
     shown = {k: v for k, v in keep.items() if len(v)}
     view.show_when(f"probe_keep{sfx}", shown, lambda: pd.concat(shown, names=["run"]))
@@ -200,11 +210,16 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
     view.value(f"probe_verdict{sfx}", probe_verdict(keep["20 episodes"], tests[tests.method == keep_all]))
     view.value(f"probe_random_verdict{sfx}", random_verdict(tests[tests.method == L2A_PROBE[2]])
                if task in PARTS_PROBE_TASKS[L2A_PROBE[2]] else "run on the final settings only")
-    for m in mine:
-        vs_all = report.ablation_tests({**ours[m], **probe}, *one, [keep_all], reference=m,
-                                       task_metrics=TASK_METRICS)
+    for m in mine:  # our selectors' students, against keeping all and (if run) at random
+        controls = [keep_all] + ([at_random[m]] if m in at_random else [])
+        vs = report.ablation_tests({**ours[m], **probe, **ours_random.get(m, {})}, *one, controls,
+                                   reference=m, task_metrics=TASK_METRICS)
         view.value(f"probe_{PROBE_OURS[m][1]}_verdict{sfx}",
-                   probe_verdict(keep[f"20 episodes, {PROBE_OURS[m][0]}"], vs_all))
+                   probe_verdict(keep[f"20 episodes, {PROBE_OURS[m][0]}"], vs[vs.method == keep_all]))
+        if m in RANDOM_OF:
+            view.value(f"probe_{PROBE_OURS[m][1]}_random_verdict{sfx}",
+                       random_verdict(vs[vs.method == at_random[m]], m) if m in at_random
+                       else "run on the final settings only")
 
 
 def probe_verdict(keep: pd.DataFrame, test: pd.DataFrame) -> str:
@@ -226,12 +241,12 @@ def probe_verdict(keep: pd.DataFrame, test: pd.DataFrame) -> str:
     return words
 
 
-def random_verdict(test: pd.DataFrame) -> str:
-    """The learned selector's student against the student whose selector keeps as many
-    samples at random (the same keep rate in each episode), in a sentence."""
+def random_verdict(test: pd.DataFrame, learned: str = L2A_PROBE[0]) -> str:
+    """A learned selector's student (``learned``) against the student whose selector
+    keeps as many samples at random (the same keep rate in each episode), in a sentence."""
     if not len(test):
         return "not computed yet"
-    r, learned = test.iloc[0], report.METHOD_LABELS.get(L2A_PROBE[0], L2A_PROBE[0])
+    r, learned = test.iloc[0], report.METHOD_LABELS.get(learned, learned)
     return (f"its student minus the student that keeps as many samples at random: "
             f"{r['difference']:+.3f} {report.interval(r['ci_low'], r['ci_high'])} on {r['metric']}, "
             f"higher at {r[f'seeds {learned} higher']} seeds: the learned selection "
