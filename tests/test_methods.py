@@ -257,3 +257,25 @@ def test_a_file_lock_lets_one_holder_in_at_a_time(tmp_path):
     for t in threads:
         t.join()
     assert events == ["a in", "a out", "b in", "b out"]
+
+
+@pytest.mark.parametrize("learned, random", [("l2a_corrupted", "l2a_corrupted_random"),
+                                             ("l2a_credit_eq_corrupted", "l2a_credit_eq_corrupted_random")])
+def test_the_probes_random_student_keeps_at_its_selectors_rates_end_to_end(learned, random, smoke_dirs):
+    """The parts page's probe controls, run as the final grid runs them: the student that
+    keeps at random reads the keep rate of each episode of its learned selector's run,
+    keeps about as many samples (not all of them), and logs the corrupted and clean keep
+    rates."""
+    from l2a_lib.l2a.reference import keep_rates_of_learned_selector
+    ref, control = (make_config("tc", m, seed=0, profile="smoke", final=True) for m in (learned, random))
+    experiment.run(ref, **smoke_dirs)
+    experiment.run(control, **smoke_dirs)
+    episodes = {m: records.load_record(c, smoke_dirs["results_dir"])["extra"]["episodes"]
+                for m, c in ((learned, ref), (random, control))}
+    rates = [e["keep_rate"] for e in episodes[learned]]
+    ctx = runs.Context(smoke_dirs["data_dir"], smoke_dirs["results_dir"])
+    assert keep_rates_of_learned_selector(control, ctx) == rates
+    kept = [e["keep_rate"] for e in episodes[random]]
+    assert len(kept) == len(rates) and all(0 < k < 1 for k in kept)
+    assert abs(sum(kept) / len(kept) - sum(rates) / len(rates)) < 0.15, (kept, rates)
+    assert all({"keep_corrupted", "keep_clean"} <= set(e) for e in episodes[random])
