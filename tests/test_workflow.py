@@ -424,18 +424,19 @@ def test_the_final_parts_page_asks_three_seeds_of_the_variants_that_one_seed_can
     """The variant without labelled originals was the best single run on both tasks at
     one seed, and on PI one seed of the probe's learned selector separated the corrupted
     samples: the final grid's parts page asks three seeds of each, on TC and PI, with the
-    probe's keep-all student, the equal-weight credit's probe and the students that
-    keep at random at each selector's rate (the first settings' committed page keeps
-    its runs: one seed, the keep-all probe on TC only, no random one)."""
-    asked = ("l2a_originals_off", "l2a_corrupted", "l2a_corrupted_keep_all", "l2a_corrupted_random",
-             "l2a_credit_eq_corrupted", "l2a_credit_eq_corrupted_random")
-    for final, seeds, keep_all, random in (("0", {0}, {"tc"}, set()), ("1", {0, 1, 2}, {"tc", "pi"},
-                                                                       {"tc", "pi"})):
-        runs = {(m, t, s) for p, t, m, s in grid_runs[final]["runs"] if p == "l2a_parts" and m in asked}
+    probe's keep-all student and the student that keeps at random at the selector's
+    rate; and five of the equal-weight credit's probe and its random student (the first
+    settings' committed page keeps its runs: one seed, the keep-all probe on TC only, no
+    random one)."""
+    three = ("l2a_originals_off", "l2a_corrupted", "l2a_corrupted_keep_all", "l2a_corrupted_random")
+    five = ("l2a_credit_eq_corrupted", "l2a_credit_eq_corrupted_random")
+    for final, n, keep_all, random in (("0", (1, 1), {"tc"}, set()), ("1", (3, 5), {"tc", "pi"},
+                                                                        {"tc", "pi"})):
+        runs = {(m, t, s) for p, t, m, s in grid_runs[final]["runs"] if p == "l2a_parts" and m in three + five}
         only = {"l2a_corrupted_keep_all": keep_all, "l2a_corrupted_random": random,
                 "l2a_credit_eq_corrupted_random": random}
-        assert runs == {(m, t, s) for m in asked for t in ("tc", "pi") for s in seeds
-                        if t in only.get(m, {"tc", "pi"})}, final
+        assert runs == {(m, t, s) for k, methods in zip(n, (three, five)) for m in methods
+                        for t in ("tc", "pi") for s in range(k) if t in only.get(m, {"tc", "pi"})}, final
 
 
 def test_the_final_grids_runs_are_one_target_and_the_book_follows_the_code(env):

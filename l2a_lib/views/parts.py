@@ -191,7 +191,7 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
     for m in mine:
         runs[f"20 episodes, {PROBE_OURS[m][0]}"] = diag.diagnostics_frame(ours[m], m)
         if m in at_random:
-            runs[f"20 episodes, at random at the {PROBE_OURS[m][0]}'s rate"] = diag.diagnostics_frame(
+            runs[f"20 episodes, at random at the {PROBE_OURS[m][0].split()[0]} rate"] = diag.diagnostics_frame(
                 ours_random[m], at_random[m])
     keep = {k: diag.probe_summary(f) for k, f in runs.items()}
     shown = {k: v for k, v in keep.items() if len(v)}
