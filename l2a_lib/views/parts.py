@@ -106,8 +106,9 @@ def l2a_parts(profile="cpu", tasks=("tc", "pi"), seeds=PARTS_SEEDS, allow_traini
             sfx = "" if task == "tc" else f"_{task}"
             for key in ("probe_means", "probe_keep", "probe_plot", "probe_by_class"):
                 view.show(key + sfx, pending())
-            for m in ("", "_random") + tuple(f"_{PROBE_OURS[m][1]}{r}" for m in PROBE_OURS
-                                             for r in ("", "_random")[:1 + (m in RANDOM_OF)]):
+            ours = [f"_{PROBE_OURS[m][1]}" for m in PROBE_OURS]
+            ours_random = [f"_{PROBE_OURS[m][1]}_random" for m in PROBE_OURS if m in RANDOM_OF]
+            for m in ["", "_random", *ours, *ours_random]:
                 view.value(f"probe{m}_verdict{sfx}", "not computed yet")
             if task in PARTS_PROBE_TASKS[L2A_PROBE_LONG[0]]:
                 view.show("probe_long_plot", pending())
