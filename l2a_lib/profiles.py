@@ -288,8 +288,8 @@ def runs_on(task: str, method: str) -> bool:
 
 
 def learned_reference(config: ExperimentConfig) -> ExperimentConfig:
-    """The full L2A run whose selector a learning control copies (its keep rate per
-    episode): the same task, seed, settings and version, of the method
+    """The learned run whose selector a control that keeps at random copies (its keep
+    rate per episode): the same task, seed, settings and version, of the method
     :data:`LEARNING_CONTROLS` or :data:`PROBE_CONTROLS` pairs with the control (``l2a``
     for any other run whose selector keeps at random), with that method's settings
     (the equal-weight credit's, say), filed under its home table. Whether it is the
