@@ -15,8 +15,7 @@ from .errors import ConfigError
 from .validate import choose, positive as _positive, without_none
 from .tasks import TASKS, USER_TEACHERS, check_task  # TASKS re-exported
 
-# Bump when a change to the code changes results: every cache key includes it.
-CODE_VERSION = "2"
+CODE_VERSION = "2"  # bump when a change to the code changes results: every cache key includes it
 
 PROFILES = ("smoke", "cpu", "paper")
 METHODS = ("majority", "teacher_ft", "student_ft", "eda", "cbert", "tinybert", "bilstm_soft", "distilbert",
@@ -25,7 +24,8 @@ METHODS = ("majority", "teacher_ft", "student_ft", "eda", "cbert", "tinybert", "
            "l2a_originals_off", "kd_only", "nlpaug_ctx", "student_ft_smart", "l2a_smart", "bert_pkd_same",
            "distilbert_same", "l2a_pkd6_student", "l2a_pkd6_control", "l2a_corrupted", "l2a_corrupted_keep_all",
            "l2a_corrupted_random", "l2a_corrupted_long", "l2a_credit", "l2a_credit_corrupted", "l2a_credit_cal",
-           "l2a_credit_cal_corrupted", "l2a_credit_eq", "l2a_credit_eq_corrupted", "l2a_credit_eq_corrupted_random")
+           "l2a_credit_cal_corrupted", "l2a_credit_eq", "l2a_credit_eq_corrupted", "l2a_credit_eq_corrupted_random",
+           "l2a_credit_eq_corrupted_gen_off", "l2a_credit_eq_corrupted_gen_off_random")
 # L2A's learned parts switched off one at a time, and the same KD without augmentation
 L2A_PARTS = ("l2a_selector_off", "l2a_selector_random", "l2a_generator_off", "l2a_originals_off", "kd_only")
 L2A_PROBE = ("l2a_corrupted", "l2a_corrupted_keep_all", "l2a_corrupted_random")  # see l2a.corrupt

@@ -59,8 +59,12 @@ LEARNING_CONTROLS = {"l2a_selector_random": "l2a", "l2a_pkd6_control": "l2a_pkd6
 # ... and the probe's (l2a.corrupt): does the learned selector's student beat one that
 # keeps as many samples, picked at random? (The probe's keep-all student keeps more.)
 # The same for our equal-weight credit's probe.
+# The same again with the generator off in both (a random selector gives the generator
+# nothing to follow, so the random students' generators stay the masked LM; the learned
+# runs' move): the selection's effect without the trained generator's.
 PROBE_CONTROLS = {"l2a_corrupted_random": "l2a_corrupted",
-                  "l2a_credit_eq_corrupted_random": "l2a_credit_eq_corrupted"}
+                  "l2a_credit_eq_corrupted_random": "l2a_credit_eq_corrupted",
+                  "l2a_credit_eq_corrupted_gen_off_random": "l2a_credit_eq_corrupted_gen_off"}
 # ... those the parts page does not show (their runs are still filed under its table)
 OFF_PAGE_PARTS = tuple(c for c in LEARNING_CONTROLS if c not in L2A_PARTS)
 HOME_TABLE = {"l2a_wo_src": "table2", "l2a_wo_tgt": "table2", "l2a_wo_att": "table3",
@@ -103,17 +107,18 @@ _FINAL_3 = 3 if FINAL_GRID else 1
 _FINAL_5 = 5 if FINAL_GRID else 1
 PARTS_FEWER_SEEDS = {"l2a_originals_off": _FINAL_3, **dict.fromkeys(L2A_PROBE, _FINAL_3),
                      **dict.fromkeys(L2A_PROBE_LONG, 1), L2A_CREDIT[3]: 1, L2A_CREDIT[5]: _FINAL_5,
-                     L2A_CREDIT[6]: _FINAL_5}
+                     L2A_CREDIT[6]: _FINAL_5, L2A_CREDIT[7]: _FINAL_3, L2A_CREDIT[8]: _FINAL_3}
 # the tasks of each probe of the parts page (the parts themselves run on TC and PI); on
 # the final grid PI's probe has its keep-all student too (there the selector separated
 # the corrupted samples: does its student gain from that?), and both tasks the student
-# that keeps at random at the learned selector's rate, and at the equal-weight credit's
-# (the first settings have neither)
+# that keeps at random at the learned selector's rate, and at the equal-weight credit's;
+# TC the equal-weight pair with the generator off (the first settings have none of these)
 PARTS_PROBE_TASKS = {L2A_PROBE[0]: ("tc", "pi"), L2A_PROBE[1]: ("tc", "pi") if FINAL_GRID else ("tc",),
                      L2A_PROBE[2]: ("tc", "pi") if FINAL_GRID else (),
                      L2A_PROBE_LONG[0]: ("tc",),
                      L2A_CREDIT[3]: ("tc",), L2A_CREDIT[5]: ("tc", "pi"),
-                     L2A_CREDIT[6]: ("tc", "pi") if FINAL_GRID else ()}
+                     L2A_CREDIT[6]: ("tc", "pi") if FINAL_GRID else (),
+                     **dict.fromkeys(L2A_CREDIT[7:9], ("tc",) if FINAL_GRID else ())}
 # L2A version 2's settings (see L2AConfig and l2a_lib.l2a.algorithm)
 L2A_V2 = dict(version=2, reward="dev_loglik", hard_weight=1.0, generator_weighting="advantage",
               generator_epochs=2, gamma=0.0)
@@ -144,6 +149,11 @@ L2A_PART_SETTINGS = {"l2a_selector_off": dict(selector=False),
                      "l2a_credit_eq_corrupted": dict(selector_credit="equal", corrupt_share=0.5),
                      # ... keeping at random at its keep rate (PROBE_CONTROLS; no credit, no selector)
                      "l2a_credit_eq_corrupted_random": dict(corrupt_share=0.5, selector_random=True),
+                     # ... the same pair with the generator off in both
+                     "l2a_credit_eq_corrupted_gen_off": dict(selector_credit="equal", corrupt_share=0.5,
+                                                             generator=False),
+                     "l2a_credit_eq_corrupted_gen_off_random": dict(corrupt_share=0.5, selector_random=True,
+                                                                    generator=False),
                      # the learning control of L2A on BERT6-PKD's student
                      "l2a_pkd6_control": dict(selector_random=True)}
 
