@@ -112,13 +112,13 @@ PARTS_FEWER_SEEDS = {"l2a_originals_off": _FINAL_3, **dict.fromkeys(L2A_PROBE, _
 # the final grid PI's probe has its keep-all student too (there the selector separated
 # the corrupted samples: does its student gain from that?), and both tasks the student
 # that keeps at random at the learned selector's rate, and at the equal-weight credit's;
-# TC the equal-weight pair with the generator off (the first settings have none of these)
+# and the equal-weight pair with the generator off (the first settings have none of these)
 PARTS_PROBE_TASKS = {L2A_PROBE[0]: ("tc", "pi"), L2A_PROBE[1]: ("tc", "pi") if FINAL_GRID else ("tc",),
                      L2A_PROBE[2]: ("tc", "pi") if FINAL_GRID else (),
                      L2A_PROBE_LONG[0]: ("tc",),
                      L2A_CREDIT[3]: ("tc",), L2A_CREDIT[5]: ("tc", "pi"),
                      L2A_CREDIT[6]: ("tc", "pi") if FINAL_GRID else (),
-                     **dict.fromkeys(L2A_CREDIT[7:9], ("tc",) if FINAL_GRID else ())}
+                     **dict.fromkeys(L2A_CREDIT[7:9], ("tc", "pi") if FINAL_GRID else ())}
 # L2A version 2's settings (see L2AConfig and l2a_lib.l2a.algorithm)
 L2A_V2 = dict(version=2, reward="dev_loglik", hard_weight=1.0, generator_weighting="advantage",
               generator_epochs=2, gamma=0.0)

@@ -317,14 +317,17 @@ def test_the_larger_students_control_copies_l2a_on_that_student():
 
 @pytest.mark.parametrize("random, learned, credit", [("l2a_corrupted_random", "l2a_corrupted", None),
                                                       ("l2a_credit_eq_corrupted_random",
-                                                       "l2a_credit_eq_corrupted", "equal")])
+                                                       "l2a_credit_eq_corrupted", "equal"),
+                                                      ("l2a_credit_eq_corrupted_gen_off_random",
+                                                       "l2a_credit_eq_corrupted_gen_off", "equal")])
 def test_the_probes_random_student_copies_the_learned_selectors_run_of_its_seed(random, learned, credit):
     """``l2a_corrupted_random``: the probe of ``l2a.corrupt`` (same corrupted share) with
     its selector at random, at the keep rates of the ``l2a_corrupted`` run of the same
     task and seed, which is filed under the parts page, not Table 1; its job waits for
     that run. ``l2a_credit_eq_corrupted_random`` is the same for the equal-weight
     credit's probe: it computes no credit (no selector learns) and waits for the credit
-    run, whose settings its reference carries."""
+    run, whose settings its reference carries; the ``_gen_off`` pair is that pair with
+    the generator off in both runs."""
     import dataclasses
     from l2a_lib.profiles import PROBE_CONTROLS
     from l2a_lib.workflow import depends_on
@@ -333,11 +336,12 @@ def test_the_probes_random_student_copies_the_learned_selectors_run_of_its_seed(
         c, ref = (make_config(task, m, seed, final=True) for m in (random, learned))
         assert c.l2a.selector_random and not ref.l2a.selector_random
         assert c.l2a.corrupt_share == ref.l2a.corrupt_share == 0.5
+        assert c.l2a.generator == ref.l2a.generator == (not learned.endswith("_gen_off"))
         assert c.l2a.selector_credit is None and ref.l2a.selector_credit == credit
         assert dataclasses.replace(c.l2a, selector_random=None, selector_credit=credit) == ref.l2a
         assert c.table == ref.table == "l2a_parts"
         assert depends_on(c).hash() == ref.hash()
-        others = ("l2a", "l2a_corrupted", "l2a_credit_eq_corrupted")
+        others = ("l2a", "l2a_corrupted", "l2a_credit_eq_corrupted", "l2a_credit_eq_corrupted_gen_off")
         assert depends_on(c).hash() not in {make_config(task, m, seed, final=True).hash()
                                             for m in others if m != learned}
 
@@ -427,14 +431,17 @@ def test_the_final_parts_page_asks_three_seeds_of_the_variants_that_one_seed_can
     probe's keep-all student and the student that keeps at random at the selector's
     rate; and five of the equal-weight credit's probe and its random student (the first
     settings' committed page keeps its runs: one seed, the keep-all probe on TC only, no
-    random one)."""
-    three = ("l2a_originals_off", "l2a_corrupted", "l2a_corrupted_keep_all", "l2a_corrupted_random")
+    random one); and three of that probe's pair with the generator off (the first
+    settings have none)."""
+    three = ("l2a_originals_off", "l2a_corrupted", "l2a_corrupted_keep_all", "l2a_corrupted_random",
+             "l2a_credit_eq_corrupted_gen_off", "l2a_credit_eq_corrupted_gen_off_random")
     five = ("l2a_credit_eq_corrupted", "l2a_credit_eq_corrupted_random")
     for final, n, keep_all, random in (("0", (1, 1), {"tc"}, set()), ("1", (3, 5), {"tc", "pi"},
                                                                         {"tc", "pi"})):
         runs = {(m, t, s) for p, t, m, s in grid_runs[final]["runs"] if p == "l2a_parts" and m in three + five}
         only = {"l2a_corrupted_keep_all": keep_all, "l2a_corrupted_random": random,
-                "l2a_credit_eq_corrupted_random": random}
+                "l2a_credit_eq_corrupted_random": random, "l2a_credit_eq_corrupted_gen_off": random,
+                "l2a_credit_eq_corrupted_gen_off_random": random}
         assert runs == {(m, t, s) for k, methods in zip(n, (three, five)) for m in methods
                         for t in ("tc", "pi") for s in range(k) if t in only.get(m, {"tc", "pi"})}, final
 
