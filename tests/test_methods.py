@@ -260,12 +260,15 @@ def test_a_file_lock_lets_one_holder_in_at_a_time(tmp_path):
 
 
 @pytest.mark.parametrize("learned, random", [("l2a_corrupted", "l2a_corrupted_random"),
-                                             ("l2a_credit_eq_corrupted", "l2a_credit_eq_corrupted_random")])
+                                             ("l2a_credit_eq_corrupted", "l2a_credit_eq_corrupted_random"),
+                                             ("l2a_credit_eq_corrupted_gen_off",
+                                              "l2a_credit_eq_corrupted_gen_off_random")])
 def test_the_probes_random_student_keeps_at_its_selectors_rates_end_to_end(learned, random, smoke_dirs):
     """The parts page's probe controls, run as the final grid runs them: the student that
     keeps at random reads the keep rate of each episode of its learned selector's run,
     keeps about as many samples (not all of them), and logs the corrupted and clean keep
-    rates."""
+    rates; the generator-off pair trains no generator in either run (its logs hold no
+    generator loss), the other learned runs train theirs."""
     from l2a_lib.l2a.reference import keep_rates_of_learned_selector
     ref, control = (make_config("tc", m, seed=0, profile="smoke", final=True) for m in (learned, random))
     experiment.run(ref, **smoke_dirs)
@@ -279,3 +282,5 @@ def test_the_probes_random_student_keeps_at_its_selectors_rates_end_to_end(learn
     assert len(kept) == len(rates) and all(0 < k < 1 for k in kept)
     assert abs(sum(kept) / len(kept) - sum(rates) / len(rates)) < 0.15, (kept, rates)
     assert all({"keep_corrupted", "keep_clean"} <= set(e) for e in episodes[random])
+    trained = {m: any(e.get("generator_loss") for e in episodes[m]) for m in episodes}
+    assert trained == {learned: not learned.endswith("_gen_off"), random: False}, trained

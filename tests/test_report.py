@@ -496,7 +496,8 @@ def test_the_random_control_verdict_reads_the_seeds_of_the_selector_it_names():
     import pandas as pd
     from l2a_lib.views.parts import RANDOM_OF, random_verdict
     assert RANDOM_OF == {"l2a_corrupted": "l2a_corrupted_random",
-                         "l2a_credit_eq_corrupted": "l2a_credit_eq_corrupted_random"}
+                         "l2a_credit_eq_corrupted": "l2a_credit_eq_corrupted_random",
+                         "l2a_credit_eq_corrupted_gen_off": "l2a_credit_eq_corrupted_gen_off_random"}
     for learned, wins in (("l2a_corrupted", "1 of 3"), ("l2a_credit_eq_corrupted", "3 of 3")):
         label = report.METHOD_LABELS.get(learned, learned)
         test = pd.DataFrame([{"difference": 0.031, "ci_low": 0.004, "ci_high": 0.06, "metric": "F1",
@@ -505,6 +506,26 @@ def test_the_random_control_verdict_reads_the_seeds_of_the_selector_it_names():
         assert words.startswith("its student minus the student that keeps as many samples at random: +0.031")
         assert f"higher at {wins} seeds: the learned selection helps" in words
     assert random_verdict(pd.DataFrame(), "l2a_credit_eq_corrupted") == "not computed yet"
+
+
+def test_the_probe_generator_verdict_compares_the_same_selector_with_its_generator_on_and_off():
+    """The probe's generator pair: the equal-weight credit's probe with its generator
+    trained (the reference) against the same with the generator off; the sentence
+    reads the reference's seeds column and says what the trained generator does."""
+    import pandas as pd
+    from l2a_lib.profiles import L2A_PART_SETTINGS
+    from l2a_lib.views.parts import PROBE_GENERATOR, generator_verdict
+    on, off = PROBE_GENERATOR
+    assert L2A_PART_SETTINGS[off] == {**L2A_PART_SETTINGS[on], "generator": False}
+    label = report.METHOD_LABELS.get(on, on)
+    test = pd.DataFrame([{"difference": -0.02, "ci_low": -0.03, "ci_high": -0.01, "metric": "acc",
+                          f"seeds {label} higher": "0 of 3", "removed part": "hurts"}])
+    words = generator_verdict(test)
+    assert words.startswith("the student with the trained generator minus the one with the generator off: -0.020")
+    assert words.endswith("higher at 0 of 3 seeds: the trained generator hurts")
+    test.loc[0, "removed part"] = "no clear effect"
+    assert generator_verdict(test).endswith("the trained generator has no clear effect")
+    assert generator_verdict(pd.DataFrame()) == "not computed yet"
 
 
 def test_the_probe_by_class_averages_the_last_episodes_and_leaves_out_runs_without_the_split():

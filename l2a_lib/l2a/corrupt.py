@@ -16,6 +16,10 @@ the keep rate of the corrupted and of the clean samples (``keep_corrupted``,
 ``l2a_corrupted_random`` keeps as many samples as the learned selector, at random, so its
 student tells what the choice of samples is worth apart from their number
 (``l2a_credit_eq_corrupted_random`` is the same control for ``l2a_credit_eq_corrupted``).
+A random selector gives the generator nothing to follow, so those students keep the
+masked LM's fills while the learned runs train their generator: the ``_gen_off`` pair
+(``l2a_credit_eq_corrupted_gen_off`` and its ``_random`` student) switches the generator
+off in both, so that it compares the choice of samples alone.
 
 Which inputs are corrupted is a function of the input's token ids and the run's seed
 (a hash), so a resumed run corrupts the same ones without any state.

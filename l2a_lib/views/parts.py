@@ -108,7 +108,7 @@ def l2a_parts(profile="cpu", tasks=("tc", "pi"), seeds=PARTS_SEEDS, allow_traini
                 view.show(key + sfx, pending())
             ours = [f"_{PROBE_OURS[m][1]}" for m in PROBE_OURS]
             ours_random = [f"_{PROBE_OURS[m][1]}_random" for m in PROBE_OURS if m in RANDOM_OF]
-            for m in ["", "_random", *ours, *ours_random]:
+            for m in ["", "_random", "_generator", *ours, *ours_random]:
                 view.value(f"probe{m}_verdict{sfx}", "not computed yet")
             if task in PARTS_PROBE_TASKS[L2A_PROBE_LONG[0]]:
                 view.show("probe_long_plot", pending())
@@ -148,9 +148,14 @@ def learned_parts_words(profile="cpu", tasks=("tc", "pi"), seeds=PARTS_SEEDS, re
     return ". ".join(words) + "."
 
 
-# our extension's probes (l2a.credit), as the probe table names them
-PROBE_OURS = {L2A_CREDIT[3]: ("calibrated credit (ours)", "cal"),
-              L2A_CREDIT[5]: ("equal-weight credit (ours)", "eq")}
+# our extension's probes (l2a.credit): the probe table's name, the glue key, the name of
+# the keep rate its random student copies
+PROBE_OURS = {L2A_CREDIT[3]: ("calibrated credit (ours)", "cal", "calibrated"),
+              L2A_CREDIT[5]: ("equal-weight credit (ours)", "eq", "equal-weight"),
+              L2A_CREDIT[7]: ("equal-weight credit, generator off (ours)", "eq_gen_off",
+                              "generator-off equal-weight")}
+# ... and the pair that tells what the trained generator does in the probe
+PROBE_GENERATOR = (L2A_CREDIT[5], L2A_CREDIT[7])
 # each learned selector of a probe -> its student that keeps as many samples at random
 RANDOM_OF = {learned: control for control, learned in PROBE_CONTROLS.items()}
 
@@ -192,7 +197,7 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
     for m in mine:
         runs[f"20 episodes, {PROBE_OURS[m][0]}"] = diag.diagnostics_frame(ours[m], m)
         if m in at_random:
-            runs[f"20 episodes, at random at the {PROBE_OURS[m][0].split()[0]} rate"] = diag.diagnostics_frame(
+            runs[f"20 episodes, at random at the {PROBE_OURS[m][2]} rate"] = diag.diagnostics_frame(
                 ours_random[m], at_random[m])
     keep = {k: diag.probe_summary(f) for k, f in runs.items()}
     shown = {k: v for k, v in keep.items() if len(v)}
@@ -221,6 +226,15 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
             view.value(f"probe_{PROBE_OURS[m][1]}_random_verdict{sfx}",
                        random_verdict(vs[vs.method == at_random[m]], m) if m in at_random
                        else "run on the final settings only")
+    for m in set(PROBE_OURS) - set(mine):  # the page keeps its sentences
+        why = "not run on this task" if PARTS_PROBE_TASKS[m] else "run on the final settings only"
+        for key in ("", "_random") if m in RANDOM_OF else ("",):
+            view.value(f"probe_{PROBE_OURS[m][1]}{key}_verdict{sfx}", why)
+    on, off = PROBE_GENERATOR  # the same selector with its generator trained and off
+    view.value(f"probe_generator_verdict{sfx}", generator_verdict(report.ablation_tests(
+        {**ours[on], **ours[off]}, *one, [off], reference=on, task_metrics=TASK_METRICS))
+               if on in ours and off in ours else "not run on this task" if PARTS_PROBE_TASKS[off]
+               else "run on the final settings only")
 
 
 def probe_verdict(keep: pd.DataFrame, test: pd.DataFrame) -> str:
@@ -251,6 +265,18 @@ def random_verdict(test: pd.DataFrame, learned: str = L2A_PROBE[0]) -> str:
     return (f"its student minus the student that keeps as many samples at random: "
             f"{r['difference']:+.3f} {report.interval(r['ci_low'], r['ci_high'])} on {r['metric']}, "
             f"higher at {r[f'seeds {learned} higher']} seeds: the learned selection "
+            f"{'has no clear effect' if r['removed part'] == 'no clear effect' else r['removed part']}")
+
+
+def generator_verdict(test: pd.DataFrame) -> str:
+    """The probe's student with its generator trained against the same selector's with
+    the generator off (``PROBE_GENERATOR``), in a sentence."""
+    if not len(test):
+        return "not computed yet"
+    r, on = test.iloc[0], report.METHOD_LABELS.get(PROBE_GENERATOR[0], PROBE_GENERATOR[0])
+    return (f"the student with the trained generator minus the one with the generator off: "
+            f"{r['difference']:+.3f} {report.interval(r['ci_low'], r['ci_high'])} on {r['metric']}, "
+            f"higher at {r[f'seeds {on} higher']} seeds: the trained generator "
             f"{'has no clear effect' if r['removed part'] == 'no clear effect' else r['removed part']}")
 
 
