@@ -106,10 +106,8 @@ def l2a_parts(profile="cpu", tasks=("tc", "pi"), seeds=PARTS_SEEDS, allow_traini
             sfx = "" if task == "tc" else f"_{task}"
             for key in ("probe_means", "probe_keep", "probe_plot", "probe_by_class"):
                 view.show(key + sfx, pending())
-            ours = [f"_{PROBE_OURS[m][1]}" for m in PROBE_OURS]
-            ours_random = [f"_{PROBE_OURS[m][1]}_random" for m in PROBE_OURS if m in RANDOM_OF]
-            for m in ["", "_random", "_generator", *ours, *ours_random]:
-                view.value(f"probe{m}_verdict{sfx}", "not computed yet")
+            for name in probe_glue_names():
+                view.value(name + sfx, "not computed yet")
             if task in PARTS_PROBE_TASKS[L2A_PROBE_LONG[0]]:
                 view.show("probe_long_plot", pending())
                 view.value("probe_long_verdict", "not computed yet")
@@ -148,92 +146,99 @@ def learned_parts_words(profile="cpu", tasks=("tc", "pi"), seeds=PARTS_SEEDS, re
     return ". ".join(words) + "."
 
 
-# our extension's probes (l2a.credit): the probe table's name, the glue key, the name of
-# the keep rate its random student copies
-PROBE_OURS = {L2A_CREDIT[3]: ("calibrated credit (ours)", "cal", "calibrated"),
-              L2A_CREDIT[5]: ("equal-weight credit (ours)", "eq", "equal-weight"),
-              L2A_CREDIT[7]: ("equal-weight credit, generator off (ours)", "eq_gen_off",
-                              "generator-off equal-weight")}
+# each learned selector of the probe: the probe table's name, its glue key (L2A's has
+# none), the name of the keep rate its random student copies; "(ours)": our extension's
+# selectors (l2a.credit)
+PROBE_SELECTORS = {L2A_PROBE[0]: ("L2A's selector", "", "learned"),
+                   L2A_CREDIT[3]: ("calibrated credit (ours)", "cal", "calibrated"),
+                   L2A_CREDIT[5]: ("equal-weight credit (ours)", "eq", "equal-weight"),
+                   L2A_CREDIT[7]: ("equal-weight credit, generator off (ours)", "eq_gen_off",
+                                   "generator-off equal-weight")}
 # ... and the pair that tells what the trained generator does in the probe
 PROBE_GENERATOR = (L2A_CREDIT[5], L2A_CREDIT[7])
 # each learned selector of a probe -> its student that keeps as many samples at random
 RANDOM_OF = {learned: control for control, learned in PROBE_CONTROLS.items()}
 
 
+def probe_glue(selector: str, random: bool = False) -> str:
+    """The glue name (before the task's suffix) of a selector's probe verdict, or of
+    its student's against the one that keeps at random at its rate."""
+    key = PROBE_SELECTORS[selector][1]
+    return "probe" + (f"_{key}" if key else "") + ("_random" if random else "") + "_verdict"
+
+
+def probe_glue_names() -> list[str]:
+    """Every verdict the probe sections glue (before the task's suffix)."""
+    return [*(probe_glue(m) for m in PROBE_SELECTORS),
+            *(probe_glue(m, True) for m in PROBE_SELECTORS if m in RANDOM_OF), "probe_generator_verdict"]
+
+
 def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
     """The probe with a known answer on real data (``l2a.corrupt``): half the augmented
-    samples with wrong teacher targets, the learned selector against keeping all; the
-    same over 60 episodes with the generator off (``L2A_PROBE_LONG``); and our
-    extension's selectors (``PROBE_OURS``), each on the tasks of
-    ``profiles.PARTS_PROBE_TASKS``. Glue names end in ``_<task>`` except on TC."""
+    samples with wrong teacher targets; each learned selector (``PROBE_SELECTORS``: L2A's
+    and our extension's) against keeping all and against keeping as many at random;
+    L2A's over 60 episodes with the generator off (``L2A_PROBE_LONG``); each on the
+    tasks of ``profiles.PARTS_PROBE_TASKS``. Glue names end in ``_<task>`` except on TC."""
     sfx = "" if task == "tc" else f"_{task}"
     keep_all = L2A_PROBE[1]
 
     def probe_runs(m):
-        return cached(view, [task], [m], seeds[:PARTS_FEWER_SEEDS[m]], **kw)
+        on_task = task in PARTS_PROBE_TASKS.get(m, ())
+        return cached(view, [task], [m], seeds[:PARTS_FEWER_SEEDS[m]], **kw) if on_task else {}
 
-    shared = [m for m in L2A_PROBE if task in PARTS_PROBE_TASKS[m]]  # the paper's selector, keep-all
-    probe = {k: v for m in shared for k, v in probe_runs(m).items()}
-    probe_seeds = {k[2] for k in probe}
-    both = {**{k: v for k, v in records.items() if k[0] == task and k[2] in probe_seeds}, **probe}
-    mine = [m for m in PROBE_OURS if task in PARTS_PROBE_TASKS[m]]
-    ours = {m: probe_runs(m) for m in mine}
-    # ... and the students that keep at random at their selectors' rates
-    at_random = {m: RANDOM_OF[m] for m in mine if task in PARTS_PROBE_TASKS.get(RANDOM_OF.get(m), ())}
-    ours_random = {m: probe_runs(c) for m, c in at_random.items()}
+    def row(m):  # the keep table's row of a selector's run
+        return "20 episodes" + ("" if m == L2A_PROBE[0] else f", {PROBE_SELECTORS[m][0]}")
+
+    selectors = [m for m in PROBE_SELECTORS if task in PARTS_PROBE_TASKS[m]]
+    learned = {m: probe_runs(m) for m in selectors}
+    # ... the students that keep at random at their selectors' rates, and keep-all
+    at_random = {m: RANDOM_OF[m] for m in selectors if task in PARTS_PROBE_TASKS.get(RANDOM_OF.get(m), ())}
+    randoms = {m: probe_runs(c) for m, c in at_random.items()}
+    kept_all = probe_runs(keep_all)
+    paper = {**learned[L2A_PROBE[0]], **kept_all, **randoms.get(L2A_PROBE[0], {})}  # L2A_PROBE's runs
+    clean = {k: v for k, v in records.items() if k[0] == task and k[2] in {k[2] for k in paper}}
+    shown_methods = [m for m in L2A_PROBE if task in PARTS_PROBE_TASKS[m]]
+    shown_methods += [m for m in [*selectors, *at_random.values()] if m not in shown_methods]
     view.show(f"probe_means{sfx}", diag.means_table(
-        {**both, **{k: v for r in [*ours.values(), *ours_random.values()] for k, v in r.items()}},
-        {task: labels[task]}, {task: kinds[task]}, ["l2a", *shared, *mine, *at_random.values()],
-        TASK_METRICS))
-    frame = diag.diagnostics_frame(probe, L2A_PROBE[0])
-    runs = {"20 episodes": frame}
-    if task in PARTS_PROBE_TASKS[L2A_PROBE_LONG[0]]:
-        longer = diag.diagnostics_frame(probe_runs(L2A_PROBE_LONG[0]), L2A_PROBE_LONG[0])
-        runs[f"{longer.episode.max() + 1 if len(longer) else 60} episodes, generator off"] = longer
-        view.show_when("probe_long_plot", len(longer), lambda: diag.plot_diagnostics(longer, "probe"))
-        view.value("probe_long_verdict", probe_verdict(diag.probe_summary(longer), pd.DataFrame()))
-    if task in PARTS_PROBE_TASKS[L2A_PROBE[2]]:  # the control: the same rate, at random
-        runs["20 episodes, at random at the learned rate"] = diag.diagnostics_frame(probe, L2A_PROBE[2])
-    for m in mine:
-        runs[f"20 episodes, {PROBE_OURS[m][0]}"] = diag.diagnostics_frame(ours[m], m)
+        {**clean, **kept_all, **{k: v for r in [*learned.values(), *randoms.values()] for k, v in r.items()}},
+        {task: labels[task]}, {task: kinds[task]}, ["l2a", *shown_methods], TASK_METRICS))
+    runs = {}
+    for m in selectors:
+        runs[row(m)] = diag.diagnostics_frame(learned[m], m)
+        if m == L2A_PROBE[0] and task in PARTS_PROBE_TASKS[L2A_PROBE_LONG[0]]:
+            longer = diag.diagnostics_frame(probe_runs(L2A_PROBE_LONG[0]), L2A_PROBE_LONG[0])
+            runs[f"{longer.episode.max() + 1 if len(longer) else 60} episodes, generator off"] = longer
+            view.show_when("probe_long_plot", len(longer), lambda: diag.plot_diagnostics(longer, "probe"))
+            view.value("probe_long_verdict", probe_verdict(diag.probe_summary(longer), pd.DataFrame()))
         if m in at_random:
-            runs[f"20 episodes, at random at the {PROBE_OURS[m][2]} rate"] = diag.diagnostics_frame(
-                ours_random[m], at_random[m])
+            runs[f"20 episodes, at random at the {PROBE_SELECTORS[m][2]} rate"] = diag.diagnostics_frame(
+                randoms[m], at_random[m])
     keep = {k: diag.probe_summary(f) for k, f in runs.items()}
     shown = {k: v for k, v in keep.items() if len(v)}
     view.show_when(f"probe_keep{sfx}", shown, lambda: pd.concat(shown, names=["run"]))
+    frame = runs[row(L2A_PROBE[0])]
     view.show_when(f"probe_plot{sfx}", len(frame), lambda: diag.plot_diagnostics(frame, "probe"))
     names = list(get_task(task).label_names)
-    by_class = {k: diag.probe_by_class(r, m, class_names=names) for k, (r, m) in {
-        "L2A's selector": (probe, L2A_PROBE[0]),
-        **{PROBE_OURS[m][0]: (ours[m], m) for m in mine}}.items()}
+    by_class = {PROBE_SELECTORS[m][0]: diag.probe_by_class(learned[m], m, class_names=names) for m in selectors}
     by_class = {k: v for k, v in by_class.items() if len(v)}
     view.show_when(f"probe_by_class{sfx}", by_class, lambda: pd.concat(by_class, names=["selector"]))
     one = {task: labels[task]}, {task: kinds[task]}
-    # the learned selector's student against keeping all and against keeping at random
-    tests = report.ablation_tests(probe, *one, [keep_all, L2A_PROBE[2]], reference=L2A_PROBE[0],
-                                  task_metrics=TASK_METRICS)
-    view.value(f"probe_verdict{sfx}", probe_verdict(keep["20 episodes"], tests[tests.method == keep_all]))
-    view.value(f"probe_random_verdict{sfx}", random_verdict(tests[tests.method == L2A_PROBE[2]])
-               if task in PARTS_PROBE_TASKS[L2A_PROBE[2]] else "run on the final settings only")
-    for m in mine:  # our selectors' students, against keeping all and (if run) at random
+    for m in selectors:  # each selector's student, against keeping all and (if run) at random
         controls = [keep_all] + ([at_random[m]] if m in at_random else [])
-        vs = report.ablation_tests({**ours[m], **probe, **ours_random.get(m, {})}, *one, controls,
+        vs = report.ablation_tests({**learned[m], **kept_all, **randoms.get(m, {})}, *one, controls,
                                    reference=m, task_metrics=TASK_METRICS)
-        view.value(f"probe_{PROBE_OURS[m][1]}_verdict{sfx}",
-                   probe_verdict(keep[f"20 episodes, {PROBE_OURS[m][0]}"], vs[vs.method == keep_all]))
+        view.value(probe_glue(m) + sfx, probe_verdict(keep[row(m)], vs[vs.method == keep_all]))
         if m in RANDOM_OF:
-            view.value(f"probe_{PROBE_OURS[m][1]}_random_verdict{sfx}",
-                       random_verdict(vs[vs.method == at_random[m]], m) if m in at_random
-                       else "run on the final settings only")
-    for m in set(PROBE_OURS) - set(mine):  # the page keeps its sentences
+            view.value(probe_glue(m, True) + sfx, random_verdict(vs[vs.method == at_random[m]], m)
+                       if m in at_random else "run on the final settings only")
+    for m in set(PROBE_SELECTORS) - set(selectors):  # the page keeps its sentences
         why = "not run on this task" if PARTS_PROBE_TASKS[m] else "run on the final settings only"
-        for key in ("", "_random") if m in RANDOM_OF else ("",):
-            view.value(f"probe_{PROBE_OURS[m][1]}{key}_verdict{sfx}", why)
+        for random in (False, True) if m in RANDOM_OF else (False,):
+            view.value(probe_glue(m, random) + sfx, why)
     on, off = PROBE_GENERATOR  # the same selector with its generator trained and off
     view.value(f"probe_generator_verdict{sfx}", generator_verdict(report.ablation_tests(
-        {**ours[on], **ours[off]}, *one, [off], reference=on, task_metrics=TASK_METRICS))
-               if on in ours and off in ours else "not run on this task" if PARTS_PROBE_TASKS[off]
+        {**learned[on], **learned[off]}, *one, [off], reference=on, task_metrics=TASK_METRICS))
+               if on in learned and off in learned else "not run on this task" if PARTS_PROBE_TASKS[off]
                else "run on the final settings only")
 
 
