@@ -195,8 +195,9 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
     at_random = {m: RANDOM_OF[m] for m in selectors if task in PARTS_PROBE_TASKS.get(RANDOM_OF.get(m), ())}
     randoms = {m: probe_runs(c) for m, c in at_random.items()}
     kept_all = probe_runs(keep_all)
-    paper = {**learned[L2A_PROBE[0]], **kept_all, **randoms.get(L2A_PROBE[0], {})}  # L2A_PROBE's runs
-    clean = {k: v for k, v in records.items() if k[0] == task and k[2] in {k[2] for k in paper}}
+    # clean L2A at the seeds of L2A_PROBE's runs
+    paper_seeds = {k[2] for r in (learned[L2A_PROBE[0]], kept_all, randoms.get(L2A_PROBE[0], {})) for k in r}
+    clean = {k: v for k, v in records.items() if k[0] == task and k[2] in paper_seeds}
     shown_methods = [m for m in L2A_PROBE if task in PARTS_PROBE_TASKS[m]]
     shown_methods += [m for m in [*selectors, *at_random.values()] if m not in shown_methods]
     view.show(f"probe_means{sfx}", diag.means_table(
@@ -232,14 +233,18 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
             view.value(probe_glue(m, True) + sfx, random_verdict(vs[vs.method == at_random[m]], m)
                        if m in at_random else "run on the final settings only")
     for m in set(PROBE_SELECTORS) - set(selectors):  # the page keeps its sentences
-        why = "not run on this task" if PARTS_PROBE_TASKS[m] else "run on the final settings only"
         for random in (False, True) if m in RANDOM_OF else (False,):
-            view.value(probe_glue(m, random) + sfx, why)
+            view.value(probe_glue(m, random) + sfx, _not_here(m))
     on, off = PROBE_GENERATOR  # the same selector with its generator trained and off
     view.value(f"probe_generator_verdict{sfx}", generator_verdict(report.ablation_tests(
         {**learned[on], **learned[off]}, *one, [off], reference=on, task_metrics=TASK_METRICS))
-               if on in learned and off in learned else "not run on this task" if PARTS_PROBE_TASKS[off]
-               else "run on the final settings only")
+               if on in learned and off in learned else _not_here(off))
+
+
+def _not_here(method: str) -> str:
+    """Why a probe's verdict is missing on a task: its runs are on other tasks only, or
+    on the final settings only (``profiles.PARTS_PROBE_TASKS``)."""
+    return "not run on this task" if PARTS_PROBE_TASKS[method] else "run on the final settings only"
 
 
 def probe_verdict(keep: pd.DataFrame, test: pd.DataFrame) -> str:
@@ -264,24 +269,26 @@ def probe_verdict(keep: pd.DataFrame, test: pd.DataFrame) -> str:
 def random_verdict(test: pd.DataFrame, learned: str = L2A_PROBE[0]) -> str:
     """A learned selector's student (``learned``) against the student whose selector
     keeps as many samples at random (the same keep rate in each episode), in a sentence."""
-    if not len(test):
-        return "not computed yet"
-    r, learned = test.iloc[0], report.METHOD_LABELS.get(learned, learned)
-    return (f"its student minus the student that keeps as many samples at random: "
-            f"{r['difference']:+.3f} {report.interval(r['ci_low'], r['ci_high'])} on {r['metric']}, "
-            f"higher at {r[f'seeds {learned} higher']} seeds: the learned selection "
-            f"{'has no clear effect' if r['removed part'] == 'no clear effect' else r['removed part']}")
+    return _paired_words(test, learned, "its student minus the student that keeps as many samples "
+                         "at random", "the learned selection")
 
 
 def generator_verdict(test: pd.DataFrame) -> str:
     """The probe's student with its generator trained against the same selector's with
     the generator off (``PROBE_GENERATOR``), in a sentence."""
+    return _paired_words(test, PROBE_GENERATOR[0], "the student with the trained generator minus the "
+                         "one with the generator off", "the trained generator")
+
+
+def _paired_words(test: pd.DataFrame, reference: str, difference: str, part: str) -> str:
+    """A paired test's first row (``report.ablation_tests`` against ``reference``) in a
+    sentence: what the difference is, its value and 95% interval, the seeds at which
+    ``reference`` is higher, and the test's word on ``part``."""
     if not len(test):
         return "not computed yet"
-    r, on = test.iloc[0], report.METHOD_LABELS.get(PROBE_GENERATOR[0], PROBE_GENERATOR[0])
-    return (f"the student with the trained generator minus the one with the generator off: "
-            f"{r['difference']:+.3f} {report.interval(r['ci_low'], r['ci_high'])} on {r['metric']}, "
-            f"higher at {r[f'seeds {on} higher']} seeds: the trained generator "
+    r, label = test.iloc[0], report.METHOD_LABELS.get(reference, reference)
+    return (f"{difference}: {r['difference']:+.3f} {report.interval(r['ci_low'], r['ci_high'])} on "
+            f"{r['metric']}, higher at {r[f'seeds {label} higher']} seeds: {part} "
             f"{'has no clear effect' if r['removed part'] == 'no clear effect' else r['removed part']}")
 
 
