@@ -25,7 +25,8 @@ METHODS = ("majority", "teacher_ft", "student_ft", "eda", "cbert", "tinybert", "
            "distilbert_same", "l2a_pkd6_student", "l2a_pkd6_control", "l2a_corrupted", "l2a_corrupted_keep_all",
            "l2a_corrupted_random", "l2a_corrupted_long", "l2a_credit", "l2a_credit_corrupted", "l2a_credit_cal",
            "l2a_credit_cal_corrupted", "l2a_credit_eq", "l2a_credit_eq_corrupted", "l2a_credit_eq_corrupted_random",
-           "l2a_credit_eq_corrupted_gen_off", "l2a_credit_eq_corrupted_gen_off_random")
+           "l2a_credit_eq_corrupted_gen_off", "l2a_credit_eq_corrupted_gen_off_random",
+           "l2a_credit_eq_corrupted_gen_off_oracle", "l2a_credit_eq_corrupted_gen_off_rates")
 # L2A's learned parts switched off one at a time, and the same KD without augmentation
 L2A_PARTS = ("l2a_selector_off", "l2a_selector_random", "l2a_generator_off", "l2a_originals_off", "kd_only")
 L2A_PROBE = ("l2a_corrupted", "l2a_corrupted_keep_all", "l2a_corrupted_random")  # see l2a.corrupt
@@ -73,8 +74,7 @@ class DataConfig:
             _positive(name, getattr(self, name))
         if self.max_length < 8 or self.max_length > 512:
             raise ConfigError(f"max_length={self.max_length} must be in [8, 512]")
-        if self.limit is not None:
-            _positive("limit", self.limit)
+        _positive("limit", self.limit) if self.limit is not None else None
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,7 @@ class ModelConfig:
             choose("teacher", self.teacher, TEACHERS)
         choose("student", self.student, STUDENTS)
         choose("pooling", self.pooling, POOLINGS)
-        if self.student_pooling is not None:
-            choose("student_pooling", self.student_pooling, POOLINGS)
+        choose("student_pooling", self.student_pooling, (None, *POOLINGS))
         if not isinstance(self.student_layers, tuple) or not self.student_layers:
             raise ConfigError(f"student_layers={self.student_layers!r} must be a non-empty tuple of ints")
         if any(not isinstance(i, int) or i < 0 for i in self.student_layers):
@@ -171,12 +170,9 @@ class TrainConfig:
                               ("class_weights", ("balanced",)), ("head_bias", ("label_mean",))):
             if getattr(self, name) is not None:
                 choose(name, getattr(self, name), allowed)
-        if self.source_epochs is not None:
-            _positive("source_epochs", self.source_epochs)
-        _positive("epochs", self.epochs)
-        _positive("batch_size", self.batch_size)
-        _positive("eval_batch_size", self.eval_batch_size)
-        _positive("patience", self.patience)
+        _positive("source_epochs", self.source_epochs) if self.source_epochs is not None else None
+        for name in ("epochs", "batch_size", "eval_batch_size", "patience"):
+            _positive(name, getattr(self, name))
         _positive("lr", self.lr, integer=False)
         _positive("weight_decay", self.weight_decay, integer=False, allow_zero=True)
         _positive("max_grad_norm", self.max_grad_norm, integer=False)
@@ -219,9 +215,8 @@ class AugmentConfig:
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
                 raise ConfigError(f"{name}={v!r} must be a number in [0, 1]")
-        _positive("ngram_max", self.ngram_max)
-        _positive("tinybert_k", self.tinybert_k)
-        _positive("cbert_epochs", self.cbert_epochs)
+        for name in ("ngram_max", "tinybert_k", "cbert_epochs"):
+            _positive(name, getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -297,18 +292,18 @@ class L2AConfig:
     augment: bool | None = None           # False: no augmented inputs at all (kd_only)
     corrupt_share: float | None = None    # probe: augmented samples with wrong targets (l2a.corrupt)
     selector_credit: bool | str | None = None  # ours: per-sample credit (l2a.credit), "calibrated", "equal"
+    selector_oracle: str | None = None    # probe: keeps by the known answer (l2a.reference.keep_rule)
 
     def __post_init__(self):
         for name in ("alpha", "temperature", "selector_lr", "generator_lr"):
             _positive(name, getattr(self, name), integer=False)
-        _positive("episodes", self.episodes)
-        _positive("pool_size", self.pool_size)
+        for name in ("episodes", "pool_size", "generator_samples"):
+            _positive(name, getattr(self, name))
         for name, value in (("source_share", self.source_share), ("gamma", self.gamma)):
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name}={value!r} must be in [0, 1]")
         _positive("generator_anchor", self.generator_anchor, integer=False, allow_zero=True)
         _positive("originals_per_step", self.originals_per_step, allow_zero=True)
-        _positive("generator_samples", self.generator_samples)
         if self.version not in (None, 2):
             raise ConfigError(f"l2a.version={self.version!r}: None (version 1) or 2")
         if self.reward is not None:
@@ -321,14 +316,19 @@ class L2AConfig:
             _positive(name, value, **kw) if value is not None else None
         if self.version is None and any(v is not None for v in (
                 self.reward, self.hard_weight, self.generator_weighting, self.generator_epochs,
-                self.selector_random, self.augment, self.corrupt_share, self.selector_credit)):
+                self.selector_random, self.augment, self.corrupt_share, self.selector_credit,
+                self.selector_oracle)):
             raise ConfigError("the version-2 settings of L2A need l2a.version=2")
         if self.augment is False and not self.originals_per_step:
             raise ConfigError("l2a.augment=False (KD on the originals alone) needs originals_per_step > 0")
         if self.corrupt_share is not None and not 0.0 < self.corrupt_share < 1.0:
             raise ConfigError(f"l2a.corrupt_share={self.corrupt_share!r} must be in (0, 1)")
-        if self.selector_random and not self.selector:
-            raise ConfigError("l2a.selector_random needs the selector on (it takes its keep rate)")
+        if (self.selector_random or self.selector_oracle) and not self.selector:
+            raise ConfigError("l2a.selector_random and l2a.selector_oracle need the selector on (they replace it)")
+        choose("l2a.selector_oracle", self.selector_oracle, (None, "perfect", "rates"))
+        if self.selector_oracle and (not self.corrupt_share or self.selector_random or self.selector_credit):
+            raise ConfigError("l2a.selector_oracle needs l2a.corrupt_share (the known answer), and no "
+                              "selector_random or selector_credit")
         choose("l2a.selector_credit", self.selector_credit, (None, False, True, "calibrated", "equal"))
         if self.selector_credit and (not self.selector or self.selector_random):
             raise ConfigError("l2a.selector_credit needs the learned selector (selector on, not random)")

@@ -51,8 +51,9 @@ def teacher_run(c: ExperimentConfig) -> ExperimentConfig:
 
 def depends_on(c: ExperimentConfig) -> ExperimentConfig | None:
     """The run whose result ``c`` reads, if any: ``l2a_selector_random`` keeps at the keep
-    rates of the full L2A run of its task and seed (a job after that one)."""
-    if c.l2a is not None and c.l2a.selector_random:
+    rates of the full L2A run of its task and seed (a job after that one); the probe's
+    oracle that keeps at a learned selector's rates (``profiles.RATES_OF``), after that."""
+    if c.l2a is not None and (c.l2a.selector_random or c.l2a.selector_oracle == "rates"):
         return learned_reference(c)
     return None
 

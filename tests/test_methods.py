@@ -284,3 +284,38 @@ def test_the_probes_random_student_keeps_at_its_selectors_rates_end_to_end(learn
     assert all({"keep_corrupted", "keep_clean"} <= set(e) for e in episodes[random])
     trained = {m: any(e.get("generator_loss") for e in episodes[m]) for m in episodes}
     assert trained == {learned: not learned.endswith("_gen_off"), random: False}, trained
+
+
+def test_the_probes_oracles_keep_by_the_known_answer_end_to_end(smoke_dirs):
+    """The probe's oracles (``l2a.reference.keep_rule``), run as the final grid runs them,
+    with the generator off like the selector whose rates one of them copies: the perfect
+    oracle keeps every clean sample and no corrupted one in every episode; the other keeps
+    a corrupted sample with the learned run's keep rate of the corrupted samples in that
+    episode and a clean one with its rate of the clean ones, and its job waits for that run."""
+    import numpy as np
+    from l2a_lib.l2a.reference import keep_rule
+    from l2a_lib.workflow import depends_on
+    names = ("l2a_credit_eq_corrupted_gen_off", "l2a_credit_eq_corrupted_gen_off_oracle",
+             "l2a_credit_eq_corrupted_gen_off_rates")
+    learned, perfect, rates = (make_config("tc", m, seed=0, profile="smoke", final=True) for m in names)
+    assert depends_on(rates).hash() == learned.hash() and depends_on(perfect) is None
+    assert perfect.l2a.selector_oracle == "perfect" and rates.l2a.selector_oracle == "rates"
+    for c in (learned, perfect, rates):
+        experiment.run(c, **smoke_dirs)
+    episodes = {c.method: records.load_record(c, smoke_dirs["results_dir"])["extra"]["episodes"]
+                for c in (learned, perfect, rates)}
+    assert all(e["keep_corrupted"] == 0.0 and e["keep_clean"] == 1.0 for e in episodes[names[1]])
+    assert all(e.get("keep_corrupted") is not None for e in episodes[names[2]])
+    assert not any(e.get("generator_loss") for m in names for e in episodes[m])
+
+    class Flags:  # the teacher cache's known answer: samples 0 and 2 corrupted
+        def flags(self, enc, idx):
+            return np.array([i in (0, 2) for i in idx])
+
+    ctx = runs.Context(smoke_dirs["data_dir"], smoke_dirs["results_dir"])
+    keep_at = keep_rule(rates, ctx)
+    for k, e in enumerate(episodes[names[0]] + episodes[names[0]][-1:]):  # and one episode past the last
+        p = keep_at(k, Flags(), None, [0, 1, 2, 3]).tolist()
+        assert p == pytest.approx([e["keep_corrupted"], e["keep_clean"], e["keep_corrupted"], e["keep_clean"]])
+    assert keep_rule(perfect, ctx)(5, Flags(), None, [2, 3]).tolist() == [0.0, 1.0]
+    assert keep_rule(learned, ctx) is None

@@ -43,8 +43,8 @@ diagnostics of version 1 showed to be inert:
 * the student of the last episode is reported: no model selection on the dev set
   that the reward reads.
 
-``selector_random`` keeps at random at the keep rates of the full run's learned
-selector; ``augment=False`` is the same KD on the originals alone (``kd_only``).
+``selector_random`` keeps at random at the learned run's keep rates, ``selector_oracle`` by
+the probe's known answer (``l2a.reference``); ``augment=False`` is KD on the originals alone (``kd_only``).
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ from .corrupt import CorruptedTargets
 from .credit import student_credit
 from .episode import run_episode
 from .generator import Generator, generator_step
-from .reference import keep_rates_of_learned_selector
+from .reference import keep_rule
 from .reward import DevReward
 from .kd import KDTerms, last_layer_kd, projection
 from .selector import Policy, Selector, n_features, policy_profile, reward, state_features
@@ -81,7 +81,7 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
     cfg, d = config.l2a, config.distill
     t_start = time.time()
     # before any training: the run it copies must be cached
-    random_keep = keep_rates_of_learned_selector(config, ctx) if cfg.selector_random else None
+    keep_at = keep_rule(config, ctx)  # None: the selector learns (or keeps every sample)
     prep = prepare(config, ctx)
     spec, tok = prep.task.spec, prep.tokenizer
     regression = spec.kind == "regression"
@@ -98,7 +98,7 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
     augment = cfg.augment is not False
     selector = (Selector(Policy(n_features(spec.num_labels, regression)), lr=cfg.selector_lr,
                          gamma=cfg.gamma, scale="episode" if v2 else "running")
-                if cfg.selector and not cfg.selector_random else None)
+                if cfg.selector and keep_at is None else None)
     probe = (DevReward(prep.dev, pad_id=prep.pad_id, regression=regression, kind=cfg.reward,
                        batch_size=d.train.eval_batch_size) if v2 else None)
     student = models.build_student(config.model, spec.num_labels, seed=config.seed, cache=ctx.cache_dir)
@@ -264,7 +264,7 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
                                    disable=not progress_enabled(), leave=False),
             states_of=states_of, kd_of=lambda idx: kd_of(pool.enc, idx)[:2],
             originals_of=originals_of, reward=probe, selector=selector,
-            random_keep=None if random_keep is None else random_keep[min(episode, len(random_keep) - 1)],
+            random_keep=None if keep_at is None else lambda idx: keep_at(episode, cache, pool.enc, idx),
             gen=gen, params=params, where=lambda step: f"episode {episode}, step {step}",
             credit_of=credit_of)
         log = {"episode": episode, **rec.summary()}

@@ -76,7 +76,7 @@ def _grad_norm(loss: torch.Tensor, params) -> float:
 
 def run_episode(stepper: Stepper, model, batches, *, states_of, kd_of, originals_of,
                 reward: DevReward, selector: Selector | None = None,
-                random_keep: float | None = None, gen: torch.Generator | None = None,
+                random_keep=None, gen: torch.Generator | None = None,
                 params=None, where=lambda step: f"step {step}", credit_of=None) -> EpisodeRecord:
     """One episode's student steps (see the module).
 
@@ -85,7 +85,8 @@ def run_episode(stepper: Stepper, model, batches, *, states_of, kd_of, originals
     ``idx``, {term: value}); ``originals_of()`` -> (loss, {term: value}) or None;
     ``selector``: the learned policy (acts, remembers, is rewarded; its update is the
     caller's, once per episode); ``random_keep``: keep each sample with this
-    probability instead (the policy is not asked); neither: keep everything.
+    probability instead (the policy is not asked), or with the probabilities
+    ``random_keep(idx)`` returns (``l2a.reference.keep_rule``); neither: keep everything.
     ``params``: the student's parameters, to measure the gradient share. ``reward``
     must have been started (``DevReward.start``) on ``model``. ``credit_of(idx)`` ->
     (N,) per-sample credits (``l2a.credit``), measured after the originals' step and
@@ -117,8 +118,8 @@ def run_episode(stepper: Stepper, model, batches, *, states_of, kd_of, originals
                     actions = selector.act(state, gen)
                     rec.probs.append(selector.last_probs)
                 elif random_keep is not None:
-                    actions = torch.bernoulli(torch.full((len(idx),), float(random_keep)),
-                                              generator=gen)
+                    p = random_keep(idx) if callable(random_keep) else torch.full((len(idx),), float(random_keep))
+                    actions = torch.bernoulli(p, generator=gen)
                 else:
                     actions = torch.ones(len(idx))
                 rec.actions.append(actions)
