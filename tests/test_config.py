@@ -3,7 +3,7 @@ import dataclasses
 
 import pytest
 
-from l2a_lib.config import ConfigError, DataConfig, ExperimentConfig, ModelConfig, TrainConfig
+from l2a_lib.config import ConfigError, DataConfig, ExperimentConfig, L2AConfig, ModelConfig, TrainConfig
 from l2a_lib.profiles import make_config
 
 
@@ -20,6 +20,13 @@ from l2a_lib.profiles import make_config
     (lambda: ExperimentConfig(method="magic"), r"method='magic'.*teacher_ft"),
     (lambda: ExperimentConfig(seed=-1), r"seed=-1"),
     (lambda: ExperimentConfig(task="pi"), r"data.task='tc' differs from task='pi'"),
+    (lambda: L2AConfig(version=2, corrupt_share=0.5, selector_oracle="best"), r"selector_oracle='best'.*perfect"),
+    (lambda: L2AConfig(version=2, selector_oracle="perfect"), r"selector_oracle needs l2a.corrupt_share"),
+    (lambda: L2AConfig(version=2, corrupt_share=0.5, selector_oracle="rates", selector_random=True),
+     r"no selector_random"),
+    (lambda: L2AConfig(version=2, corrupt_share=0.5, selector_oracle="rates", selector=False),
+     r"selector_oracle need the selector on"),
+    (lambda: L2AConfig(selector_oracle="perfect", corrupt_share=0.5), r"need l2a.version=2"),
 ])
 def test_bad_values_are_named(build, match):
     with pytest.raises(ConfigError, match=match):

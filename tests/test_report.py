@@ -528,6 +528,44 @@ def test_the_probe_generator_verdict_compares_the_same_selector_with_its_generat
     assert generator_verdict(pd.DataFrame()) == "not computed yet"
 
 
+def test_the_probe_oracle_verdicts_read_each_comparison_off_its_own_row():
+    """The probe's oracles: the perfect one's student against the generator-off selector's
+    random student, then against the keep-all student; the one at that selector's group
+    rates against the same random student, then the learned selector's student against it
+    (its own test, with the selector's seeds column). Each oracle copies that selector's
+    settings with its generator off, and only the rates oracle reads its run."""
+    import pandas as pd
+    from l2a_lib.profiles import L2A_PART_SETTINGS, RATES_OF
+    from l2a_lib.views.parts import ORACLE_BASE, ORACLES, RANDOM_OF, oracle_verdict
+    perfect, rates = ORACLES
+    assert RATES_OF == {rates: ORACLE_BASE}
+    for m, kind in ((perfect, "perfect"), (rates, "rates")):
+        assert L2A_PART_SETTINGS[m] == {"corrupt_share": 0.5, "selector_oracle": kind, "generator": False}
+        assert L2A_PART_SETTINGS[ORACLE_BASE]["generator"] is False
+
+    def row(method, reference, diff, wins, word):
+        label = report.METHOD_LABELS.get(reference, reference)
+        return {"method": method, "difference": diff, "ci_low": diff - 0.01, "ci_high": diff + 0.01,
+                "metric": "acc", f"seeds {label} higher": wins, "removed part": word}
+    for m in ORACLES:
+        vs = pd.DataFrame([row(RANDOM_OF[ORACLE_BASE], m, 0.05, "3 of 3", "helps"),
+                           row("l2a_corrupted_keep_all", m, 0.04, "2 of 3", "no clear effect")])
+        learned = pd.DataFrame([row(m, ORACLE_BASE, -0.02, "0 of 3", "hurts")])
+        words = oracle_verdict(m, vs, learned)
+        first, second = words.split("; ")
+        assert first.startswith(ORACLES[m][1] + " minus the student that keeps at random at the generator-off")
+        assert first.endswith(f"+0.050 {report.interval(0.04, 0.06)} on acc, higher at 3 of 3 seeds: "
+                              f"{ORACLES[m][2]} helps")
+        if m == perfect:
+            assert second == (f"minus the keep-all student: +0.040 {report.interval(0.03, 0.05)} on acc, higher "
+                              "at 2 of 3 seeds: dropping them has no clear effect")
+        else:
+            assert second == ("the learned selector's student minus it: -0.020 "
+                              f"{report.interval(-0.03, -0.01)} on acc, higher at 0 of 3 seeds: its choice "
+                              "within each group hurts")
+        assert oracle_verdict(m, pd.DataFrame(), learned) == "not computed yet"
+
+
 def test_the_probe_by_class_averages_the_last_episodes_and_leaves_out_runs_without_the_split():
     """The PI probe's per-class table: keep rates of corrupted and clean samples within
     each class of the target, last episodes only; a run logged before the split is not

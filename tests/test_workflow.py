@@ -431,17 +431,18 @@ def test_the_final_parts_page_asks_three_seeds_of_the_variants_that_one_seed_can
     probe's keep-all student and the student that keeps at random at the selector's
     rate; and five of the equal-weight credit's probe and its random student (the first
     settings' committed page keeps its runs: one seed, the keep-all probe on TC only, no
-    random one); and three of that probe's pair with the generator off (the first
-    settings have none)."""
+    random one); and three of that probe's pair with the generator off and of its two
+    oracles (the first settings have none)."""
+    oracles = ("l2a_credit_eq_corrupted_gen_off_oracle", "l2a_credit_eq_corrupted_gen_off_rates")
     three = ("l2a_originals_off", "l2a_corrupted", "l2a_corrupted_keep_all", "l2a_corrupted_random",
-             "l2a_credit_eq_corrupted_gen_off", "l2a_credit_eq_corrupted_gen_off_random")
+             "l2a_credit_eq_corrupted_gen_off", "l2a_credit_eq_corrupted_gen_off_random") + oracles
     five = ("l2a_credit_eq_corrupted", "l2a_credit_eq_corrupted_random")
     for final, n, keep_all, random in (("0", (1, 1), {"tc"}, set()), ("1", (3, 5), {"tc", "pi"},
                                                                         {"tc", "pi"})):
         runs = {(m, t, s) for p, t, m, s in grid_runs[final]["runs"] if p == "l2a_parts" and m in three + five}
         only = {"l2a_corrupted_keep_all": keep_all, "l2a_corrupted_random": random,
                 "l2a_credit_eq_corrupted_random": random, "l2a_credit_eq_corrupted_gen_off": random,
-                "l2a_credit_eq_corrupted_gen_off_random": random}
+                "l2a_credit_eq_corrupted_gen_off_random": random, **dict.fromkeys(oracles, random)}
         assert runs == {(m, t, s) for k, methods in zip(n, (three, five)) for m in methods
                         for t in ("tc", "pi") for s in range(k) if t in only.get(m, {"tc", "pi"})}, final
 

@@ -19,7 +19,11 @@ student tells what the choice of samples is worth apart from their number
 A random selector gives the generator nothing to follow, so those students keep the
 masked LM's fills while the learned runs train their generator: the ``_gen_off`` pair
 (``l2a_credit_eq_corrupted_gen_off`` and its ``_random`` student) switches the generator
-off in both, so that it compares the choice of samples alone.
+off in both, so that it compares the choice of samples alone. Two oracles, with the
+generator off too, read the flags (``l2a.reference.keep_rule``): ``..._gen_off_oracle``
+drops every corrupted sample (what any selection could gain in the probe) and
+``..._gen_off_rates`` keeps each group at the generator-off selector's rates, at random
+within it (what that selector's separation alone is worth).
 
 Which inputs are corrupted is a function of the input's token ids and the run's seed
 (a hash), so a resumed run corrupts the same ones without any state.

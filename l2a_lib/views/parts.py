@@ -9,7 +9,7 @@ from ..config import L2A_CREDIT, L2A_PARTS, L2A_PROBE, L2A_PROBE_LONG
 from ..data import get_task
 from ..experiment import run_many
 from ..l2a import toy
-from ..profiles import PARTS_FEWER_SEEDS, PARTS_PROBE_TASKS, PARTS_SEEDS, PROBE_CONTROLS
+from ..profiles import PARTS_FEWER_SEEDS, PARTS_PROBE_TASKS, PARTS_SEEDS, PROBE_CONTROLS, PROBE_ORACLES
 from ..records import load_records, load_test_labels
 from ..report import diagnostics as diag
 from .base import View, pending
@@ -158,6 +158,14 @@ PROBE_SELECTORS = {L2A_PROBE[0]: ("L2A's selector", "", "learned"),
 PROBE_GENERATOR = (L2A_CREDIT[5], L2A_CREDIT[7])
 # each learned selector of a probe -> its student that keeps as many samples at random
 RANDOM_OF = {learned: control for control, learned in PROBE_CONTROLS.items()}
+# the probe's oracles (``profiles.PROBE_ORACLES``: generator off, as in the selector whose
+# random student each is held against): each one's glue key, who its student is and what
+# the comparison measures
+ORACLES = {m: words for m, words in zip(PROBE_ORACLES, (
+    ("probe_oracle_verdict", "the student that drops every corrupted sample", "dropping every corrupted sample"),
+    ("probe_oracle_rates_verdict", "the student that keeps each group at the selector's rates, at random "
+     "within it", "the selector's separation of the groups")))}
+ORACLE_BASE = L2A_CREDIT[7]  # the generator-off equal-weight selector, and its random student
 
 
 def probe_glue(selector: str, random: bool = False) -> str:
@@ -170,7 +178,8 @@ def probe_glue(selector: str, random: bool = False) -> str:
 def probe_glue_names() -> list[str]:
     """Every verdict the probe sections glue (before the task's suffix)."""
     return [*(probe_glue(m) for m in PROBE_SELECTORS),
-            *(probe_glue(m, True) for m in PROBE_SELECTORS if m in RANDOM_OF), "probe_generator_verdict"]
+            *(probe_glue(m, True) for m in PROBE_SELECTORS if m in RANDOM_OF), "probe_generator_verdict",
+            *(glue for glue, *_ in ORACLES.values())]
 
 
 def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
@@ -199,9 +208,11 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
     paper_seeds = {k[2] for r in (learned[L2A_PROBE[0]], kept_all, randoms.get(L2A_PROBE[0], {})) for k in r}
     clean = {k: v for k, v in records.items() if k[0] == task and k[2] in paper_seeds}
     shown_methods = [m for m in L2A_PROBE if task in PARTS_PROBE_TASKS[m]]
-    shown_methods += [m for m in [*selectors, *at_random.values()] if m not in shown_methods]
+    oracles = {m: probe_runs(m) for m in ORACLES if task in PARTS_PROBE_TASKS[m]}
+    shown_methods += [m for m in [*selectors, *at_random.values(), *oracles] if m not in shown_methods]
     view.show(f"probe_means{sfx}", diag.means_table(
-        {**clean, **kept_all, **{k: v for r in [*learned.values(), *randoms.values()] for k, v in r.items()}},
+        {**clean, **kept_all, **{k: v for r in [*learned.values(), *randoms.values(), *oracles.values()]
+                                 for k, v in r.items()}},
         {task: labels[task]}, {task: kinds[task]}, ["l2a", *shown_methods], TASK_METRICS))
     runs = {}
     for m in selectors:
@@ -214,6 +225,8 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
         if m in at_random:
             runs[f"20 episodes, at random at the {PROBE_SELECTORS[m][2]} rate"] = diag.diagnostics_frame(
                 randoms[m], at_random[m])
+    for m, r in oracles.items():
+        runs[f"20 episodes, oracle: {ORACLES[m][1][len('the student that '):]}"] = diag.diagnostics_frame(r, m)
     keep = {k: diag.probe_summary(f) for k, f in runs.items()}
     shown = {k: v for k, v in keep.items() if len(v)}
     view.show_when(f"probe_keep{sfx}", shown, lambda: pd.concat(shown, names=["run"]))
@@ -239,6 +252,35 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
     view.value(f"probe_generator_verdict{sfx}", generator_verdict(report.ablation_tests(
         {**learned[on], **learned[off]}, *one, [off], reference=on, task_metrics=TASK_METRICS))
                if on in learned and off in learned else _not_here(off))
+    for m, (glue, who, part) in ORACLES.items():  # the oracles against the same random student
+        base = {**learned.get(ORACLE_BASE, {}), **randoms.get(ORACLE_BASE, {}), **kept_all}
+        missing = _not_here(m) if m not in oracles or ORACLE_BASE not in randoms else (
+            None if oracles[m] else "not computed yet")
+        if missing:
+            view.value(glue + sfx, missing)
+            continue
+        vs = report.ablation_tests({**oracles[m], **base}, *one, [RANDOM_OF[ORACLE_BASE], keep_all], reference=m,
+                                   task_metrics=TASK_METRICS)
+        learned_vs = report.ablation_tests({**oracles[m], **base}, *one, [m], reference=ORACLE_BASE,
+                                           task_metrics=TASK_METRICS)
+        view.value(glue + sfx, oracle_verdict(m, vs, learned_vs))
+
+
+def oracle_verdict(oracle: str, vs: pd.DataFrame, learned: pd.DataFrame) -> str:
+    """An oracle's student (``ORACLES``) against the generator-off selector's random student
+    (``vs``: the paired tests with the oracle as reference), and then against the keep-all
+    student (the perfect oracle) or the learned selector's student against it (the oracle
+    at that selector's rates; ``learned``: the test with the selector as reference)."""
+    _, who, part = ORACLES[oracle]
+    if not len(vs):
+        return "not computed yet"
+    words = _paired_words(vs[vs.method == RANDOM_OF[ORACLE_BASE]], oracle, f"{who} minus the student that keeps "
+                          "at random at the generator-off selector's rate", part)
+    if PROBE_ORACLES[oracle] == "perfect":
+        return words + "; " + _paired_words(vs[vs.method == L2A_PROBE[1]], oracle, "minus the keep-all student",
+                                            "dropping them")
+    return words + "; " + _paired_words(learned, ORACLE_BASE, "the learned selector's student minus it",
+                                        "its choice within each group")
 
 
 def _not_here(method: str) -> str:
