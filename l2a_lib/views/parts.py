@@ -244,7 +244,7 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
         view.value(probe_glue(m) + sfx, probe_verdict(keep[row(m)], vs[vs.method == keep_all]))
         if m in RANDOM_OF:
             view.value(probe_glue(m, True) + sfx, random_verdict(vs[vs.method == at_random[m]], m)
-                       if m in at_random else "run on the final settings only")
+                       if m in at_random else _not_here(RANDOM_OF[m]))
     for m in set(PROBE_SELECTORS) - set(selectors):  # the page keeps its sentences
         for random in (False, True) if m in RANDOM_OF else (False,):
             view.value(probe_glue(m, random) + sfx, _not_here(m))
