@@ -9,7 +9,8 @@ from ..config import L2A_CREDIT, L2A_PARTS, L2A_PROBE, L2A_PROBE_LONG
 from ..data import get_task
 from ..experiment import run_many
 from ..l2a import toy
-from ..profiles import PARTS_FEWER_SEEDS, PARTS_PROBE_TASKS, PARTS_SEEDS, PROBE_CONTROLS, PROBE_ORACLES
+from ..profiles import (PARTS_FEWER_SEEDS, PARTS_PROBE_TASKS, PARTS_SEEDS, PROBE_CONTROLS, PROBE_ORACLES,
+                        RATES_OF)
 from ..records import load_records, load_test_labels
 from ..report import diagnostics as diag
 from .base import View, pending
@@ -165,7 +166,7 @@ ORACLES = {m: words for m, words in zip(PROBE_ORACLES, (
     ("probe_oracle_verdict", "the student that drops every corrupted sample", "dropping every corrupted sample"),
     ("probe_oracle_rates_verdict", "the student that keeps each group at the selector's rates, at random "
      "within it", "the selector's separation of the groups")))}
-ORACLE_BASE = L2A_CREDIT[7]  # the generator-off equal-weight selector, and its random student
+(ORACLE_BASE,) = set(RATES_OF.values())  # the generator-off equal-weight selector, and its random student
 
 
 def probe_glue(selector: str, random: bool = False) -> str:
