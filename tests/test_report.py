@@ -178,7 +178,8 @@ def test_teacher_consistency_compares_retrained_with_committed(tmp_path):
 def test_ablation_tests_pair_by_seed_and_item_and_name_the_effect():
     """L2A against each variant on the seeds both have: removing a part that helps gives
     a positive difference whose interval excludes 0; identical predictions give
-    "no clear effect"; a variant better than L2A "hurts"."""
+    "no clear effect"; a variant better than L2A "hurts"; a seed where both score the
+    same counts as tied, not as higher."""
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 2, 1500)
 
@@ -200,15 +201,19 @@ def test_ablation_tests_pair_by_seed_and_item_and_name_the_effect():
     # seeds disagree, so no verdict
     for s, p in ((0, 0.60), (1, 0.60), (2, 0.90)):
         records[("tc", "l2a_wo_src", s)] = rec(preds(p, 40 + s))
+    # far worse in two seeds and the same as L2A in the third: a tie is not a win, so no verdict
+    for s in (0, 2):
+        records[("tc", "l2a_wo_tgt", s)] = rec(preds(0.60, 50 + s))
+    records[("tc", "l2a_wo_tgt", 1)] = records[("tc", "l2a", 1)]
     out = report.ablation_tests(records, {"tc": labels}, {"tc": "classification"},
-                                ["l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark", "l2a_wo_src"],
+                                ["l2a_wo_att", "l2a_wo_hidden", "l2a_wo_dark", "l2a_wo_src", "l2a_wo_tgt"],
                                 n_boot=200)
     out = out.set_index("variant")
     assert out.loc["w/o L_att", "removed part"] == "helps"
     assert out.loc["w/o L_att", "ci_low"] > 0 and out.loc["w/o L_att", "seeds L2A higher"] == "3 of 3"
     assert out.loc["w/o L_hidden", "difference"] == 0
     assert out.loc["w/o L_hidden", "removed part"] == "no clear effect"
-    assert out.loc["w/o L_hidden", "seeds L2A higher"] == "0 of 3"
+    assert out.loc["w/o L_hidden", "seeds L2A higher"] == "0 of 3 (3 tied)"  # neither is higher
     # only the shared seed 0 is compared: L2A's seed-0 accuracy against the variant's
     acc0 = (report.decode_predictions("classification",
                                       records[("tc", "l2a", 0)]["extra"]["test_predictions"])
@@ -219,6 +224,9 @@ def test_ablation_tests_pair_by_seed_and_item_and_name_the_effect():
     mixed = out.loc["L2A w/o src"]
     assert mixed["ci_low"] > 0 and mixed["seeds L2A higher"] == "2 of 3"
     assert mixed["removed part"] == "no clear effect"
+    tied = out.loc["L2A w/o tgt"]
+    assert tied["ci_low"] > 0 and tied["seeds L2A higher"] == "2 of 3 (1 tied)"
+    assert tied["removed part"] == "no clear effect"
     # the paper's own difference beside ours, from paper_results.csv (Table 3, TC ACC)
     paper = report.paper_results()
     acc = paper[(paper.table == "table3") & (paper.metric == "acc")].set_index("method")["value"]

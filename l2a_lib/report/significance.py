@@ -106,7 +106,9 @@ def paired_comparison(labels, kind: str, preds_a: dict, preds_b: dict, n_boot: i
     of each one's metric averaged over those seeds). The bootstrap interval covers the
     sampling of test items only, with the seeds held fixed, so ``sign`` asks both:
     +1 when the 95% interval is above 0 and A is higher in every seed, -1 when the
-    interval is below 0 and B is higher in every seed, else 0. Empty without a shared seed."""
+    interval is below 0 and B is higher in every seed, else 0 (so a seed where both score
+    the same, counted as tied in ``seeds a higher``, leaves the sign 0). Empty without a
+    shared seed."""
     seeds = sorted(set(preds_a) & set(preds_b))
     if not seeds:
         return {}
@@ -117,9 +119,10 @@ def paired_comparison(labels, kind: str, preds_a: dict, preds_b: dict, n_boot: i
     wins, losses_ = sum(x > y for x, y in per_seed), sum(x < y for x, y in per_seed)
     sign = (1 if res["ci_low"] > 0 and wins == len(seeds) else
             -1 if res["ci_high"] < 0 and losses_ == len(seeds) else 0)
+    ties = len(seeds) - wins - losses_  # a seed where both score the same is neither's
     return {"a": float(np.mean([x for x, _ in per_seed])),
             "b": float(np.mean([y for _, y in per_seed])), **res,
-            "seeds a higher": f"{wins} of {len(seeds)}", "sign": sign}
+            "seeds a higher": f"{wins} of {len(seeds)}" + (f" ({ties} tied)" if ties else ""), "sign": sign}
 
 
 def significance_table(records: dict, labels: dict, kinds: dict, method: str = "l2a",
