@@ -561,7 +561,8 @@ def test_the_probe_oracle_verdicts_read_each_comparison_off_its_own_row():
         learned = pd.DataFrame([row(m, ORACLE_BASE, -0.02, "0 of 3", "hurts")])
         words = oracle_verdict(m, vs, learned)
         first, second = words.split("; ")
-        assert first.startswith(ORACLES[m][1] + " minus the student that keeps at random at the generator-off")
+        assert first.startswith(f"the student that {ORACLES[m][1]} minus the student that keeps at random at the "
+                                "generator-off")
         assert first.endswith(f"+0.050 {report.interval(0.04, 0.06)} on acc, higher at 3 of 3 seeds: "
                               f"{ORACLES[m][2]} helps")
         if m == perfect:

@@ -160,12 +160,12 @@ PROBE_GENERATOR = (L2A_CREDIT[5], L2A_CREDIT[7])
 # each learned selector of a probe -> its student that keeps as many samples at random
 RANDOM_OF = {learned: control for control, learned in PROBE_CONTROLS.items()}
 # the probe's oracles (``profiles.PROBE_ORACLES``: generator off, as in the selector whose
-# random student each is held against): each one's glue key, who its student is and what
-# the comparison measures
+# random student each is held against): each one's glue key, what it does and what the
+# comparison with that random student measures
 ORACLES = {m: words for m, words in zip(PROBE_ORACLES, (
-    ("probe_oracle_verdict", "the student that drops every corrupted sample", "dropping every corrupted sample"),
-    ("probe_oracle_rates_verdict", "the student that keeps each group at the selector's rates, at random "
-     "within it", "the selector's separation of the groups")))}
+    ("probe_oracle_verdict", "drops every corrupted sample", "dropping every corrupted sample"),
+    ("probe_oracle_rates_verdict", "keeps each group at the selector's rates, at random within it",
+     "the selector's separation of the groups")))}
 (ORACLE_BASE,) = set(RATES_OF.values())  # the generator-off equal-weight selector, and its random student
 
 
@@ -187,7 +187,8 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
     """The probe with a known answer on real data (``l2a.corrupt``): half the augmented
     samples with wrong teacher targets; each learned selector (``PROBE_SELECTORS``: L2A's
     and our extension's) against keeping all and against keeping as many at random;
-    L2A's over 60 episodes with the generator off (``L2A_PROBE_LONG``); each on the
+    L2A's over 60 episodes with the generator off (``L2A_PROBE_LONG``); the generator-off
+    selector's two oracles against its random student (``ORACLES``); each on the
     tasks of ``profiles.PARTS_PROBE_TASKS``. Glue names end in ``_<task>`` except on TC."""
     sfx = "" if task == "tc" else f"_{task}"
     keep_all = L2A_PROBE[1]
@@ -227,7 +228,7 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
             runs[f"20 episodes, at random at the {PROBE_SELECTORS[m][2]} rate"] = diag.diagnostics_frame(
                 randoms[m], at_random[m])
     for m, r in oracles.items():
-        runs[f"20 episodes, oracle: {ORACLES[m][1][len('the student that '):]}"] = diag.diagnostics_frame(r, m)
+        runs[f"20 episodes, oracle: {ORACLES[m][1]}"] = diag.diagnostics_frame(r, m)
     keep = {k: diag.probe_summary(f) for k, f in runs.items()}
     shown = {k: v for k, v in keep.items() if len(v)}
     view.show_when(f"probe_keep{sfx}", shown, lambda: pd.concat(shown, names=["run"]))
@@ -253,7 +254,7 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
     view.value(f"probe_generator_verdict{sfx}", generator_verdict(report.ablation_tests(
         {**learned[on], **learned[off]}, *one, [off], reference=on, task_metrics=TASK_METRICS))
                if on in learned and off in learned else _not_here(off))
-    for m, (glue, who, part) in ORACLES.items():  # the oracles against the same random student
+    for m, (glue, _, _) in ORACLES.items():  # the oracles against the same random student
         base = {**learned.get(ORACLE_BASE, {}), **randoms.get(ORACLE_BASE, {}), **kept_all}
         missing = _not_here(m) if m not in oracles or ORACLE_BASE not in randoms else (
             None if oracles[m] else "not computed yet")
@@ -262,8 +263,8 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
             continue
         vs = report.ablation_tests({**oracles[m], **base}, *one, [RANDOM_OF[ORACLE_BASE], keep_all], reference=m,
                                    task_metrics=TASK_METRICS)
-        learned_vs = report.ablation_tests({**oracles[m], **base}, *one, [m], reference=ORACLE_BASE,
-                                           task_metrics=TASK_METRICS)
+        learned_vs = pd.DataFrame() if PROBE_ORACLES[m] == "perfect" else report.ablation_tests(
+            {**oracles[m], **base}, *one, [m], reference=ORACLE_BASE, task_metrics=TASK_METRICS)
         view.value(glue + sfx, oracle_verdict(m, vs, learned_vs))
 
 
@@ -272,11 +273,11 @@ def oracle_verdict(oracle: str, vs: pd.DataFrame, learned: pd.DataFrame) -> str:
     (``vs``: the paired tests with the oracle as reference), and then against the keep-all
     student (the perfect oracle) or the learned selector's student against it (the oracle
     at that selector's rates; ``learned``: the test with the selector as reference)."""
-    _, who, part = ORACLES[oracle]
+    _, does, part = ORACLES[oracle]
     if not len(vs):
         return "not computed yet"
-    words = _paired_words(vs[vs.method == RANDOM_OF[ORACLE_BASE]], oracle, f"{who} minus the student that keeps "
-                          "at random at the generator-off selector's rate", part)
+    words = _paired_words(vs[vs.method == RANDOM_OF[ORACLE_BASE]], oracle, f"the student that {does} minus the "
+                          "student that keeps at random at the generator-off selector's rate", part)
     if PROBE_ORACLES[oracle] == "perfect":
         return words + "; " + _paired_words(vs[vs.method == L2A_PROBE[1]], oracle, "minus the keep-all student",
                                             "dropping them")
