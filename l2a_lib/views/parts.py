@@ -254,16 +254,17 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
     view.value(f"probe_generator_verdict{sfx}", generator_verdict(report.ablation_tests(
         {**learned[on], **learned[off]}, *one, [off], reference=on, task_metrics=TASK_METRICS))
                if on in learned and off in learned else _not_here(off))
+    base = {**learned.get(ORACLE_BASE, {}), **randoms.get(ORACLE_BASE, {}), **kept_all}
     for m, (glue, _, _) in ORACLES.items():  # the oracles against the same random student
-        base = {**learned.get(ORACLE_BASE, {}), **randoms.get(ORACLE_BASE, {}), **kept_all}
         missing = _not_here(m) if m not in oracles or ORACLE_BASE not in randoms else (
             None if oracles[m] else "not computed yet")
         if missing:
             view.value(glue + sfx, missing)
             continue
-        vs = report.ablation_tests({**oracles[m], **base}, *one, [RANDOM_OF[ORACLE_BASE], keep_all], reference=m,
-                                   task_metrics=TASK_METRICS)
-        learned_vs = pd.DataFrame() if PROBE_ORACLES[m] == "perfect" else report.ablation_tests(
+        perfect = PROBE_ORACLES[m] == "perfect"  # its sentence reads keep-all; the other's, the selector
+        controls = [RANDOM_OF[ORACLE_BASE]] + ([keep_all] if perfect else [])
+        vs = report.ablation_tests({**oracles[m], **base}, *one, controls, reference=m, task_metrics=TASK_METRICS)
+        learned_vs = pd.DataFrame() if perfect else report.ablation_tests(
             {**oracles[m], **base}, *one, [m], reference=ORACLE_BASE, task_metrics=TASK_METRICS)
         view.value(glue + sfx, oracle_verdict(m, vs, learned_vs))
 
