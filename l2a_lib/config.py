@@ -1,8 +1,8 @@
 """Frozen, validated configuration: one dataclass per concern.
 
-Variants are built with ``dataclasses.replace(base, ...)``; every field is
-checked in ``__post_init__`` and a bad value gets an error that names it and
-the allowed values. ``ExperimentConfig.hash()`` keys the result cache.
+Variants are built with ``dataclasses.replace(base, ...)``; every field is checked in
+``__post_init__`` and a bad value gets an error that names it and the allowed values.
+``ExperimentConfig.hash()`` keys the result cache.
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ METHODS = ("majority", "teacher_ft", "student_ft", "eda", "cbert", "tinybert", "
            "l2a_corrupted_random", "l2a_corrupted_long", "l2a_credit", "l2a_credit_corrupted", "l2a_credit_cal",
            "l2a_credit_cal_corrupted", "l2a_credit_eq", "l2a_credit_eq_corrupted", "l2a_credit_eq_corrupted_random",
            "l2a_credit_eq_corrupted_gen_off", "l2a_credit_eq_corrupted_gen_off_random",
-           "l2a_credit_eq_corrupted_gen_off_oracle", "l2a_credit_eq_corrupted_gen_off_rates")
+           "l2a_credit_eq_corrupted_gen_off_oracle", "l2a_credit_eq_corrupted_gen_off_rates",
+           "l2a_credit_eq_corrupted_gen_off_small_loss")
 # L2A's learned parts switched off one at a time, and the same KD without augmentation
 L2A_PARTS = ("l2a_selector_off", "l2a_selector_random", "l2a_generator_off", "l2a_originals_off", "kd_only")
 L2A_PROBE = ("l2a_corrupted", "l2a_corrupted_keep_all", "l2a_corrupted_random")  # see l2a.corrupt
@@ -53,10 +54,9 @@ POOLINGS = ("mean", "cls", "pooler")  # pooler: BERT's own (CLS -> dense -> tanh
 class DataConfig:
     """Which examples a run sees.
 
-    ``train_per_class`` applies to classification tasks, ``n_train`` to the
-    regression task. ``dev_size`` is the total size of the small target dev
-    set (stratified by the target's class proportions). ``limit`` caps every
-    split (smoke profile only).
+    ``train_per_class`` applies to classification tasks, ``n_train`` to the regression
+    task. ``dev_size`` is the total size of the small target dev set (stratified by the
+    target's class proportions). ``limit`` caps every split (smoke profile only).
     """
 
     task: str = "tc"
@@ -81,10 +81,9 @@ class DataConfig:
 class ModelConfig:
     """Teacher and student architectures.
 
-    ``student_layers`` are the indices of the pretrained student's layers kept
-    (bottom layers by default: dropping the top layers of a pretrained
-    transformer loses least, Sajjad et al. 2020, "On the effect of dropping
-    layers of pre-trained transformer models").
+    ``student_layers`` are the indices of the pretrained student's layers kept (bottom
+    layers by default: dropping the top layers of a pretrained transformer loses least,
+    Sajjad et al. 2020, "On the effect of dropping layers of pre-trained transformer models").
     """
 
     teacher: str = "all-mpnet-base-v2"
@@ -102,10 +101,9 @@ class ModelConfig:
         choose("student", self.student, STUDENTS)
         choose("pooling", self.pooling, POOLINGS)
         choose("student_pooling", self.student_pooling, (None, *POOLINGS))
-        if not isinstance(self.student_layers, tuple) or not self.student_layers:
-            raise ConfigError(f"student_layers={self.student_layers!r} must be a non-empty tuple of ints")
-        if any(not isinstance(i, int) or i < 0 for i in self.student_layers):
-            raise ConfigError(f"student_layers={self.student_layers!r} must hold layer indices >= 0")
+        if (not isinstance(self.student_layers, tuple) or not self.student_layers
+                or any(not isinstance(i, int) or i < 0 for i in self.student_layers)):
+            raise ConfigError(f"student_layers={self.student_layers!r} must be a non-empty tuple of ints >= 0")
         if list(self.student_layers) != sorted(set(self.student_layers)):
             raise ConfigError(f"student_layers={self.student_layers!r} must be strictly increasing")
         if not 0.0 <= self.dropout < 1.0:
@@ -114,12 +112,11 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class SmartConfig:
-    """Defaults are the SMART paper's (Sec. 5: sigma = eps = 1e-5, eta = 1e-3, K = 1,
-    beta = 0.99, mu = 1). ``perturbation``: "reference" (default) computes the
-    adversarial perturbation as the SMART authors' code does (each token's noise +
-    eta * gradient divided by its inf-norm, no eps ball: ``epsilon`` is unused);
-    "paper" as the paper's text reads (an ascent step, then a clamp to the eps ball).
-    ``l_s`` then on the perturbed and clean outputs (``smart.adversarial_regularizer``)."""
+    """Defaults are the SMART paper's (Sec. 5: sigma = eps = 1e-5, eta = 1e-3, K = 1, beta = 0.99,
+    mu = 1). ``perturbation``: "reference" (default) computes the adversarial perturbation as
+    the SMART authors' code does (each token's noise + eta * gradient divided by its inf-norm,
+    no eps ball: ``epsilon`` is unused); "paper" as the paper's text reads (an ascent step, then
+    a clamp to the eps ball). ``l_s`` then on the perturbed and clean outputs."""
     lambda_s: float = 1.0
     sigma: float = 1e-5
     eta: float = 1e-3
@@ -293,6 +290,7 @@ class L2AConfig:
     corrupt_share: float | None = None    # probe: augmented samples with wrong targets (l2a.corrupt)
     selector_credit: bool | str | None = None  # ours: per-sample credit (l2a.credit), "calibrated", "equal"
     selector_oracle: str | None = None    # probe: keeps by the known answer (l2a.reference.keep_rule)
+    selector_rule: str | None = None      # "small_loss": a fixed rule keeps (l2a.reference.keep_rule)
 
     def __post_init__(self):
         for name in ("alpha", "temperature", "selector_lr", "generator_lr"):
@@ -317,21 +315,23 @@ class L2AConfig:
         if self.version is None and any(v is not None for v in (
                 self.reward, self.hard_weight, self.generator_weighting, self.generator_epochs,
                 self.selector_random, self.augment, self.corrupt_share, self.selector_credit,
-                self.selector_oracle)):
+                self.selector_oracle, self.selector_rule)):
             raise ConfigError("the version-2 settings of L2A need l2a.version=2")
         if self.augment is False and not self.originals_per_step:
             raise ConfigError("l2a.augment=False (KD on the originals alone) needs originals_per_step > 0")
         if self.corrupt_share is not None and not 0.0 < self.corrupt_share < 1.0:
             raise ConfigError(f"l2a.corrupt_share={self.corrupt_share!r} must be in (0, 1)")
-        if (self.selector_random or self.selector_oracle) and not self.selector:
-            raise ConfigError("l2a.selector_random and l2a.selector_oracle need the selector on (they replace it)")
         choose("l2a.selector_oracle", self.selector_oracle, (None, "perfect", "rates"))
-        if self.selector_oracle and (not self.corrupt_share or self.selector_random or self.selector_credit):
-            raise ConfigError("l2a.selector_oracle needs l2a.corrupt_share (the known answer), and no "
-                              "selector_random or selector_credit")
+        choose("l2a.selector_rule", self.selector_rule, (None, "small_loss"))
         choose("l2a.selector_credit", self.selector_credit, (None, False, True, "calibrated", "equal"))
-        if self.selector_credit and (not self.selector or self.selector_random):
-            raise ConfigError("l2a.selector_credit needs the learned selector (selector on, not random)")
+        keepers = [f"l2a.{n}" for n in ("selector_random", "selector_oracle", "selector_rule", "selector_credit")
+                   if getattr(self, n)]  # each replaces the learned selector's choice, or its reward
+        if keepers and not self.selector:
+            raise ConfigError(f"{' and '.join(keepers)} need the selector on (they replace it, or feed it)")
+        if len(keepers) > 1:
+            raise ConfigError(f"{' and '.join(keepers)}: at most one of them (each decides what the run keeps)")
+        if self.selector_oracle and not self.corrupt_share:
+            raise ConfigError("l2a.selector_oracle needs l2a.corrupt_share (the known answer)")
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,13 @@ PROBE_CONTROLS = {"l2a_corrupted_random": "l2a_corrupted",
 # episode, at random within each (what that selector's separation is worth by itself)
 PROBE_ORACLES = {"l2a_credit_eq_corrupted_gen_off_oracle": "perfect",
                  "l2a_credit_eq_corrupted_gen_off_rates": "rates"}
-RATES_OF = {"l2a_credit_eq_corrupted_gen_off_rates": "l2a_credit_eq_corrupted_gen_off"}  # copies its rates
+# ... and a rule that knows nothing of the answer: at that selector's keep rate of each
+# episode, it keeps in each batch the samples on which teacher and student disagree least
+# (the "small-loss" filter of learning with noisy labels): does the learned selector beat a
+# one-line rule over one of its own state features?
+PROBE_RULES = {"l2a_credit_eq_corrupted_gen_off_small_loss": "small_loss"}
+RATES_OF = {"l2a_credit_eq_corrupted_gen_off_rates": "l2a_credit_eq_corrupted_gen_off",  # copies its rates
+            "l2a_credit_eq_corrupted_gen_off_small_loss": "l2a_credit_eq_corrupted_gen_off"}
 # ... those the parts page does not show (their runs are still filed under its table)
 OFF_PAGE_PARTS = tuple(c for c in LEARNING_CONTROLS if c not in L2A_PARTS)
 HOME_TABLE = {"l2a_wo_src": "table2", "l2a_wo_tgt": "table2", "l2a_wo_att": "table3",
@@ -114,7 +120,7 @@ _FINAL_3 = 3 if FINAL_GRID else 1
 _FINAL_5 = 5 if FINAL_GRID else 1
 PARTS_FEWER_SEEDS = {"l2a_originals_off": _FINAL_3, **dict.fromkeys(L2A_PROBE, _FINAL_3),
                      **dict.fromkeys(L2A_PROBE_LONG, 1), L2A_CREDIT[3]: 1, L2A_CREDIT[5]: _FINAL_5,
-                     L2A_CREDIT[6]: _FINAL_5, **dict.fromkeys(L2A_CREDIT[7:11], _FINAL_3)}
+                     L2A_CREDIT[6]: _FINAL_5, **dict.fromkeys(L2A_CREDIT[7:12], _FINAL_3)}
 # the tasks of each probe of the parts page (the parts themselves run on TC and PI); on
 # the final grid PI's probe has its keep-all student too (there the selector separated
 # the corrupted samples: does its student gain from that?), and both tasks the student
@@ -125,7 +131,7 @@ PARTS_PROBE_TASKS = {L2A_PROBE[0]: ("tc", "pi"), L2A_PROBE[1]: ("tc", "pi") if F
                      L2A_PROBE_LONG[0]: ("tc",),
                      L2A_CREDIT[3]: ("tc",), L2A_CREDIT[5]: ("tc", "pi"),
                      L2A_CREDIT[6]: ("tc", "pi") if FINAL_GRID else (),
-                     **dict.fromkeys(L2A_CREDIT[7:11], ("tc", "pi") if FINAL_GRID else ())}
+                     **dict.fromkeys(L2A_CREDIT[7:12], ("tc", "pi") if FINAL_GRID else ())}
 # L2A version 2's settings (see L2AConfig and l2a_lib.l2a.algorithm)
 L2A_V2 = dict(version=2, reward="dev_loglik", hard_weight=1.0, generator_weighting="advantage",
               generator_epochs=2, gamma=0.0)
@@ -164,6 +170,8 @@ L2A_PART_SETTINGS = {"l2a_selector_off": dict(selector=False),
                      # ... and its oracles (PROBE_ORACLES)
                      **{m: dict(corrupt_share=0.5, selector_oracle=kind, generator=False)
                         for m, kind in PROBE_ORACLES.items()},
+                     **{m: dict(corrupt_share=0.5, selector_rule=kind, generator=False)
+                        for m, kind in PROBE_RULES.items()},
                      # the learning control of L2A on BERT6-PKD's student
                      "l2a_pkd6_control": dict(selector_random=True)}
 
@@ -312,8 +320,8 @@ def learned_reference(config: ExperimentConfig) -> ExperimentConfig:
     rate per episode): the same task, seed, settings and version, of the method
     :data:`LEARNING_CONTROLS` or :data:`PROBE_CONTROLS` pairs with the control (``l2a``
     for any other run whose selector keeps at random; :data:`RATES_OF` for the oracle that
-    copies its corrupted and clean keep rates), with that method's settings
-    (the equal-weight credit's, say), filed under its home table. Whether it is the
+    copies its corrupted and clean keep rates, and the rule that keeps at its keep rate), with
+    that method's settings (the equal-weight credit's, say), filed under its home table. Whether it is the
     final grid's is read off the run itself (only the final grid's L2A uses the bounded
     generator update), not off this process's grid: ``run --final`` computes final runs
     in a process whose grid is the first one."""
@@ -323,4 +331,4 @@ def learned_reference(config: ExperimentConfig) -> ExperimentConfig:
     return dataclasses.replace(config, method=method, table=table,
                                extra_scores=extra_scores(config.profile, method, table, final),
                                l2a=dataclasses.replace(config.l2a, selector_random=None, selector_oracle=None,
-                                                       **L2A_PART_SETTINGS.get(method, {})))
+                                                       selector_rule=None, **L2A_PART_SETTINGS.get(method, {})))

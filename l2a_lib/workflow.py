@@ -52,8 +52,8 @@ def teacher_run(c: ExperimentConfig) -> ExperimentConfig:
 def depends_on(c: ExperimentConfig) -> ExperimentConfig | None:
     """The run whose result ``c`` reads, if any: ``l2a_selector_random`` keeps at the keep
     rates of the full L2A run of its task and seed (a job after that one); the probe's
-    oracle that keeps at a learned selector's rates (``profiles.RATES_OF``), after that."""
-    if c.l2a is not None and (c.l2a.selector_random or c.l2a.selector_oracle == "rates"):
+    oracle and the rule that keep at a learned selector's rates (``profiles.RATES_OF``), after that."""
+    if c.l2a is not None and (c.l2a.selector_random or c.l2a.selector_oracle == "rates" or c.l2a.selector_rule):
         return learned_reference(c)
     return None
 

@@ -23,10 +23,17 @@ from l2a_lib.profiles import make_config
     (lambda: L2AConfig(version=2, corrupt_share=0.5, selector_oracle="best"), r"selector_oracle='best'.*perfect"),
     (lambda: L2AConfig(version=2, selector_oracle="perfect"), r"selector_oracle needs l2a.corrupt_share"),
     (lambda: L2AConfig(version=2, corrupt_share=0.5, selector_oracle="rates", selector_random=True),
-     r"no selector_random"),
+     r"selector_random and l2a.selector_oracle: at most one"),
     (lambda: L2AConfig(version=2, corrupt_share=0.5, selector_oracle="rates", selector=False),
      r"selector_oracle need the selector on"),
     (lambda: L2AConfig(selector_oracle="perfect", corrupt_share=0.5), r"need l2a.version=2"),
+    (lambda: L2AConfig(version=2, selector_rule="big_loss"), r"selector_rule='big_loss'.*small_loss"),
+    (lambda: L2AConfig(version=2, selector_rule="small_loss", selector_credit="equal"),
+     r"selector_rule and l2a.selector_credit: at most one"),
+    (lambda: L2AConfig(version=2, selector_rule="small_loss", selector=False), r"selector_rule need the selector on"),
+    (lambda: L2AConfig(selector_rule="small_loss"), r"need l2a.version=2"),
+    (lambda: L2AConfig(version=2, selector_credit="equal", selector_random=True),
+     r"selector_random and l2a.selector_credit: at most one"),
 ])
 def test_bad_values_are_named(build, match):
     with pytest.raises(ConfigError, match=match):

@@ -287,26 +287,33 @@ def test_the_probes_random_student_keeps_at_its_selectors_rates_end_to_end(learn
 
 
 def test_the_probes_oracles_keep_by_the_known_answer_end_to_end(smoke_dirs):
-    """The probe's oracles (``l2a.reference.keep_rule``), run as the final grid runs them,
-    with the generator off like the selector whose rates one of them copies: the perfect
-    oracle keeps every clean sample and no corrupted one in every episode; the other keeps
-    a corrupted sample with the learned run's keep rate of the corrupted samples in that
-    episode and a clean one with its rate of the clean ones, and its job waits for that run."""
+    """The probe's oracles and its rule (``l2a.reference.keep_rule``), run as the final grid
+    runs them, with the generator off like the selector whose rates they copy: the perfect
+    oracle keeps every clean sample and no corrupted one in every episode; the rates oracle
+    keeps a corrupted sample with the learned run's keep rate of the corrupted samples in that
+    episode and a clean one with its rate of the clean ones; the small-loss rule keeps, in each
+    batch, the learned run's keep rate of the episode, the samples of least disagreement first;
+    and the jobs of the last two wait for the learned run."""
     import numpy as np
     from l2a_lib.l2a.reference import keep_rule
     from l2a_lib.workflow import depends_on
     names = ("l2a_credit_eq_corrupted_gen_off", "l2a_credit_eq_corrupted_gen_off_oracle",
-             "l2a_credit_eq_corrupted_gen_off_rates")
-    learned, perfect, rates = (make_config("tc", m, seed=0, profile="smoke", final=True) for m in names)
-    assert depends_on(rates).hash() == learned.hash() and depends_on(perfect) is None
+             "l2a_credit_eq_corrupted_gen_off_rates", "l2a_credit_eq_corrupted_gen_off_small_loss")
+    configs = [make_config("tc", m, seed=0, profile="smoke", final=True) for m in names]
+    learned, perfect, rates, rule = configs
+    assert depends_on(rates).hash() == learned.hash() == depends_on(rule).hash() and depends_on(perfect) is None
     assert perfect.l2a.selector_oracle == "perfect" and rates.l2a.selector_oracle == "rates"
-    for c in (learned, perfect, rates):
+    assert rule.l2a.selector_rule == "small_loss" and rule.l2a.selector_oracle is None
+    for c in configs:
         experiment.run(c, **smoke_dirs)
     episodes = {c.method: records.load_record(c, smoke_dirs["results_dir"])["extra"]["episodes"]
-                for c in (learned, perfect, rates)}
+                for c in configs}
     assert all(e["keep_corrupted"] == 0.0 and e["keep_clean"] == 1.0 for e in episodes[names[1]])
     assert all(e.get("keep_corrupted") is not None for e in episodes[names[2]])
     assert not any(e.get("generator_loss") for m in names for e in episodes[m])
+    # the rule keeps the learned rate, up to one sample per batch (its fractional remainder)
+    for e, r in zip(episodes[names[3]], episodes[names[0]]):
+        assert abs(e["keep_rate"] - r["keep_rate"]) <= e["steps"] / e["pool"] + 1e-9
 
     class Flags:  # the teacher cache's known answer: samples 0 and 2 corrupted
         def flags(self, enc, idx):
@@ -314,8 +321,22 @@ def test_the_probes_oracles_keep_by_the_known_answer_end_to_end(smoke_dirs):
 
     ctx = runs.Context(smoke_dirs["data_dir"], smoke_dirs["results_dir"])
     keep_at = keep_rule(rates, ctx)
+    disagreement = torch.tensor([0.3, 0.1, 0.4, 0.2])
     for k, e in enumerate(episodes[names[0]] + episodes[names[0]][-1:]):  # and one episode past the last
-        p = keep_at(k, Flags(), None, [0, 1, 2, 3]).tolist()
+        p = keep_at(k, Flags(), None, [0, 1, 2, 3], disagreement).tolist()
         assert p == pytest.approx([e["keep_corrupted"], e["keep_clean"], e["keep_corrupted"], e["keep_clean"]])
-    assert keep_rule(perfect, ctx)(5, Flags(), None, [2, 3]).tolist() == [0.0, 1.0]
+        q = keep_rule(rule, ctx)(k, Flags(), None, [0, 1, 2, 3], disagreement)
+        assert float(q.sum()) == pytest.approx(4 * e["keep_rate"])
+        assert q[1] >= q[3] >= q[0] >= q[2]  # least disagreement first, whatever the known answer
+    assert keep_rule(perfect, ctx)(5, Flags(), None, [2, 3], disagreement[:2]).tolist() == [0.0, 1.0]
     assert keep_rule(learned, ctx) is None
+
+
+def test_lowest_first_keeps_the_rate_lowest_score_first():
+    from l2a_lib.l2a.reference import lowest_first
+    score = torch.tensor([0.5, 0.1, 0.9, 0.3])
+    assert lowest_first(score, 0.5).tolist() == [0.0, 1.0, 0.0, 1.0]
+    assert lowest_first(score, 0.625).tolist() == pytest.approx([0.5, 1.0, 0.0, 1.0])
+    assert lowest_first(score, 0.0).tolist() == [0.0] * 4
+    assert lowest_first(score, 1.0).tolist() == [1.0] * 4
+    assert lowest_first(torch.zeros(0), 0.5).tolist() == []

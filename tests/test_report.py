@@ -541,15 +541,17 @@ def test_the_probe_oracle_verdicts_read_each_comparison_off_its_own_row():
     random student, then against the keep-all student; the one at that selector's group
     rates against the same random student, then the learned selector's student against it
     (its own test, with the selector's seeds column). Each oracle copies that selector's
-    settings with its generator off, and only the rates oracle reads its run."""
+    settings with its generator off, and only the rates oracle reads its run. The small-loss
+    rule reads the same, and its second sentence is the learned selector's student minus it."""
     import pandas as pd
     from l2a_lib.profiles import L2A_PART_SETTINGS, RATES_OF
     from l2a_lib.views.parts import ORACLE_BASE, ORACLES, RANDOM_OF, oracle_verdict
-    perfect, rates = ORACLES
-    assert RATES_OF == {rates: ORACLE_BASE}
+    perfect, rates, rule = ORACLES
+    assert RATES_OF == {rates: ORACLE_BASE, rule: ORACLE_BASE}
     for m, kind in ((perfect, "perfect"), (rates, "rates")):
         assert L2A_PART_SETTINGS[m] == {"corrupt_share": 0.5, "selector_oracle": kind, "generator": False}
         assert L2A_PART_SETTINGS[ORACLE_BASE]["generator"] is False
+    assert L2A_PART_SETTINGS[rule] == {"corrupt_share": 0.5, "selector_rule": "small_loss", "generator": False}
 
     def row(method, reference, diff, wins, word):
         label = report.METHOD_LABELS.get(reference, reference)
@@ -569,9 +571,9 @@ def test_the_probe_oracle_verdicts_read_each_comparison_off_its_own_row():
             assert second == (f"minus the keep-all student: +0.040 {report.interval(0.03, 0.05)} on acc, higher "
                               "at 2 of 3 seeds: dropping them has no clear effect")
         else:
+            part = "its choice within each group" if m == rates else "what its learning adds over the rule"
             assert second == ("the learned selector's student minus it: -0.020 "
-                              f"{report.interval(-0.03, -0.01)} on acc, higher at 0 of 3 seeds: its choice "
-                              "within each group hurts")
+                              f"{report.interval(-0.03, -0.01)} on acc, higher at 0 of 3 seeds: {part} hurts")
         assert oracle_verdict(m, pd.DataFrame(), learned) == "not computed yet"
 
 

@@ -12,8 +12,7 @@
             reward <- change of the student's target-dev metric
             store (state, action, reward)
         update the selector (REINFORCE on discounted returns)
-        update the generator with the L2A loss, weighting samples by the
-            selector's keep probability
+        update the generator with the L2A loss, weighting samples by the selector's keep probability
         log the episode: reward, keep rate, dev metric
         save a checkpoint (a run cut off resumes here: ``checkpoint``)
     restore the student of the best dev metric
@@ -43,8 +42,8 @@ diagnostics of version 1 showed to be inert:
 * the student of the last episode is reported: no model selection on the dev set
   that the reward reads.
 
-``selector_random`` keeps at random at the learned run's keep rates, ``selector_oracle`` by
-the probe's known answer (``l2a.reference``); ``augment=False`` is KD on the originals alone (``kd_only``).
+``selector_random``, ``selector_oracle`` and ``selector_rule`` keep by a fixed rule, not the selector
+(``l2a.reference.keep_rule``); ``augment=False`` is KD on the originals alone (``kd_only``).
 """
 from __future__ import annotations
 
@@ -72,7 +71,7 @@ from .generator import Generator, generator_step
 from .reference import keep_rule
 from .reward import DevReward
 from .kd import KDTerms, last_layer_kd, projection
-from .selector import Policy, Selector, n_features, policy_profile, reward, state_features
+from .selector import Policy, Selector, disagreement_column, n_features, policy_profile, reward, state_features
 from .pool import sample_gallery, sample_pool
 from .static import StaticDistribution
 
@@ -264,7 +263,8 @@ def run_l2a(config: ExperimentConfig, ctx) -> dict:
                                    disable=not progress_enabled(), leave=False),
             states_of=states_of, kd_of=lambda idx: kd_of(pool.enc, idx)[:2],
             originals_of=originals_of, reward=probe, selector=selector,
-            random_keep=None if keep_at is None else lambda idx: keep_at(episode, cache, pool.enc, idx),
+            random_keep=None if keep_at is None else lambda idx, state: keep_at(
+                episode, cache, pool.enc, idx, state[:, disagreement_column(spec.num_labels, regression)]),
             gen=gen, params=params, where=lambda step: f"episode {episode}, step {step}",
             credit_of=credit_of)
         log = {"episode": episode, **rec.summary()}

@@ -84,7 +84,7 @@ def run_episode(stepper: Stepper, model, batches, *, states_of, kd_of, originals
     alone); ``states_of(idx)`` -> (N, F) states; ``kd_of(idx)`` -> (mean L_KD over
     ``idx``, {term: value}); ``originals_of()`` -> (loss, {term: value}) or None;
     ``selector``: the learned policy (acts, remembers, is rewarded; its update is the
-    caller's, once per episode); ``random_keep(idx)``: each sample's keep probability
+    caller's, once per episode); ``random_keep(idx, states)``: each sample's keep probability
     instead (the policy is not asked; ``l2a.reference.keep_rule``); neither: keep everything.
     ``params``: the student's parameters, to measure the gradient share. ``reward``
     must have been started (``DevReward.start``) on ``model``. ``credit_of(idx)`` ->
@@ -117,7 +117,7 @@ def run_episode(stepper: Stepper, model, batches, *, states_of, kd_of, originals
                     actions = selector.act(state, gen)
                     rec.probs.append(selector.last_probs)
                 elif random_keep is not None:
-                    actions = torch.bernoulli(random_keep(idx), generator=gen)
+                    actions = torch.bernoulli(random_keep(idx, state), generator=gen)
                 else:
                     actions = torch.ones(len(idx))
                 rec.actions.append(actions)

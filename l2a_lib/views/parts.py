@@ -10,7 +10,7 @@ from ..data import get_task
 from ..experiment import run_many
 from ..l2a import toy
 from ..profiles import (PARTS_FEWER_SEEDS, PARTS_PROBE_TASKS, PARTS_SEEDS, PROBE_CONTROLS, PROBE_ORACLES,
-                        RATES_OF)
+                        PROBE_RULES, RATES_OF)
 from ..records import load_records, load_test_labels
 from ..report import diagnostics as diag
 from .base import View, pending
@@ -159,13 +159,18 @@ PROBE_SELECTORS = {L2A_PROBE[0]: ("L2A's selector", "", "learned"),
 PROBE_GENERATOR = (L2A_CREDIT[5], L2A_CREDIT[7])
 # each learned selector of a probe -> its student that keeps as many samples at random
 RANDOM_OF = {learned: control for control, learned in PROBE_CONTROLS.items()}
-# the probe's oracles (``profiles.PROBE_ORACLES``: generator off, as in the selector whose
-# random student each is held against): each one's glue key, what it does and what the
-# comparison with that random student measures
-ORACLES = {m: words for m, words in zip(PROBE_ORACLES, (
-    ("probe_oracle_verdict", "drops every corrupted sample", "dropping every corrupted sample"),
-    ("probe_oracle_rates_verdict", "keeps each group at the selector's rates, at random within it",
-     "the selector's separation of the groups")))}
+# the probe's oracles (``profiles.PROBE_ORACLES``) and its rule (``PROBE_RULES``), generator off
+# as in the selector whose random student each is held against: each one's glue key, what it
+# does, what the comparison with that random student measures and (but for the perfect
+# oracle, held against keep-all) what the learned selector's student minus it measures
+KEEPERS = {**PROBE_ORACLES, **PROBE_RULES}  # method -> kind
+_KEEPER_WORDS = {
+    "perfect": ("probe_oracle_verdict", "drops every corrupted sample", "dropping every corrupted sample", None),
+    "rates": ("probe_oracle_rates_verdict", "keeps each group at the selector's rates, at random within it",
+              "the selector's separation of the groups", "its choice within each group"),
+    "small_loss": ("probe_rule_verdict", "keeps the samples of least teacher-student disagreement, at the "
+                   "selector's rate", "the small-loss rule", "what its learning adds over the rule")}
+ORACLES = {m: _KEEPER_WORDS[kind] for m, kind in KEEPERS.items()}
 (ORACLE_BASE,) = set(RATES_OF.values())  # the generator-off equal-weight selector, and its random student
 
 
@@ -188,7 +193,7 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
     samples with wrong teacher targets; each learned selector (``PROBE_SELECTORS``: L2A's
     and our extension's) against keeping all and against keeping as many at random;
     L2A's over 60 episodes with the generator off (``L2A_PROBE_LONG``); the generator-off
-    selector's two oracles against its random student (``ORACLES``); each on the
+    selector's two oracles and its small-loss rule against its random student (``ORACLES``); each on the
     tasks of ``profiles.PARTS_PROBE_TASKS``. Glue names end in ``_<task>`` except on TC."""
     sfx = "" if task == "tc" else f"_{task}"
     keep_all = L2A_PROBE[1]
@@ -228,7 +233,7 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
             runs[f"20 episodes, at random at the {PROBE_SELECTORS[m][2]} rate"] = diag.diagnostics_frame(
                 randoms[m], at_random[m])
     for m, r in oracles.items():
-        runs[f"20 episodes, oracle: {ORACLES[m][1]}"] = diag.diagnostics_frame(r, m)
+        runs[f"20 episodes, {'rule' if m in PROBE_RULES else 'oracle'}: {ORACLES[m][1]}"] = diag.diagnostics_frame(r, m)
     keep = {k: diag.probe_summary(f) for k, f in runs.items()}
     shown = {k: v for k, v in keep.items() if len(v)}
     view.show_when(f"probe_keep{sfx}", shown, lambda: pd.concat(shown, names=["run"]))
@@ -255,13 +260,15 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
         {**learned[on], **learned[off]}, *one, [off], reference=on, task_metrics=TASK_METRICS))
                if on in learned and off in learned else _not_here(off))
     base = {**learned.get(ORACLE_BASE, {}), **randoms.get(ORACLE_BASE, {}), **kept_all}
-    for m, (glue, _, _) in ORACLES.items():  # the oracles against the same random student
+    view.value(f"probe_rule_corr{sfx}", disagreement_corr(learned[ORACLE_BASE]) if ORACLE_BASE in learned
+               else _not_here(ORACLE_BASE))
+    for m, (glue, *_) in ORACLES.items():  # the oracles and the rule against the same random student
         missing = _not_here(m) if m not in oracles or ORACLE_BASE not in randoms else (
             None if oracles[m] else "not computed yet")
         if missing:
             view.value(glue + sfx, missing)
             continue
-        perfect = PROBE_ORACLES[m] == "perfect"  # its sentence reads keep-all; the other's, the selector
+        perfect = KEEPERS[m] == "perfect"  # its sentence reads keep-all; the others', the selector
         controls = [RANDOM_OF[ORACLE_BASE]] + ([keep_all] if perfect else [])
         vs = report.ablation_tests({**oracles[m], **base}, *one, controls, reference=m, task_metrics=TASK_METRICS)
         learned_vs = pd.DataFrame() if perfect else report.ablation_tests(
@@ -270,20 +277,32 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
 
 
 def oracle_verdict(oracle: str, vs: pd.DataFrame, learned: pd.DataFrame) -> str:
-    """An oracle's student (``ORACLES``) against the generator-off selector's random student
-    (``vs``: the paired tests with the oracle as reference), and then against the keep-all
-    student (the perfect oracle) or the learned selector's student against it (the oracle
-    at that selector's rates; ``learned``: the test with the selector as reference)."""
-    _, does, part = ORACLES[oracle]
+    """An oracle's or the rule's student (``ORACLES``) against the generator-off selector's
+    random student (``vs``: the paired tests with the oracle as reference), and then against
+    the keep-all student (the perfect oracle) or the learned selector's student against it
+    (the oracle at that selector's rates, the rule; ``learned``: the test with the selector
+    as reference)."""
+    _, does, part, learned_part = ORACLES[oracle]
     if not len(vs):
         return "not computed yet"
     words = _paired_words(vs[vs.method == RANDOM_OF[ORACLE_BASE]], oracle, f"the student that {does} minus the "
                           "student that keeps at random at the generator-off selector's rate", part)
-    if PROBE_ORACLES[oracle] == "perfect":
+    if KEEPERS[oracle] == "perfect":
         return words + "; " + _paired_words(vs[vs.method == L2A_PROBE[1]], oracle, "minus the keep-all student",
                                             "dropping them")
     return words + "; " + _paired_words(learned, ORACLE_BASE, "the learned selector's student minus it",
-                                        "its choice within each group")
+                                        learned_part)
+
+
+def disagreement_corr(records: dict, window: int = 5) -> str:
+    """The range, over each seed's last ``window`` episodes, of the correlation between a
+    selector's keep probability and the teacher-student disagreement (the episode log's
+    ``keep_corr_disagreement``, ``selector.policy_profile``): how much it acts as a small-loss rule."""
+    vals = [e["keep_corr_disagreement"] for rec in records.values()
+            for e in rec["extra"]["episodes"][-window:] if e.get("keep_corr_disagreement") is not None]
+    if not vals:
+        return "not computed yet"
+    return f"from {min(vals):+.2f} to {max(vals):+.2f} (last {window} episodes of {len(records)} seeds)"
 
 
 def _not_here(method: str) -> str:
