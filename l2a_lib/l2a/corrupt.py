@@ -23,7 +23,9 @@ off in both, so that it compares the choice of samples alone. Two oracles, with 
 generator off too, read the flags (``l2a.reference.keep_rule``): ``..._gen_off_oracle``
 drops every corrupted sample (what any selection could gain in the probe) and
 ``..._gen_off_rates`` keeps each group at the generator-off selector's rates, at random
-within it (what that selector's separation alone is worth).
+within it (what that selector's separation alone is worth). A fixed rule that does not
+read them, ``..._gen_off_small_loss``, keeps that selector's rate, the samples of least
+teacher-student disagreement first: does the learned selector beat a small-loss filter?
 
 Which inputs are corrupted is a function of the input's token ids and the run's seed
 (a hash), so a resumed run corrupts the same ones without any state.
