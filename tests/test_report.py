@@ -782,3 +782,25 @@ def test_the_positive_class_table_splits_f1_into_share_precision_and_recall():
     assert view.values["final_pi_positive_share"] == "0.200"
     assert view.values["final_pi_under_every_seed"] == \
         f"{report.METHOD_LABELS['l2a']}, {report.METHOD_LABELS['majority']}"  # not Teacher-FT
+
+
+def test_the_probe_counts_the_corrupted_share_of_the_kept_samples_and_the_disagreement_correlation():
+    """``kept_corrupted_share`` weights each episode's keep rates by its corrupted share and
+    pool (so a student that keeps everything keeps the pool's share); episodes without the
+    split are left out. ``disagreement_corr`` reads the last episodes' correlation."""
+    from l2a_lib.views.parts import disagreement_corr, kept_corrupted_share
+
+    def ep(kc, kl, share, pool, corr=None):
+        return {"keep_corrupted": kc, "keep_clean": kl, "corrupted_share": share, "pool": pool,
+                "keep_corr_disagreement": corr}
+    # episode 1: 0.5 * 0.5 * 100 = 25 corrupted, 1.0 * 0.5 * 100 = 50 clean kept;
+    # episode 2: 0.0 corrupted, 0.5 * 0.6 * 200 = 60 clean; episode 3 has no split
+    recs = {("tc", "m", 0): {"extra": {"episodes": [ep(0.5, 1.0, 0.5, 100, -0.5), ep(0.0, 0.5, 0.4, 200, -0.7)]}},
+            ("tc", "m", 1): {"extra": {"episodes": [ep(None, None, None, 50, -0.2)]}}}
+    assert kept_corrupted_share(recs) == pytest.approx(25 / 135)
+    keep_all = {("tc", "m", 0): {"extra": {"episodes": [ep(1.0, 1.0, 0.3, 80), ep(1.0, 1.0, 0.5, 80)]}}}
+    assert kept_corrupted_share(keep_all) == pytest.approx(0.4)
+    assert kept_corrupted_share({("tc", "m", 1): recs[("tc", "m", 1)]}) is None
+    assert disagreement_corr(recs, window=5) == "from -0.70 to -0.20 (last 5 episodes of 2 seeds)"
+    assert disagreement_corr(recs, window=1) == "from -0.70 to -0.20 (last 1 episodes of 2 seeds)"
+    assert disagreement_corr({}) == "not computed yet"

@@ -232,3 +232,24 @@ def plot_budget(study: pd.DataFrame, real_episodes: int | None = None):
     axes[0][-1].legend(fontsize=8, frameon=False, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def plot_probe_dose(points: pd.DataFrame, reference=("its random student", "the perfect oracle")):
+    """Each probe student's test score against the share of corrupted samples among those it
+    kept (``points``: columns student, share, score, metric, task; one point per seed, one
+    marker per student). The dashed line joins the means of the two ``reference`` students:
+    where a student's score depended only on how many corrupted samples it kept, its points
+    would lie near that line; below it, the samples it kept teach less than their count says."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    for (who, g), marker in zip(points.groupby("student", sort=False), "osD^vP"):
+        ax.plot(g.share, g.score, marker, label=who, ms=6, alpha=0.8)
+    means = points.groupby("student")[["share", "score"]].mean()
+    if all(r in means.index for r in reference):
+        ax.plot(*means.loc[list(reference)].values.T, "--", color="0.5", lw=1)
+    task = TASK_LABELS.get(points.task.iloc[0], points.task.iloc[0])
+    ax.set_xlabel("corrupted share of the kept samples (all episodes)")
+    ax.set_ylabel(f"{task} test {points.metric.iloc[0]}")
+    ax.legend(fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig

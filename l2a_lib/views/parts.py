@@ -105,7 +105,7 @@ def l2a_parts(profile="cpu", tasks=("tc", "pi"), seeds=PARTS_SEEDS, allow_traini
             _probe(view, seeds, records, labels, kinds, kw, task)
         else:  # the page keeps its layout
             sfx = "" if task == "tc" else f"_{task}"
-            for key in ("probe_means", "probe_keep", "probe_plot", "probe_by_class"):
+            for key in ("probe_means", "probe_keep", "probe_plot", "probe_by_class", "probe_dose_plot"):
                 view.show(key + sfx, pending())
             for name in probe_glue_names():
                 view.value(name + sfx, "not computed yet")
@@ -171,6 +171,7 @@ _KEEPER_WORDS = {
     "small_loss": ("probe_rule_verdict", "keeps the samples of least teacher-student disagreement, at the "
                    "selector's rate", "the small-loss rule", "what its learning adds over the rule")}
 ORACLES = {m: _KEEPER_WORDS[kind] for m, kind in KEEPERS.items()}
+KEEPER_NAMES = {"perfect": "perfect oracle", "rates": "rates oracle", "small_loss": "small-loss rule"}
 (ORACLE_BASE,) = set(RATES_OF.values())  # the generator-off equal-weight selector, and its random student
 
 
@@ -182,10 +183,10 @@ def probe_glue(selector: str, random: bool = False) -> str:
 
 
 def probe_glue_names() -> list[str]:
-    """Every verdict the probe sections glue (before the task's suffix)."""
+    """Every verdict (and figure in words) the probe sections glue (before the task's suffix)."""
     return [*(probe_glue(m) for m in PROBE_SELECTORS),
             *(probe_glue(m, True) for m in PROBE_SELECTORS if m in RANDOM_OF), "probe_generator_verdict",
-            *(glue for glue, *_ in ORACLES.values())]
+            *(glue for glue, *_ in ORACLES.values()), "probe_rule_corr", "probe_kept_corrupted"]
 
 
 def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
@@ -262,6 +263,18 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
     base = {**learned.get(ORACLE_BASE, {}), **randoms.get(ORACLE_BASE, {}), **kept_all}
     view.value(f"probe_rule_corr{sfx}", disagreement_corr(learned[ORACLE_BASE]) if ORACLE_BASE in learned
                else _not_here(ORACLE_BASE))
+    kept_by = {"the learned selector": learned.get(ORACLE_BASE), "its random student": randoms.get(ORACLE_BASE),
+               **{f"the {KEEPER_NAMES[KEEPERS[m]]}": r for m, r in oracles.items()}}
+    shares = {who: kept_corrupted_share(r) for who, r in kept_by.items() if r}
+    view.value(f"probe_kept_corrupted{sfx}", "; ".join(f"{who} {v:.0%}" for who, v in shares.items() if v is not None)
+               or _not_here(ORACLE_BASE))
+    metric = TASK_METRICS.get(task, "acc")
+    points = pd.DataFrame([{"task": task, "student": who, "metric": metric, "share": kept_corrupted_share({k: rec}),
+                            "score": next(r["value"] for r in rec["rows"]
+                                          if r["split"] == "test" and r["metric"] == metric)}
+                           for who, r in kept_by.items() if r for k, rec in r.items()])
+    view.show_when(f"probe_dose_plot{sfx}", len(points) and points.student.nunique() > 1,
+                   lambda: diag.plot_probe_dose(points.dropna()))
     for m, (glue, *_) in ORACLES.items():  # the oracles and the rule against the same random student
         missing = _not_here(m) if m not in oracles or ORACLE_BASE not in randoms else (
             None if oracles[m] else "not computed yet")
@@ -303,6 +316,19 @@ def disagreement_corr(records: dict, window: int = 5) -> str:
     if not vals:
         return "not computed yet"
     return f"from {min(vals):+.2f} to {max(vals):+.2f} (last {window} episodes of {len(records)} seeds)"
+
+
+def kept_corrupted_share(records: dict) -> float | None:
+    """The share of corrupted samples among those a probe's runs kept, over all their
+    episodes and seeds (from each episode's keep rates, corrupted share and pool size)."""
+    corrupted = clean = 0.0
+    for rec in records.values():
+        for e in rec["extra"]["episodes"]:
+            if None in (e.get("keep_corrupted"), e.get("keep_clean"), e.get("corrupted_share")):
+                continue
+            corrupted += e["keep_corrupted"] * e["corrupted_share"] * e["pool"]
+            clean += e["keep_clean"] * (1 - e["corrupted_share"]) * e["pool"]
+    return corrupted / (corrupted + clean) if corrupted + clean > 0 else None
 
 
 def _not_here(method: str) -> str:
