@@ -270,8 +270,8 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
                or _not_here(ORACLE_BASE))
     metric = TASK_METRICS.get(task, "acc")
     points = pd.DataFrame([{"task": task, "student": who, "metric": metric, "share": kept_corrupted_share({k: rec}),
-                            "score": next(r["value"] for r in rec["rows"]
-                                          if r["split"] == "test" and r["metric"] == metric)}
+                            "score": next(row["value"] for row in rec["rows"]
+                                          if row["split"] == "test" and row["metric"] == metric)}
                            for who, r in kept_by.items() if r for k, rec in r.items()])
     view.show_when(f"probe_dose_plot{sfx}", len(points) and points.student.nunique() > 1,
                    lambda: diag.plot_probe_dose(points.dropna()))
