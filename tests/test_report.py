@@ -804,3 +804,26 @@ def test_the_probe_counts_the_corrupted_share_of_the_kept_samples_and_the_disagr
     assert disagreement_corr(recs, window=5) == "from -0.70 to -0.20 (last 5 episodes of 2 seeds)"
     assert disagreement_corr(recs, window=1) == "from -0.70 to -0.20 (last 1 episodes of 2 seeds)"
     assert disagreement_corr({}) == "not computed yet"
+
+
+def test_the_probe_dose_plot_draws_each_student_and_the_line_through_the_two_reference_means():
+    import matplotlib
+    matplotlib.use("Agg")
+    import pandas as pd
+    from l2a_lib.report.diagnostics import plot_probe_dose
+    points = pd.DataFrame([{"task": "tc", "metric": "acc", "student": who, "share": share, "score": score}
+                           for who, share, score in (("random", 0.5, 0.64), ("random", 0.48, 0.66),
+                                                     ("oracle", 0.0, 0.70), ("oracle", 0.0, 0.72),
+                                                     ("rule", 0.2, 0.65))])
+    ax = plot_probe_dose(points, ("random", "oracle")).axes[0]
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines[:3]] == ["random", "oracle", "rule"]
+    assert [len(line.get_xdata()) for line in lines[:3]] == [2, 2, 1]
+    dashed = [line for line in lines if line.get_linestyle() == "--"]
+    assert len(dashed) == 1
+    assert list(dashed[0].get_xdata()) == pytest.approx([0.49, 0.0])
+    assert list(dashed[0].get_ydata()) == pytest.approx([0.65, 0.71])
+    assert ax.get_ylabel() == "TC test acc"
+    # without one of the two reference students, no line
+    no_line = plot_probe_dose(points[points.student != "oracle"], ("random", "oracle")).axes[0]
+    assert not [line for line in no_line.get_lines() if line.get_linestyle() == "--"]

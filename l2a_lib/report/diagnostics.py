@@ -234,12 +234,13 @@ def plot_budget(study: pd.DataFrame, real_episodes: int | None = None):
     return fig
 
 
-def plot_probe_dose(points: pd.DataFrame, reference=("its random student", "the perfect oracle")):
+def plot_probe_dose(points: pd.DataFrame, reference: tuple[str, str]):
     """Each probe student's test score against the share of corrupted samples among those it
     kept (``points``: columns student, share, score, metric, task; one point per seed, one
-    marker per student). The dashed line joins the means of the two ``reference`` students:
-    where a student's score depended only on how many corrupted samples it kept, its points
-    would lie near that line; below it, the samples it kept teach less than their count says."""
+    marker per student). The dashed line joins the means of the two ``reference`` students
+    (the page's: the random student and the perfect oracle): where a student's score
+    depended only on how many corrupted samples it kept, and in proportion, its points would
+    lie near that line."""
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     for (who, g), marker in zip(points.groupby("student", sort=False), "osD^vP"):

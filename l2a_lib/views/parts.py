@@ -263,7 +263,8 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
     base = {**learned.get(ORACLE_BASE, {}), **randoms.get(ORACLE_BASE, {}), **kept_all}
     view.value(f"probe_rule_corr{sfx}", disagreement_corr(learned[ORACLE_BASE]) if ORACLE_BASE in learned
                else _not_here(ORACLE_BASE))
-    kept_by = {"the learned selector": learned.get(ORACLE_BASE), "its random student": randoms.get(ORACLE_BASE),
+    line = ("its random student", f"the {KEEPER_NAMES['perfect']}")  # the figure's dashed line joins these
+    kept_by = {"the learned selector": learned.get(ORACLE_BASE), line[0]: randoms.get(ORACLE_BASE),
                **{f"the {KEEPER_NAMES[KEEPERS[m]]}": r for m, r in oracles.items()}}
     shares = {who: kept_corrupted_share(r) for who, r in kept_by.items() if r}
     view.value(f"probe_kept_corrupted{sfx}", "; ".join(f"{who} {v:.0%}" for who, v in shares.items() if v is not None)
@@ -274,7 +275,7 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
                                           if row["split"] == "test" and row["metric"] == metric)}
                            for who, r in kept_by.items() if r for k, rec in r.items()])
     view.show_when(f"probe_dose_plot{sfx}", len(points) and points.student.nunique() > 1,
-                   lambda: diag.plot_probe_dose(points.dropna()))
+                   lambda: diag.plot_probe_dose(points.dropna(), line))
     for m, (glue, *_) in ORACLES.items():  # the oracles and the rule against the same random student
         missing = _not_here(m) if m not in oracles or ORACLE_BASE not in randoms else (
             None if oracles[m] else "not computed yet")
