@@ -94,6 +94,12 @@ def read_record(path) -> dict:
     return record
 
 
+def score_on_test(record: dict, metric: str) -> float:
+    """The record's test score on ``metric`` (NaN where it has none)."""
+    return next((r["value"] for r in record["rows"] if r["split"] == "test" and r["metric"] == metric),
+                float("nan"))
+
+
 def load_record(config: ExperimentConfig, results_dir=None) -> dict:
     """The full cached record of a run (rows plus everything the method logged)."""
     path = cache_path(config, Context(results_dir=results_dir))

@@ -827,3 +827,13 @@ def test_the_probe_dose_plot_draws_each_student_and_the_line_through_the_two_ref
     # without one of the two reference students, no line
     no_line = plot_probe_dose(points[points.student != "oracle"], ("random", "oracle")).axes[0]
     assert not [line for line in no_line.get_lines() if line.get_linestyle() == "--"]
+
+
+def test_score_on_test_reads_the_test_row_of_the_metric_or_nan():
+    import math
+    from l2a_lib.records import score_on_test
+    record = {"rows": [{"split": "dev", "metric": "acc", "value": 0.9},
+                       {"split": "test", "metric": "acc", "value": 0.7},
+                       {"split": "test", "metric": "f1", "value": 0.4}]}
+    assert score_on_test(record, "acc") == 0.7 and score_on_test(record, "f1") == 0.4
+    assert math.isnan(score_on_test(record, "pearson"))

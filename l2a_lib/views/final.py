@@ -22,7 +22,7 @@ from ..config import L2A_METHODS
 from ..experiment import run_many
 from ..pages import AUGMENT_CONTROL, LEARNING_CONTROLS
 from ..profiles import runs_on
-from ..records import load_records, load_test_labels
+from ..records import load_records, load_test_labels, score_on_test
 from ..tasks import HEADLINE_METRICS
 from .base import View, pending
 from .results import (LARGER, glue_constant_methods, glue_means, glue_verdicts, page_runs,
@@ -99,8 +99,7 @@ def recomputed_pairs(tasks, methods, seeds, profile="cpu", results_dir=None) -> 
                 if first.hash() == final.hash() or not all(p.is_file() for p in pair):
                     continue
                 recs = [read_record(p) for p in pair]
-                score = [next((r["value"] for r in rec["rows"] if r["split"] == "test"
-                               and r["metric"] == metric), float("nan")) for rec in recs]
+                score = [score_on_test(rec, metric) for rec in recs]
                 epoch = [(rec.get("extra") or {}).get("fine_tune", {}).get("best_epoch") for rec in recs]
                 where = [_where(rec) for rec in recs]
                 rows.append({"task": report.TASK_LABELS[task], "method": report.METHOD_LABELS.get(m, m),

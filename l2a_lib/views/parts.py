@@ -11,7 +11,7 @@ from ..experiment import run_many
 from ..l2a import toy
 from ..profiles import (PARTS_FEWER_SEEDS, PARTS_PROBE_TASKS, PARTS_SEEDS, PROBE_CONTROLS, PROBE_ORACLES,
                         PROBE_RULES, RATES_OF)
-from ..records import load_records, load_test_labels
+from ..records import load_records, load_test_labels, score_on_test
 from ..report import diagnostics as diag
 from .base import View, pending
 from .final_generator import CONTROL_TASKS, final_generator
@@ -271,8 +271,7 @@ def _probe(view, seeds, records, labels, kinds, kw, task="tc"):
                or _not_here(ORACLE_BASE))
     metric = TASK_METRICS.get(task, "acc")
     points = pd.DataFrame([{"task": task, "student": who, "metric": metric, "share": kept_corrupted_share({k: rec}),
-                            "score": next(row["value"] for row in rec["rows"]
-                                          if row["split"] == "test" and row["metric"] == metric)}
+                            "score": score_on_test(rec, metric)}
                            for who, r in kept_by.items() if r for k, rec in r.items()])
     view.show_when(f"probe_dose_plot{sfx}", len(points) and points.student.nunique() > 1,
                    lambda: diag.plot_probe_dose(points.dropna(), line))
